@@ -1,0 +1,1 @@
+//! Carrier REST clients and webhook signature checks (filled in by the phone-numbers work).

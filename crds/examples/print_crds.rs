@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", switchboard_crds::all_crds_yaml().unwrap());
+}

@@ -1,0 +1,67 @@
+//! The Switchboard Kubernetes API (`voice.switchboard.dev/v1alpha1`).
+//!
+//! * [`Tenant`] — cluster-scoped; one customer's isolated voice stack.
+//! * [`PhoneNumber`] — namespaced; a number bought from (or imported into) a carrier.
+//! * [`Campaign`] — namespaced; an outbound calling campaign.
+//!
+//! These types are the single source of truth for the CRD YAML under
+//! `charts/switchboard/crds/` (see [`crd_yaml`]) and for what the operator, the gateway and
+//! the runtime exchange.
+
+pub mod campaign;
+pub mod conditions;
+pub mod events;
+pub mod phone_number;
+pub mod plan;
+pub mod tenant;
+
+pub use campaign::{Campaign, CampaignPhase, CampaignSpec, CampaignStatus};
+pub use conditions::{ConditionStatus, set_condition};
+pub use phone_number::{DeletionPolicy, PhoneNumber, PhoneNumberSpec, PhoneNumberStatus};
+pub use plan::{Plan, PlanLimits};
+pub use tenant::{CarrierKind, Tenant, TenantSpec, TenantStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of every Switchboard resource.
+pub const API_GROUP: &str = "voice.switchboard.dev";
+/// The served and stored version.
+pub const API_VERSION: &str = "v1alpha1";
+/// Label put on every object Switchboard creates, naming the tenant it belongs to.
+pub const TENANT_LABEL: &str = "voice.switchboard.dev/tenant";
+/// Crossplane-style annotation holding the carrier's id of a bought or imported resource.
+pub const EXTERNAL_NAME_ANNOTATION: &str = "voice.switchboard.dev/external-name";
+
+/// All CustomResourceDefinitions, in a stable order.
+pub fn all_crds() -> Vec<CustomResourceDefinition> {
+    vec![Tenant::crd(), PhoneNumber::crd(), Campaign::crd()]
+}
+
+/// Errors while rendering the CRDs.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The CRD could not be serialised to YAML.
+    #[error("cannot serialise CRD to YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+}
+
+/// One CRD as the YAML document committed under `charts/switchboard/crds/`.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, RenderError> {
+    Ok(serde_yaml::to_string(crd)?)
+}
+
+/// The file name a CRD is stored under, e.g. `tenants.voice.switchboard.dev.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
+}
+
+/// All CRDs as one multi-document YAML stream (what `switchboard-operator crds` prints).
+pub fn all_crds_yaml() -> Result<String, RenderError> {
+    let mut out = String::new();
+    for crd in all_crds() {
+        out.push_str("---\n");
+        out.push_str(&crd_yaml(&crd)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! The public control plane (filled in by the gateway work).

@@ -1,0 +1,1 @@
+//! The per-tenant voice runtime (filled in by the runtime work).
