@@ -1,0 +1,329 @@
+//! The tenant's voice runtime: ServiceAccount, agent ConfigMap, Deployment, Service and PDB.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use switchboard_crds::Tenant;
+
+use super::labels::{RUNTIME_NAME, child_meta, runtime_labels, runtime_selector, tenant_name};
+use super::quota::runtime_resources;
+use crate::config::OperatorConfig;
+
+/// Port the runtime serves media WebSockets, health and metrics on.
+pub const RUNTIME_PORT: i32 = 8080;
+/// Port of the gateway's internal API.
+pub const GATEWAY_PORT: i32 = 8080;
+/// ConfigMap holding the agent configuration (`agent.json`), mounted into the runtime.
+pub const AGENT_CONFIG_MAP: &str = "switchboard-agent";
+/// Secret the gateway writes the tenant's provider keys into, unless the Tenant names another.
+pub const DEFAULT_PROVIDER_SECRET: &str = "provider-keys";
+/// Key of the per-tenant token the runtime presents to the gateway's internal API.
+pub const EVENTS_TOKEN_KEY: &str = "SWITCHBOARD_EVENTS_TOKEN";
+/// Non-root user of the runtime image (distroless `nonroot`).
+const RUNTIME_UID: i64 = 65532;
+
+/// The runtime's ServiceAccount. No token is mounted: the runtime never calls the API server.
+pub fn service_account(tenant: &Tenant, namespace: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: child_meta(tenant, namespace, RUNTIME_NAME),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+/// The agent configuration the runtime reads (and reloads when the ConfigMap changes).
+pub fn agent_config_map(tenant: &Tenant, namespace: &str) -> Result<ConfigMap, serde_json::Error> {
+    let agent = serde_json::to_string_pretty(&tenant.spec.agent)?;
+    Ok(ConfigMap {
+        metadata: child_meta(tenant, namespace, AGENT_CONFIG_MAP),
+        data: Some(BTreeMap::from([
+            ("agent.json".to_owned(), agent),
+            ("tenant".to_owned(), tenant_name(tenant)),
+        ])),
+        ..ConfigMap::default()
+    })
+}
+
+/// Replicas the Deployment should run: none while suspended.
+pub fn desired_replicas(tenant: &Tenant) -> i32 {
+    if tenant.spec.suspended {
+        0
+    } else {
+        tenant.spec.runtime.replicas.max(0)
+    }
+}
+
+fn provider_secret_name(tenant: &Tenant) -> String {
+    tenant
+        .spec
+        .provider_secret_ref
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PROVIDER_SECRET.to_owned())
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// Pod Security Standard `restricted`, the values its admission check demands.
+fn restricted_container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUNTIME_UID),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
+    let name = tenant_name(tenant);
+    let image = tenant
+        .spec
+        .runtime
+        .image
+        .clone()
+        .unwrap_or_else(|| config.runtime_image.clone());
+    Container {
+        name: "runtime".into(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".into()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: RUNTIME_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(vec![
+            env("SWITCHBOARD_TENANT", name),
+            env("SWITCHBOARD_LISTEN", format!("0.0.0.0:{RUNTIME_PORT}")),
+            env("SWITCHBOARD_LOG_FORMAT", "json"),
+            env(
+                "SWITCHBOARD_MAX_CONCURRENT_CALLS",
+                tenant.spec.runtime.max_concurrent_calls.to_string(),
+            ),
+            env("SWITCHBOARD_AGENT_CONFIG_DIR", "/etc/switchboard/agent"),
+            env("SWITCHBOARD_PROVIDER_KEYS_DIR", "/etc/switchboard/keys"),
+            env(
+                "SWITCHBOARD_GATEWAY_EVENTS_URL",
+                format!(
+                    "{}/internal/v1/events",
+                    config.gateway_internal_url.trim_end_matches('/')
+                ),
+            ),
+            EnvVar {
+                name: "SWITCHBOARD_INTERNAL_TOKEN".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: provider_secret_name(tenant),
+                        key: EVENTS_TOKEN_KEY.into(),
+                        optional: Some(true),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+        ]),
+        resources: Some(runtime_resources(tenant)),
+        readiness_probe: Some(http_probe("/readyz", 5, 2)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "agent-config".into(),
+                mount_path: "/etc/switchboard/agent".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "provider-keys".into(),
+                mount_path: "/etc/switchboard/keys".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    }
+}
+
+fn runtime_volumes(tenant: &Tenant) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: "agent-config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: AGENT_CONFIG_MAP.into(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "provider-keys".into(),
+            // Optional: a tenant on builtin providers has no keys, and the gateway may create
+            // the Secret after the runtime starts (mounted Secrets update in place).
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(provider_secret_name(tenant)),
+                optional: Some(true),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    "64Mi".into(),
+                )),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ]
+}
+
+/// The runtime Deployment. Config changes do not restart pods (the runtime reloads its mounted
+/// config), so live calls are not cut by a prompt edit; rollouts surge before they remove.
+pub fn deployment(tenant: &Tenant, namespace: &str, config: &OperatorConfig) -> Deployment {
+    let name = tenant_name(tenant);
+    let labels = runtime_labels(&name);
+    let mut metadata = child_meta(tenant, namespace, RUNTIME_NAME);
+    metadata.labels = Some(labels.clone());
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: Some(desired_replicas(tenant)),
+            selector: LabelSelector {
+                match_labels: Some(runtime_selector(&name)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(RUNTIME_NAME.into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(
+                        tenant.spec.runtime.termination_grace_period_seconds,
+                    ),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUNTIME_UID),
+                        run_as_group: Some(RUNTIME_UID),
+                        fs_group: Some(RUNTIME_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![runtime_container(tenant, config)],
+                    volumes: Some(runtime_volumes(tenant)),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The runtime Service the gateway proxies media to (ClusterIP only: never exposed publicly).
+pub fn service(tenant: &Tenant, namespace: &str) -> Service {
+    let name = tenant_name(tenant);
+    let mut metadata = child_meta(tenant, namespace, RUNTIME_NAME);
+    metadata.labels = Some(runtime_labels(&name));
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(runtime_selector(&name)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: RUNTIME_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// A PodDisruptionBudget keeping all but one runtime pod up during node drains; only when
+/// there is more than one replica (with one, a PDB would block drains forever).
+pub fn pod_disruption_budget(tenant: &Tenant, namespace: &str) -> Option<PodDisruptionBudget> {
+    if desired_replicas(tenant) <= 1 {
+        return None;
+    }
+    let mut metadata = child_meta(tenant, namespace, RUNTIME_NAME);
+    metadata.labels = Some(runtime_labels(&tenant_name(tenant)));
+    Some(PodDisruptionBudget {
+        metadata,
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(runtime_selector(&tenant_name(tenant))),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// In-cluster URL of the runtime Service.
+pub fn runtime_endpoint(namespace: &str) -> String {
+    format!("http://{RUNTIME_NAME}.{namespace}.svc.cluster.local:{RUNTIME_PORT}")
+}

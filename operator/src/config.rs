@@ -1,0 +1,38 @@
+//! Operator settings that shape every tenant's stack (flags and env, see `main.rs`).
+
+/// Settings the desired-state builders and controllers need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Prefix of tenant namespaces: tenant `acme` lives in `{prefix}acme`.
+    pub namespace_prefix: String,
+    /// Namespace the gateway runs in: the only source of ingress to tenant runtimes.
+    pub gateway_namespace: String,
+    /// In-cluster base URL of the gateway's internal API (runtime events go there).
+    pub gateway_internal_url: String,
+    /// Public base URL of the gateway that carriers call (webhooks on numbers point here).
+    pub gateway_public_url: String,
+    /// Default voice-runtime image (a Tenant may override it).
+    pub runtime_image: String,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            namespace_prefix: "tenant-".into(),
+            gateway_namespace: "switchboard-system".into(),
+            gateway_internal_url: "http://switchboard-gateway.switchboard-system.svc:8080".into(),
+            gateway_public_url: "https://voice.example.com".into(),
+            runtime_image: format!(
+                "ghcr.io/switchboard-voice/switchboard-runtime:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        }
+    }
+}
+
+impl OperatorConfig {
+    /// The namespace holding a tenant's stack.
+    pub fn tenant_namespace(&self, tenant: &str) -> String {
+        format!("{}{}", self.namespace_prefix, tenant)
+    }
+}

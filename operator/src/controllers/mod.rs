@@ -1,0 +1,144 @@
+//! Controllers: compare desired state with the cluster and converge them.
+
+pub mod apply;
+pub mod tenant;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+
+/// Errors a reconcile can end with. Each is retried with per-object exponential backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing a finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// An object could not be serialised.
+    #[error("serialisation: {0}")]
+    Serialization(#[from] serde_json::Error),
+    /// The object was missing a field the API server always sets.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+    /// Cleanup is waiting for dependent objects (e.g. numbers being released) to go.
+    #[error("waiting for {0}")]
+    Waiting(String),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Finalizer(_) => "finalizer",
+            Error::Serialization(_) => "serialization",
+            Error::MissingField(_) => "missing_field",
+            Error::Waiting(_) => "waiting",
+        }
+    }
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Operator settings.
+    pub config: OperatorConfig,
+    /// Metrics to update.
+    pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    backoff: Backoff,
+}
+
+impl Context {
+    /// A context reporting Events as `reporter`.
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+    ) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// The requeue after a failed reconcile of `key`: 1 s, 2 s, 4 s … capped at 5 minutes.
+    pub fn backoff_after_failure(&self, key: &str, error: &Error) -> Action {
+        if matches!(error, Error::Waiting(_)) {
+            return Action::requeue(Duration::from_secs(5));
+        }
+        Action::requeue(self.backoff.next_delay(key))
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn reset_backoff(&self, key: &str) {
+        self.backoff.reset(key);
+    }
+}
+
+/// Per-object exponential backoff, so a broken object neither spins nor delays others.
+#[derive(Default)]
+struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    fn next_delay(&self, key: &str) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Self::MAX;
+        };
+        let n = failures.entry(key.to_owned()).or_default();
+        let delay = Self::BASE
+            .saturating_mul(2u32.saturating_pow(*n))
+            .min(Self::MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    fn reset(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_object_and_resets() {
+        let backoff = Backoff::default();
+        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay("a").as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8]);
+        assert_eq!(
+            backoff.next_delay("b").as_secs(),
+            1,
+            "other objects are unaffected"
+        );
+        for _ in 0..20 {
+            backoff.next_delay("a");
+        }
+        assert_eq!(backoff.next_delay("a").as_secs(), 300, "capped");
+        backoff.reset("a");
+        assert_eq!(backoff.next_delay("a").as_secs(), 1);
+    }
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics of the operator: reconciles, failures, duration, tenants by condition.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// The operator's metrics, registered in one [`Registry`] served on `/metrics`.
+pub struct Metrics {
+    /// Registry to serve.
+    pub registry: Registry,
+    reconciles: IntCounterVec,
+    failures: IntCounterVec,
+    duration: HistogramVec,
+    tenants_by_condition: IntGaugeVec,
+    /// Latest condition statuses per tenant, from which the gauge is recomputed.
+    tenant_conditions: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "switchboard_operator_reconciles_total",
+                "Reconciles run, by controller",
+            ),
+            &["controller"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "switchboard_operator_reconcile_errors_total",
+                "Reconciles that failed, by controller and error kind",
+            ),
+            &["controller", "error"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_operator_reconcile_duration_seconds",
+                "Duration of one reconcile",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["controller"],
+        )?;
+        let tenants_by_condition = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_operator_tenants",
+                "Tenants by condition type and status",
+            ),
+            &["condition", "status"],
+        )?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(tenants_by_condition.clone()))?;
+        Ok(Self {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            tenants_by_condition,
+            tenant_conditions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts a reconcile and times it until the returned guard is dropped.
+    pub fn reconcile_started(&self, controller: &str) -> ReconcileTimer {
+        self.reconciles.with_label_values(&[controller]).inc();
+        ReconcileTimer {
+            histogram: self.duration.with_label_values(&[controller]),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn reconcile_failed(&self, controller: &str, error_kind: &str) {
+        self.failures
+            .with_label_values(&[controller, error_kind])
+            .inc();
+    }
+
+    /// Records a tenant's current conditions (`type` → `status`).
+    pub fn observe_tenant(&self, tenant: &str, conditions: BTreeMap<String, String>) {
+        self.update_tenants(|all| {
+            all.insert(tenant.to_owned(), conditions);
+        });
+    }
+
+    /// Forgets a deleted tenant.
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.update_tenants(|all| {
+            all.remove(tenant);
+        });
+    }
+
+    fn update_tenants(&self, change: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>)) {
+        let Ok(mut all) = self.tenant_conditions.lock() else {
+            return;
+        };
+        change(&mut all);
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for conditions in all.values() {
+            for (type_, status) in conditions {
+                *counts.entry((type_.clone(), status.clone())).or_default() += 1;
+            }
+        }
+        self.tenants_by_condition.reset();
+        for ((type_, status), n) in counts {
+            self.tenants_by_condition
+                .with_label_values(&[&type_, &status])
+                .set(n);
+        }
+    }
+}
+
+/// Observes the reconcile duration when dropped.
+pub struct ReconcileTimer {
+    histogram: prometheus::Histogram,
+    started: Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_gauge_counts_current_conditions_only() {
+        let metrics = Metrics::new().unwrap();
+        let ready = |s: &str| BTreeMap::from([("Ready".to_owned(), s.to_owned())]);
+        metrics.observe_tenant("a", ready("True"));
+        metrics.observe_tenant("b", ready("True"));
+        metrics.observe_tenant("a", ready("False"));
+        metrics.forget_tenant("b");
+        let text = switchboard_telemetry::render_metrics(&metrics.registry).unwrap();
+        assert!(
+            text.contains(r#"switchboard_operator_tenants{condition="Ready",status="False"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"status="True"} 1"#), "{text}");
+    }
+}
