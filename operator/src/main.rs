@@ -1,1 +1,269 @@
-fn main() {}
+//! `switchboard-operator`: run the controllers, print the CRDs, or render a Tenant's objects.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use kube::Client;
+use kube::runtime::events::Reporter;
+use switchboard_crds::Tenant;
+use switchboard_operator::controllers::{self, Context};
+use switchboard_operator::leader::{LeaseSettings, run_as_leader};
+use switchboard_operator::metrics::Metrics;
+use switchboard_operator::{OperatorConfig, builders};
+use switchboard_telemetry::{
+    LogFormat, ReadinessCheck, init_logging, observability_router, shutdown_signal,
+};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard-operator",
+    version,
+    about = "Reconciles Switchboard tenants into voice stacks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controllers (the default).
+    Run,
+    /// Print the CustomResourceDefinitions as YAML, or write one file each into a directory.
+    Crds {
+        /// Write `<name>.yaml` files here instead of printing.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
+    /// Print the objects the operator would apply for a Tenant manifest (for GitOps reviews).
+    Render {
+        /// Tenant manifest (YAML).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// Prefix of tenant namespaces.
+    #[arg(long, env = "SWITCHBOARD_NAMESPACE_PREFIX", default_value = "tenant-")]
+    namespace_prefix: String,
+    /// Namespace the gateway runs in (the only ingress source of tenant runtimes).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_NAMESPACE",
+        default_value = "switchboard-system"
+    )]
+    gateway_namespace: String,
+    /// In-cluster base URL of the gateway's internal API.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_INTERNAL_URL",
+        default_value = "http://switchboard-gateway.switchboard-system.svc:8080"
+    )]
+    gateway_internal_url: String,
+    /// Public base URL of the gateway, configured as carriers' webhook target.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_PUBLIC_URL",
+        default_value = "https://voice.example.com"
+    )]
+    gateway_public_url: String,
+    /// Default runtime image.
+    #[arg(long, env = "SWITCHBOARD_RUNTIME_IMAGE", default_value_t = OperatorConfig::default().runtime_image)]
+    runtime_image: String,
+}
+
+impl ConfigArgs {
+    fn to_config(&self) -> OperatorConfig {
+        OperatorConfig {
+            namespace_prefix: self.namespace_prefix.clone(),
+            gateway_namespace: self.gateway_namespace.clone(),
+            gateway_internal_url: self.gateway_internal_url.clone(),
+            gateway_public_url: self.gateway_public_url.clone(),
+            runtime_image: self.runtime_image.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_LISTEN",
+        default_value = "0.0.0.0:9090",
+        global = true
+    )]
+    metrics_listen: SocketAddr,
+    /// Hold a Lease before reconciling (needed with more than one replica).
+    #[arg(long, env = "SWITCHBOARD_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LEASE_NAME",
+        default_value = "switchboard-operator",
+        global = true
+    )]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "switchboard-system",
+        global = true
+    )]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", global = true)]
+    identity: Option<String>,
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Crds { output_dir } => print_or_write_crds(output_dir.as_deref()),
+        Command::Render { file } => render(&file, &cli.run.config.to_config()),
+        Command::Run => run(cli.run).await,
+    }
+}
+
+fn print_or_write_crds(output_dir: Option<&Path>) -> anyhow::Result<()> {
+    let Some(dir) = output_dir else {
+        print!("{}", switchboard_crds::all_crds_yaml()?);
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for crd in switchboard_crds::all_crds() {
+        let path = dir.join(switchboard_crds::crd_file_name(&crd));
+        std::fs::write(&path, switchboard_crds::crd_yaml(&crd)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn render(file: &Path, config: &OperatorConfig) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut tenant: Tenant = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not a valid Tenant", file.display()))?;
+    // Owner references need the uid the API server will assign; show a recognisable placeholder.
+    tenant
+        .metadata
+        .uid
+        .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".into());
+    let stack = builders::desired_stack(&tenant, config)
+        .map_err(|e| anyhow::anyhow!("invalid Tenant: {e}"))?;
+    println!(
+        "# Objects switchboard-operator applies for Tenant {:?}.",
+        tenant.metadata.name.as_deref().unwrap_or("")
+    );
+    println!("# ownerReferences[].uid is a placeholder: the API server assigns the Tenant's uid.");
+    let mut documents = vec![
+        serde_yaml::to_string(&stack.namespace)?,
+        serde_yaml::to_string(&stack.resource_quota)?,
+        serde_yaml::to_string(&stack.limit_range)?,
+    ];
+    for policy in &stack.network_policies {
+        documents.push(serde_yaml::to_string(policy)?);
+    }
+    documents.push(serde_yaml::to_string(&stack.service_account)?);
+    documents.push(serde_yaml::to_string(&stack.agent_config)?);
+    documents.push(serde_yaml::to_string(&stack.deployment)?);
+    documents.push(serde_yaml::to_string(&stack.service)?);
+    if let Some(pdb) = &stack.pod_disruption_budget {
+        documents.push(serde_yaml::to_string(pdb)?);
+    }
+    for document in documents {
+        print!("---\n{document}");
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format, "info,kube=warn");
+    let config = args.config.to_config();
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration found (in-cluster or kubeconfig)")?;
+    let metrics = Arc::new(Metrics::new()?);
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let observability =
+        serve_observability(args.metrics_listen, metrics.clone(), shutdown.clone()).await?;
+
+    let reporter = Reporter {
+        controller: "switchboard-operator".into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(client.clone(), config, metrics, reporter));
+    let controllers = controllers::tenant::run(ctx, shutdown.clone().cancelled_owned());
+
+    if args.leader_election {
+        let lease = LeaseSettings {
+            name: args.lease_name,
+            namespace: args.lease_namespace,
+            identity,
+            duration_seconds: 15,
+            grace_seconds: 5,
+        };
+        run_as_leader(client, lease, shutdown.clone(), controllers).await?;
+    } else {
+        tracing::warn!("leader election disabled: run only one replica");
+        controllers.await;
+    }
+    shutdown.cancel();
+    observability.await.context("observability server task")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .unwrap_or_else(|_| format!("switchboard-operator-{}", std::process::id()))
+}
+
+async fn serve_observability(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let app = observability_router(metrics.registry.clone(), ready);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listen, "serving /healthz, /readyz and /metrics");
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }))
+}

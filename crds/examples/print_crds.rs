@@ -1,3 +1,0 @@
-fn main() {
-    print!("{}", switchboard_crds::all_crds_yaml().unwrap());
-}
