@@ -1,0 +1,189 @@
+//! The sandbox carrier behaves like a carrier: inventory, tags, persistence, failures, calls.
+
+use std::time::Duration;
+
+use switchboard_carriers::sandbox::{SandboxFailure, SandboxOp};
+use switchboard_carriers::signatures::verify_twilio_form;
+use switchboard_carriers::{
+    Carrier, CarrierError, NumberQuery, OutboundCall, PurchaseRequest, SandboxCarrier,
+    WebhookConfig,
+};
+
+fn purchase(e164: &str, tag: &str) -> PurchaseRequest {
+    PurchaseRequest {
+        e164: e164.into(),
+        tag: tag.into(),
+        webhooks: WebhookConfig {
+            voice_url: "http://localhost:8080/api/v1/webhooks/twilio/voice".into(),
+            status_callback_url: None,
+        },
+    }
+}
+
+fn call(from: &str, to: &str) -> OutboundCall {
+    OutboundCall {
+        from: from.into(),
+        to: to.into(),
+        answer_url: "http://localhost/answer".into(),
+        status_callback_url: None,
+        client_state: None,
+    }
+}
+
+#[tokio::test]
+async fn numbers_come_from_the_fictional_range_and_are_never_sold_twice() {
+    let sandbox = SandboxCarrier::in_memory();
+    let found = sandbox.search(&NumberQuery::voice("US")).await.unwrap();
+    assert_eq!(found[0].e164, "+15550100");
+    let bought = sandbox.buy(&purchase(&found[0].e164, "k1")).await.unwrap();
+    assert_eq!(
+        sandbox.find_by_tag("k1").await.unwrap(),
+        Some(bought.clone())
+    );
+    assert_eq!(
+        sandbox.find_by_e164("+15550100").await.unwrap(),
+        Some(bought.clone())
+    );
+    // The owned number leaves the inventory.
+    let next = sandbox.search(&NumberQuery::voice("US")).await.unwrap();
+    assert_eq!(next[0].e164, "+15550101");
+    let again = sandbox.buy(&purchase("+15550100", "k2")).await.unwrap_err();
+    assert!(matches!(again, CarrierError::NothingAvailable { .. }));
+    let outside = sandbox
+        .buy(&purchase("+14155550100", "k3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(outside, CarrierError::NothingAvailable { .. }));
+    // Other countries and area codes have nothing.
+    let mut elsewhere = NumberQuery::voice("GB");
+    assert!(sandbox.search(&elsewhere).await.unwrap().is_empty());
+    elsewhere = NumberQuery::voice("US");
+    elsewhere.area_code = Some("212".into());
+    assert!(sandbox.search(&elsewhere).await.unwrap().is_empty());
+    assert_eq!(sandbox.purchase_count(), 1);
+
+    sandbox.release(&bought.id).await.unwrap();
+    sandbox.release(&bought.id).await.unwrap();
+    assert_eq!(sandbox.get(&bought.id).await.unwrap(), None);
+    assert_eq!(sandbox.release_count(), 1);
+}
+
+#[tokio::test]
+async fn the_range_runs_out_after_one_hundred_numbers() {
+    let sandbox = SandboxCarrier::in_memory();
+    for i in 0..100 {
+        let mut query = NumberQuery::voice("US");
+        query.limit = 1;
+        let n = sandbox.search(&query).await.unwrap().remove(0);
+        sandbox
+            .buy(&purchase(&n.e164, &format!("k{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(
+        sandbox
+            .search(&NumberQuery::voice("US"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn inventory_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbox.json");
+    let first = SandboxCarrier::open(&path).unwrap();
+    let bought = first
+        .buy(&purchase("+15550142", "persisted"))
+        .await
+        .unwrap();
+    drop(first);
+    let reopened = SandboxCarrier::open(&path).unwrap();
+    assert_eq!(
+        reopened.find_by_tag("persisted").await.unwrap(),
+        Some(bought)
+    );
+    assert_eq!(reopened.purchase_count(), 1);
+    // No temporary files are left behind by the atomic write.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    std::fs::write(&path, b"{not json").unwrap();
+    assert!(SandboxCarrier::open(&path).is_err());
+}
+
+#[tokio::test]
+async fn failures_can_be_switched_on_per_operation() {
+    let sandbox = SandboxCarrier::in_memory();
+    sandbox.fail(
+        SandboxOp::Buy,
+        SandboxFailure::RateLimited(Duration::from_secs(3)),
+        Some(1),
+    );
+    let err = sandbox.buy(&purchase("+15550100", "k")).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    // Armed once: the retry goes through, and the failed attempt bought nothing.
+    sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    assert_eq!(sandbox.purchase_count(), 1);
+
+    sandbox.fail(SandboxOp::Lookup, SandboxFailure::BadCredentials, None);
+    for _ in 0..3 {
+        assert!(matches!(
+            sandbox.find_by_tag("k").await.unwrap_err(),
+            CarrierError::BadCredentials { .. }
+        ));
+    }
+    sandbox.clear_failures();
+    assert!(sandbox.find_by_tag("k").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn calls_are_recorded_with_concurrency() {
+    let sandbox = SandboxCarrier::in_memory();
+    sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    let refused = sandbox
+        .place_call(&call("+15550150", "+15551234567"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, CarrierError::Permanent { .. }),
+        "caller id must be owned"
+    );
+
+    let a = sandbox
+        .place_call(&call("+15550100", "+15550001"))
+        .await
+        .unwrap();
+    let b = sandbox
+        .place_call(&call("+15550100", "+15550002"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.active_calls(), 2);
+    sandbox.hang_up(&a.id).await.unwrap();
+    assert!(sandbox.complete_call(&b.id));
+    let _c = sandbox
+        .place_call(&call("+15550100", "+15550003"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.active_calls(), 1);
+    assert_eq!(sandbox.max_concurrent_calls(), 2);
+    let calls = sandbox.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].concurrent_at_start, 2);
+    assert_eq!(calls[2].concurrent_at_start, 1);
+    // Hanging up an ended call succeeds; an unknown call does not.
+    sandbox.hang_up(&a.id).await.unwrap();
+    assert!(sandbox.hang_up("SC999999").await.is_err());
+}
+
+#[test]
+fn simulated_webhooks_verify_like_twilio_ones() {
+    let sandbox = SandboxCarrier::in_memory().with_signing_key("local-token");
+    let params = vec![
+        ("CallSid".to_owned(), "SC000001".to_owned()),
+        ("To".to_owned(), "+15550100".to_owned()),
+    ];
+    let url = "http://localhost:8080/api/v1/webhooks/twilio/voice";
+    let signature = sandbox.sign_webhook(url, &params);
+    verify_twilio_form("local-token", url, &params, &signature).unwrap();
+    assert!(verify_twilio_form("other", url, &params, &signature).is_err());
+}
