@@ -71,6 +71,13 @@ The tag falls back to image.tag, then to the chart's appVersion.
 {{- end }}
 
 {{/*
+Name of the operator's leader-election Lease (one per release).
+*/}}
+{{- define "switchboard.leaseName" -}}
+{{- printf "%s-operator" (include "switchboard.fullname" .) }}
+{{- end }}
+
+{{/*
 ServiceAccount names.
 */}}
 {{- define "switchboard.operator.serviceAccountName" -}}
