@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Render the Switchboard chart offline with Helm's own engine and check its invariants.
+
+Helm is used through `helm-python-sdk` (Helm v4's Go SDK behind a C ABI, from PyPI), so no
+`helm` binary is needed. For every `ci/*-values.yaml` this:
+
+1. validates the values against values.schema.json and renders the templates,
+2. writes the manifests to OUT_DIR/<values name>.yaml (for kubernetes-validate),
+3. checks what must hold in every configuration: restricted security contexts, no Secret
+   objects and no secret values inlined, probes on every container, leader election with
+   more than one operator replica, and the RBAC contract (Secrets read-only for the
+   operator; the gateway's Secret access limited to `provider-keys` except `create`).
+
+Then it checks that bad values are rejected (unknown keys, wrong enums, missing publicUrl).
+
+Usage: render_chart.py CHART_DIR OUT_DIR
+Prints one line per check and a closing `N passed, N failed` line; exit status 1 on failure.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any, Callable
+
+import helm_python as helm
+import yaml
+
+# Environment variables whose values are secrets: they must come from secretKeyRef.
+SECRET_ENV = {
+    "DATABASE_URL", "JWT_SECRET", "MASTER_ENCRYPTION_KEY", "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET", "REDIS_URL", "SWITCHBOARD_INTERNAL_TOKEN", "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY", "TELNYX_CONNECTION_ID", "TELNYX_PUBLIC_KEY",
+}
+
+RELEASE = "sb"
+NAMESPACE = "switchboard-system"
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, label: str, ok: bool, detail: str = "") -> None:
+        if ok:
+            self.passed += 1
+            print(f"ok   {label}")
+        else:
+            self.failed += 1
+            print(f"FAIL {label}{': ' + detail if detail else ''}")
+
+
+def render(chart_dir: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    with helm.Chart.load(chart_dir) as chart:
+        chart.validate_schema(values)
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    docs: list[dict[str, Any]] = []
+    for name in sorted(manifests):
+        if name.endswith(".txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(manifests[name]) if isinstance(d, dict))
+    return docs
+
+
+def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc["spec"]["template"]["spec"]
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def check_workloads(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        name = doc["metadata"]["name"]
+        pod = doc["spec"]["template"]["spec"]
+        psc = pod.get("securityContext", {})
+        c.check(f"{tag}: {name} pod runs as non-root with seccomp RuntimeDefault",
+                psc.get("runAsNonRoot") is True
+                and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+        for ctr in containers(doc):
+            sc = ctr.get("securityContext", {})
+            c.check(f"{tag}: {name}/{ctr['name']} restricted container security context",
+                    sc.get("allowPrivilegeEscalation") is False
+                    and sc.get("readOnlyRootFilesystem") is True
+                    and sc.get("capabilities", {}).get("drop") == ["ALL"])
+            c.check(f"{tag}: {name}/{ctr['name']} has liveness and readiness probes",
+                    "livenessProbe" in ctr and "readinessProbe" in ctr)
+            c.check(f"{tag}: {name}/{ctr['name']} has resource requests",
+                    bool(ctr.get("resources", {}).get("requests")))
+            inlined = [e["name"] for e in ctr.get("env", [])
+                       if e["name"] in SECRET_ENV and "value" in e]
+            c.check(f"{tag}: {name}/{ctr['name']} takes secrets only from Secrets",
+                    not inlined, f"inlined: {inlined}")
+        if name.endswith("-operator"):
+            env = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+            replicas = doc["spec"].get("replicas", 1)
+            c.check(f"{tag}: operator with {replicas} replicas elects a leader",
+                    replicas <= 1 or env.get("SWITCHBOARD_LEADER_ELECTION") == "true")
+            for var in ("POD_NAMESPACE", "POD_NAME", "SWITCHBOARD_GATEWAY_NAMESPACE",
+                        "SWITCHBOARD_RUNTIME_IMAGE", "SWITCHBOARD_GATEWAY_PUBLIC_URL"):
+                c.check(f"{tag}: operator sets {var}", var in env)
+            c.check(f"{tag}: operator's gateway namespace is the release namespace",
+                    env.get("SWITCHBOARD_GATEWAY_NAMESPACE") == NAMESPACE)
+    c.check(f"{tag}: chart renders no Secret objects",
+            not [d for d in docs if d["kind"] == "Secret"])
+
+
+def rules_of(docs: list[dict[str, Any]], kind: str, suffix: str) -> list[dict[str, Any]]:
+    for doc in docs:
+        if doc["kind"] == kind and doc["metadata"]["name"].endswith(suffix):
+            return doc.get("rules", [])
+    return []
+
+
+def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
+    operator = rules_of(docs, "ClusterRole", "-operator")
+    secret_rules = [r for r in operator if "secrets" in r.get("resources", [])]
+    c.check(f"{tag}: operator ClusterRole reads Secrets only",
+            bool(secret_rules) and all(set(r["verbs"]) <= {"get", "list", "watch"}
+                                       for r in secret_rules))
+    c.check(f"{tag}: operator ClusterRole has no wildcards",
+            all("*" not in r.get("verbs", []) + r.get("resources", []) + r.get("apiGroups", [])
+                for r in operator))
+    c.check(f"{tag}: leases are not granted cluster-wide",
+            not any("leases" in r.get("resources", []) for r in operator))
+    gateway = rules_of(docs, "ClusterRole", "-gateway")
+    for rule in (r for r in gateway if "secrets" in r.get("resources", [])):
+        c.check(f"{tag}: gateway Secret rule {rule['verbs']} limited to provider-keys or create",
+                rule.get("resourceNames") == ["provider-keys"] or rule["verbs"] == ["create"])
+
+
+def check_rejected(c: Checks, chart_dir: str) -> None:
+    url = {"publicUrl": "https://voice.example.com"}
+    bad = {
+        "unknown key": {**url, "gateway": {"replicas": 3}},
+        "inlined secret value": {**url, "secrets": {"jwt": {"name": "j", "key": "k", "value": "x"}}},
+        "unknown log format": {**url, "logFormat": "xml"},
+        "non-http publicUrl": {"publicUrl": "ftp://voice.example.com"},
+        "missing publicUrl": {},
+        "two operators without leader election": {**url, "operator": {"leaderElection": False}},
+        "HPA min above max": {**url, "gateway": {"autoscaling": {
+            "enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
+    }
+    for label, values in bad.items():
+        try:
+            render(chart_dir, values)
+            c.check(f"rejects values: {label}", False, "rendered without error")
+        except Exception:  # noqa: BLE001 - any Helm error is the expected outcome
+            c.check(f"rejects values: {label}", True)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    chart_dir, out_dir = argv[1], pathlib.Path(argv[2])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c = Checks()
+    lint = helm.lint(chart_dir, values={"publicUrl": "https://voice.example.com"}, strict=True)
+    errors = [m for m in lint["messages"] if m["severity"] >= 2] + [
+        {"error": e} for e in lint["errors"]]
+    c.check("helm lint --strict", not errors, str(errors))
+    for values_file in sorted(pathlib.Path(chart_dir, "ci").glob("*-values.yaml")):
+        tag = values_file.stem
+        values = yaml.safe_load(values_file.read_text()) or {}
+        try:
+            docs = render(chart_dir, values)
+        except Exception as e:  # noqa: BLE001 - report the Helm error and go on
+            c.check(f"{tag}: renders", False, str(e))
+            continue
+        c.check(f"{tag}: renders {len(docs)} objects", bool(docs))
+        (out_dir / f"{tag}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        check_workloads(c, tag, docs)
+        check_rbac(c, tag, docs)
+    check_rejected(c, chart_dir)
+    print(f"{c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
