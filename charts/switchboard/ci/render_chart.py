@@ -51,10 +51,10 @@ class Checks:
             print(f"FAIL {label}{': ' + detail if detail else ''}")
 
 
-def render(chart_dir: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+def render(chart_dir: str, values: dict[str, Any], release: str = RELEASE) -> list[dict[str, Any]]:
     with helm.Chart.load(chart_dir) as chart:
         chart.validate_schema(values)
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        manifests = chart.render(values, name=release, namespace=NAMESPACE)
     docs: list[dict[str, Any]] = []
     for name in sorted(manifests):
         if name.endswith(".txt"):
@@ -128,6 +128,19 @@ def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
                 rule.get("resourceNames") == ["provider-keys"] or rule["verbs"] == ["create"])
 
 
+def check_long_release_name(c: Checks, chart_dir: str) -> None:
+    """Helm allows 53-character release names; every name must still be valid."""
+    release = "a-very-long-release-name-for-switchboard-in-staging-x"[:53]
+    docs = render(chart_dir, {"publicUrl": "https://voice.example.com",
+                              "serviceMonitor": {"enabled": True}}, release=release)
+    too_long = [d["metadata"]["name"] for d in docs
+                if len(d["metadata"]["name"]) > (63 if d["kind"] == "Service" else 253)]
+    c.check(f"{len(release)}-character release name gives valid object names", not too_long,
+            f"too long: {too_long}")
+    names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    c.check("object names stay unique after truncation", len(names) == len(set(names)))
+
+
 def check_rejected(c: Checks, chart_dir: str) -> None:
     url = {"publicUrl": "https://voice.example.com"}
     bad = {
@@ -171,6 +184,7 @@ def main(argv: list[str]) -> int:
         (out_dir / f"{tag}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
         check_workloads(c, tag, docs)
         check_rbac(c, tag, docs)
+    check_long_release_name(c, chart_dir)
     check_rejected(c, chart_dir)
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0

@@ -6,18 +6,19 @@ Chart name, truncated to 63 characters (the limit of a DNS label).
 {{- end }}
 
 {{/*
-Fully qualified name, the prefix of every object. Truncated to 52 characters so that the
-longest suffix the chart adds ("-operator-metrics", 11+ characters) still fits in 63.
+Fully qualified name, the prefix of every object. Truncated to 46 characters so that the
+longest Service name ("<fullname>-operator-metrics", 17 more) still fits in a 63-character
+DNS label.
 */}}
 {{- define "switchboard.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 46 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- .Release.Name | trunc 46 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 46 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
