@@ -12,7 +12,7 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_VALID: &str = "Valid";
 
 /// Desired state of a campaign.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "voice.switchboard.dev",
     version = "v1alpha1",
@@ -23,6 +23,7 @@ pub const CONDITION_VALID: &str = "Valid";
     namespaced,
     status = "CampaignStatus",
     derive = "PartialEq",
+    derive = "Default",
     doc = "An outbound calling campaign: contacts called from one of the tenant's numbers within a calling window, paced and retried.",
     printcolumn(
         name = "Phase",

@@ -8,6 +8,10 @@
 //! `charts/switchboard/crds/` (see [`crd_yaml`]) and for what the operator, the gateway and
 //! the runtime exchange.
 
+// `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
+// those derive arguments as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod campaign;
 pub mod conditions;
 pub mod events;

@@ -17,7 +17,7 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_SYNCED: &str = "Synced";
 
 /// Desired state of a phone number.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "voice.switchboard.dev",
     version = "v1alpha1",
@@ -28,6 +28,7 @@ pub const CONDITION_SYNCED: &str = "Synced";
     namespaced,
     status = "PhoneNumberStatus",
     derive = "PartialEq",
+    derive = "Default",
     doc = "A phone number bought from (or imported into) the tenant's carrier and answered by the tenant's agent.",
     printcolumn(
         name = "Number",

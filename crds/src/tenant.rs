@@ -18,7 +18,7 @@ pub const CONDITION_RUNTIME_READY: &str = "RuntimeReady";
 pub const CONDITION_SUSPENDED: &str = "Suspended";
 
 /// Desired state of a tenant.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "voice.switchboard.dev",
     version = "v1alpha1",
@@ -28,6 +28,7 @@ pub const CONDITION_SUSPENDED: &str = "Suspended";
     category = "switchboard",
     status = "TenantStatus",
     derive = "PartialEq",
+    derive = "Default",
     doc = "A customer of the platform: an isolated namespace with quota, network policy and its own voice runtime.",
     validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.metadata.name.size() <= 50").message("tenant names must be DNS labels of at most 50 characters, so that the tenant namespace name fits in 63"),
     printcolumn(name = "Plan", type_ = "string", json_path = ".spec.plan", description = "Commercial plan"),

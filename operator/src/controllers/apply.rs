@@ -110,3 +110,58 @@ where
         .await?;
     Ok(())
 }
+
+/// Adds `finalizer` to a cluster-scoped object. The resourceVersion makes the merge patch
+/// conditional, so a concurrent change to the list fails (and is retried) instead of being lost.
+pub async fn add_finalizer<K>(client: &Client, object: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let mut finalizers = object.finalizers().to_vec();
+    if finalizers.iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    finalizers.push(finalizer.to_owned());
+    patch_finalizers(client, object, finalizers).await
+}
+
+/// Removes `finalizer` from a cluster-scoped object (conditionally, as [`add_finalizer`]).
+pub async fn remove_finalizer<K>(client: &Client, object: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let finalizers: Vec<String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if finalizers.len() == object.finalizers().len() {
+        return Ok(());
+    }
+    patch_finalizers(client, object, finalizers).await
+}
+
+async fn patch_finalizers<K>(
+    client: &Client,
+    object: &K,
+    finalizers: Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": object.resource_version(),
+            "finalizers": finalizers,
+        }
+    });
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}

@@ -20,9 +20,6 @@ pub enum Error {
     /// The API server refused or failed a request.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// Adding or removing a finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     /// An object could not be serialised.
     #[error("serialisation: {0}")]
     Serialization(#[from] serde_json::Error),
@@ -39,7 +36,6 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
-            Error::Finalizer(_) => "finalizer",
             Error::Serialization(_) => "serialization",
             Error::MissingField(_) => "missing_field",
             Error::Waiting(_) => "waiting",

@@ -18,7 +18,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use switchboard_crds::conditions::is_condition_true;
@@ -29,7 +28,10 @@ use switchboard_crds::{
     Campaign, ConditionStatus, PhoneNumber, Tenant, TenantStatus, set_condition,
 };
 
-use super::apply::{apply_cluster, apply_cluster_status, apply_namespaced, delete_if_present};
+use super::apply::{
+    add_finalizer, apply_cluster, apply_cluster_status, apply_namespaced, delete_if_present,
+    remove_finalizer,
+};
 use super::{Context, Error};
 use crate::builders::labels::{FIELD_MANAGER, RUNTIME_NAME, tenant_name};
 use crate::builders::runtime::{desired_replicas, runtime_endpoint};
@@ -86,24 +88,30 @@ pub async fn run(
 /// Reconciles one Tenant (entry point for the controller and for tests).
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
-    let api: Api<Tenant> = Api::all(ctx.client.clone());
     let name = tenant.name_any();
-    let result = finalizer(&api, FINALIZER, tenant, |event| async {
-        match event {
-            Finalizer::Apply(tenant) => apply(&tenant, &ctx).await,
-            Finalizer::Cleanup(tenant) => cleanup(&tenant, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|error| match error {
-        kube::runtime::finalizer::Error::ApplyFailed(inner)
-        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
-        other => Error::Finalizer(Box::new(other)),
-    });
+    let result = if tenant.meta().deletion_timestamp.is_some() {
+        cleanup_then_release(&tenant, &ctx).await
+    } else if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
+        // The watch event for this write triggers the next reconcile.
+        add_finalizer(&ctx.client, tenant.as_ref(), FINALIZER)
+            .await
+            .map(|()| Action::await_change())
+    } else {
+        apply(&tenant, &ctx).await
+    };
     if result.is_ok() {
         ctx.reset_backoff(&name);
     }
     result
+}
+
+async fn cleanup_then_release(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let action = cleanup(tenant, ctx).await?;
+    remove_finalizer(&ctx.client, tenant, FINALIZER).await?;
+    Ok(action)
 }
 
 /// Requeues a failed reconcile with per-object backoff.
