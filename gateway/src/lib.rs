@@ -1,1 +1,26 @@
-//! The public control plane (filled in by the gateway work).
+//! `switchboard-gateway`: the public control plane.
+//!
+//! Part 1 (this crate's foundation): accounts (signup, login, rotating refresh tokens, e-mail
+//! verification and password reset), tenants with members, roles and invitations, customer API
+//! keys, bring-your-own provider credentials encrypted with AES-256-GCM, an audit log, and the
+//! cross-cutting HTTP concerns (JSON errors, rate limits, request ids, CORS, body limits,
+//! metrics, readiness). Storage is one [`store::Store`] over Postgres (production, with
+//! row-level security) or SQLite (the embedded default).
+//!
+//! Later parts add routes by merging routers onto [`app`]'s result and new migrations under
+//! `migrations/{postgres,sqlite}/` with the next number.
+
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod kube;
+pub mod mailer;
+pub mod passwords;
+pub mod ratelimit;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+pub use config::{Config, ConfigError};
+pub use http::app;
+pub use state::{AppState, StartupError};

@@ -1,37 +1,75 @@
 //! `switchboard-gateway`: the public control plane.
+//!
+//! `switchboard-gateway` (or `serve`) runs the server; `switchboard-gateway migrate` applies
+//! the database migrations and exits.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::Parser;
-use switchboard_telemetry::{
-    LogFormat, ReadinessCheck, init_logging, observability_router, shutdown_signal,
-};
+use clap::{Parser, Subcommand};
+use switchboard_gateway::store::Store;
+use switchboard_gateway::{AppState, Config, app};
+use switchboard_telemetry::{LogFormat, init_logging, shutdown_signal};
 
 /// Command-line and environment configuration.
 #[derive(Parser, Debug)]
 #[command(name = "switchboard-gateway", version, about)]
 struct Cli {
-    /// Address to listen on.
-    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
-    listen: std::net::SocketAddr,
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Log format: text or json.
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, "info");
-    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = observability_router(prometheus::Registry::new(), ready);
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(&cli.config).await,
+        Command::Serve => serve(cli.config).await,
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, 1)
         .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    tracing::info!(address = %cli.listen, "gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .context("cannot connect to the database")?;
+    store.migrate().await.context("migrations failed")?;
+    tracing::info!(backend = ?store.backend(), "migrations applied");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = AppState::from_config(config)
         .await
-        .context("server failed")
+        .context("cannot start the gateway")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")
 }

@@ -1,0 +1,457 @@
+//! Bring-your-own provider credentials of a tenant. Secrets are sealed with AES-256-GCM under
+//! the master key (bound to tenant and row), shown only masked, never logged, and in
+//! Kubernetes mode projected into the tenant's `provider-keys` Secret for its runtime.
+//!
+//! Members read the masked list; admins create, change and delete.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::audit::record;
+use super::auth::rfc3339;
+use super::context::ClientInfo;
+use super::errors::{ApiError, ApiJson};
+use super::principal::TenantAccess;
+use super::validate::display_text;
+use crate::crypto::{Sealed, credential_aad};
+use crate::kube::desired_provider_secret;
+use crate::state::AppState;
+use crate::store::credentials::{self, CredentialRow};
+use crate::store::tenants::{Role, TenantRow};
+use crate::store::{Flag, Scope, new_id, now_ms};
+
+/// Longest accepted secret (service-account JSON files fit).
+const MAX_SECRET_BYTES: usize = 16 * 1024;
+/// Most metadata entries per credential.
+const MAX_METADATA_ENTRIES: usize = 20;
+
+/// Vendors whose keys a tenant can bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Groq (OpenAI-compatible LLM API).
+    Groq,
+    /// OpenAI.
+    Openai,
+    /// Any OpenAI-compatible server (set `metadata.base_url`).
+    OpenaiCompatible,
+    /// Deepgram (speech-to-text, Aura text-to-speech).
+    Deepgram,
+    /// ElevenLabs (text-to-speech).
+    Elevenlabs,
+    /// Twilio (auth token; `metadata.account_sid`).
+    Twilio,
+    /// Telnyx (API key; `metadata.connection_id`, `metadata.public_key`).
+    Telnyx,
+}
+
+impl Provider {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Groq => "groq",
+            Provider::Openai => "openai",
+            Provider::OpenaiCompatible => "openai-compatible",
+            Provider::Deepgram => "deepgram",
+            Provider::Elevenlabs => "elevenlabs",
+            Provider::Twilio => "twilio",
+            Provider::Telnyx => "telnyx",
+        }
+    }
+}
+
+/// Request to store a credential.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredential {
+    /// Vendor.
+    pub provider: Provider,
+    /// Label, unique per vendor in the tenant (e.g. `production`).
+    pub label: String,
+    /// The secret (API key or auth token). Write-only.
+    pub secret: String,
+    /// Make this the vendor's default (default: true for the vendor's first credential).
+    pub is_default: Option<bool>,
+    /// Non-secret settings, e.g. `base_url`, `account_sid`.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Changes to a credential; absent fields stay.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCredential {
+    /// New label.
+    pub label: Option<String>,
+    /// New secret (rotation).
+    pub secret: Option<String>,
+    /// Make (or stop making) this the vendor's default.
+    pub is_default: Option<bool>,
+    /// Replaces the metadata.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// A credential as shown (masked).
+#[derive(Serialize, ToSchema)]
+pub struct CredentialView {
+    /// Credential id.
+    pub id: String,
+    /// Vendor.
+    pub provider: String,
+    /// Label.
+    pub label: String,
+    /// Whether it is the vendor's default.
+    pub is_default: bool,
+    /// The secret masked to its last four characters (or fully masked when short).
+    pub masked_secret: String,
+    /// Id of the master key protecting it.
+    pub key_id: String,
+    /// Non-secret settings.
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&CredentialRow> for CredentialView {
+    fn from(row: &CredentialRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            provider: row.provider.clone(),
+            label: row.label.clone(),
+            is_default: row.is_default.0,
+            masked_secret: format!("••••{}", row.hint),
+            key_id: row.key_id.clone(),
+            metadata: serde_json::from_str(&row.metadata).unwrap_or_default(),
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+fn checked_secret(raw: &str) -> Result<String, ApiError> {
+    let secret = raw.trim();
+    if secret.is_empty() {
+        return Err(ApiError::invalid(
+            "secret",
+            "required",
+            "secret must not be empty",
+        ));
+    }
+    if secret.len() > MAX_SECRET_BYTES {
+        return Err(ApiError::invalid(
+            "secret",
+            "too_long",
+            "secret must be at most 16 KiB",
+        ));
+    }
+    Ok(secret.to_owned())
+}
+
+/// The last four characters, only for secrets long enough that they reveal little.
+fn hint_of(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 16 {
+        chars[chars.len() - 4..].iter().collect()
+    } else {
+        String::new()
+    }
+}
+
+fn checked_metadata(metadata: Option<BTreeMap<String, String>>) -> Result<String, ApiError> {
+    let metadata = metadata.unwrap_or_default();
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(ApiError::invalid(
+            "metadata",
+            "too_many",
+            "at most 20 metadata entries",
+        ));
+    }
+    for (key, value) in &metadata {
+        let key_ok = !key.is_empty()
+            && key.len() <= 64
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !key_ok {
+            return Err(ApiError::invalid(
+                &format!("metadata.{key}"),
+                "invalid_key",
+                "keys are 1-64 letters, digits or _",
+            ));
+        }
+        if value.len() > 2048 {
+            return Err(ApiError::invalid(
+                &format!("metadata.{key}"),
+                "too_long",
+                "values are at most 2048 bytes",
+            ));
+        }
+    }
+    serde_json::to_string(&metadata).map_err(|e| ApiError::internal(&e))
+}
+
+fn seal(state: &AppState, row: &mut CredentialRow, secret: &str) -> Result<(), ApiError> {
+    let sealed = state
+        .keyring
+        .seal(secret.as_bytes(), &credential_aad(&row.tenant_id, &row.id))
+        .map_err(|e| ApiError::internal(&e))?;
+    row.key_id = sealed.key_id;
+    row.ciphertext = sealed.ciphertext;
+    row.hint = hint_of(secret);
+    Ok(())
+}
+
+/// Every credential of a tenant with its decrypted secret (for the runtime's Secret and for
+/// later parts of the gateway that call providers). Rows that fail to decrypt are skipped
+/// and logged (without contents).
+pub async fn load_decrypted(
+    state: &AppState,
+    tenant_id: &str,
+) -> Result<Vec<(CredentialRow, Vec<u8>)>, ApiError> {
+    let mut tx = state.store.read(&Scope::tenant(tenant_id)).await?;
+    let rows = credentials::list(&mut tx, tenant_id).await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let sealed = Sealed { key_id: row.key_id.clone(), ciphertext: row.ciphertext.clone() };
+            match state.keyring.open(&sealed, &credential_aad(&row.tenant_id, &row.id)) {
+                Ok(secret) => Some((row, secret)),
+                Err(error) => {
+                    tracing::error!(%error, credential_id = %row.id, "cannot decrypt a provider credential");
+                    None
+                }
+            }
+        })
+        .collect())
+}
+
+/// Rewrites the tenant's `provider-keys` Secret in Kubernetes mode. Best effort: the
+/// database is the source of truth and the next change re-applies the whole Secret.
+async fn project_to_cluster(state: &AppState, tenant: &TenantRow) {
+    if !state.kube.enabled() {
+        return;
+    }
+    let result = match load_decrypted(state, &tenant.id).await {
+        Ok(credentials) => state
+            .kube
+            .apply_provider_secret(&desired_provider_secret(tenant, &credentials))
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.message),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, tenant = %tenant.slug, "cannot project provider keys into the tenant namespace");
+    }
+}
+
+/// `GET /api/v1/tenants/{tenant}/credentials` (member): masked.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/credentials", tag = "credentials", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, body = Vec<CredentialView>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Vec<CredentialView>>, ApiError> {
+    access.require(Role::Member)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let rows = credentials::list(&mut tx, &access.tenant.id).await?;
+    tx.commit().await?;
+    Ok(Json(rows.iter().map(CredentialView::from).collect()))
+}
+
+/// `GET /api/v1/tenants/{tenant}/credentials/{id}` (member): masked.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/credentials/{id}", tag = "credentials",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Credential id")),
+    responses((status = 200, body = CredentialView), (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<CredentialView>, ApiError> {
+    access.require(Role::Member)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let row = credentials::get(&mut tx, &access.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    tx.commit().await?;
+    Ok(Json(CredentialView::from(&row)))
+}
+
+/// `POST /api/v1/tenants/{tenant}/credentials` (admin).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/credentials", tag = "credentials", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    request_body = CreateCredential, responses((status = 201, body = CredentialView), (status = 409, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<CreateCredential>,
+) -> Result<impl IntoResponse, ApiError> {
+    access.require(Role::Admin)?;
+    let label = display_text("label", &request.label, 64)?;
+    let secret = checked_secret(&request.secret)?;
+    let metadata = checked_metadata(request.metadata)?;
+    let now = now_ms();
+    let provider = request.provider.as_str();
+    let mut tx = state.store.write(&access.scope()).await?;
+    let is_default = match request.is_default {
+        Some(flag) => flag,
+        None => !credentials::has_default(&mut tx, &access.tenant.id, provider).await?,
+    };
+    if is_default {
+        credentials::clear_default(&mut tx, &access.tenant.id, provider, now).await?;
+    }
+    let (_, actor) = access.principal.actor();
+    let mut row = CredentialRow {
+        id: new_id(),
+        tenant_id: access.tenant.id.clone(),
+        provider: provider.to_owned(),
+        label: label.clone(),
+        is_default: Flag(is_default),
+        key_id: String::new(),
+        ciphertext: String::new(),
+        hint: String::new(),
+        metadata,
+        created_by: actor.to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    seal(&state, &mut row, &secret)?;
+    if !credentials::insert(&mut tx, &row).await? {
+        return Err(ApiError::conflict(
+            "label_taken",
+            "this vendor already has a credential with this label",
+        )
+        .with_field("label"));
+    }
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "credential.created",
+        ("credential", &row.id),
+        json!({"provider": provider, "label": label, "is_default": is_default}),
+    )
+    .await?;
+    tx.commit().await?;
+    project_to_cluster(&state, &access.tenant).await;
+    Ok((StatusCode::CREATED, Json(CredentialView::from(&row))))
+}
+
+/// `PATCH /api/v1/tenants/{tenant}/credentials/{id}` (admin): label, secret, default, metadata.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/credentials/{id}", tag = "credentials",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Credential id")),
+    request_body = UpdateCredential, responses((status = 200, body = CredentialView), (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<UpdateCredential>,
+) -> Result<Json<CredentialView>, ApiError> {
+    access.require(Role::Admin)?;
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    let mut row = credentials::get(&mut tx, &access.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    let mut changed = Vec::new();
+    if let Some(label) = &request.label {
+        row.label = display_text("label", label, 64)?;
+        changed.push("label");
+    }
+    if let Some(secret) = &request.secret {
+        seal(&state, &mut row, &checked_secret(secret)?)?;
+        changed.push("secret");
+    }
+    if request.metadata.is_some() {
+        row.metadata = checked_metadata(request.metadata)?;
+        changed.push("metadata");
+    }
+    if let Some(flag) = request.is_default {
+        if flag && !row.is_default.0 {
+            credentials::clear_default(&mut tx, &access.tenant.id, &row.provider, now).await?;
+        }
+        row.is_default = Flag(flag);
+        changed.push("is_default");
+    }
+    match credentials::update(&mut tx, &row, now).await {
+        Err(error) if error.is_unique_violation() => {
+            return Err(ApiError::conflict(
+                "label_taken",
+                "this vendor already has a credential with this label",
+            )
+            .with_field("label"));
+        }
+        other => other?,
+    }
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "credential.updated",
+        ("credential", &row.id),
+        json!({"fields": changed}),
+    )
+    .await?;
+    tx.commit().await?;
+    row.updated_at = now;
+    project_to_cluster(&state, &access.tenant).await;
+    Ok(Json(CredentialView::from(&row)))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/credentials/{id}` (admin).
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/credentials/{id}", tag = "credentials",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Credential id")),
+    responses((status = 204), (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Admin)?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    if !credentials::delete(&mut tx, &access.tenant.id, &id).await? {
+        return Err(ApiError::not_found("credential"));
+    }
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "credential.deleted",
+        ("credential", &id),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    project_to_cluster(&state, &access.tenant).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_reveal_only_the_tail_of_long_secrets() {
+        assert_eq!(hint_of("sk-0123456789abcdefWXYZ"), "WXYZ");
+        assert_eq!(hint_of("short-secret"), "");
+    }
+
+    #[test]
+    fn metadata_keys_are_checked() {
+        let ok = BTreeMap::from([("base_url".to_owned(), "http://x".to_owned())]);
+        assert!(checked_metadata(Some(ok)).is_ok());
+        let bad = BTreeMap::from([("base url".to_owned(), "x".to_owned())]);
+        assert_eq!(
+            checked_metadata(Some(bad)).unwrap_err().field.as_deref(),
+            Some("metadata.base url")
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The JSON error shape of the API, `{"error": {"code", "message", "field"}}`, and the JSON
+//! body extractor that maps axum's rejections (malformed JSON, unknown or missing fields,
+//! wrong content type, oversized body) to it.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// An error answered to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `email_taken`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+    /// Seconds to wait before retrying (429).
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable machine-readable code.
+    code: &'static str,
+    /// Human-readable explanation.
+    message: String,
+    /// The request field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// Names the field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 422: a field's value is not acceptable.
+    pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+    }
+
+    /// 400: the request cannot be understood.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: missing or bad credentials.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 403: authenticated but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404: no such object (also answered for objects of other tenants).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 409: conflicts with existing state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        );
+        error.retry_after = Some(retry_after_secs);
+        error
+    }
+
+    /// 503: a dependency is unavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500: logs the cause with an id and tells the client only the id.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(error_id = %id, error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (id {id})"),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON request body whose rejections answer in the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => data_error(&text),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("invalid_json", "request body is not valid JSON")
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        ),
+        other => ApiError::new(
+            other.status(),
+            "invalid_body",
+            "request body cannot be read",
+        ),
+    }
+}
+
+/// Turns serde's message into a field-naming error. serde names the field in backticks for
+/// unknown and missing fields; `serde_path_to_error` (used by axum) prefixes the path.
+fn data_error(text: &str) -> ApiError {
+    let detail = text.split_once(": ").map_or(text, |(_, rest)| rest);
+    if let Some(field) = backticked_after(detail, "unknown field `") {
+        return ApiError::invalid(&field, "unknown_field", format!("unknown field `{field}`"));
+    }
+    if let Some(field) = backticked_after(detail, "missing field `") {
+        return ApiError::invalid(&field, "missing_field", format!("missing field `{field}`"));
+    }
+    // "path.to.field: invalid type: …" → name the path.
+    let (path, message) = detail.split_once(": ").unwrap_or((".", detail));
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    let error = ApiError::invalid(".", "invalid_field", message);
+    if path == "." {
+        error
+    } else {
+        error.with_field(path)
+    }
+}
+
+fn backticked_after(text: &str, marker: &str) -> Option<String> {
+    let start = text.find(marker)? + marker.len();
+    let rest = &text[start..];
+    let end = rest.find('`')?;
+    // A nested unknown field arrives as "agent: unknown field `x`"; keep the path.
+    let prefix = text[..text.find(marker)?].trim_end_matches(": ").trim();
+    let name = &rest[..end];
+    Some(if prefix.is_empty() || prefix == "." {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_become_field_errors() {
+        let e = data_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `email`, `password` at line 1 column 12",
+        );
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("colour"))
+        );
+        let e = data_error(
+            "Failed to deserialize the JSON body into the target type: missing field `email` at line 1 column 2",
+        );
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("email"))
+        );
+        let e = data_error(
+            "Failed to deserialize the JSON body into the target type: password: invalid type: integer `5`, expected a string at line 1 column 14",
+        );
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("password"))
+        );
+        assert_eq!(e.message, "invalid type: integer `5`, expected a string");
+    }
+}

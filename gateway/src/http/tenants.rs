@@ -1,0 +1,377 @@
+//! `/api/v1/tenants…`: the caller's tenants, and one tenant with its agent configuration.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use switchboard_crds::tenant::{AgentSpec, LlmProvider, SttProvider, TtsProvider};
+use utoipa::ToSchema;
+
+use super::auth::{MembershipView, rfc3339};
+use super::context::ClientInfo;
+use super::errors::{ApiError, ApiJson};
+use super::principal::{Principal, TenantAccess};
+use super::validate::display_text;
+use crate::kube::{TenantReadiness, tenant_namespace};
+use crate::state::AppState;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::tenants::{self, Role, TenantRow};
+use crate::store::{Scope, now_ms};
+
+/// A tenant as shown to its members.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    /// Tenant id.
+    pub id: String,
+    /// URL and Kubernetes name (DNS-1123 label).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Plan.
+    pub plan: String,
+    /// Whether the tenant is suspended.
+    pub suspended: bool,
+    /// Kubernetes namespace of the tenant's stack.
+    pub namespace: String,
+    /// The default agent (the `Tenant` CR's `spec.agent`).
+    #[schema(value_type = Object)]
+    pub agent: Value,
+    /// The caller's role.
+    pub role: Role,
+    /// Readiness reported by the operator (`null` without Kubernetes).
+    pub readiness: Option<TenantReadiness>,
+    /// Whether the gateway writes this tenant to Kubernetes.
+    pub kubernetes: bool,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl TenantView {
+    /// The view of `tenant` for a caller with `role`.
+    pub fn build(
+        state: &AppState,
+        tenant: &TenantRow,
+        role: Role,
+        readiness: Option<TenantReadiness>,
+    ) -> Result<Self, ApiError> {
+        let agent = serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))?;
+        Ok(Self {
+            id: tenant.id.clone(),
+            slug: tenant.slug.clone(),
+            name: tenant.name.clone(),
+            plan: tenant.plan.clone(),
+            suspended: tenant.suspended.0,
+            namespace: tenant_namespace(&tenant.slug),
+            agent,
+            role,
+            readiness,
+            kubernetes: state.kube.enabled(),
+            created_at: rfc3339(tenant.created_at),
+            updated_at: rfc3339(tenant.updated_at),
+        })
+    }
+}
+
+/// Tenant update: every field optional; `agent` is a JSON merge patch (RFC 7396) of the
+/// agent configuration (`null` resets a field to its default).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// Merge patch of the agent configuration.
+    #[schema(value_type = Object)]
+    pub agent: Option<Value>,
+}
+
+/// `GET /api/v1/tenants`: the tenants the caller can reach.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", responses((status = 200, body = Vec<MembershipView>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<MembershipView>>, ApiError> {
+    let rows = match &principal {
+        Principal::User { user_id, .. } => {
+            let mut tx = state.store.read(&Scope::user(user_id)).await?;
+            let rows = tenants::tenants_of_user(&mut tx, user_id).await?;
+            tx.commit().await?;
+            rows
+        }
+        Principal::ApiKey(key) => {
+            let mut tx = state.store.read(&Scope::tenant(&key.tenant_id)).await?;
+            let row = tenants::by_id(&mut tx, &key.tenant_id).await?;
+            tx.commit().await?;
+            row.map(|t| (t, super::principal::role_of_scopes(&key.scopes)))
+                .into_iter()
+                .collect()
+        }
+    };
+    Ok(Json(
+        rows.into_iter()
+            .map(|(t, role)| MembershipView {
+                tenant_id: t.id,
+                slug: t.slug,
+                name: t.name,
+                role,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/tenants/{tenant}` (viewer).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, body = TenantView), (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<TenantView>, ApiError> {
+    access.require(Role::Viewer)?;
+    let readiness = match state.kube.tenant_readiness(&access.tenant.slug).await {
+        Ok(readiness) => readiness,
+        Err(error) => {
+            tracing::warn!(%error, slug = %access.tenant.slug, "cannot read the Tenant CR status");
+            None
+        }
+    };
+    Ok(Json(TenantView::build(
+        &state,
+        &access.tenant,
+        access.role,
+        readiness,
+    )?))
+}
+
+/// `PATCH /api/v1/tenants/{tenant}` (admin): name and agent configuration. In Kubernetes
+/// mode the `Tenant` CR is applied before the commit.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    request_body = TenantPatch, responses((status = 200, body = TenantView), (status = 403, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    ApiJson(patch): ApiJson<TenantPatch>,
+) -> Result<Json<TenantView>, ApiError> {
+    access.require(Role::Admin)?;
+    let mut tenant = access.tenant.clone();
+    let mut changed = Vec::new();
+    if let Some(name) = &patch.name {
+        tenant.name = display_text("name", name, 100)?;
+        changed.push("name");
+    }
+    if let Some(agent_patch) = &patch.agent {
+        let current: Value =
+            serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))?;
+        let agent = merged_agent(current, agent_patch)?;
+        tenant.agent = serde_json::to_string(&agent).map_err(|e| ApiError::internal(&e))?;
+        changed.push("agent");
+    }
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    tenants::update(&mut tx, &tenant, now).await?;
+    let (actor_type, actor_id) = access.principal.actor();
+    audit::record(
+        &mut tx,
+        &AuditEvent {
+            tenant_id: &tenant.id,
+            actor_type,
+            actor_id: Some(actor_id),
+            action: "tenant.updated",
+            target_type: Some("tenant"),
+            target_id: Some(&tenant.id),
+            ip: Some(&client.ip),
+            request_id: client.request_id.as_deref(),
+            details: json!({"fields": changed}),
+        },
+        now,
+    )
+    .await?;
+    if let Err(error) = state.kube.apply_tenant(&tenant).await {
+        tracing::error!(%error, slug = %tenant.slug, "cannot apply the Tenant CR; update rolled back");
+        return Err(ApiError::unavailable(
+            "the cluster refused the change; try again",
+        ));
+    }
+    tx.commit().await?;
+    tenant.updated_at = now;
+    Ok(Json(TenantView::build(&state, &tenant, access.role, None)?))
+}
+
+/// Applies a JSON merge patch to the stored agent and validates the result.
+pub fn merged_agent(mut current: Value, patch: &Value) -> Result<AgentSpec, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::invalid(
+            "agent",
+            "invalid_field",
+            "agent must be a JSON object",
+        ));
+    }
+    merge_patch(&mut current, patch);
+    let agent: AgentSpec = serde_json::from_value(current)
+        .map_err(|e| ApiError::invalid("agent", "invalid_field", e.to_string()))?;
+    let normalized = serde_json::to_value(&agent).map_err(|e| ApiError::internal(&e))?;
+    if let Some(path) = unknown_key(patch, &normalized, "agent") {
+        return Err(ApiError::invalid(
+            &path,
+            "unknown_field",
+            format!("unknown field `{path}`"),
+        ));
+    }
+    validate_agent(&agent)?;
+    Ok(agent)
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch_map) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(target_map) = target {
+        for (key, value) in patch_map {
+            if value.is_null() {
+                target_map.remove(key);
+            } else {
+                merge_patch(target_map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// The first key set in `patch` that the typed agent does not know (serde ignores them).
+fn unknown_key(patch: &Value, normalized: &Value, path: &str) -> Option<String> {
+    let (Value::Object(patch), Value::Object(normalized)) = (patch, normalized) else {
+        return None;
+    };
+    patch
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .find_map(|(key, value)| {
+            let child = format!("{path}.{key}");
+            match normalized.get(key) {
+                None => Some(child),
+                Some(known) => unknown_key(value, known, &child),
+            }
+        })
+}
+
+fn validate_agent(agent: &AgentSpec) -> Result<(), ApiError> {
+    let invalid =
+        |field: &str, message: &str| Err(ApiError::invalid(field, "invalid_field", message));
+    if agent.system_prompt.chars().count() > 20_000 {
+        return invalid("agent.systemPrompt", "at most 20000 characters");
+    }
+    if agent.greeting.chars().count() > 1_000 {
+        return invalid("agent.greeting", "at most 1000 characters");
+    }
+    if !is_language_tag(&agent.language) {
+        return invalid("agent.language", "a BCP-47 language tag such as en-US");
+    }
+    if !(10..=14_400).contains(&agent.max_call_seconds) {
+        return invalid("agent.maxCallSeconds", "between 10 and 14400");
+    }
+    if !(100..=5_000).contains(&agent.end_of_turn_silence_ms) {
+        return invalid("agent.endOfTurnSilenceMs", "between 100 and 5000");
+    }
+    if let Some(number) = &agent.transfer_number
+        && !is_e164(number)
+    {
+        return invalid(
+            "agent.transferNumber",
+            "an E.164 number such as +14155550100",
+        );
+    }
+    let needs_base_url = [
+        (
+            "agent.llm.baseUrl",
+            agent.llm.provider == LlmProvider::OpenaiCompatible,
+            &agent.llm.base_url,
+        ),
+        (
+            "agent.stt.baseUrl",
+            agent.stt.provider == SttProvider::OpenaiCompatible,
+            &agent.stt.base_url,
+        ),
+        (
+            "agent.tts.baseUrl",
+            agent.tts.provider == TtsProvider::OpenaiCompatible,
+            &agent.tts.base_url,
+        ),
+    ];
+    for (field, required, url) in needs_base_url {
+        match url {
+            None if required => {
+                return invalid(field, "required when the provider is openai-compatible");
+            }
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                return invalid(field, "must start with http:// or https://");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_lowercase())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_agent() -> Value {
+        serde_json::to_value(AgentSpec::default()).unwrap()
+    }
+
+    #[test]
+    fn merge_patch_updates_and_resets_fields() {
+        let agent = merged_agent(
+            default_agent(),
+            &json!({"greeting": "Hi!", "llm": {"provider": "groq", "model": "llama"}}),
+        )
+        .unwrap();
+        assert_eq!(agent.greeting, "Hi!");
+        assert_eq!(agent.llm.provider, LlmProvider::Groq);
+        let reset = merged_agent(
+            serde_json::to_value(&agent).unwrap(),
+            &json!({"greeting": null}),
+        )
+        .unwrap();
+        assert_eq!(reset.greeting, AgentSpec::default().greeting);
+        assert_eq!(reset.llm.provider, LlmProvider::Groq);
+    }
+
+    #[test]
+    fn unknown_and_invalid_agent_fields_are_named() {
+        let error = merged_agent(default_agent(), &json!({"llm": {"modle": "x"}})).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("agent.llm.modle"));
+        let error = merged_agent(default_agent(), &json!({"language": "English"})).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("agent.language"));
+        let error = merged_agent(
+            default_agent(),
+            &json!({"llm": {"provider": "openai-compatible"}}),
+        )
+        .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("agent.llm.baseUrl"));
+        let error = merged_agent(default_agent(), &json!({"transferNumber": "0800"})).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("agent.transferNumber"));
+        assert!(merged_agent(default_agent(), &json!("x")).is_err());
+    }
+}

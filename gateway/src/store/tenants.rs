@@ -1,0 +1,285 @@
+//! Tenants and memberships (who belongs to which tenant, with which role).
+
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use super::{Flag, StoreError};
+
+/// A member's role. Each role can do everything the roles below it can.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads the tenant, its members and its configuration.
+    Viewer,
+    /// Viewer, plus reads provider credentials (masked) and uses the tenant's resources.
+    Member,
+    /// Member, plus manages configuration, members, invitations, API keys and credentials.
+    Admin,
+    /// Admin, plus grants and revokes ownership.
+    Owner,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    /// Tenant id.
+    pub id: String,
+    /// DNS-1123 label; also the `Tenant` CR name (namespace `tenant-<slug>`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Plan name (see `switchboard_crds::Plan`).
+    pub plan: String,
+    /// Whether the tenant is suspended.
+    pub suspended: Flag,
+    /// The default agent, as `AgentSpec` JSON.
+    pub agent: String,
+    /// Creation time (Unix ms).
+    pub created_at: i64,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+}
+
+const TENANT_COLUMNS: &str =
+    "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.created_at, t.updated_at";
+
+/// Inserts a tenant under `slug`; `false` when the slug is taken.
+pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO tenants (id, slug, name, plan, suspended, agent, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (slug) DO NOTHING",
+    )
+    .bind(&tenant.id)
+    .bind(&tenant.slug)
+    .bind(&tenant.name)
+    .bind(&tenant.plan)
+    .bind(tenant.suspended.0)
+    .bind(&tenant.agent)
+    .bind(tenant.created_at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The tenant with this id.
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The tenant with this slug or id.
+pub async fn by_slug_or_id(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<TenantRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.slug = $1 OR t.id = $1"
+    ))
+    .bind(key)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Updates a tenant's display name and agent configuration.
+pub async fn update(
+    conn: &mut AnyConnection,
+    tenant: &TenantRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET name = $1, agent = $2, updated_at = $3 WHERE id = $4")
+        .bind(&tenant.name)
+        .bind(&tenant.agent)
+        .bind(now)
+        .bind(&tenant.id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds a member; `false` when the user is already a member.
+pub async fn add_member(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    role: Role,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, user_id) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The role of `user_id` in the tenant named by `key` (slug or id), with the tenant.
+pub async fn tenant_for_member(
+    conn: &mut AnyConnection,
+    key: &str,
+    user_id: &str,
+) -> Result<Option<(TenantRow, Role)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        tenant: TenantRow,
+        role: String,
+    }
+    let row: Option<Joined> = sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS}, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id \
+         WHERE (t.slug = $1 OR t.id = $1) AND m.user_id = $2"
+    ))
+    .bind(key)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|j| Ok((j.tenant, parse_role(&j.role)?)))
+        .transpose()
+}
+
+/// Every tenant `user_id` belongs to, with the role, oldest first.
+pub async fn tenants_of_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<(TenantRow, Role)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        tenant: TenantRow,
+        role: String,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS}, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id \
+         WHERE m.user_id = $1 ORDER BY m.created_at, t.id"
+    ))
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|j| Ok((j.tenant, parse_role(&j.role)?)))
+        .collect()
+}
+
+/// A member as listed to the tenant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    /// User id.
+    pub user_id: String,
+    /// E-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role name.
+    pub role: String,
+    /// When the user joined (Unix ms).
+    pub created_at: i64,
+}
+
+/// The members of a tenant, oldest first.
+pub async fn members(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<MemberRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT m.user_id, u.email, u.name, m.role, m.created_at FROM memberships m \
+         JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 ORDER BY m.created_at, u.email",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// One member of a tenant.
+pub async fn member(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT m.user_id, u.email, u.name, m.role, m.created_at FROM memberships m \
+         JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND m.user_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Changes a member's role.
+pub async fn set_role(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<bool, StoreError> {
+    let result =
+        sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3")
+            .bind(role.as_str())
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(conn)
+            .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Removes a member.
+pub async fn remove_member(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// How many owners the tenant has (the last one cannot leave or be demoted).
+pub async fn count_owners(conn: &mut AnyConnection, tenant_id: &str) -> Result<i64, StoreError> {
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
+            .bind(tenant_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(count)
+}
+
+/// Parses a stored role.
+pub fn parse_role(name: &str) -> Result<Role, StoreError> {
+    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+}
