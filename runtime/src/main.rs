@@ -1,12 +1,16 @@
 //! `switchboard-runtime`: serves carrier media streams for one tenant.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_telemetry::{
-    LogFormat, ReadinessCheck, init_logging, observability_router, shutdown_signal,
+use switchboard_runtime::{
+    ConfigSource, ConfigStore, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret, router,
 };
+use switchboard_telemetry::{LogFormat, init_logging, observability_router, shutdown_signal};
+use tokio_util::sync::CancellationToken;
 
 /// Command-line and environment configuration.
 #[derive(Parser, Debug)]
@@ -18,20 +22,110 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// Tenant name (metric label; default tenant of events).
+    #[arg(long, env = "SWITCHBOARD_TENANT", default_value = "default")]
+    tenant: String,
+    /// Calls this pod takes at once; more are refused with 503.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 50)]
+    max_concurrent_calls: usize,
+    /// Directory of the agent ConfigMap (`agent.json`, optional `campaigns.json`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AGENT_CONFIG_DIR",
+        default_value = "/etc/switchboard/agent"
+    )]
+    agent_config_dir: PathBuf,
+    /// Directory of the provider keys Secret (one file per key).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROVIDER_KEYS_DIR",
+        default_value = "/etc/switchboard/keys"
+    )]
+    provider_keys_dir: PathBuf,
+    /// Gateway endpoint receiving call events; unset disables delivery.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_EVENTS_URL")]
+    gateway_events_url: Option<String>,
+    /// Bearer token for the gateway's internal endpoints.
+    #[arg(long, env = "SWITCHBOARD_INTERNAL_TOKEN", hide_env_values = true)]
+    internal_token: Option<String>,
+    /// Milliseconds a provider may take (first token, first audio, transcript).
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_MS", default_value_t = 8000)]
+    provider_timeout_ms: u64,
+    /// Seconds live calls get to finish after SIGTERM (keep below the pod's grace period).
+    #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS", default_value_t = 540)]
+    drain_seconds: u64,
+    /// Seconds between checks of the mounted configuration.
+    #[arg(long, env = "SWITCHBOARD_CONFIG_POLL_SECONDS", default_value_t = 3)]
+    config_poll_seconds: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, "info");
-    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = observability_router(prometheus::Registry::new(), ready);
+
+    let source = ConfigSource {
+        agent_dir: cli.agent_config_dir.clone(),
+        keys_dir: cli.provider_keys_dir.clone(),
+    };
+    let snapshot = source.load().unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot load agent configuration; using builtin defaults");
+        Default::default()
+    });
+    let store = Arc::new(ConfigStore::new(snapshot));
+    let background = CancellationToken::new();
+    let reloader = store.clone().spawn_reloader(
+        source,
+        Duration::from_secs(cli.config_poll_seconds.max(1)),
+        background.clone(),
+    );
+
+    let metrics = Metrics::new(&cli.tenant).context("cannot register metrics")?;
+    let (events, delivery) = EventSink::spawn(
+        cli.gateway_events_url.clone(),
+        cli.internal_token.clone().map(Secret::new),
+        metrics.clone(),
+        background.clone(),
+    );
+    let config = RuntimeConfig {
+        tenant: cli.tenant.clone(),
+        max_concurrent_calls: cli.max_concurrent_calls.max(1),
+        events_url: cli.gateway_events_url.clone(),
+        internal_token: cli.internal_token.map(Secret::new),
+        provider_timeout: Duration::from_millis(cli.provider_timeout_ms.max(100)),
+        ..RuntimeConfig::default()
+    };
+    let state = RuntimeState::new(config, store, metrics.clone(), events);
+    let app = router(state.clone()).merge(observability_router(
+        metrics.registry.clone(),
+        state.readiness(),
+    ));
+
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    tracing::info!(address = %cli.listen, "runtime listening");
+    tracing::info!(address = %cli.listen, tenant = %cli.tenant, "runtime listening");
+    let drain_deadline = Duration::from_secs(cli.drain_seconds);
+    let drain_state = state.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Keep serving /healthz, /readyz (now failing) and /metrics while calls finish.
+            let graceful = drain_state.drain(drain_deadline).await;
+            tracing::info!(graceful, "drain complete");
+        })
         .await
-        .context("server failed")
+        .context("server failed")?;
+
+    // Flush events: the delivery task ends once every sender (held by the state) is gone.
+    background.cancel();
+    drop(state);
+    let _ = reloader.await;
+    if tokio::time::timeout(Duration::from_secs(15), delivery)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some events could not be delivered before exit");
+    }
+    Ok(())
 }

@@ -1,0 +1,1086 @@
+//! One call: the media WebSocket loop, turn-taking, barge-in and the agent's replies.
+//!
+//! A single task owns the socket and all call state; replies run as separate tasks that report
+//! back over a channel. Nothing on the audio path awaits a provider: inbound frames are decoded,
+//! classified and forwarded in microseconds, and outbound audio is paced from a queue.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use serde_json::json;
+use switchboard_crds::events::{EndReason, EventKind, Role};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::G711;
+use crate::config::{AgentSnapshot, RuntimeConfig};
+use crate::events::{CallRef, EventSink};
+use crate::metrics::Metrics;
+use crate::pacer::{FRAME_BYTES, LEAD_FRAMES, Paced, Pacer};
+use crate::protocol::{
+    Carrier, FrameError, Inbound, Outbound, StreamStart, encode_outbound, parse_inbound,
+};
+use crate::providers::deepgram::DeepgramStream;
+use crate::providers::{ChatMessage, Providers, Stt};
+use crate::reply::{self, Finished, ReplyEvent, ReplyInput, ReplyJob};
+use crate::resample::Resampler;
+use crate::vad::{FRAME_MS, FRAME_SAMPLES, TurnConfig, TurnDetector, TurnEvent, Vad};
+
+/// Audio kept from before speech was detected, so the first syllable is not clipped.
+const PREROLL_FRAMES: usize = 10;
+/// Longest caller turn kept for transcription (60 s at 8 kHz).
+const MAX_UTTERANCE_SAMPLES: usize = 8000 * 60;
+/// DTMF digits are sent to the agent this long after the last key (or at `#`).
+const DTMF_IDLE: Duration = Duration::from_millis(1500);
+/// Provider failures in a row before the agent apologises and hangs up.
+const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+/// Extra time after the goodbye at maximum call length before the call is cut regardless.
+const MAX_DURATION_GRACE: Duration = Duration::from_secs(20);
+
+/// What every call shares with the server.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// Process settings.
+    pub config: Arc<RuntimeConfig>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event delivery.
+    pub events: EventSink,
+    /// Shared HTTP client for providers.
+    pub http: reqwest::Client,
+    /// Cancelled when live calls must end (drain deadline passed).
+    pub hard_stop: CancellationToken,
+}
+
+/// Serves one carrier media WebSocket until the call ends.
+pub async fn run_call(
+    mut socket: WebSocket,
+    carrier: Carrier,
+    snapshot: Arc<AgentSnapshot>,
+    ctx: CallContext,
+) {
+    let start = tokio::time::timeout(
+        ctx.config.start_timeout,
+        wait_for_start(&mut socket, &ctx.metrics),
+    )
+    .await;
+    let Ok(Some(start)) = start else {
+        tracing::info!(
+            carrier = carrier.as_str(),
+            "media stream ended before a usable start"
+        );
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    };
+    let mut call = Call::new(carrier, start, snapshot, ctx).await;
+    let reason = call.run(&mut socket).await;
+    call.end(reason);
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn wait_for_start(socket: &mut WebSocket, metrics: &Metrics) -> Option<StreamStart> {
+    while let Some(Ok(message)) = socket.recv().await {
+        let Message::Text(text) = message else {
+            if matches!(message, Message::Close(_)) {
+                return None;
+            }
+            continue;
+        };
+        match parse_inbound(&text) {
+            Ok(Inbound::Start(start)) => return Some(start),
+            Ok(Inbound::Stop) => return None,
+            Ok(_) => {}
+            Err(FrameError::UnsupportedFormat(format)) => {
+                tracing::warn!(%format, "unsupported media format");
+                return None;
+            }
+            Err(error) => {
+                metrics.bad_frames.inc();
+                tracing::debug!(%error, "bad frame before start");
+            }
+        }
+    }
+    None
+}
+
+struct ActiveReply {
+    turn: u32,
+    cancel: CancellationToken,
+    /// End the call once this reply has been heard.
+    hangup_after: Option<EndReason>,
+}
+
+#[derive(Default)]
+struct Segment {
+    text: String,
+    total_bytes: usize,
+    sent_bytes: usize,
+    acked: bool,
+}
+
+/// The agent's current turn as the caller hears it.
+struct AgentSpeech {
+    turn: u32,
+    segments: Vec<Segment>,
+    finished: Option<Box<Finished>>,
+    /// When the caller's turn ended (voice-to-voice latency starts here).
+    caller_turn_end: Option<Instant>,
+    first_audio_at: Option<Instant>,
+    hangup_after: Option<EndReason>,
+    offset_ms: u64,
+}
+
+#[derive(Default)]
+struct Usage {
+    stt_seconds: f64,
+    tts_characters: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+struct Call {
+    ctx: CallContext,
+    carrier: Carrier,
+    stream_id: String,
+    codec: G711,
+    call: CallRef,
+    snapshot: Arc<AgentSnapshot>,
+    providers: Arc<Providers>,
+    started_at: Instant,
+    // Inbound audio.
+    vad: Vad,
+    turns: TurnDetector,
+    decoded: Vec<i16>,
+    partial: Vec<i16>,
+    preroll: VecDeque<i16>,
+    utterance: Vec<i16>,
+    stt_stream: Option<Arc<DeepgramStream>>,
+    upsampler: Resampler,
+    last_media: Instant,
+    // Outbound audio.
+    pacer: Pacer,
+    paced: Vec<Paced>,
+    encoded: Vec<u8>,
+    // Conversation.
+    history: Vec<ChatMessage>,
+    tools: Arc<Vec<serde_json::Value>>,
+    reply: Option<ActiveReply>,
+    speaking: Option<AgentSpeech>,
+    replies_tx: mpsc::UnboundedSender<ReplyEvent>,
+    replies_rx: mpsc::UnboundedReceiver<ReplyEvent>,
+    next_turn: u32,
+    transcript_index: u32,
+    caller_turn_end: Option<Instant>,
+    usage: Usage,
+    failures: u32,
+    dtmf: String,
+    dtmf_at: Option<Instant>,
+    hangup_at: Option<(Instant, EndReason)>,
+    goodbye_started: bool,
+    survey_fields: Vec<String>,
+}
+
+impl Call {
+    async fn new(
+        carrier: Carrier,
+        start: StreamStart,
+        snapshot: Arc<AgentSnapshot>,
+        ctx: CallContext,
+    ) -> Self {
+        let providers = Arc::new(Providers::from_snapshot(&snapshot, &ctx.http));
+        let call = CallRef {
+            tenant: start
+                .params
+                .tenant
+                .clone()
+                .unwrap_or_else(|| ctx.config.tenant.clone()),
+            call_id: start
+                .params
+                .call_id
+                .clone()
+                .unwrap_or_else(|| start.stream_id.clone()),
+        };
+        ctx.events.emit(
+            &call,
+            EventKind::CallStarted {
+                carrier: carrier.as_str().into(),
+                stream_id: start.stream_id.clone(),
+                carrier_call_id: start.carrier_call_id.clone(),
+                from: start.params.from.clone(),
+                to: start.params.to.clone(),
+                campaign: start.params.campaign.clone(),
+                contact: start.params.contact.clone(),
+            },
+        );
+        let campaign = start
+            .params
+            .campaign
+            .as_ref()
+            .and_then(|name| snapshot.campaigns.get(name));
+        let (system_prompt, greeting, tools, survey_fields) = agent_setup(&snapshot, campaign);
+        let stt_stream = open_stt_stream(&providers.stt, &ctx).await;
+        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+        let end_of_turn = u32::try_from(snapshot.agent.end_of_turn_silence_ms).unwrap_or(700);
+        let mut this = Self {
+            carrier,
+            stream_id: start.stream_id,
+            codec: start.codec,
+            call,
+            providers,
+            started_at: Instant::now(),
+            vad: Vad::default(),
+            turns: TurnDetector::new(TurnConfig::from_silence_ms(end_of_turn)),
+            decoded: Vec::with_capacity(FRAME_SAMPLES),
+            partial: Vec::with_capacity(FRAME_SAMPLES),
+            preroll: VecDeque::with_capacity(PREROLL_FRAMES * FRAME_SAMPLES),
+            utterance: Vec::new(),
+            stt_stream,
+            upsampler: Resampler::new(8000, crate::providers::stt::STT_RATE),
+            last_media: Instant::now(),
+            pacer: Pacer::new(start.codec.silence()),
+            paced: Vec::new(),
+            encoded: Vec::new(),
+            history: vec![ChatMessage::new("system", system_prompt)],
+            tools: Arc::new(tools),
+            reply: None,
+            speaking: None,
+            replies_tx,
+            replies_rx,
+            next_turn: 0,
+            transcript_index: 0,
+            caller_turn_end: None,
+            usage: Usage::default(),
+            failures: 0,
+            dtmf: String::new(),
+            dtmf_at: None,
+            hangup_at: None,
+            goodbye_started: false,
+            survey_fields,
+            snapshot,
+            ctx,
+        };
+        this.ctx.metrics.active_calls.inc();
+        if !greeting.is_empty() {
+            this.start_reply(ReplyInput::Say(greeting), None);
+        }
+        this
+    }
+
+    async fn run(&mut self, socket: &mut WebSocket) -> EndReason {
+        let mut pace = tokio::time::interval(crate::pacer::FRAME_DURATION);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(200));
+        let hard_stop = self.ctx.hard_stop.clone();
+        loop {
+            let outcome = tokio::select! {
+                message = socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let started = Instant::now();
+                        let outcome = self.on_carrier_text(&text, socket).await;
+                        self.ctx.metrics.frame_handling.observe(started.elapsed().as_secs_f64());
+                        outcome
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(EndReason::CallerHangup),
+                    Some(Ok(_)) => Ok(()),
+                },
+                Some(event) = self.replies_rx.recv() => self.on_reply_event(event, socket).await,
+                _ = pace.tick(), if self.pacer.is_active() => self.send_due(socket).await,
+                _ = housekeeping.tick() => self.housekeeping(socket).await,
+                () = hard_stop.cancelled() => Err(EndReason::Shutdown),
+            };
+            if let Err(reason) = outcome {
+                return reason;
+            }
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if let Some(reply) = self.reply.take() {
+            reply.cancel.cancel();
+        }
+        if self.speaking.is_some() {
+            self.finish_speech(true);
+        }
+        let (llm, stt, tts) = (
+            self.providers.llm.name(),
+            self.providers.stt.name(),
+            self.providers.tts.name(),
+        );
+        self.ctx.events.emit(
+            &self.call,
+            EventKind::Usage {
+                stt_seconds: (self.usage.stt_seconds * 1000.0).round() / 1000.0,
+                tts_characters: self.usage.tts_characters,
+                llm_prompt_tokens: self.usage.prompt_tokens,
+                llm_completion_tokens: self.usage.completion_tokens,
+                stt_provider: stt.into(),
+                llm_provider: llm.into(),
+                tts_provider: tts.into(),
+            },
+        );
+        self.ctx.events.emit(
+            &self.call,
+            EventKind::CallEnded {
+                reason,
+                duration_ms: self.started_at.elapsed().as_millis() as u64,
+                turns: self.transcript_index,
+            },
+        );
+        self.ctx.metrics.active_calls.dec();
+        self.ctx
+            .metrics
+            .calls_total
+            .with_label_values(&[end_reason_label(reason)])
+            .inc();
+        tracing::info!(call_id = %self.call.call_id, ?reason, "call ended");
+    }
+
+    // ---- inbound -------------------------------------------------------------------------
+
+    async fn on_carrier_text(
+        &mut self,
+        text: &str,
+        socket: &mut WebSocket,
+    ) -> Result<(), EndReason> {
+        match parse_inbound(text) {
+            Ok(Inbound::Media { payload, .. }) => self.on_media(&payload, socket).await,
+            Ok(Inbound::Mark { name }) => {
+                self.on_mark(&name);
+                Ok(())
+            }
+            Ok(Inbound::Dtmf { digit }) => self.on_dtmf(digit, socket).await,
+            Ok(Inbound::Stop) => Err(EndReason::CallerHangup),
+            Ok(Inbound::CarrierError { message }) => {
+                tracing::warn!(call_id = %self.call.call_id, %message, "carrier reported a stream error");
+                Ok(())
+            }
+            Ok(Inbound::Connected | Inbound::Start(_) | Inbound::Ignored) => Ok(()),
+            Err(error) => {
+                // One bad frame never ends a call; a dead stream ends by media timeout.
+                self.ctx.metrics.bad_frames.inc();
+                tracing::debug!(%error, "bad carrier frame");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_media(&mut self, payload: &[u8], socket: &mut WebSocket) -> Result<(), EndReason> {
+        self.last_media = Instant::now();
+        self.decoded.clear();
+        self.codec.decode_into(payload, &mut self.decoded);
+        let mut offset = 0;
+        while offset < self.decoded.len() {
+            let take = (FRAME_SAMPLES - self.partial.len()).min(self.decoded.len() - offset);
+            self.partial
+                .extend_from_slice(&self.decoded[offset..offset + take]);
+            offset += take;
+            if self.partial.len() == FRAME_SAMPLES {
+                let frame = std::mem::take(&mut self.partial);
+                let event = self.on_frame(&frame);
+                self.partial = frame;
+                self.partial.clear();
+                self.on_turn_event(event, socket).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Classifies one 20 ms frame, keeps the audio of the caller's turn, feeds streaming STT.
+    fn on_frame(&mut self, frame: &[i16]) -> TurnEvent {
+        self.ctx.metrics.frames_in.inc();
+        if let Some(stream) = &self.stt_stream {
+            let mut wide = Vec::with_capacity(frame.len() * 2);
+            self.upsampler.process(frame, &mut wide);
+            let bytes: Vec<u8> = wide.iter().flat_map(|s| s.to_le_bytes()).collect();
+            if stream.send_audio(bytes) {
+                self.usage.stt_seconds += f64::from(FRAME_MS) / 1000.0;
+            }
+        }
+        let voiced = self.vad.is_speech(frame);
+        let was_in_utterance = self.turns.in_utterance();
+        let event = self.turns.push(voiced);
+        if was_in_utterance {
+            if self.utterance.len() < MAX_UTTERANCE_SAMPLES {
+                self.utterance.extend_from_slice(frame);
+            }
+        } else if self.turns.in_utterance() {
+            self.utterance.clear();
+            self.utterance.extend(self.preroll.iter().copied());
+            self.utterance.extend_from_slice(frame);
+        }
+        if self.preroll.len() + frame.len() > PREROLL_FRAMES * FRAME_SAMPLES {
+            self.preroll.drain(..frame.len());
+        }
+        self.preroll.extend(frame.iter().copied());
+        event
+    }
+
+    async fn on_turn_event(
+        &mut self,
+        event: TurnEvent,
+        socket: &mut WebSocket,
+    ) -> Result<(), EndReason> {
+        match event {
+            TurnEvent::SpeechStarted if self.agent_busy() => self.barge_in(socket).await,
+            TurnEvent::TurnEnded { .. } => {
+                // Drop the trailing end-of-turn silence: it is not part of what was said.
+                let silence = self.snapshot.agent.end_of_turn_silence_ms.max(0) as usize * 8;
+                let keep = self.utterance.len().saturating_sub(silence);
+                self.utterance.truncate(keep);
+                let audio = Arc::new(std::mem::take(&mut self.utterance));
+                self.caller_turn_end = Some(Instant::now());
+                if !self.goodbye_started {
+                    self.start_reply(ReplyInput::Utterance(audio), None);
+                }
+                Ok(())
+            }
+            TurnEvent::Discarded => {
+                self.utterance.clear();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_mark(&mut self, name: &str) {
+        let Some((turn, segment)) = parse_mark(name) else {
+            return;
+        };
+        if let Some(speech) = self.speaking.as_mut()
+            && speech.turn == turn
+            && let Some(segment) = speech.segments.get_mut(segment as usize)
+        {
+            segment.acked = true;
+        }
+    }
+
+    async fn on_dtmf(&mut self, digit: char, socket: &mut WebSocket) -> Result<(), EndReason> {
+        if self.agent_busy() {
+            self.barge_in(socket).await?;
+        }
+        if self.dtmf.len() < 32 {
+            self.dtmf.push(digit);
+        }
+        self.dtmf_at = Some(Instant::now());
+        if digit == '#' {
+            self.flush_dtmf();
+        }
+        Ok(())
+    }
+
+    fn flush_dtmf(&mut self) {
+        let digits = std::mem::take(&mut self.dtmf);
+        self.dtmf_at = None;
+        if !digits.is_empty() && !self.goodbye_started {
+            self.caller_turn_end = Some(Instant::now());
+            self.start_reply(
+                ReplyInput::Text(format!("[The caller pressed the keys: {digits}]")),
+                None,
+            );
+        }
+    }
+
+    // ---- replies -------------------------------------------------------------------------
+
+    fn agent_busy(&self) -> bool {
+        self.reply.is_some() || self.speaking.is_some() || self.pacer.is_active()
+    }
+
+    fn start_reply(&mut self, input: ReplyInput, hangup_after: Option<EndReason>) {
+        if let Some(previous) = self.reply.take() {
+            previous.cancel.cancel();
+        }
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        let cancel = CancellationToken::new();
+        let job = ReplyJob {
+            turn,
+            input,
+            history: self.history.clone(),
+            tools: self.tools.clone(),
+            providers: self.providers.clone(),
+            stt_stream: self.stt_stream.clone(),
+            timeout: self.ctx.config.provider_timeout,
+            fallback_text: self.ctx.config.fallback_text.clone(),
+            events: self.replies_tx.clone(),
+        };
+        let token = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = reply::run(job) => {}
+            }
+        });
+        self.reply = Some(ActiveReply {
+            turn,
+            cancel,
+            hangup_after,
+        });
+    }
+
+    fn current_turn(&self) -> Option<u32> {
+        self.reply.as_ref().map(|r| r.turn)
+    }
+
+    async fn on_reply_event(
+        &mut self,
+        event: ReplyEvent,
+        socket: &mut WebSocket,
+    ) -> Result<(), EndReason> {
+        match event {
+            ReplyEvent::CallerText {
+                turn,
+                text,
+                stt_latency,
+                stt_seconds,
+            } if Some(turn) == self.current_turn() => {
+                self.usage.stt_seconds += stt_seconds;
+                if let Some(latency) = stt_latency {
+                    self.observe_stage("stt", latency);
+                }
+                if !text.trim().is_empty() {
+                    let offset = self.offset_ms();
+                    self.emit_turn(Role::Caller, text.clone(), None, false, offset);
+                    self.history.push(ChatMessage::new("user", text));
+                }
+            }
+            ReplyEvent::Audio { turn, segment, pcm } if Some(turn) == self.current_turn() => {
+                self.encoded.clear();
+                self.codec.encode_into(&pcm, &mut self.encoded);
+                let bytes = self.encoded.len();
+                let speech = self.speech_for(turn);
+                while speech.segments.len() <= segment as usize {
+                    speech.segments.push(Segment::default());
+                }
+                speech.segments[segment as usize].total_bytes += bytes;
+                self.pacer
+                    .push_audio(segment_key(turn, segment), &self.encoded);
+            }
+            ReplyEvent::SegmentEnd {
+                turn,
+                segment,
+                text,
+            } if Some(turn) == self.current_turn() => {
+                let speech = self.speech_for(turn);
+                while speech.segments.len() <= segment as usize {
+                    speech.segments.push(Segment::default());
+                }
+                speech.segments[segment as usize].text = text;
+                self.pacer.push_mark(mark_name(turn, segment));
+            }
+            ReplyEvent::ProviderFailed {
+                stage,
+                provider,
+                message,
+            } => {
+                self.ctx
+                    .metrics
+                    .provider_errors
+                    .with_label_values(&[stage, provider])
+                    .inc();
+                self.ctx.events.emit(
+                    &self.call,
+                    EventKind::ProviderError {
+                        stage: stage.into(),
+                        provider: provider.into(),
+                        message,
+                    },
+                );
+            }
+            ReplyEvent::Finished(finished) if Some(finished.turn) == self.current_turn() => {
+                return self.on_reply_finished(finished, socket).await;
+            }
+            // Events of a reply cancelled by barge-in.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn speech_for(&mut self, turn: u32) -> &mut AgentSpeech {
+        let offset = self.offset_ms();
+        let hangup_after = self.reply.as_ref().and_then(|r| r.hangup_after);
+        let caller_turn_end = self.caller_turn_end;
+        self.speaking.get_or_insert_with(|| AgentSpeech {
+            turn,
+            segments: Vec::new(),
+            finished: None,
+            caller_turn_end,
+            first_audio_at: None,
+            hangup_after,
+            offset_ms: offset,
+        })
+    }
+
+    async fn on_reply_finished(
+        &mut self,
+        finished: Box<Finished>,
+        socket: &mut WebSocket,
+    ) -> Result<(), EndReason> {
+        let reply = self.reply.take();
+        self.usage.tts_characters += finished.tts_characters;
+        self.usage.prompt_tokens += finished.llm.prompt_tokens;
+        self.usage.completion_tokens += finished.llm.completion_tokens;
+        if let Some(latency) = finished.llm.first_token {
+            self.observe_stage("llm_first_token", latency);
+        }
+        if let Some(latency) = finished.tts_first_audio {
+            self.observe_stage("tts_first_audio", latency);
+        }
+        self.failures = if finished.failed {
+            self.failures + 1
+        } else {
+            0
+        };
+        let mut hangup_after = reply.and_then(|r| r.hangup_after);
+        for tool in &finished.llm.tool_calls {
+            hangup_after = hangup_after.or(self.on_tool_call(&tool.name, &tool.arguments));
+        }
+        if self.failures >= MAX_CONSECUTIVE_FAILURES && hangup_after.is_none() {
+            hangup_after = Some(EndReason::ProviderFailure);
+        }
+        let said_nothing = finished.text.is_empty();
+        let turn = finished.turn;
+        if said_nothing && self.speaking.is_none() {
+            // Nothing to play (noise, or a tool call without words).
+            if let Some(reason) = hangup_after {
+                self.say_goodbye(reason);
+            }
+            return Ok(());
+        }
+        let speech = self.speech_for(turn);
+        speech.finished = Some(finished);
+        if hangup_after.is_some() {
+            speech.hangup_after = hangup_after;
+        }
+        self.maybe_finish_speech(socket).await
+    }
+
+    /// Acts on a tool call; returns how the call should end after the current speech, if so.
+    fn on_tool_call(&mut self, name: &str, arguments: &str) -> Option<EndReason> {
+        match name {
+            "end_call" => Some(EndReason::AgentHangup),
+            "transfer_call" => {
+                let to = self.snapshot.agent.transfer_number.clone()?;
+                self.ctx
+                    .events
+                    .emit(&self.call, EventKind::TransferRequested { to });
+                Some(EndReason::Transferred)
+            }
+            "record_answer" => {
+                let args: serde_json::Value = serde_json::from_str(arguments).unwrap_or_default();
+                let field = args["field"].as_str().unwrap_or_default().to_owned();
+                if self.survey_fields.contains(&field) {
+                    self.ctx.events.emit(
+                        &self.call,
+                        EventKind::SurveyAnswer {
+                            field,
+                            raw: args["raw"].as_str().unwrap_or_default().to_owned(),
+                            value: args
+                                .get("value")
+                                .cloned()
+                                .unwrap_or(serde_json::Value::Null),
+                        },
+                    );
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn say_goodbye(&mut self, reason: EndReason) {
+        if self.goodbye_started {
+            return;
+        }
+        self.goodbye_started = true;
+        let goodbye = self.ctx.config.goodbye_text.clone();
+        self.start_reply(ReplyInput::Say(goodbye), Some(reason));
+    }
+
+    /// Caller spoke over the agent: stop the audio, cancel the reply, record what was heard.
+    async fn barge_in(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
+        self.ctx.metrics.barge_ins.inc();
+        let hangup = self.reply.as_ref().and_then(|r| r.hangup_after);
+        if let Some(reply) = self.reply.take() {
+            reply.cancel.cancel();
+        }
+        self.pacer.clear();
+        self.send(socket, Outbound::Clear).await?;
+        let hangup = hangup.or(self.speaking.as_ref().and_then(|s| s.hangup_after));
+        if self.speaking.is_some() {
+            self.finish_speech(true);
+        }
+        if let Some(reason) = hangup {
+            self.hangup_at = Some((Instant::now(), reason));
+        }
+        Ok(())
+    }
+
+    /// Completes the agent turn once the reply is finished and all its audio is out.
+    async fn maybe_finish_speech(&mut self, _socket: &mut WebSocket) -> Result<(), EndReason> {
+        let done =
+            self.speaking.as_ref().is_some_and(|s| s.finished.is_some()) && !self.pacer.is_active();
+        if done {
+            let hangup = self.finish_speech(false);
+            if let Some(reason) = hangup {
+                // Let the last frames (sent ahead of real time) play out before hanging up.
+                let tail = crate::pacer::FRAME_DURATION * (LEAD_FRAMES as u32 + 10);
+                self.hangup_at = Some((Instant::now() + tail, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the agent's transcript turn and latencies; returns a pending hang-up.
+    fn finish_speech(&mut self, interrupted: bool) -> Option<EndReason> {
+        let speech = self.speaking.take()?;
+        let spoken: Vec<&str> = speech.segments.iter().map(|s| s.text.as_str()).collect();
+        let text = speech
+            .finished
+            .as_ref()
+            .map(|f| f.text.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| spoken.join(" "));
+        let heard = if interrupted {
+            heard_text(&speech.segments)
+        } else {
+            text.clone()
+        };
+        let index = self.transcript_index;
+        if !text.is_empty() || !heard.is_empty() {
+            self.emit_turn(
+                Role::Agent,
+                text,
+                Some(heard.clone()),
+                interrupted,
+                speech.offset_ms,
+            );
+        }
+        if !heard.is_empty() {
+            self.history.push(ChatMessage::new("assistant", heard));
+        }
+        let voice_to_voice = match (speech.caller_turn_end, speech.first_audio_at) {
+            (Some(end), Some(first)) => Some(first.saturating_duration_since(end)),
+            _ => None,
+        };
+        if let Some(finished) = &speech.finished {
+            self.ctx.events.emit(
+                &self.call,
+                EventKind::TurnLatency {
+                    index,
+                    stt_ms: None,
+                    llm_first_token_ms: finished.llm.first_token.map(|d| d.as_millis() as u64),
+                    tts_first_audio_ms: finished.tts_first_audio.map(|d| d.as_millis() as u64),
+                    voice_to_voice_ms: voice_to_voice.map(|d| d.as_millis() as u64),
+                },
+            );
+        }
+        speech.hangup_after
+    }
+
+    // ---- outbound ------------------------------------------------------------------------
+
+    async fn send_due(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
+        let mut paced = std::mem::take(&mut self.paced);
+        self.pacer.due(Instant::now(), &mut paced);
+        for item in paced.drain(..) {
+            match item {
+                Paced::Frame { segment, bytes } => {
+                    self.note_sent(segment);
+                    self.send(socket, Outbound::Media(&bytes[..])).await?;
+                    self.ctx.metrics.frames_out.inc();
+                }
+                Paced::Mark(name) => self.send(socket, Outbound::Mark(&name)).await?,
+            }
+        }
+        self.paced = paced;
+        if !self.pacer.is_active() {
+            self.maybe_finish_speech(socket).await?;
+        }
+        Ok(())
+    }
+
+    fn note_sent(&mut self, key: u64) {
+        let (turn, segment) = split_key(key);
+        let Some(speech) = self.speaking.as_mut().filter(|s| s.turn == turn) else {
+            return;
+        };
+        if speech.first_audio_at.is_none() {
+            let now = Instant::now();
+            speech.first_audio_at = Some(now);
+            if let Some(end) = speech.caller_turn_end {
+                self.ctx
+                    .metrics
+                    .stage_latency
+                    .with_label_values(&["voice_to_voice"])
+                    .observe(now.saturating_duration_since(end).as_secs_f64());
+            }
+        }
+        if let Some(s) = speech.segments.get_mut(segment as usize) {
+            s.sent_bytes += FRAME_BYTES;
+        }
+    }
+
+    async fn send(
+        &mut self,
+        socket: &mut WebSocket,
+        message: Outbound<'_>,
+    ) -> Result<(), EndReason> {
+        let text = encode_outbound(self.carrier, &self.stream_id, message);
+        socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| EndReason::CallerHangup)
+    }
+
+    // ---- timers --------------------------------------------------------------------------
+
+    async fn housekeeping(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
+        let now = Instant::now();
+        if let Some((at, reason)) = self.hangup_at
+            && now >= at
+        {
+            return Err(reason);
+        }
+        if self
+            .dtmf_at
+            .is_some_and(|at| now.duration_since(at) >= DTMF_IDLE)
+        {
+            self.flush_dtmf();
+        }
+        if now.duration_since(self.last_media) >= self.ctx.config.media_timeout {
+            return Err(EndReason::MediaTimeout);
+        }
+        let max = Duration::from_secs(self.snapshot.agent.max_call_seconds.max(1) as u64);
+        let elapsed = now.duration_since(self.started_at);
+        if elapsed >= max + MAX_DURATION_GRACE {
+            return Err(EndReason::MaxDuration);
+        }
+        if elapsed >= max && !self.goodbye_started {
+            if self.agent_busy() {
+                self.barge_in(socket).await?;
+            }
+            self.say_goodbye(EndReason::MaxDuration);
+        }
+        Ok(())
+    }
+
+    // ---- helpers -------------------------------------------------------------------------
+
+    fn offset_ms(&self) -> u64 {
+        self.started_at.elapsed().as_millis() as u64
+    }
+
+    fn observe_stage(&self, stage: &str, latency: Duration) {
+        self.ctx
+            .metrics
+            .stage_latency
+            .with_label_values(&[stage])
+            .observe(latency.as_secs_f64());
+    }
+
+    fn emit_turn(
+        &mut self,
+        role: Role,
+        text: String,
+        heard_text: Option<String>,
+        interrupted: bool,
+        offset_ms: u64,
+    ) {
+        let index = self.transcript_index;
+        self.transcript_index += 1;
+        self.ctx.events.emit(
+            &self.call,
+            EventKind::TranscriptTurn {
+                index,
+                role,
+                text,
+                heard_text,
+                interrupted,
+                offset_ms,
+            },
+        );
+    }
+}
+
+/// Opens the per-call stream of a streaming STT provider; failures surface at the first turn.
+async fn open_stt_stream(stt: &Stt, ctx: &CallContext) -> Option<Arc<DeepgramStream>> {
+    let Stt::Deepgram {
+        base,
+        key,
+        model,
+        language,
+    } = stt
+    else {
+        return None;
+    };
+    let key = match crate::providers::stt::deepgram_key(key) {
+        Ok(key) => key,
+        Err(error) => {
+            tracing::warn!(%error, "Deepgram not configured");
+            return None;
+        }
+    };
+    match DeepgramStream::connect(base, &key, model, language, ctx.config.provider_timeout).await {
+        Ok(stream) => Some(Arc::new(stream)),
+        Err(error) => {
+            ctx.metrics
+                .provider_errors
+                .with_label_values(&["stt", "deepgram"])
+                .inc();
+            tracing::warn!(%error, "cannot open Deepgram stream");
+            None
+        }
+    }
+}
+
+/// System prompt, greeting, tools and survey fields for the call's agent (and campaign).
+fn agent_setup(
+    snapshot: &AgentSnapshot,
+    campaign: Option<&switchboard_crds::campaign::CampaignAgent>,
+) -> (String, String, Vec<serde_json::Value>, Vec<String>) {
+    let agent = &snapshot.agent;
+    let mut prompt = campaign
+        .and_then(|c| c.system_prompt.clone())
+        .unwrap_or_else(|| agent.system_prompt.clone());
+    let greeting = campaign
+        .and_then(|c| c.greeting.clone())
+        .unwrap_or_else(|| agent.greeting.clone());
+    prompt.push_str(&format!(
+        "\n\nYou are speaking on a phone call. Reply in the language {}. Use short spoken sentences without markup.",
+        agent.language
+    ));
+    let mut tools = vec![json!({"type": "function", "function": {
+        "name": "end_call",
+        "description": "Hang up once the conversation is over and you have said goodbye.",
+        "parameters": {"type": "object", "properties": {}}
+    }})];
+    if agent.transfer_number.is_some() {
+        tools.push(json!({"type": "function", "function": {
+            "name": "transfer_call",
+            "description": "Transfer the caller to a human colleague when they ask for one or you cannot help.",
+            "parameters": {"type": "object", "properties": {}}
+        }}));
+    }
+    let mut fields = Vec::new();
+    if let Some(campaign) = campaign.filter(|c| !c.questions.is_empty()) {
+        prompt.push_str("\n\nAsk these survey questions in order, one at a time. After each answer, call record_answer with the field, the caller's words as `raw`, and `value` mapped to the expected type (or null if unclear):");
+        for (i, q) in campaign.questions.iter().enumerate() {
+            let choices = if q.choices.is_empty() {
+                String::new()
+            } else {
+                format!(" (one of: {})", q.choices.join(", "))
+            };
+            prompt.push_str(&format!(
+                "\n{}. [{}, {:?}] {}{}",
+                i + 1,
+                q.field,
+                q.answer_type,
+                q.text,
+                choices
+            ));
+            fields.push(q.field.clone());
+        }
+        tools.push(json!({"type": "function", "function": {
+            "name": "record_answer",
+            "description": "Record the caller's answer to a survey question.",
+            "parameters": {"type": "object", "properties": {
+                "field": {"type": "string", "enum": fields},
+                "raw": {"type": "string"},
+                "value": {}
+            }, "required": ["field", "raw", "value"]}
+        }}));
+    }
+    (prompt, greeting, tools, fields)
+}
+
+/// What the caller heard of an interrupted turn: acknowledged segments in full, then the
+/// share of the next segment that had been sent (less the frames sent ahead of real time).
+fn heard_text(segments: &[Segment]) -> String {
+    let mut heard = Vec::new();
+    for segment in segments {
+        if segment.acked {
+            heard.push(segment.text.clone());
+            continue;
+        }
+        let lead = LEAD_FRAMES as usize * FRAME_BYTES;
+        let played = segment.sent_bytes.saturating_sub(lead);
+        if played > 0 && segment.total_bytes > 0 {
+            let words: Vec<&str> = segment.text.split_whitespace().collect();
+            let share = (played as f64 / segment.total_bytes as f64).min(1.0);
+            let count = (words.len() as f64 * share).floor() as usize;
+            if count > 0 {
+                heard.push(words[..count].join(" "));
+            }
+        }
+        break;
+    }
+    heard.join(" ")
+}
+
+fn segment_key(turn: u32, segment: u32) -> u64 {
+    (u64::from(turn) << 32) | u64::from(segment)
+}
+
+fn split_key(key: u64) -> (u32, u32) {
+    ((key >> 32) as u32, key as u32)
+}
+
+fn mark_name(turn: u32, segment: u32) -> String {
+    format!("t{turn}s{segment}")
+}
+
+fn parse_mark(name: &str) -> Option<(u32, u32)> {
+    let (turn, segment) = name.strip_prefix('t')?.split_once('s')?;
+    Some((turn.parse().ok()?, segment.parse().ok()?))
+}
+
+fn end_reason_label(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::CallerHangup => "caller_hangup",
+        EndReason::AgentHangup => "agent_hangup",
+        EndReason::Transferred => "transferred",
+        EndReason::MaxDuration => "max_duration",
+        EndReason::ProviderFailure => "provider_failure",
+        EndReason::MediaTimeout => "media_timeout",
+        EndReason::Shutdown => "shutdown",
+        EndReason::ProtocolError => "protocol_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_trip() {
+        assert_eq!(parse_mark(&mark_name(3, 7)), Some((3, 7)));
+        assert_eq!(parse_mark("nope"), None);
+        assert_eq!(split_key(segment_key(5, 9)), (5, 9));
+    }
+
+    #[test]
+    fn heard_text_counts_acknowledged_and_played_words() {
+        let segments = vec![
+            Segment {
+                text: "Hello there.".into(),
+                total_bytes: 1600,
+                sent_bytes: 1600,
+                acked: true,
+            },
+            Segment {
+                text: "one two three four five six".into(),
+                total_bytes: 6000,
+                sent_bytes: 3000 + LEAD_FRAMES as usize * FRAME_BYTES,
+                acked: false,
+            },
+            Segment {
+                text: "never sent".into(),
+                ..Segment::default()
+            },
+        ];
+        assert_eq!(heard_text(&segments), "Hello there. one two three");
+    }
+}

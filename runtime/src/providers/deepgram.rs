@@ -1,0 +1,186 @@
+//! Deepgram live transcription: one WebSocket per call, audio streamed as it arrives, and a
+//! `Finalize` at each end of turn to flush the words of that turn.
+//!
+//! Wire format (developers.deepgram.com, "Live audio"): connect to
+//! `/v1/listen?encoding=linear16&sample_rate=16000&…` with `Authorization: Token <key>`; send
+//! binary audio; receive `{"type":"Results","is_final":…,"from_finalize":…,
+//! "channel":{"alternatives":[{"transcript":…}]}}`; send `{"type":"Finalize"}` and
+//! `{"type":"CloseStream"}` as text.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+
+use super::ProviderError;
+use crate::config::Secret;
+
+/// Audio frames buffered towards Deepgram before new ones are dropped (2 s).
+const AUDIO_QUEUE: usize = 100;
+
+enum Command {
+    Audio(Vec<u8>),
+    Finalize(oneshot::Sender<String>),
+}
+
+/// The call's side of a Deepgram stream. Dropping it closes the stream.
+#[derive(Debug)]
+pub struct DeepgramStream {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl DeepgramStream {
+    /// Connects and starts the stream task.
+    pub async fn connect(
+        base: &str,
+        key: &Secret,
+        model: &str,
+        language: &str,
+        timeout: Duration,
+    ) -> Result<Self, ProviderError> {
+        let url = format!(
+            "{base}/v1/listen?encoding=linear16&sample_rate=16000&channels=1&model={model}&language={language}&punctuate=true&interim_results=false"
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        let auth = format!("Token {}", key.expose())
+            .parse()
+            .map_err(|_| ProviderError::Protocol("key is not a valid header".into()))?;
+        request.headers_mut().insert("authorization", auth);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(small_buffers()),
+            true,
+            Some(tls_connector()),
+        );
+        let (socket, _) = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| ProviderError::Timeout)?
+            .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(AUDIO_QUEUE);
+        tokio::spawn(run(socket, rx));
+        Ok(Self { tx })
+    }
+
+    /// Queues 16 kHz little-endian audio; never waits (drops when Deepgram falls behind).
+    pub fn send_audio(&self, pcm16le: Vec<u8>) -> bool {
+        self.tx.try_send(Command::Audio(pcm16le)).is_ok()
+    }
+
+    /// Flushes the turn and returns its final transcript.
+    pub async fn finalize(&self, timeout: Duration) -> Result<String, ProviderError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Finalize(reply))
+            .await
+            .map_err(|_| ProviderError::Transport("Deepgram stream closed".into()))?;
+        match tokio::time::timeout(timeout, answer).await {
+            Err(_) => Err(ProviderError::Timeout),
+            Ok(Err(_)) => Err(ProviderError::Transport("Deepgram stream closed".into())),
+            Ok(Ok(text)) => Ok(text),
+        }
+    }
+}
+
+/// Client WebSocket buffers sized for small audio messages, not tungstenite's 128 KiB default.
+pub fn small_buffers() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+}
+
+/// rustls with the `ring` provider and the webpki roots, explicitly: the workspace may also
+/// compile aws-lc-rs, and then rustls cannot pick a default provider by itself.
+pub fn tls_connector() -> tokio_tungstenite::Connector {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+            builder.with_root_certificates(roots).with_no_client_auth(),
+        )),
+        Err(_) => tokio_tungstenite::Connector::Plain,
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn run(socket: Socket, mut commands: mpsc::Receiver<Command>) {
+    let (mut sink, mut stream) = socket.split();
+    let mut transcript = String::new();
+    let mut waiting: Option<oneshot::Sender<String>> = None;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Audio(bytes)) => {
+                    if sink.send(Message::binary(bytes)).await.is_err() { break; }
+                }
+                Some(Command::Finalize(reply)) => {
+                    if sink.send(Message::text(r#"{"type":"Finalize"}"#)).await.is_err() { break; }
+                    waiting = Some(reply);
+                }
+                None => {
+                    let _ = sink.send(Message::text(r#"{"type":"CloseStream"}"#)).await;
+                    let _ = sink.close().await;
+                    break;
+                }
+            },
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(result) = serde_json::from_str::<Results>(&text) else { continue };
+                    if result.kind != "Results" { continue; }
+                    if result.is_final {
+                        let words = result.channel.alternatives.first().map(|a| a.transcript.trim()).unwrap_or("");
+                        if !words.is_empty() {
+                            if !transcript.is_empty() { transcript.push(' '); }
+                            transcript.push_str(words);
+                        }
+                    }
+                    if result.from_finalize && let Some(reply) = waiting.take() {
+                        let _ = reply.send(std::mem::take(&mut transcript));
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => { tracing::warn!(%error, "Deepgram stream failed"); break; }
+                None => break,
+            },
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Results {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    is_final: bool,
+    #[serde(default)]
+    from_finalize: bool,
+    #[serde(default)]
+    channel: Channel,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Channel {
+    #[serde(default)]
+    alternatives: Vec<Alternative>,
+}
+
+#[derive(serde::Deserialize)]
+struct Alternative {
+    #[serde(default)]
+    transcript: String,
+}

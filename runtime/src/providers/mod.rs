@@ -1,0 +1,180 @@
+//! Speech-to-text, language-model and text-to-speech providers, chosen per tenant.
+//!
+//! Each kind is an enum over the supported providers (static dispatch, no boxed futures): the
+//! set is closed and known from `AgentSpec`.
+
+pub mod deepgram;
+pub mod llm;
+pub mod stt;
+pub mod tts;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+
+use crate::config::{AgentSnapshot, Secret};
+
+pub use llm::{ChatMessage, Llm, LlmOutcome, ToolCall};
+pub use stt::Stt;
+pub use tts::Tts;
+
+/// Why a provider request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider's key is not in the keys Secret.
+    #[error("missing API key {0}")]
+    MissingKey(&'static str),
+    /// No answer within the configured timeout.
+    #[error("timed out")]
+    Timeout,
+    /// Connection or protocol failure.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The provider answered with an error status.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+    /// The response could not be understood.
+    #[error("unexpected response: {0}")]
+    Protocol(String),
+}
+
+impl ProviderError {
+    /// Worth one more try: the request never reached a model, or the provider was overloaded.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Transport(_) => true,
+            ProviderError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+impl From<reqwest::Error> for ProviderError {
+    fn from(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            ProviderError::Timeout
+        } else {
+            // Without the URL: it may carry query parameters we would rather not log.
+            ProviderError::Transport(error.without_url().to_string())
+        }
+    }
+}
+
+/// The three providers of one call, built from the tenant's snapshot.
+#[derive(Clone, Debug)]
+pub struct Providers {
+    /// Speech-to-text.
+    pub stt: Stt,
+    /// Language model.
+    pub llm: Llm,
+    /// Text-to-speech.
+    pub tts: Tts,
+    /// Fallback voice when the configured TTS fails.
+    pub builtin_tts: Tts,
+}
+
+impl Providers {
+    /// Providers for `snapshot`, sharing `http`.
+    pub fn from_snapshot(snapshot: &AgentSnapshot, http: &reqwest::Client) -> Self {
+        let agent = &snapshot.agent;
+        Self {
+            stt: Stt::from_spec(&agent.stt, &agent.language, &snapshot.keys, http),
+            llm: Llm::from_spec(&agent.llm, &snapshot.keys, http),
+            tts: Tts::from_spec(&agent.tts, &snapshot.keys, http),
+            builtin_tts: Tts::Builtin,
+        }
+    }
+
+    /// True when all three are the offline builtins: the echo agent plays the caller's own
+    /// utterance back as its reply audio.
+    pub fn is_echo(&self) -> bool {
+        matches!(self.stt, Stt::Builtin)
+            && matches!(self.llm, Llm::Builtin)
+            && matches!(self.tts, Tts::Builtin)
+    }
+}
+
+/// A shared HTTP client for provider calls (rustls, connection pooling across calls).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Key of `name`, or [`ProviderError::MissingKey`].
+pub(crate) fn require_key(
+    key: Option<&Secret>,
+    name: &'static str,
+) -> Result<Secret, ProviderError> {
+    key.cloned().ok_or(ProviderError::MissingKey(name))
+}
+
+/// Fails with the status and the start of the body unless `response` is a success.
+pub(crate) async fn check_status(
+    response: reqwest::Response,
+) -> Result<reqwest::Response, ProviderError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Err(ProviderError::Status {
+        status,
+        body: body.chars().take(300).collect(),
+    })
+}
+
+/// Next chunk of a streaming body, failing if none arrives within `idle`.
+pub(crate) async fn next_chunk<S>(
+    stream: &mut S,
+    idle: Duration,
+) -> Result<Option<Bytes>, ProviderError>
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin,
+{
+    match tokio::time::timeout(idle, stream.next()).await {
+        Err(_) => Err(ProviderError::Timeout),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(bytes))) => Ok(Some(bytes)),
+        Ok(Some(Err(error))) => Err(error.into()),
+    }
+}
+
+/// Turns an `http(s)://` base URL into the matching `ws(s)://` one.
+pub(crate) fn websocket_base(base: &str) -> String {
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// Little-endian 16-bit PCM bytes → samples (an odd trailing byte is carried in `carry`).
+pub(crate) fn pcm16le_to_samples(bytes: &[u8], carry: &mut Option<u8>, out: &mut Vec<i16>) {
+    let mut iter = bytes.iter().copied();
+    if let Some(low) = carry.take() {
+        match iter.next() {
+            Some(high) => out.push(i16::from_le_bytes([low, high])),
+            None => {
+                *carry = Some(low);
+                return;
+            }
+        }
+    }
+    let rest: Vec<u8> = iter.collect();
+    let mut pairs = rest.chunks_exact(2);
+    out.extend(pairs.by_ref().map(|p| i16::from_le_bytes([p[0], p[1]])));
+    if let [last] = pairs.remainder() {
+        *carry = Some(*last);
+    }
+}

@@ -1,0 +1,218 @@
+//! Whole calls over a real WebSocket with the offline builtin providers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use switchboard_crds::events::{EndReason, EventKind};
+use switchboard_runtime::ProviderKeys;
+
+#[tokio::test]
+async fn twilio_call_greets_echoes_the_caller_and_reports_events() {
+    let runtime = start_runtime(builtin_agent(), ProviderKeys::default(), |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+
+    // The greeting is heard: paced media frames followed by the mark of its only segment.
+    carrier
+        .wait_for("greeting", |m| {
+            m.iter()
+                .any(|m| m["event"] == "mark" && m["mark"]["name"] == "t0s0")
+        })
+        .await;
+    let greeting_frames = carrier.media_frames();
+    assert!(
+        greeting_frames > 50,
+        "greeting too short: {greeting_frames}"
+    );
+    let first = &carrier.messages()[0];
+    assert_eq!(first["streamSid"], "MZ1");
+
+    // Garbage in the middle of a call is survived.
+    carrier.send_text("not json".into()).await;
+    carrier
+        .send_json(json!({"event":"media","media":{"payload":"@@@"}}))
+        .await;
+    carrier.send_json(json!({"event":"wat"})).await;
+
+    // A caller turn: 1 s of speech, then silence beyond the 300 ms end of turn.
+    carrier.send_audio(&speech(1.0), Duration::ZERO).await;
+    carrier.send_audio(&silence(0.6), Duration::ZERO).await;
+    carrier
+        .wait_for("echo", |m| {
+            m.iter()
+                .any(|m| m["event"] == "mark" && m["mark"]["name"] == "t1s0")
+        })
+        .await;
+    let echo_frames = carrier.media_frames() - greeting_frames;
+    // The echo agent plays the utterance back (1 s plus a little pre-roll = ~50-60 frames).
+    assert!(
+        (45..=70).contains(&echo_frames),
+        "echo frames: {echo_frames}"
+    );
+
+    carrier.stop().await;
+    let events = runtime
+        .gateway
+        .wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await;
+    let turns = transcript(&events);
+    assert_eq!(turns[0].0, "Agent");
+    assert_eq!(turns[0].1, "Hello! How can I help you today?");
+    assert_eq!(
+        turns[1],
+        ("Caller".into(), "[utterance 1.0s]".into(), None, false)
+    );
+    assert_eq!(turns[2].1, "You said: [utterance 1.0s]");
+    assert!(!turns[2].3);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.call_id == "call-1" && e.tenant == "acme")
+    );
+    assert!(
+        matches!(events[0].kind, EventKind::CallStarted { ref carrier, .. } if carrier == "twilio")
+    );
+    let usage = events.iter().find_map(|e| match &e.kind {
+        EventKind::Usage {
+            stt_seconds,
+            tts_characters,
+            ..
+        } => Some((*stt_seconds, *tts_characters)),
+        _ => None,
+    });
+    let (stt_seconds, tts_characters) = usage.expect("usage event");
+    assert!((0.9..1.4).contains(&stt_seconds), "{stt_seconds}");
+    assert!(tts_characters >= 32, "{tts_characters}");
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::CallEnded {
+            reason: EndReason::CallerHangup,
+            ..
+        }
+    )));
+    let mut ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+    assert_eq!(*runtime.gateway.unauthorised.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn barge_in_clears_audio_and_records_what_was_heard() {
+    let mut agent = builtin_agent();
+    // A long greeting to interrupt.
+    agent.greeting = "Welcome to the example company. This greeting is deliberately long so that the caller has plenty of time to interrupt it before it is over, which is exactly what this test does.".into();
+    let runtime = start_runtime(agent, ProviderKeys::default(), |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Telnyx).await;
+    carrier.start(params()).await;
+    carrier
+        .wait_for("greeting audio", |m| {
+            m.iter().filter(|m| m["event"] == "media").count() > 40
+        })
+        .await;
+    // Speak over the agent at real-time pace.
+    carrier
+        .send_audio(&speech(0.5), Duration::from_millis(20))
+        .await;
+    carrier
+        .wait_for("clear", |m| m.iter().any(|m| m["event"] == "clear"))
+        .await;
+    let clear = carrier
+        .messages()
+        .into_iter()
+        .find(|m| m["event"] == "clear")
+        .unwrap();
+    assert_eq!(
+        clear,
+        json!({"event":"clear"}),
+        "Telnyx dialect has no stream id"
+    );
+    // After the clear no more greeting audio arrives.
+    let position = carrier
+        .messages()
+        .iter()
+        .position(|m| m["event"] == "clear")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = carrier.messages()[position..]
+        .iter()
+        .filter(|m| m["event"] == "media")
+        .count();
+    assert_eq!(after, 0, "audio after clear");
+
+    carrier.stop().await;
+    let events = runtime
+        .gateway
+        .wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await;
+    let turns = transcript(&events);
+    let (_, text, heard, interrupted) = &turns[0];
+    assert!(interrupted);
+    let heard = heard.clone().unwrap();
+    assert!(heard.len() < text.len(), "heard {heard:?} of {text:?}");
+    assert!(text.starts_with(&heard), "heard is a prefix: {heard:?}");
+}
+
+#[tokio::test]
+async fn calls_beyond_the_limit_are_refused_with_503() {
+    let runtime = start_runtime(builtin_agent(), ProviderKeys::default(), |c| {
+        c.max_concurrent_calls = 1
+    })
+    .await;
+    let carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+    carrier.wait_for("greeting", |m| !m.is_empty()).await;
+    let refused =
+        tokio_tungstenite::connect_async(format!("ws://{}/media/twilio", runtime.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    // Draining refuses too, and ends the live call at the deadline.
+    let drained = runtime.state.drain(Duration::from_millis(200)).await;
+    assert!(!drained, "the live call had to be ended");
+    let events = runtime
+        .gateway
+        .wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await;
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::CallEnded {
+            reason: EndReason::Shutdown,
+            ..
+        }
+    )));
+}
+
+#[tokio::test]
+async fn dtmf_becomes_a_caller_turn() {
+    let mut agent = builtin_agent();
+    agent.greeting = String::new();
+    let runtime = start_runtime(agent, ProviderKeys::default(), |_| {}).await;
+    let carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+    for digit in ["4", "2", "#"] {
+        carrier.send_json(json!({"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":digit}})).await;
+    }
+    let events = runtime
+        .gateway
+        .wait_for("agent reply", |e| transcript(e).len() >= 2)
+        .await;
+    let turns = transcript(&events);
+    assert_eq!(turns[0].1, "[The caller pressed the keys: 42#]");
+    assert_eq!(turns[1].1, "You said: [The caller pressed the keys: 42#]");
+}
