@@ -1,0 +1,853 @@
+//! A Campaign's validation and status as pure functions: spec and observations in, verdict or
+//! status out. The controller only gathers the observations and talks to the gateway.
+
+use std::sync::LazyLock;
+
+use jiff::civil::Time;
+use jiff::tz::TimeZoneDatabase;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, KeyReference};
+use switchboard_crds::conditions::{find_condition, is_condition_true};
+use switchboard_crds::{
+    Campaign, CampaignPhase, CampaignSpec, CampaignStatus, ConditionStatus, PhoneNumber, Tenant,
+    set_condition,
+};
+
+use crate::gateway_client::{Progress, RegistrationResult};
+
+/// Why a Campaign cannot dial. Each is the `reason` of `Valid=False`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// The namespace is not a tenant namespace, or its Tenant does not exist.
+    TenantNotFound,
+    /// The tenant is suspended.
+    TenantSuspended,
+    /// The tenant's plan (with overrides) does not include campaigns.
+    PlanDisallowsCampaigns,
+    /// The from-number PhoneNumber is missing, not Ready, or has no E.164 number yet.
+    NumberNotReady,
+    /// The calling window or time zone does not parse.
+    InvalidSchedule,
+    /// Pacing is out of range or above what the tenant's runtime can take.
+    InvalidPacing,
+    /// The contact list's ConfigMap/Secret, key or content is missing.
+    ContactsMissing,
+}
+
+impl InvalidReason {
+    /// The condition reason (`UpperCamelCase`, as API conventions require).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TenantNotFound => "TenantNotFound",
+            Self::TenantSuspended => "TenantSuspended",
+            Self::PlanDisallowsCampaigns => "PlanDisallowsCampaigns",
+            Self::NumberNotReady => "NumberNotReady",
+            Self::InvalidSchedule => "InvalidSchedule",
+            Self::InvalidPacing => "InvalidPacing",
+            Self::ContactsMissing => "ContactsMissing",
+        }
+    }
+
+    /// The phase an invalid campaign shows. Waiting for something that usually arrives by itself
+    /// (a number being bought, a ConfigMap in a later GitOps sync wave) is `Pending`; a
+    /// suspended tenant is `Paused`; everything that needs a human is `Failed`.
+    pub fn phase(self) -> CampaignPhase {
+        match self {
+            Self::NumberNotReady | Self::ContactsMissing => CampaignPhase::Pending,
+            Self::TenantSuspended => CampaignPhase::Paused,
+            Self::TenantNotFound
+            | Self::PlanDisallowsCampaigns
+            | Self::InvalidSchedule
+            | Self::InvalidPacing => CampaignPhase::Failed,
+        }
+    }
+}
+
+/// A failed validation: the reason and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// Machine-readable reason.
+    pub reason: InvalidReason,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the controller learnt about the owning Tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantFacts {
+    /// The Tenant's name (the `{tenant}` of the gateway's paths).
+    pub name: String,
+    /// `spec.suspended`.
+    pub suspended: bool,
+    /// `spec.effective_limits().campaigns`.
+    pub campaigns_allowed: bool,
+    /// Calls the runtime takes at once: `maxConcurrentCalls × replicas`.
+    pub call_capacity: i64,
+}
+
+impl TenantFacts {
+    /// The facts of a stored Tenant.
+    pub fn of(tenant: &Tenant) -> Self {
+        let runtime = &tenant.spec.runtime;
+        Self {
+            name: tenant.metadata.name.clone().unwrap_or_default(),
+            suspended: tenant.spec.suspended,
+            campaigns_allowed: tenant.spec.effective_limits().campaigns,
+            call_capacity: i64::from(runtime.max_concurrent_calls) * i64::from(runtime.replicas),
+        }
+    }
+}
+
+/// What the controller learnt about the from-number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumberFacts {
+    /// `Ready=True` in the PhoneNumber's status.
+    pub ready: bool,
+    /// `status.e164`.
+    pub e164: Option<String>,
+}
+
+impl NumberFacts {
+    /// The facts of a stored PhoneNumber.
+    pub fn of(number: &PhoneNumber) -> Self {
+        let status = number.status.clone().unwrap_or_default();
+        Self {
+            ready: is_condition_true(
+                &status.conditions,
+                switchboard_crds::phone_number::CONDITION_READY,
+            ),
+            e164: status.e164.filter(|n| !n.is_empty()),
+        }
+    }
+}
+
+/// Where the contacts come from, as read from the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContactsFacts {
+    /// Uploaded through the gateway's API: nothing to read here.
+    Uploaded,
+    /// The CSV text read from the ConfigMap or Secret key.
+    Csv(String),
+    /// The ConfigMap/Secret or key is missing, or not text; the message says which.
+    Missing(String),
+}
+
+/// Everything validation needs besides the spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The owning Tenant; `None` when it does not exist.
+    pub tenant: Option<TenantFacts>,
+    /// The from-number; `None` when no such PhoneNumber exists in the namespace.
+    pub number: Option<NumberFacts>,
+    /// The contacts.
+    pub contacts: ContactsFacts,
+}
+
+/// What a valid campaign is registered with: the resolved number and contacts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated {
+    /// The owning tenant's name.
+    pub tenant: String,
+    /// The caller ID, E.164.
+    pub from_number: String,
+    /// CSV text, `None` for uploaded contacts.
+    pub contacts_csv: Option<String>,
+}
+
+/// The CSV under `reference.key` of a ConfigMap (`data`, or UTF-8 `binaryData`).
+pub fn config_map_contacts(config_map: &ConfigMap, reference: &KeyReference) -> ContactsFacts {
+    let key = &reference.key;
+    if let Some(text) = config_map.data.as_ref().and_then(|d| d.get(key)) {
+        return ContactsFacts::Csv(text.clone());
+    }
+    match config_map.binary_data.as_ref().and_then(|d| d.get(key)) {
+        Some(bytes) => utf8_contacts(&bytes.0, "ConfigMap", reference),
+        None => ContactsFacts::Missing(format!("ConfigMap {} has no key {key}", reference.name)),
+    }
+}
+
+/// The CSV under `reference.key` of a Secret.
+pub fn secret_contacts(secret: &Secret, reference: &KeyReference) -> ContactsFacts {
+    match secret.data.as_ref().and_then(|d| d.get(&reference.key)) {
+        Some(bytes) => utf8_contacts(&bytes.0, "Secret", reference),
+        None => ContactsFacts::Missing(format!(
+            "Secret {} has no key {}",
+            reference.name, reference.key
+        )),
+    }
+}
+
+fn utf8_contacts(bytes: &[u8], kind: &str, reference: &KeyReference) -> ContactsFacts {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => ContactsFacts::Csv(text.to_owned()),
+        Err(_) => ContactsFacts::Missing(format!(
+            "{kind} {} key {} is not UTF-8 text",
+            reference.name, reference.key
+        )),
+    }
+}
+
+/// The tenant a namespace belongs to: `tenant-acme` → `acme` with prefix `tenant-`.
+///
+/// The namespace, not a label on the Campaign, decides: tenants can edit their Campaigns'
+/// labels but not the namespace they live in, so a label could point at another tenant.
+pub fn tenant_of_namespace<'a>(namespace: &'a str, prefix: &str) -> Option<&'a str> {
+    namespace.strip_prefix(prefix).filter(|t| !t.is_empty())
+}
+
+/// Checks a campaign against its tenant, number, schedule, pacing and contacts, in the order
+/// a human would fix them: the first problem found is the reason.
+pub fn validate(spec: &CampaignSpec, observed: &Observed) -> Result<Validated, Invalid> {
+    let tenant = check_tenant(observed.tenant.as_ref())?;
+    let from_number = check_number(&spec.from_number, observed.number.as_ref())?;
+    check_schedule(spec)?;
+    check_pacing(spec, tenant.call_capacity)?;
+    let contacts_csv = check_contacts(&observed.contacts)?;
+    Ok(Validated {
+        tenant: tenant.name.clone(),
+        from_number,
+        contacts_csv,
+    })
+}
+
+fn check_tenant(tenant: Option<&TenantFacts>) -> Result<&TenantFacts, Invalid> {
+    let tenant = tenant.ok_or_else(|| {
+        Invalid::new(
+            InvalidReason::TenantNotFound,
+            "this namespace belongs to no existing Tenant",
+        )
+    })?;
+    if tenant.suspended {
+        return Err(Invalid::new(
+            InvalidReason::TenantSuspended,
+            format!("tenant {} is suspended: no calls are placed", tenant.name),
+        ));
+    }
+    if !tenant.campaigns_allowed {
+        return Err(Invalid::new(
+            InvalidReason::PlanDisallowsCampaigns,
+            format!(
+                "the plan of tenant {} does not include campaigns: upgrade the plan",
+                tenant.name
+            ),
+        ));
+    }
+    Ok(tenant)
+}
+
+fn check_number(name: &str, number: Option<&NumberFacts>) -> Result<String, Invalid> {
+    let number = number.ok_or_else(|| {
+        Invalid::new(
+            InvalidReason::NumberNotReady,
+            format!("PhoneNumber {name} does not exist in this namespace"),
+        )
+    })?;
+    match (&number.e164, number.ready) {
+        (Some(e164), true) => Ok(e164.clone()),
+        _ => Err(Invalid::new(
+            InvalidReason::NumberNotReady,
+            format!("PhoneNumber {name} is not Ready yet"),
+        )),
+    }
+}
+
+fn check_schedule(spec: &CampaignSpec) -> Result<(), Invalid> {
+    let schedule = &spec.schedule;
+    let start = parse_hh_mm(&schedule.window_start).ok_or_else(|| invalid_time("windowStart"))?;
+    let end = parse_hh_mm(&schedule.window_end).ok_or_else(|| invalid_time("windowEnd"))?;
+    if start == end {
+        return Err(Invalid::new(
+            InvalidReason::InvalidSchedule,
+            "windowStart and windowEnd are equal: the window would be empty",
+        ));
+    }
+    if !is_known_time_zone(&schedule.time_zone) {
+        return Err(Invalid::new(
+            InvalidReason::InvalidSchedule,
+            format!(
+                "timeZone {:?} is not an IANA time zone (e.g. America/New_York)",
+                schedule.time_zone
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn invalid_time(field: &str) -> Invalid {
+    Invalid::new(
+        InvalidReason::InvalidSchedule,
+        format!("schedule.{field} must be HH:MM (24 h)"),
+    )
+}
+
+/// `HH:MM` on a 24-hour clock, exactly two digits each.
+pub fn parse_hh_mm(text: &str) -> Option<Time> {
+    let (hours, minutes) = text.split_once(':')?;
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(hours) || !two_digits(minutes) {
+        return None;
+    }
+    Time::new(hours.parse().ok()?, minutes.parse().ok()?, 0, 0).ok()
+}
+
+/// The bundled copy of the IANA database, so validation does not depend on the image's files.
+static TZDB: LazyLock<TimeZoneDatabase> = LazyLock::new(TimeZoneDatabase::bundled);
+
+/// Whether `name` is a zone of the IANA time-zone database.
+pub fn is_known_time_zone(name: &str) -> bool {
+    !name.is_empty() && TZDB.get(name).is_ok()
+}
+
+fn check_pacing(spec: &CampaignSpec, capacity: i64) -> Result<(), Invalid> {
+    let pacing = &spec.pacing;
+    if pacing.max_concurrent < 1 || pacing.calls_per_minute < 1 {
+        return Err(Invalid::new(
+            InvalidReason::InvalidPacing,
+            "pacing.maxConcurrent and pacing.callsPerMinute must be at least 1",
+        ));
+    }
+    if i64::from(pacing.max_concurrent) > capacity {
+        return Err(Invalid::new(
+            InvalidReason::InvalidPacing,
+            format!(
+                "pacing.maxConcurrent {} exceeds the tenant runtime's capacity of {capacity} calls (maxConcurrentCalls × replicas)",
+                pacing.max_concurrent
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_contacts(contacts: &ContactsFacts) -> Result<Option<String>, Invalid> {
+    match contacts {
+        ContactsFacts::Uploaded => Ok(None),
+        ContactsFacts::Missing(message) => Err(Invalid::new(
+            InvalidReason::ContactsMissing,
+            message.clone(),
+        )),
+        ContactsFacts::Csv(csv) => {
+            check_csv_shape(csv).map_err(|m| Invalid::new(InvalidReason::ContactsMissing, m))?;
+            Ok(Some(csv.clone()))
+        }
+    }
+}
+
+/// A cheap early check of the CSV: a header with a `phone` column and at least one row. The
+/// gateway validates every row (E.164, duplicates) and reports per-row errors.
+fn check_csv_shape(csv: &str) -> Result<(), String> {
+    let mut lines = csv
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or("the contact CSV is empty")?;
+    let has_phone = header
+        .split(',')
+        .any(|c| c.trim().trim_matches('"').eq_ignore_ascii_case("phone"));
+    if !has_phone {
+        return Err("the contact CSV's header has no phone column".into());
+    }
+    if lines.next().is_none() {
+        return Err("the contact CSV has a header but no contacts".into());
+    }
+    Ok(())
+}
+
+/// "NN%": contacts with a final outcome (completed, failed, no answer) out of the total,
+/// rounded down so 100% means every contact is done.
+pub fn progress_percent(progress: &Progress) -> String {
+    if progress.total <= 0 {
+        return "0%".into();
+    }
+    let finished =
+        (progress.completed + progress.failed + progress.no_answer).clamp(0, progress.total);
+    format!("{}%", finished * 100 / progress.total)
+}
+
+fn base_status(campaign: &Campaign) -> CampaignStatus {
+    let mut status = campaign.status.clone().unwrap_or_default();
+    status.observed_generation = campaign.metadata.generation;
+    status
+}
+
+fn set_valid(status: &mut CampaignStatus, generation: Option<i64>, now: Timestamp) {
+    set_condition(
+        &mut status.conditions,
+        CONDITION_VALID,
+        ConditionStatus::True,
+        "Valid",
+        "number ready, tenant allows campaigns, schedule and pacing are sane",
+        generation,
+        now,
+    );
+}
+
+/// The status of a campaign that failed validation: `Valid=False` with the reason,
+/// `Ready=False`, the phase the reason implies, and the last known counts kept.
+pub fn invalid_status(campaign: &Campaign, invalid: &Invalid, now: Timestamp) -> CampaignStatus {
+    let generation = campaign.metadata.generation;
+    let mut status = base_status(campaign);
+    status.phase = invalid.reason.phase();
+    set_condition(
+        &mut status.conditions,
+        CONDITION_VALID,
+        ConditionStatus::False,
+        invalid.reason.as_str(),
+        invalid.message.clone(),
+        generation,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        CONDITION_READY,
+        ConditionStatus::False,
+        "Invalid",
+        "not dialing until the Valid condition is True",
+        generation,
+        now,
+    );
+    status
+}
+
+/// The status of a valid campaign registered with the gateway, mirroring its progress.
+/// `registration` is the gateway's answer when this reconcile (re-)registered; otherwise the
+/// previous Ready message, which carries the registration's contact counts, is kept.
+pub fn registered_status(
+    campaign: &Campaign,
+    progress: &Progress,
+    registration: Option<&RegistrationResult>,
+    now: Timestamp,
+) -> CampaignStatus {
+    let generation = campaign.metadata.generation;
+    let mut status = base_status(campaign);
+    let ready_message = match registration {
+        Some(result) => registration_message(result),
+        None => find_condition(&status.conditions, CONDITION_READY)
+            .filter(|c| c.status == "True")
+            .map(|c| c.message.clone())
+            .unwrap_or_else(|| "registered with the gateway".into()),
+    };
+    status.phase = progress.phase;
+    status.total = progress.total;
+    status.pending = progress.pending;
+    status.in_progress = progress.in_progress;
+    status.completed = progress.completed;
+    status.failed = progress.failed;
+    status.no_answer = progress.no_answer;
+    status.progress = Some(progress_percent(progress));
+    set_valid(&mut status, generation, now);
+    set_condition(
+        &mut status.conditions,
+        CONDITION_READY,
+        ConditionStatus::True,
+        "Registered",
+        ready_message,
+        generation,
+        now,
+    );
+    status
+}
+
+/// How many rejected rows a message lists; the rest are counted.
+const REJECTED_ROWS_SHOWN: usize = 3;
+
+/// "registered with the gateway: 120 contacts accepted, 2 rejected (row 3: …; row 9: …)".
+pub fn registration_message(result: &RegistrationResult) -> String {
+    let mut message = format!(
+        "registered with the gateway: {} contacts accepted",
+        result.contacts
+    );
+    if !result.rejected.is_empty() {
+        let shown: Vec<String> = result
+            .rejected
+            .iter()
+            .take(REJECTED_ROWS_SHOWN)
+            .map(|r| format!("row {}: {}", r.row, r.error))
+            .collect();
+        let more = result.rejected.len().saturating_sub(REJECTED_ROWS_SHOWN);
+        message.push_str(&format!(
+            ", {} rejected ({}{})",
+            result.rejected.len(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    message
+}
+
+/// The status when the gateway could not be reached or refused the campaign: validation
+/// passed (`Valid=True`), `Ready=False` with `reason`, phase and counts unchanged.
+pub fn gateway_problem_status(
+    campaign: &Campaign,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> CampaignStatus {
+    let generation = campaign.metadata.generation;
+    let mut status = base_status(campaign);
+    set_valid(&mut status, generation, now);
+    set_condition(
+        &mut status.conditions,
+        CONDITION_READY,
+        ConditionStatus::False,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    status
+}
+
+/// Whether the gateway already holds this generation: `Ready=True` was set for it.
+pub fn is_registered_generation(campaign: &Campaign) -> bool {
+    let Some(status) = &campaign.status else {
+        return false;
+    };
+    find_condition(&status.conditions, CONDITION_READY).is_some_and(|c| {
+        c.status == "True"
+            && c.reason == "Registered"
+            && c.observed_generation == campaign.metadata.generation
+    })
+}
+
+/// Whether the stored status already says the campaign is invalid (so the gateway was told
+/// to stop when it became invalid, and need not be told again).
+pub fn was_invalid(campaign: &Campaign) -> bool {
+    campaign
+        .status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, CONDITION_VALID))
+        .is_some_and(|c| c.status == "False")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway_client::RejectedRow;
+
+    fn spec() -> CampaignSpec {
+        serde_json::from_value(serde_json::json!({
+            "fromNumber": "main",
+            "contacts": {"uploaded": true},
+            "schedule": {"timeZone": "America/New_York", "windowStart": "09:00", "windowEnd": "17:30"},
+            "pacing": {"maxConcurrent": 5, "callsPerMinute": 2}
+        }))
+        .unwrap()
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            tenant: Some(TenantFacts {
+                name: "acme".into(),
+                suspended: false,
+                campaigns_allowed: true,
+                call_capacity: 50,
+            }),
+            number: Some(NumberFacts {
+                ready: true,
+                e164: Some("+15550100".into()),
+            }),
+            contacts: ContactsFacts::Uploaded,
+        }
+    }
+
+    fn reason(spec: &CampaignSpec, observed: &Observed) -> InvalidReason {
+        validate(spec, observed).unwrap_err().reason
+    }
+
+    #[test]
+    fn a_sane_campaign_validates_and_resolves_its_number() {
+        let validated = validate(&spec(), &observed()).unwrap();
+        assert_eq!(validated.tenant, "acme");
+        assert_eq!(validated.from_number, "+15550100");
+        assert_eq!(validated.contacts_csv, None);
+    }
+
+    #[test]
+    fn calls_per_minute_below_max_concurrent_is_allowed() {
+        // The issue says callsPerMinute >= maxConcurrent is not required (slow ramp-up).
+        let mut s = spec();
+        s.pacing.max_concurrent = 10;
+        s.pacing.calls_per_minute = 1;
+        assert!(validate(&s, &observed()).is_ok());
+    }
+
+    #[test]
+    fn tenant_problems_come_first() {
+        let mut o = observed();
+        o.number = None;
+        o.tenant.as_mut().unwrap().suspended = true;
+        assert_eq!(reason(&spec(), &o), InvalidReason::TenantSuspended);
+        o.tenant.as_mut().unwrap().suspended = false;
+        o.tenant.as_mut().unwrap().campaigns_allowed = false;
+        assert_eq!(reason(&spec(), &o), InvalidReason::PlanDisallowsCampaigns);
+        o.tenant = None;
+        assert_eq!(reason(&spec(), &o), InvalidReason::TenantNotFound);
+    }
+
+    #[test]
+    fn a_number_must_be_ready_and_have_its_e164() {
+        let mut o = observed();
+        o.number = None;
+        assert_eq!(reason(&spec(), &o), InvalidReason::NumberNotReady);
+        o.number = Some(NumberFacts {
+            ready: false,
+            e164: Some("+15550100".into()),
+        });
+        assert_eq!(reason(&spec(), &o), InvalidReason::NumberNotReady);
+        o.number = Some(NumberFacts {
+            ready: true,
+            e164: None,
+        });
+        let invalid = validate(&spec(), &o).unwrap_err();
+        assert_eq!(invalid.reason, InvalidReason::NumberNotReady);
+        assert!(invalid.message.contains("main"), "{}", invalid.message);
+    }
+
+    #[test]
+    fn windows_and_zones_are_checked() {
+        for (zone, start, end) in [
+            ("Mars/Olympus_Mons", "09:00", "17:00"),
+            ("", "09:00", "17:00"),
+            ("UTC", "9:00", "17:00"),
+            ("UTC", "24:00", "17:00"),
+            ("UTC", "09:60", "17:00"),
+            ("UTC", "10:00", "10:00"),
+        ] {
+            let mut s = spec();
+            s.schedule.time_zone = zone.into();
+            s.schedule.window_start = start.into();
+            s.schedule.window_end = end.into();
+            assert_eq!(
+                reason(&s, &observed()),
+                InvalidReason::InvalidSchedule,
+                "{zone} {start}-{end}"
+            );
+        }
+        let mut overnight = spec();
+        overnight.schedule.time_zone = "Europe/Berlin".into();
+        overnight.schedule.window_start = "22:00".into();
+        overnight.schedule.window_end = "06:00".into();
+        assert!(validate(&overnight, &observed()).is_ok(), "spans midnight");
+    }
+
+    #[test]
+    fn pacing_is_bounded_by_the_runtime() {
+        let mut o = observed();
+        o.tenant.as_mut().unwrap().call_capacity = 4;
+        let invalid = validate(&spec(), &o).unwrap_err();
+        assert_eq!(invalid.reason, InvalidReason::InvalidPacing);
+        assert!(
+            invalid.message.contains("capacity of 4"),
+            "{}",
+            invalid.message
+        );
+        o.tenant.as_mut().unwrap().call_capacity = 5;
+        assert!(validate(&spec(), &o).is_ok(), "equal to capacity is fine");
+        let mut s = spec();
+        s.pacing.calls_per_minute = 0;
+        assert_eq!(reason(&s, &observed()), InvalidReason::InvalidPacing);
+    }
+
+    #[test]
+    fn contacts_need_a_phone_column_and_rows() {
+        let mut o = observed();
+        o.contacts = ContactsFacts::Csv("phone,name\n+15550101,Ada\n".into());
+        assert_eq!(
+            validate(&spec(), &o).unwrap().contacts_csv.as_deref(),
+            Some("phone,name\n+15550101,Ada\n")
+        );
+        o.contacts = ContactsFacts::Csv("\u{feff}\"Phone\"\r\n+15550101\r\n".into());
+        assert!(validate(&spec(), &o).is_ok(), "BOM, quotes, CRLF");
+        for bad in ["", "name\nAda\n", "phone,name\n"] {
+            o.contacts = ContactsFacts::Csv(bad.into());
+            assert_eq!(
+                reason(&spec(), &o),
+                InvalidReason::ContactsMissing,
+                "{bad:?}"
+            );
+        }
+        o.contacts = ContactsFacts::Missing("ConfigMap x not found".into());
+        let invalid = validate(&spec(), &o).unwrap_err();
+        assert_eq!(invalid.message, "ConfigMap x not found");
+    }
+
+    #[test]
+    fn contacts_are_read_from_config_maps_and_secrets() {
+        use k8s_openapi::ByteString;
+        let reference = KeyReference {
+            name: "list".into(),
+            key: "contacts.csv".into(),
+        };
+        let mut config_map = ConfigMap::default();
+        assert!(matches!(
+            config_map_contacts(&config_map, &reference),
+            ContactsFacts::Missing(m) if m == "ConfigMap list has no key contacts.csv"
+        ));
+        config_map.binary_data = Some(
+            [(
+                "contacts.csv".to_owned(),
+                ByteString(b"phone\n+15550101\n".to_vec()),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            config_map_contacts(&config_map, &reference),
+            ContactsFacts::Csv("phone\n+15550101\n".into())
+        );
+        let mut secret = Secret {
+            data: Some([("contacts.csv".to_owned(), ByteString(vec![0xff, 0xfe]))].into()),
+            ..Secret::default()
+        };
+        assert!(matches!(
+            secret_contacts(&secret, &reference),
+            ContactsFacts::Missing(m) if m.contains("not UTF-8")
+        ));
+        secret.data = Some(
+            [(
+                "contacts.csv".to_owned(),
+                ByteString(b"phone\n+1555\n".to_vec()),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            secret_contacts(&secret, &reference),
+            ContactsFacts::Csv("phone\n+1555\n".into())
+        );
+    }
+
+    #[test]
+    fn tenants_come_from_the_namespace() {
+        assert_eq!(tenant_of_namespace("tenant-acme", "tenant-"), Some("acme"));
+        assert_eq!(tenant_of_namespace("tenant-", "tenant-"), None);
+        assert_eq!(tenant_of_namespace("default", "tenant-"), None);
+    }
+
+    #[test]
+    fn progress_counts_final_outcomes_rounded_down() {
+        let p = |total, completed, failed, no_answer| Progress {
+            total,
+            completed,
+            failed,
+            no_answer,
+            ..Progress::default()
+        };
+        assert_eq!(progress_percent(&p(0, 0, 0, 0)), "0%");
+        assert_eq!(progress_percent(&p(3, 1, 0, 0)), "33%");
+        assert_eq!(progress_percent(&p(200, 50, 20, 14)), "42%");
+        assert_eq!(progress_percent(&p(1000, 999, 0, 0)), "99%");
+        assert_eq!(progress_percent(&p(10, 8, 1, 1)), "100%");
+        assert_eq!(progress_percent(&p(10, 20, 0, 0)), "100%", "clamped");
+    }
+
+    fn campaign(generation: i64) -> Campaign {
+        let mut c = Campaign::new("survey", spec());
+        c.metadata.generation = Some(generation);
+        c
+    }
+
+    #[test]
+    fn statuses_mirror_progress_and_are_stable() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let progress = Progress {
+            phase: CampaignPhase::Running,
+            total: 10,
+            pending: 5,
+            in_progress: 2,
+            completed: 3,
+            failed: 0,
+            no_answer: 0,
+        };
+        let result = RegistrationResult {
+            registered: true,
+            contacts: 10,
+            rejected: vec![RejectedRow {
+                row: 3,
+                error: "not E.164".into(),
+            }],
+        };
+        let mut c = campaign(2);
+        let first = registered_status(&c, &progress, Some(&result), now);
+        assert_eq!(first.phase, CampaignPhase::Running);
+        assert_eq!(first.progress.as_deref(), Some("30%"));
+        assert_eq!(first.observed_generation, Some(2));
+        assert!(is_condition_true(&first.conditions, CONDITION_VALID));
+        let ready = find_condition(&first.conditions, CONDITION_READY).unwrap();
+        assert_eq!(
+            ready.message,
+            "registered with the gateway: 10 contacts accepted, 1 rejected (row 3: not E.164)"
+        );
+        c.status = Some(first.clone());
+        assert!(is_registered_generation(&c));
+        let later = Timestamp::from_second(9_000).unwrap();
+        assert_eq!(
+            registered_status(&c, &progress, None, later),
+            first,
+            "no churn"
+        );
+        c.metadata.generation = Some(3);
+        assert!(
+            !is_registered_generation(&c),
+            "a new generation re-registers"
+        );
+    }
+
+    #[test]
+    fn invalid_campaigns_keep_counts_and_say_why() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut c = campaign(1);
+        c.status = Some(CampaignStatus {
+            total: 7,
+            completed: 7,
+            ..CampaignStatus::default()
+        });
+        let invalid = Invalid::new(InvalidReason::TenantSuspended, "suspended");
+        let status = invalid_status(&c, &invalid, now);
+        assert_eq!(status.phase, CampaignPhase::Paused);
+        assert_eq!(status.total, 7);
+        let valid = find_condition(&status.conditions, CONDITION_VALID).unwrap();
+        assert_eq!(
+            (valid.status.as_str(), valid.reason.as_str()),
+            ("False", "TenantSuspended")
+        );
+        assert!(!is_condition_true(&status.conditions, CONDITION_READY));
+        c.status = Some(status);
+        assert!(was_invalid(&c));
+        assert!(!is_registered_generation(&c));
+    }
+
+    #[test]
+    fn long_rejection_lists_are_summarised() {
+        let result = RegistrationResult {
+            registered: true,
+            contacts: 1,
+            rejected: (1..=5)
+                .map(|row| RejectedRow {
+                    row,
+                    error: "duplicate".into(),
+                })
+                .collect(),
+        };
+        let message = registration_message(&result);
+        assert!(
+            message.ends_with(
+                "5 rejected (row 1: duplicate; row 2: duplicate; row 3: duplicate; 2 more)"
+            ),
+            "{message}"
+        );
+    }
+}

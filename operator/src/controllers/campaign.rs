@@ -1,0 +1,554 @@
+//! The Campaign controller: validates a Campaign against its tenant, number, schedule, pacing
+//! and contacts, registers it with the gateway's internal API (which owns the dialer and the
+//! per-contact state) and mirrors the dialer's progress into the status.
+//!
+//! * Registration is idempotent per uid + generation, so the operator PUTs only when the
+//!   stored status does not already say this generation is registered (or the gateway lost it).
+//! * Entering an invalid state (tenant suspended, plan downgraded, number gone, a bad edit)
+//!   stops dialing at the gateway: what the status says is what runs.
+//! * A finalizer holds a deleted Campaign until the gateway has stopped dialing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, ContactsSource};
+use switchboard_crds::{Campaign, CampaignPhase, CampaignStatus, PhoneNumber, Tenant};
+
+use super::apply::{
+    add_namespaced_finalizer, apply_namespaced_status, remove_namespaced_finalizer,
+};
+use super::{Context, Error};
+use crate::builders::campaign::{
+    ContactsFacts, Invalid, NumberFacts, Observed, TenantFacts, Validated, config_map_contacts,
+    gateway_problem_status, invalid_status, is_registered_generation, registered_status,
+    secret_contacts, tenant_of_namespace, validate, was_invalid,
+};
+use crate::gateway_client::{
+    GatewayClient, GatewayError, Progress, Registration, RegistrationResult,
+};
+
+/// Finalizer that holds a Campaign until the gateway has stopped dialing it.
+pub const FINALIZER: &str = "voice.switchboard.dev/stop-dialing";
+const CONTROLLER: &str = "campaign";
+/// Mirror progress this often while calls are being placed.
+const REQUEUE_RUNNING: Duration = Duration::from_secs(15);
+/// A registered campaign waiting for its window: notice soon when dialing starts.
+const REQUEUE_PENDING: Duration = Duration::from_secs(60);
+/// Invalid but expected to heal by itself (a number being bought, a ConfigMap on its way).
+const REQUEUE_WAITING: Duration = Duration::from_secs(30);
+/// Paused, finished, failed or invalid: a periodic resync is enough (watches cover changes).
+const REQUEUE_IDLE: Duration = Duration::from_secs(300);
+
+/// Runs the Campaign controller until `shutdown` resolves.
+///
+/// Besides Campaigns it watches PhoneNumbers and Tenants, so a number becoming Ready or a
+/// tenant being suspended reconciles the campaigns that depend on it at once.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<Campaign>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let store = controller.store();
+    let prefix = ctx.config.namespace_prefix.clone();
+    controller
+        .watches(
+            Api::<PhoneNumber>::all(client.clone()),
+            watcher::Config::default(),
+            campaigns_calling_from(store.clone()),
+        )
+        .watches(
+            Api::<Tenant>::all(client),
+            watcher::Config::default(),
+            campaigns_of_tenant(store, prefix),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(campaign = %object, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+}
+
+fn campaigns_calling_from(
+    store: Store<Campaign>,
+) -> impl Fn(PhoneNumber) -> Vec<ObjectRef<Campaign>> + Send + Sync + 'static {
+    move |number| {
+        let namespace = number.namespace();
+        let name = number.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|c| c.namespace() == namespace && c.spec.from_number == name)
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect()
+    }
+}
+
+fn campaigns_of_tenant(
+    store: Store<Campaign>,
+    prefix: String,
+) -> impl Fn(Tenant) -> Vec<ObjectRef<Campaign>> + Send + Sync + 'static {
+    move |tenant| {
+        let namespace = format!("{prefix}{}", tenant.name_any());
+        store
+            .state()
+            .iter()
+            .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()))
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect()
+    }
+}
+
+/// Reconciles one Campaign (entry point for the controller and for tests).
+pub async fn reconcile(campaign: Arc<Campaign>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    let key = backoff_key(&campaign);
+    let has_finalizer = campaign.finalizers().iter().any(|f| f == FINALIZER);
+    let result = if campaign.meta().deletion_timestamp.is_some() {
+        stop_then_release(&campaign, &ctx).await
+    } else if !has_finalizer && ctx.gateway().is_ok() {
+        // Only an operator that can reach the gateway holds Campaigns back on deletion;
+        // without a token nothing was registered, so nothing needs stopping.
+        add_namespaced_finalizer(&ctx.client, campaign.as_ref(), FINALIZER)
+            .await
+            .map(|()| Action::await_change())
+    } else {
+        converge(&campaign, &ctx).await
+    };
+    if result.is_ok() {
+        ctx.reset_backoff(&key);
+    }
+    result
+}
+
+/// Requeues a failed reconcile with per-object backoff.
+pub fn error_policy(campaign: Arc<Campaign>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(CONTROLLER, error.kind());
+    tracing::warn!(campaign = %campaign.name_any(), namespace = ?campaign.namespace(), %error, "reconcile failed");
+    ctx.backoff_after_failure(&backoff_key(&campaign), error)
+}
+
+/// Backoff is shared with other controllers: keep Campaign keys apart from Tenant names.
+fn backoff_key(campaign: &Campaign) -> String {
+    format!(
+        "campaign/{}/{}",
+        campaign.namespace().unwrap_or_default(),
+        campaign.name_any()
+    )
+}
+
+async fn converge(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let namespace = campaign
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let observed = observe(campaign, &namespace, ctx).await?;
+    match validate(&campaign.spec, &observed) {
+        Err(invalid) => report_invalid(campaign, ctx, &invalid, now).await,
+        Ok(validated) => register_and_mirror(campaign, ctx, &namespace, &validated, now).await,
+    }
+}
+
+/// Reads the owning Tenant, the from-number and the contacts.
+async fn observe(campaign: &Campaign, namespace: &str, ctx: &Context) -> Result<Observed, Error> {
+    let client = &ctx.client;
+    let tenant = match tenant_of_namespace(namespace, &ctx.config.namespace_prefix) {
+        Some(name) => Api::<Tenant>::all(client.clone())
+            .get_opt(name)
+            .await?
+            .map(|t| TenantFacts::of(&t)),
+        None => None,
+    };
+    let number = Api::<PhoneNumber>::namespaced(client.clone(), namespace)
+        .get_opt(&campaign.spec.from_number)
+        .await?
+        .map(|n| NumberFacts::of(&n));
+    let contacts = read_contacts(&campaign.spec.contacts, namespace, ctx).await?;
+    Ok(Observed {
+        tenant,
+        number,
+        contacts,
+    })
+}
+
+async fn read_contacts(
+    source: &ContactsSource,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<ContactsFacts, Error> {
+    if let Some(reference) = &source.config_map_ref {
+        let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace);
+        return Ok(match api.get_opt(&reference.name).await? {
+            Some(config_map) => config_map_contacts(&config_map, reference),
+            None => ContactsFacts::Missing(format!("ConfigMap {} not found", reference.name)),
+        });
+    }
+    if let Some(reference) = &source.secret_ref {
+        let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+        return Ok(match api.get_opt(&reference.name).await? {
+            Some(secret) => secret_contacts(&secret, reference),
+            None => ContactsFacts::Missing(format!("Secret {} not found", reference.name)),
+        });
+    }
+    Ok(if source.uploaded {
+        ContactsFacts::Uploaded
+    } else {
+        ContactsFacts::Missing(
+            "spec.contacts names no source: set configMapRef, secretRef or uploaded".into(),
+        )
+    })
+}
+
+/// An invalid campaign does not dial. On entering the invalid state the gateway is told to
+/// stop (idempotent, so a never-registered campaign costs one no-op call); the status then
+/// says why, and the last known counts stay.
+async fn report_invalid(
+    campaign: &Campaign,
+    ctx: &Context,
+    invalid: &Invalid,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    if !was_invalid(campaign) {
+        stop_at_gateway(campaign, ctx).await?;
+    }
+    write_status(campaign, ctx, invalid_status(campaign, invalid, now)).await?;
+    Ok(Action::requeue(
+        if invalid.reason.phase() == CampaignPhase::Pending {
+            REQUEUE_WAITING
+        } else {
+            REQUEUE_IDLE
+        },
+    ))
+}
+
+/// Tells the gateway to stop dialing. Skipped when nothing can have been registered: the
+/// namespace is no tenant's, or this operator has no gateway token.
+async fn stop_at_gateway(campaign: &Campaign, ctx: &Context) -> Result<(), Error> {
+    let namespace = campaign.namespace().unwrap_or_default();
+    let Some(tenant) = tenant_of_namespace(&namespace, &ctx.config.namespace_prefix) else {
+        return Ok(());
+    };
+    let Ok(gateway) = ctx.gateway() else {
+        tracing::debug!(campaign = %campaign.name_any(), "no gateway configured: nothing to stop");
+        return Ok(());
+    };
+    gateway.stop(tenant, &campaign.name_any()).await?;
+    Ok(())
+}
+
+async fn register_and_mirror(
+    campaign: &Campaign,
+    ctx: &Context,
+    namespace: &str,
+    validated: &Validated,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let gateway = match ctx.gateway() {
+        Ok(gateway) => gateway,
+        Err(error) => return report_gateway_problem(campaign, ctx, error, now).await,
+    };
+    match sync_with_gateway(gateway, campaign, namespace, validated).await {
+        Ok((progress, registration)) => {
+            if let Some(result) = &registration {
+                report_rejected_rows(ctx, campaign, result).await;
+            }
+            let status = registered_status(campaign, &progress, registration.as_ref(), now);
+            write_status(campaign, ctx, status).await?;
+            Ok(Action::requeue(requeue_for(progress.phase)))
+        }
+        Err(SyncError::Gateway(error)) => report_gateway_problem(campaign, ctx, error, now).await,
+        Err(SyncError::Other(error)) => Err(error),
+    }
+}
+
+enum SyncError {
+    Gateway(GatewayError),
+    Other(Error),
+}
+
+impl From<GatewayError> for SyncError {
+    fn from(error: GatewayError) -> Self {
+        SyncError::Gateway(error)
+    }
+}
+
+/// Registers this generation unless the gateway already has it, then reads the progress.
+/// Returns the registration result when a PUT was made.
+async fn sync_with_gateway(
+    gateway: &GatewayClient,
+    campaign: &Campaign,
+    namespace: &str,
+    validated: &Validated,
+) -> Result<(Progress, Option<RegistrationResult>), SyncError> {
+    let name = campaign.name_any();
+    let tenant = validated.tenant.as_str();
+    let mut registration = None;
+    if !is_registered_generation(campaign) {
+        let body = registration_body(campaign, namespace, validated).map_err(SyncError::Other)?;
+        registration = Some(gateway.register(tenant, &name, &body).await?);
+    }
+    if let Some(progress) = gateway.progress(tenant, &name).await? {
+        return Ok((progress, registration));
+    }
+    if registration.is_some() {
+        // Just registered and not yet visible: the dialer has not picked it up.
+        return Ok((Progress::default(), registration));
+    }
+    // The status says registered but the gateway does not know it (e.g. its database was
+    // restored): register again.
+    let body = registration_body(campaign, namespace, validated).map_err(SyncError::Other)?;
+    let result = gateway.register(tenant, &name, &body).await?;
+    let progress = gateway.progress(tenant, &name).await?.unwrap_or_default();
+    Ok((progress, Some(result)))
+}
+
+fn registration_body(
+    campaign: &Campaign,
+    namespace: &str,
+    validated: &Validated,
+) -> Result<Registration, Error> {
+    Ok(Registration {
+        namespace: namespace.to_owned(),
+        uid: campaign
+            .metadata
+            .uid
+            .clone()
+            .ok_or(Error::MissingField("metadata.uid"))?,
+        generation: campaign
+            .metadata
+            .generation
+            .ok_or(Error::MissingField("metadata.generation"))?,
+        spec: campaign.spec.clone(),
+        from_number: validated.from_number.clone(),
+        contacts_csv: validated.contacts_csv.clone(),
+    })
+}
+
+fn requeue_for(phase: CampaignPhase) -> Duration {
+    match phase {
+        CampaignPhase::Running => REQUEUE_RUNNING,
+        CampaignPhase::Pending => REQUEUE_PENDING,
+        CampaignPhase::Paused | CampaignPhase::Completed | CampaignPhase::Failed => REQUEUE_IDLE,
+    }
+}
+
+/// A refused campaign waits for an edit (re-checked now and then); an unreachable or
+/// misconfigured gateway is retried with backoff. Either way the status says so.
+async fn report_gateway_problem(
+    campaign: &Campaign,
+    ctx: &Context,
+    error: GatewayError,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let reason = if error.is_rejection() {
+        "GatewayRejected"
+    } else {
+        "GatewayUnavailable"
+    };
+    let status = gateway_problem_status(campaign, reason, &error.to_string(), now);
+    write_status(campaign, ctx, status).await?;
+    if error.is_rejection() {
+        Ok(Action::requeue(REQUEUE_IDLE))
+    } else {
+        Err(error.into())
+    }
+}
+
+async fn report_rejected_rows(ctx: &Context, campaign: &Campaign, result: &RegistrationResult) {
+    if result.rejected.is_empty() {
+        return;
+    }
+    publish(
+        ctx,
+        campaign,
+        Event {
+            type_: EventType::Warning,
+            reason: "ContactsRejected".into(),
+            note: Some(crate::builders::campaign::registration_message(result)),
+            action: "Register".into(),
+            secondary: None,
+        },
+    )
+    .await;
+}
+
+/// Deleting a Campaign stops dialing at the gateway before the object goes.
+async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
+    if !campaign.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let namespace = campaign.namespace().unwrap_or_default();
+    if let Some(tenant) = tenant_of_namespace(&namespace, &ctx.config.namespace_prefix) {
+        // Unlike an invalid campaign, a deleted one must not go while the gateway may still
+        // be dialing it: without a token the finalizer stays and the error says why.
+        ctx.gateway()?.stop(tenant, &campaign.name_any()).await?;
+    }
+    publish(
+        ctx,
+        campaign,
+        Event {
+            type_: EventType::Normal,
+            reason: "Stopped".into(),
+            note: Some("dialing stopped at the gateway; the campaign can go".into()),
+            action: "Delete".into(),
+            secondary: None,
+        },
+    )
+    .await;
+    remove_namespaced_finalizer(&ctx.client, campaign, FINALIZER).await?;
+    Ok(Action::await_change())
+}
+
+/// Writes the status if it differs from the stored one, publishing Events on transitions.
+async fn write_status(
+    campaign: &Campaign,
+    ctx: &Context,
+    status: CampaignStatus,
+) -> Result<(), Error> {
+    let previous = campaign.status.clone().unwrap_or_default();
+    if previous == status {
+        return Ok(());
+    }
+    let namespace = campaign
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    apply_namespaced_status::<Campaign, _>(&ctx.client, &namespace, &campaign.name_any(), &status)
+        .await?;
+    for event in transition_events(&previous, &status) {
+        publish(ctx, campaign, event).await;
+    }
+    Ok(())
+}
+
+/// Events for a human: validity and readiness changes, and phase changes.
+pub fn transition_events(previous: &CampaignStatus, current: &CampaignStatus) -> Vec<Event> {
+    let mut events = Vec::new();
+    for condition in &current.conditions {
+        let before = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition.type_);
+        let changed =
+            before.is_none_or(|b| b.status != condition.status || b.reason != condition.reason);
+        // Ready=False because of validation repeats the Valid event; skip it.
+        let redundant = condition.type_ == CONDITION_READY && condition.reason == "Invalid";
+        let interesting = condition.type_ == CONDITION_VALID || condition.type_ == CONDITION_READY;
+        if !changed || redundant || !interesting {
+            continue;
+        }
+        events.push(Event {
+            type_: if condition.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: condition.reason.clone(),
+            note: Some(condition.message.clone()),
+            action: format!("Set{}", condition.type_),
+            secondary: None,
+        });
+    }
+    if previous.phase != current.phase {
+        events.push(Event {
+            type_: if current.phase == CampaignPhase::Failed {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: format!("{:?}", current.phase),
+            note: Some(format!(
+                "phase {:?} → {:?} ({} of {} contacts finished)",
+                previous.phase,
+                current.phase,
+                current.completed + current.failed + current.no_answer,
+                current.total
+            )),
+            action: "UpdatePhase".into(),
+            secondary: None,
+        });
+    }
+    events
+}
+
+async fn publish(ctx: &Context, campaign: &Campaign, event: Event) {
+    // Events are best-effort: failing to record one must not fail the reconcile.
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &campaign.object_ref(&()))
+        .await
+    {
+        tracing::debug!(%error, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_crds::ConditionStatus;
+    use switchboard_crds::set_condition;
+
+    #[test]
+    fn running_campaigns_are_watched_closely() {
+        assert_eq!(requeue_for(CampaignPhase::Running), REQUEUE_RUNNING);
+        assert!(requeue_for(CampaignPhase::Completed) > requeue_for(CampaignPhase::Pending));
+    }
+
+    #[test]
+    fn events_follow_transitions_only() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut before = CampaignStatus::default();
+        set_condition(
+            &mut before.conditions,
+            CONDITION_VALID,
+            ConditionStatus::True,
+            "Valid",
+            "ok",
+            Some(1),
+            now,
+        );
+        let mut after = before.clone();
+        assert!(transition_events(&before, &after).is_empty());
+        after.phase = CampaignPhase::Running;
+        after.total = 4;
+        after.completed = 1;
+        set_condition(
+            &mut after.conditions,
+            CONDITION_VALID,
+            ConditionStatus::False,
+            "TenantSuspended",
+            "suspended",
+            Some(1),
+            now,
+        );
+        set_condition(
+            &mut after.conditions,
+            CONDITION_READY,
+            ConditionStatus::False,
+            "Invalid",
+            "not dialing",
+            Some(1),
+            now,
+        );
+        let events = transition_events(&before, &after);
+        let reasons: Vec<_> = events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, vec!["TenantSuspended", "Running"]);
+        assert_eq!(events[0].type_, EventType::Warning);
+        assert!(events[1].note.as_deref().unwrap().contains("1 of 4"));
+    }
+}
