@@ -7,6 +7,7 @@
 pub mod builders;
 pub mod config;
 pub mod controllers;
+pub mod gateway_client;
 pub mod leader;
 pub mod metrics;
 

@@ -10,6 +10,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use switchboard_crds::Tenant;
 use switchboard_operator::controllers::{self, Context};
+use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::leader::{LeaseSettings, run_as_leader};
 use switchboard_operator::metrics::Metrics;
 use switchboard_operator::{OperatorConfig, builders};
@@ -223,8 +224,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         controller: "switchboard-operator".into(),
         instance: Some(identity.clone()),
     };
-    let ctx = Arc::new(Context::new(client.clone(), config, metrics, reporter));
-    let controllers = controllers::tenant::run(ctx, shutdown.clone().cancelled_owned());
+    let gateway = gateway_client(&config.gateway_internal_url)?;
+    let mut ctx = Context::new(client.clone(), config, metrics, reporter);
+    if let Some(gateway) = gateway {
+        ctx = ctx.with_gateway(gateway);
+    }
+    let ctx = Arc::new(ctx);
+    let controllers = {
+        let tenants = controllers::tenant::run(ctx.clone(), shutdown.clone().cancelled_owned());
+        let campaigns = controllers::campaign::run(ctx, shutdown.clone().cancelled_owned());
+        async move {
+            tokio::join!(tenants, campaigns);
+        }
+    };
 
     if args.leader_election {
         let lease = LeaseSettings {
@@ -243,6 +255,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     observability.await.context("observability server task")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway's internal API client. The token is read from the environment only (never a
+/// flag, so it stays out of `ps` and `--help`); without it Campaigns cannot be registered.
+fn gateway_client(base_url: &str) -> anyhow::Result<Option<GatewayClient>> {
+    let Some(token) = std::env::var("SWITCHBOARD_INTERNAL_TOKEN")
+        .ok()
+        .and_then(InternalToken::new)
+    else {
+        tracing::warn!(
+            "SWITCHBOARD_INTERNAL_TOKEN is not set: Campaigns cannot be registered with the gateway"
+        );
+        return Ok(None);
+    };
+    let gateway = GatewayClient::new(base_url, token)
+        .with_context(|| format!("invalid SWITCHBOARD_GATEWAY_INTERNAL_URL {base_url:?}"))?;
+    Ok(Some(gateway))
 }
 
 fn default_identity() -> String {

@@ -165,3 +165,81 @@ where
     .await?;
     Ok(())
 }
+
+/// Adds `finalizer` to a namespaced object (conditionally, as [`add_finalizer`]).
+pub async fn add_namespaced_finalizer<K>(
+    client: &Client,
+    object: &K,
+    finalizer: &str,
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let mut finalizers = object.finalizers().to_vec();
+    if finalizers.iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    finalizers.push(finalizer.to_owned());
+    patch_namespaced_finalizers(client, object, finalizers).await
+}
+
+/// Removes `finalizer` from a namespaced object (conditionally, as [`add_finalizer`]).
+pub async fn remove_namespaced_finalizer<K>(
+    client: &Client,
+    object: &K,
+    finalizer: &str,
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let finalizers: Vec<String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if finalizers.len() == object.finalizers().len() {
+        return Ok(());
+    }
+    patch_namespaced_finalizers(client, object, finalizers).await
+}
+
+async fn patch_namespaced_finalizers<K>(
+    client: &Client,
+    object: &K,
+    finalizers: Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let namespace = object
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&finalizer_patch(object, finalizers)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A merge patch replacing the finalizer list, guarded by the object's resourceVersion.
+fn finalizer_patch<K: Resource>(object: &K, finalizers: Vec<String>) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {
+            "resourceVersion": object.resource_version(),
+            "finalizers": finalizers,
+        }
+    })
+}

@@ -1,6 +1,7 @@
 //! Controllers: compare desired state with the cluster and converge them.
 
 pub mod apply;
+pub mod campaign;
 pub mod tenant;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::config::OperatorConfig;
+use crate::gateway_client::{GatewayClient, GatewayError};
 use crate::metrics::Metrics;
 
 /// Errors a reconcile can end with. Each is retried with per-object exponential backoff.
@@ -29,6 +31,9 @@ pub enum Error {
     /// Cleanup is waiting for dependent objects (e.g. numbers being released) to go.
     #[error("waiting for {0}")]
     Waiting(String),
+    /// The gateway's internal API failed or is not configured.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
 }
 
 impl Error {
@@ -39,6 +44,7 @@ impl Error {
             Error::Serialization(_) => "serialization",
             Error::MissingField(_) => "missing_field",
             Error::Waiting(_) => "waiting",
+            Error::Gateway(_) => "gateway",
         }
     }
 }
@@ -54,6 +60,7 @@ pub struct Context {
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
     backoff: Backoff,
+    gateway: Option<GatewayClient>,
 }
 
 impl Context {
@@ -70,7 +77,20 @@ impl Context {
             config,
             metrics,
             backoff: Backoff::default(),
+            gateway: None,
         }
+    }
+
+    /// The context with a client of the gateway's internal API (needed by the Campaign
+    /// controller; without it Campaigns report the gateway as not configured).
+    pub fn with_gateway(mut self, gateway: GatewayClient) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// The gateway's internal API, if configured.
+    pub fn gateway(&self) -> Result<&GatewayClient, GatewayError> {
+        self.gateway.as_ref().ok_or(GatewayError::NotConfigured)
     }
 
     /// The requeue after a failed reconcile of `key`: 1 s, 2 s, 4 s … capped at 5 minutes.
