@@ -1,0 +1,13 @@
+//! HTTP tests of the gateway over the real router and a real database (SQLite always,
+//! Postgres when `DATABASE_URL` is set). One test binary, several modules, to keep link time
+//! and CI time down.
+
+mod common;
+
+mod auth;
+mod cross_cutting;
+mod errors;
+mod isolation;
+mod keys_and_credentials;
+mod members;
+mod rls;
