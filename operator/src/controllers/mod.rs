@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod campaign;
+pub mod phone_number;
 pub mod tenant;
 
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub enum Error {
     /// Cleanup is waiting for dependent objects (e.g. numbers being released) to go.
     #[error("waiting for {0}")]
     Waiting(String),
+    /// A carrier call failed, or no carrier client could be built (PhoneNumber cleanup).
+    #[error("carrier: {0}")]
+    Carrier(String),
     /// The gateway's internal API failed or is not configured.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
@@ -45,6 +49,7 @@ impl Error {
             Error::MissingField(_) => "missing_field",
             Error::Waiting(_) => "waiting",
             Error::Gateway(_) => "gateway",
+            Error::Carrier(_) => "carrier",
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// Carrier accounts of the PhoneNumber controller (platform credentials, sandbox).
+    pub carriers: Arc<phone_number::Carriers>,
     backoff: Backoff,
     gateway: Option<GatewayClient>,
 }
@@ -78,7 +85,15 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             gateway: None,
+            carriers: Arc::default(),
         }
+    }
+
+    /// The context with these carrier accounts (by default: no platform accounts and an
+    /// in-memory sandbox carrier).
+    pub fn with_carriers(mut self, carriers: phone_number::Carriers) -> Self {
+        self.carriers = Arc::new(carriers);
+        self
     }
 
     /// The context with a client of the gateway's internal API (needed by the Campaign
