@@ -14,6 +14,7 @@ use kube_fake_client::{ClientBuilder, interceptor};
 use switchboard_crds::{Campaign, PhoneNumber, Tenant};
 use switchboard_operator::OperatorConfig;
 use switchboard_operator::controllers::Context;
+use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::metrics::Metrics;
 
 /// Counts writes to status subresources, so tests can assert that nothing was written.
@@ -38,6 +39,20 @@ pub async fn fake_api_with(
     numbers: Vec<PhoneNumber>,
     status_writes: WriteCounter,
 ) -> Client {
+    let numbers = numbers
+        .into_iter()
+        .map(|n| serde_json::to_value(n).expect("json"))
+        .collect();
+    fake_api_seeded(tenants, numbers, status_writes).await
+}
+
+/// A fake API server seeded with tenants and any namespaced objects given as JSON manifests
+/// (PhoneNumbers, Campaigns, ConfigMaps, Secrets …; status and deletionTimestamp are kept).
+pub async fn fake_api_seeded(
+    tenants: Vec<Tenant>,
+    objects: Vec<serde_json::Value>,
+    status_writes: WriteCounter,
+) -> Client {
     let counter = status_writes.0.clone();
     let client = ClientBuilder::new()
         .with_resource::<Tenant>()
@@ -47,7 +62,7 @@ pub async fn fake_api_with(
         .with_status_subresource::<PhoneNumber>()
         .with_status_subresource::<Campaign>()
         .with_status_subresource::<Deployment>()
-        .with_objects(numbers)
+        .with_runtime_objects(objects)
         .with_objects(tenants.into_iter().map(file_cluster_scoped).collect())
         .with_interceptor_funcs(interceptor::Funcs::new().patch_status(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -83,6 +98,22 @@ pub fn context(client: Client) -> Arc<Context> {
         metrics,
         reporter,
     ))
+}
+
+/// A controller context whose gateway client points at `gateway_url` with `token`.
+pub fn context_with_gateway(client: Client, gateway_url: &str, token: &str) -> Arc<Context> {
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let reporter = Reporter {
+        controller: "switchboard-operator".into(),
+        instance: Some("test".into()),
+    };
+    let config = OperatorConfig {
+        gateway_internal_url: gateway_url.to_owned(),
+        ..OperatorConfig::default()
+    };
+    let gateway = GatewayClient::new(gateway_url, InternalToken::new(token).expect("token"))
+        .expect("gateway client");
+    Arc::new(Context::new(client, config, metrics, reporter).with_gateway(gateway))
 }
 
 /// A Tenant as a user would apply it.
