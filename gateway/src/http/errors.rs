@@ -230,11 +230,14 @@ fn backticked_after(text: &str, marker: &str) -> Option<String> {
     let start = text.find(marker)? + marker.len();
     let rest = &text[start..];
     let end = rest.find('`')?;
-    // A nested unknown field arrives as "agent: unknown field `x`"; keep the path.
+    // serde_path_to_error prefixes the path, which for unknown fields already ends with the
+    // field itself ("agent.llm.x: unknown field `x`"); missing fields get the parent's path.
     let prefix = text[..text.find(marker)?].trim_end_matches(": ").trim();
     let name = &rest[..end];
     Some(if prefix.is_empty() || prefix == "." {
         name.to_owned()
+    } else if prefix == name || prefix.ends_with(&format!(".{name}")) {
+        prefix.to_owned()
     } else {
         format!("{prefix}.{name}")
     })
@@ -253,6 +256,14 @@ mod tests {
             (e.code, e.field.as_deref()),
             ("unknown_field", Some("colour"))
         );
+        let e = data_error(
+            "Failed to deserialize the JSON body into the target type: colour: unknown field `colour`, expected `email` at line 1 column 12",
+        );
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        let e = data_error(
+            "Failed to deserialize the JSON body into the target type: agent.llm.x: unknown field `x`, expected `model` at line 1 column 12",
+        );
+        assert_eq!(e.field.as_deref(), Some("agent.llm.x"));
         let e = data_error(
             "Failed to deserialize the JSON body into the target type: missing field `email` at line 1 column 2",
         );
