@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kube::Client;
 use kube::runtime::events::Reporter;
+use switchboard_carriers::SandboxCarrier;
 use switchboard_crds::Tenant;
+use switchboard_operator::controllers::phone_number::{Carriers, TelnyxAccount, TwilioAccount};
 use switchboard_operator::controllers::{self, Context};
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::leader::{LeaseSettings, run_as_leader};
@@ -93,10 +95,93 @@ impl ConfigArgs {
     }
 }
 
+/// The platform's carrier accounts, used for tenants that bring none
+/// (`Tenant.spec.carrier.credentialsSecretRef` unset). Prefer the environment (the chart
+/// fills it from a Secret) over flags, which show up in process listings.
+#[derive(Args)]
+struct CarrierArgs {
+    /// Platform Twilio account SID.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", global = true)]
+    twilio_account_sid: Option<String>,
+    /// Platform Twilio auth token.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, global = true)]
+    twilio_auth_token: Option<String>,
+    /// Platform Telnyx API key.
+    #[arg(long, env = "TELNYX_API_KEY", hide_env_values = true, global = true)]
+    telnyx_api_key: Option<String>,
+    /// Platform Telnyx Call Control connection id (numbers are routed to it).
+    #[arg(long, env = "TELNYX_CONNECTION_ID", global = true)]
+    telnyx_connection_id: Option<String>,
+    /// JSON file keeping the sandbox carrier's inventory across restarts (default: memory).
+    #[arg(long, env = "SWITCHBOARD_SANDBOX_STATE_FILE", global = true)]
+    sandbox_state_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for CarrierArgs {
+    // Tokens and keys never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierArgs")
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("telnyx_connection_id", &self.telnyx_connection_id)
+            .field("sandbox_state_file", &self.sandbox_state_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Both halves of a credential, or neither; an empty value counts as unset.
+fn pair(
+    first: &Option<String>,
+    second: &Option<String>,
+    names: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    match (set(first), set(second)) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("set both of {names}, or neither"),
+    }
+}
+
+impl CarrierArgs {
+    fn to_carriers(&self) -> anyhow::Result<Carriers> {
+        let platform_twilio = pair(
+            &self.twilio_account_sid,
+            &self.twilio_auth_token,
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+        )?
+        .map(|(account_sid, auth_token)| TwilioAccount {
+            account_sid,
+            auth_token,
+        });
+        let platform_telnyx = pair(
+            &self.telnyx_api_key,
+            &self.telnyx_connection_id,
+            "TELNYX_API_KEY and TELNYX_CONNECTION_ID",
+        )?
+        .map(|(api_key, connection_id)| TelnyxAccount {
+            api_key,
+            connection_id,
+        });
+        let sandbox = match &self.sandbox_state_file {
+            Some(path) => SandboxCarrier::open(path)
+                .with_context(|| format!("cannot open sandbox state {}", path.display()))?,
+            None => SandboxCarrier::in_memory(),
+        };
+        Ok(Carriers {
+            platform_twilio,
+            platform_telnyx,
+            sandbox,
+            ..Carriers::default()
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(flatten)]
+    carriers: CarrierArgs,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -225,16 +310,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         instance: Some(identity.clone()),
     };
     let gateway = gateway_client(&config.gateway_internal_url)?;
-    let mut ctx = Context::new(client.clone(), config, metrics, reporter);
+    let carriers = args.carriers.to_carriers()?;
+    let mut ctx = Context::new(client.clone(), config, metrics, reporter).with_carriers(carriers);
     if let Some(gateway) = gateway {
         ctx = ctx.with_gateway(gateway);
     }
     let ctx = Arc::new(ctx);
     let controllers = {
         let tenants = controllers::tenant::run(ctx.clone(), shutdown.clone().cancelled_owned());
+        let numbers =
+            controllers::phone_number::run(ctx.clone(), shutdown.clone().cancelled_owned());
         let campaigns = controllers::campaign::run(ctx, shutdown.clone().cancelled_owned());
         async move {
-            tokio::join!(tenants, campaigns);
+            tokio::join!(tenants, numbers, campaigns);
         }
     };
 
