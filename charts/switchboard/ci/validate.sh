@@ -45,7 +45,7 @@ if ! compgen -G "$CRD_DIR/*.yaml" > /dev/null; then
   echo "no CRDs committed under $CRD_DIR; generating them from the Rust types"
   CRD_DIR="$WORK/crds"
   mkdir -p "$CRD_DIR"
-  (cd "$ROOT" && cargo run -q -p switchboard-crds --example print_crds) > "$CRD_DIR/all.yaml"
+  (cd "$ROOT" && cargo run -q -p switchboard-operator -- crds) > "$CRD_DIR/all.yaml"
 fi
 set +e
 "$KV" --strict --quiet -k "$KUBE_VERSION" "$CRD_DIR"/*.yaml
