@@ -1,0 +1,5 @@
+//! `switchboard`: the command-line client (filled in by the CLI work).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
