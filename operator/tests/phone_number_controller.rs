@@ -318,6 +318,34 @@ async fn sandbox_with(numbers: &[(&str, &str)]) -> (SandboxCarrier, Vec<String>)
 }
 
 #[tokio::test]
+async fn numbers_reconciled_at_once_cannot_both_take_the_last_slot() {
+    let sandbox = SandboxCarrier::in_memory();
+    let client = fake_api(
+        vec![acme(json!({"displayName": "Acme", "plan": "free"}))],
+        vec![number("a", json!({})), number("b", json!({}))],
+        Faults::default(),
+    )
+    .await;
+    let ctx = operator(client.clone(), carriers_with(&sandbox));
+    reconcile(&ctx, "a").await.unwrap();
+    reconcile(&ctx, "b").await.unwrap();
+    let (a, b) = tokio::join!(reconcile(&ctx, "a"), reconcile(&ctx, "b"));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(
+        sandbox.purchase_count(),
+        1,
+        "the free plan's one slot is taken once"
+    );
+    let mut reasons = vec![
+        ready_reason(&get_number(&client, "a").await).1,
+        ready_reason(&get_number(&client, "b").await).1,
+    ];
+    reasons.sort();
+    assert_eq!(reasons, ["Available", "LimitExceeded"]);
+}
+
+#[tokio::test]
 async fn release_gives_the_number_back_and_retain_keeps_it() {
     let (sandbox, ids) = sandbox_with(&[
         ("+15550100", "sb-uid-released"),
@@ -520,6 +548,7 @@ async fn a_number_the_account_already_owns_is_imported() {
     assert_eq!(status.e164.as_deref(), Some("+15550150"));
     assert!(is_condition_true(&status.conditions, "Ready"));
     assert_eq!(sandbox.purchase_count(), 1, "imported, not bought");
+    assert_eq!(status.idempotency_key, None, "nothing was tagged by us");
     // Importing routes the number to the gateway.
     let routed = sandbox.get(&existing.id).await.unwrap().unwrap();
     assert_eq!(

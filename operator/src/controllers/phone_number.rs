@@ -288,14 +288,9 @@ async fn apply(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
     match outcome {
         Outcome::Ready { owned, action } => {
-            let status = ready_status(
-                number,
-                kind,
-                &owned,
-                &webhooks.voice_url,
-                key.as_deref(),
-                now,
-            );
+            // Only a purchase actually tagged with the key reports it (not an import).
+            let tagged = key.as_deref().filter(|k| owned.tag.as_deref() == Some(*k));
+            let status = ready_status(number, kind, &owned, &webhooks.voice_url, tagged, now);
             write_status(number, ctx, status, action).await?;
             Ok(Action::requeue(REQUEUE_READY))
         }
@@ -304,11 +299,7 @@ async fn apply(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
             message,
             requeue,
         } => {
-            let recorded_key = number
-                .annotations()
-                .get(IDEMPOTENCY_KEY_ANNOTATION)
-                .map(String::as_str);
-            let status = not_ready_status(number, reason, &message, recorded_key, now);
+            let status = not_ready_status(number, reason, &message, key.as_deref(), now);
             write_status(number, ctx, status, None).await?;
             Ok(Action::requeue(requeue))
         }
