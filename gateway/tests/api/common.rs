@@ -39,7 +39,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ip_per_minute: 100_000, login_per_minute: 1_000, api_key_per_minute: 100_000, cors: None, body_limit: 64 * 1024 }
+        Self {
+            ip_per_minute: 100_000,
+            login_per_minute: 1_000,
+            api_key_per_minute: 100_000,
+            cors: None,
+            body_limit: 64 * 1024,
+        }
     }
 }
 
@@ -57,17 +63,28 @@ pub fn config(database_url: &str, options: &Options) -> Config {
     let key = "11".repeat(32);
     let mut args = vec![
         "gateway".to_owned(),
-        "--database-url".into(), database_url.into(),
-        "--jwt-secret".into(), JWT_SECRET.into(),
-        "--master-encryption-key".into(), key,
-        "--kubernetes".into(), "false".into(),
-        "--dev-mode".into(), "false".into(),
-        "--public-url".into(), "https://gateway.test".into(),
-        "--rate-limit-ip-per-minute".into(), options.ip_per_minute.to_string(),
-        "--rate-limit-login-per-minute".into(), options.login_per_minute.to_string(),
-        "--rate-limit-api-key-per-minute".into(), options.api_key_per_minute.to_string(),
-        "--body-limit-bytes".into(), options.body_limit.to_string(),
-        "--database-max-connections".into(), "4".into(),
+        "--database-url".into(),
+        database_url.into(),
+        "--jwt-secret".into(),
+        JWT_SECRET.into(),
+        "--master-encryption-key".into(),
+        key,
+        "--kubernetes".into(),
+        "false".into(),
+        "--dev-mode".into(),
+        "false".into(),
+        "--public-url".into(),
+        "https://gateway.test".into(),
+        "--rate-limit-ip-per-minute".into(),
+        options.ip_per_minute.to_string(),
+        "--rate-limit-login-per-minute".into(),
+        options.login_per_minute.to_string(),
+        "--rate-limit-api-key-per-minute".into(),
+        options.api_key_per_minute.to_string(),
+        "--body-limit-bytes".into(),
+        options.body_limit.to_string(),
+        "--database-max-connections".into(),
+        "4".into(),
     ];
     if let Some(origin) = &options.cors {
         args.extend(["--cors-allowed-origins".into(), origin.clone()]);
@@ -75,19 +92,42 @@ pub fn config(database_url: &str, options: &Options) -> Config {
     Wrapper::try_parse_from(args).unwrap().config
 }
 
-async fn build(backend: &'static str, url: &str, options: &Options, postgres: Option<(String, String)>, dir: Option<tempfile::TempDir>) -> TestApp {
+async fn build(
+    backend: &'static str,
+    url: &str,
+    options: &Options,
+    postgres: Option<(String, String)>,
+    dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let store = Store::connect(url, 4).await.unwrap();
     if backend == "sqlite" {
         store.migrate().await.unwrap();
     }
     let mailer = Arc::new(MemoryMailer::default());
-    let state = AppState::assemble(config(url, options), store, mailer.clone(), KubeSync::disabled()).await.unwrap();
-    TestApp { backend, router: app(state.clone()), state, mailer, postgres, _dir: dir }
+    let state = AppState::assemble(
+        config(url, options),
+        store,
+        mailer.clone(),
+        KubeSync::disabled(),
+    )
+    .await
+    .unwrap();
+    TestApp {
+        backend,
+        router: app(state.clone()),
+        state,
+        mailer,
+        postgres,
+        _dir: dir,
+    }
 }
 
 pub async fn sqlite_app(options: &Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("gateway.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gateway.db").display()
+    );
     build("sqlite", &url, options, None, Some(dir)).await
 }
 
@@ -107,28 +147,46 @@ pub async fn postgres_app(admin_url: &str, options: &Options) -> TestApp {
     sqlx::any::install_default_drivers();
     let schema = format!("gw_{}", uuid::Uuid::new_v4().simple());
     let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
-    // Concurrent tests may race to create the role: both errors mean "it exists".
     admin
-        .execute(format!(
-            "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
-             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-        ).as_str())
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
         .await
         .unwrap();
-    let owner = Store::connect(&postgres_url_as(admin_url, None, &schema), 1).await.unwrap();
+    // Concurrent tests may race to create the role: both errors mean "it exists".
+    admin
+        .execute(
+            format!(
+                "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let owner = Store::connect(&postgres_url_as(admin_url, None, &schema), 1)
+        .await
+        .unwrap();
     owner.migrate().await.unwrap();
     owner.pool().close().await;
     admin
-        .execute(format!(
-            "GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}; \
+        .execute(
+            format!(
+                "GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}; \
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {APP_ROLE}"
-        ).as_str())
+            )
+            .as_str(),
+        )
         .await
         .unwrap();
     admin.close().await;
     let url = postgres_url_as(admin_url, Some(APP_ROLE), &schema);
-    build("postgres", &url, options, Some((admin_url.to_owned(), schema)), None).await
+    build(
+        "postgres",
+        &url,
+        options,
+        Some((admin_url.to_owned(), schema)),
+        None,
+    )
+    .await
 }
 
 /// SQLite always; Postgres too when `DATABASE_URL` is a Postgres URL. Says which ran.
@@ -136,7 +194,9 @@ pub async fn apps(test: &str, options: Options) -> Vec<TestApp> {
     let mut apps = vec![sqlite_app(&options).await];
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => apps.push(postgres_app(&url, &options).await),
-        _ => println!("{test}: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"),
+        _ => println!(
+            "{test}: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
+        ),
     }
     let names: Vec<_> = apps.iter().map(|a| a.backend).collect();
     println!("{test}: running on {names:?}");
@@ -155,19 +215,34 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let request = match body {
-            Some(body) => builder.header("content-type", "application/json").body(Body::from(body.to_string())),
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
             None => builder.body(Body::empty()),
         };
         self.raw(request.unwrap()).await
@@ -182,7 +257,8 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
@@ -198,8 +274,14 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         Account {
-            access: reply.body["tokens"]["access_token"].as_str().unwrap().to_owned(),
-            refresh: reply.body["tokens"]["refresh_token"].as_str().unwrap().to_owned(),
+            access: reply.body["tokens"]["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            refresh: reply.body["tokens"]["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
             slug: reply.body["tenant"]["slug"].as_str().unwrap().to_owned(),
             tenant_id: reply.body["tenant"]["id"].as_str().unwrap().to_owned(),
             user_id: reply.body["user"]["id"].as_str().unwrap().to_owned(),
@@ -209,9 +291,19 @@ impl TestApp {
 
     /// The newest token mailed to `to` (the text after `token=` in the link).
     pub fn mailed_token(&self, to: &str) -> String {
-        let mail = self.mailer.sent().into_iter().rev().find(|m| m.to == to).expect("no mail");
+        let mail = self
+            .mailer
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == to)
+            .expect("no mail");
         let start = mail.body.find("token=").unwrap() + "token=".len();
-        mail.body[start..].split_whitespace().next().unwrap().to_owned()
+        mail.body[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
     }
 
     /// Drops the Postgres schema (SQLite's temp dir goes with the app).
@@ -219,7 +311,10 @@ impl TestApp {
         self.state.store.pool().close().await;
         if let Some((admin_url, schema)) = &self.postgres {
             let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-            admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.unwrap();
+            admin
+                .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                .await
+                .unwrap();
             admin.close().await;
         }
     }

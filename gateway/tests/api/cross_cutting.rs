@@ -1,1 +1,210 @@
-//! placeholder
+//! Rate limits, request ids, CORS, health, readiness, metrics and the OpenAPI document.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::common::{Options, apps};
+
+#[tokio::test]
+async fn per_ip_and_login_rate_limits_answer_429() {
+    let options = Options {
+        ip_per_minute: 8,
+        login_per_minute: 3,
+        ..Options::default()
+    };
+    for app in apps("per_ip_and_login_rate_limits_answer_429", options).await {
+        // Login throttling per e-mail address, even with the right password.
+        let login = json!({"email": "nobody@example.com", "password": "whatever it is"});
+        for _ in 0..3 {
+            assert_eq!(
+                app.post("/api/v1/auth/login", None, login.clone())
+                    .await
+                    .status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let limited = app.post("/api/v1/auth/login", None, login.clone()).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.body["error"]["code"], "rate_limited");
+        assert!(limited.headers.contains_key("retry-after"));
+        // Per IP: 8 API requests a minute in total from this client (4 used above).
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            statuses.push(
+                app.call(Method::GET, "/api/v1/openapi.json", None, None)
+                    .await
+                    .status,
+            );
+        }
+        // Two over budget; the bucket refills one slot every 7.5 s, so a very slow machine may
+        // see only one.
+        let limited = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert!((1..=2).contains(&limited), "{statuses:?}");
+        // Health endpoints are not limited.
+        assert_eq!(
+            app.call(Method::GET, "/healthz", None, None).await.status,
+            StatusCode::OK
+        );
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn api_key_rate_limit_answers_429() {
+    let options = Options {
+        api_key_per_minute: 3,
+        ..Options::default()
+    };
+    for app in apps("api_key_rate_limit_answers_429", options).await {
+        let owner = app.signup("rl@acme.io", "RL Co").await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        let key = app
+            .post(
+                &format!("{t}/api-keys"),
+                Some(&owner.access),
+                json!({"name": "k"}),
+            )
+            .await
+            .body["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let statuses: Vec<StatusCode> =
+            futures::future::join_all((0..5).map(|_| app.get(&t, &key)))
+                .await
+                .into_iter()
+                .map(|r| r.status)
+                .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+            3,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+                .count(),
+            2,
+            "{statuses:?}"
+        );
+        // The owner's own token is not limited by the key's budget.
+        assert_eq!(app.get(&t, &owner.access).await.status, StatusCode::OK);
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn observability_request_ids_cors_and_openapi() {
+    let options = Options {
+        cors: Some("https://app.example.com".into()),
+        ..Options::default()
+    };
+    for app in apps("observability_request_ids_cors_and_openapi", options).await {
+        assert_eq!(
+            app.call(Method::GET, "/healthz", None, None).await.status,
+            StatusCode::OK
+        );
+        let ready = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+
+        // Request ids: generated when absent, kept when given.
+        let generated = app.call(Method::GET, "/healthz", None, None).await;
+        assert!(
+            generated
+                .headers
+                .get("x-request-id")
+                .is_some_and(|v| v.len() >= 32)
+        );
+        let given = app
+            .raw(
+                Request::get("/healthz")
+                    .header("x-request-id", "req-123")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(given.headers.get("x-request-id").unwrap(), "req-123");
+        // The request id reaches the audit log.
+        let signup = app.raw(Request::post("/api/v1/auth/signup").header("content-type", "application/json").header("x-request-id", "signup-req-42")
+            .body(Body::from(json!({"email": "obs@acme.io", "password": "correct horse battery", "name": "O", "company": "Obs"}).to_string())).unwrap()).await;
+        assert_eq!(signup.status, StatusCode::CREATED);
+        let access = signup.body["tokens"]["access_token"].as_str().unwrap();
+        let audit = app.get("/api/v1/tenants/obs/audit-log", access).await;
+        assert_eq!(audit.body["entries"][0]["request_id"], "signup-req-42");
+
+        // CORS: the allowed origin gets headers, others do not.
+        let preflight = |origin: &str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/api/v1/auth/me")
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .header("access-control-request-headers", "authorization")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let allowed = app.raw(preflight("https://app.example.com")).await;
+        assert_eq!(
+            allowed.headers.get("access-control-allow-origin").unwrap(),
+            "https://app.example.com"
+        );
+        let denied = app.raw(preflight("https://evil.example.com")).await;
+        assert!(denied.headers.get("access-control-allow-origin").is_none());
+
+        // Metrics count requests by route template, not by raw path.
+        let metrics = app.call(Method::GET, "/metrics", None, None).await;
+        assert_eq!(metrics.status, StatusCode::OK);
+        assert!(
+            metrics
+                .text
+                .contains("switchboard_gateway_http_requests_total"),
+            "{}",
+            metrics.text
+        );
+        assert!(
+            metrics
+                .text
+                .contains("route=\"/api/v1/tenants/{tenant}/audit-log\"")
+        );
+        assert!(!metrics.text.contains("/api/v1/tenants/obs/"));
+
+        // The OpenAPI document describes the routes and the error shape.
+        let doc = app
+            .call(Method::GET, "/api/v1/openapi.json", None, None)
+            .await;
+        assert_eq!(doc.status, StatusCode::OK);
+        assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+        for path in [
+            "/api/v1/auth/signup",
+            "/api/v1/tenants/{tenant}/credentials/{id}",
+            "/api/v1/tenants/{tenant}/audit-log",
+        ] {
+            assert!(
+                doc.body["paths"][path].is_object(),
+                "{path} missing from the OpenAPI document"
+            );
+        }
+        assert!(doc.body["components"]["schemas"]["SignupRequest"].is_object());
+        assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_database_is_gone() {
+    for app in apps("readyz_fails_when_the_database_is_gone", Options::default()).await {
+        app.state.store.pool().close().await;
+        let ready = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            app.call(Method::GET, "/healthz", None, None).await.status,
+            StatusCode::OK
+        );
+        app.finish().await;
+    }
+}

@@ -18,10 +18,22 @@ struct Fixture {
 async fn setup(app: &TestApp) -> (Fixture, Account, String) {
     let a = app.signup("alice@tenant-a.io", "Tenant A").await;
     let ta = format!("/api/v1/tenants/{}", a.slug);
-    let key = app.post(&format!("{ta}/api-keys"), Some(&a.access), json!({"name": "a", "scopes": ["admin"]})).await;
+    let key = app
+        .post(
+            &format!("{ta}/api-keys"),
+            Some(&a.access),
+            json!({"name": "a", "scopes": ["admin"]}),
+        )
+        .await;
     let credential = app.post(&format!("{ta}/credentials"), Some(&a.access),
         json!({"provider": "openai", "label": "a-main", "secret": "sk-tenant-a-secret-value-0000"})).await;
-    let invitation = app.post(&format!("{ta}/invitations"), Some(&a.access), json!({"email": "invitee@tenant-a.io"})).await;
+    let invitation = app
+        .post(
+            &format!("{ta}/invitations"),
+            Some(&a.access),
+            json!({"email": "invitee@tenant-a.io"}),
+        )
+        .await;
     let fixture = Fixture {
         a_key: key.body["key"].as_str().unwrap().to_owned(),
         a_key_id: key.body["api_key"]["id"].as_str().unwrap().to_owned(),
@@ -31,67 +43,167 @@ async fn setup(app: &TestApp) -> (Fixture, Account, String) {
     };
     let b = app.signup("bob@tenant-b.io", "Tenant B").await;
     let tb = format!("/api/v1/tenants/{}", b.slug);
-    let b_key = app.post(&format!("{tb}/api-keys"), Some(&b.access), json!({"name": "b", "scopes": ["admin"]})).await;
-    (fixture, b.clone(), b_key.body["key"].as_str().unwrap().to_owned())
+    let b_key = app
+        .post(
+            &format!("{tb}/api-keys"),
+            Some(&b.access),
+            json!({"name": "b", "scopes": ["admin"]}),
+        )
+        .await;
+    (
+        fixture,
+        b.clone(),
+        b_key.body["key"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn requests(f: &Fixture, b: &Account) -> Vec<(Method, String, Option<serde_json::Value>)> {
     let ta_slug = format!("/api/v1/tenants/{}", f.a.slug);
     let ta_id = format!("/api/v1/tenants/{}", f.a.tenant_id);
     let tb = format!("/api/v1/tenants/{}", b.slug);
-    let cred = json!({"provider": "groq", "label": "intruder", "secret": "sk-intruder-000000000000"});
+    let cred =
+        json!({"provider": "groq", "label": "intruder", "secret": "sk-intruder-000000000000"});
     let mut all = Vec::new();
     for ta in [&ta_slug, &ta_id] {
         all.extend([
             (Method::GET, ta.clone(), None),
             (Method::PATCH, ta.clone(), Some(json!({"name": "pwned"}))),
             (Method::GET, format!("{ta}/members"), None),
-            (Method::PATCH, format!("{ta}/members/{}", f.a.user_id), Some(json!({"role": "viewer"}))),
-            (Method::DELETE, format!("{ta}/members/{}", f.a.user_id), None),
+            (
+                Method::PATCH,
+                format!("{ta}/members/{}", f.a.user_id),
+                Some(json!({"role": "viewer"})),
+            ),
+            (
+                Method::DELETE,
+                format!("{ta}/members/{}", f.a.user_id),
+                None,
+            ),
             (Method::GET, format!("{ta}/invitations"), None),
-            (Method::POST, format!("{ta}/invitations"), Some(json!({"email": "x@evil.io"}))),
-            (Method::DELETE, format!("{ta}/invitations/{}", f.a_invitation), None),
+            (
+                Method::POST,
+                format!("{ta}/invitations"),
+                Some(json!({"email": "x@evil.io"})),
+            ),
+            (
+                Method::DELETE,
+                format!("{ta}/invitations/{}", f.a_invitation),
+                None,
+            ),
             (Method::GET, format!("{ta}/api-keys"), None),
-            (Method::POST, format!("{ta}/api-keys"), Some(json!({"name": "evil"}))),
-            (Method::DELETE, format!("{ta}/api-keys/{}", f.a_key_id), None),
+            (
+                Method::POST,
+                format!("{ta}/api-keys"),
+                Some(json!({"name": "evil"})),
+            ),
+            (
+                Method::DELETE,
+                format!("{ta}/api-keys/{}", f.a_key_id),
+                None,
+            ),
             (Method::GET, format!("{ta}/credentials"), None),
-            (Method::POST, format!("{ta}/credentials"), Some(cred.clone())),
-            (Method::GET, format!("{ta}/credentials/{}", f.a_credential), None),
-            (Method::PATCH, format!("{ta}/credentials/{}", f.a_credential), Some(json!({"label": "pwned"}))),
-            (Method::DELETE, format!("{ta}/credentials/{}", f.a_credential), None),
+            (
+                Method::POST,
+                format!("{ta}/credentials"),
+                Some(cred.clone()),
+            ),
+            (
+                Method::GET,
+                format!("{ta}/credentials/{}", f.a_credential),
+                None,
+            ),
+            (
+                Method::PATCH,
+                format!("{ta}/credentials/{}", f.a_credential),
+                Some(json!({"label": "pwned"})),
+            ),
+            (
+                Method::DELETE,
+                format!("{ta}/credentials/{}", f.a_credential),
+                None,
+            ),
             (Method::GET, format!("{ta}/audit-log"), None),
         ]);
     }
     // B's own tenant path with A's object ids.
     all.extend([
-        (Method::PATCH, format!("{tb}/members/{}", f.a.user_id), Some(json!({"role": "viewer"}))),
-        (Method::DELETE, format!("{tb}/members/{}", f.a.user_id), None),
-        (Method::DELETE, format!("{tb}/invitations/{}", f.a_invitation), None),
-        (Method::DELETE, format!("{tb}/api-keys/{}", f.a_key_id), None),
-        (Method::GET, format!("{tb}/credentials/{}", f.a_credential), None),
-        (Method::PATCH, format!("{tb}/credentials/{}", f.a_credential), Some(json!({"label": "pwned"}))),
-        (Method::DELETE, format!("{tb}/credentials/{}", f.a_credential), None),
+        (
+            Method::PATCH,
+            format!("{tb}/members/{}", f.a.user_id),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            Method::DELETE,
+            format!("{tb}/members/{}", f.a.user_id),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("{tb}/invitations/{}", f.a_invitation),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("{tb}/api-keys/{}", f.a_key_id),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{tb}/credentials/{}", f.a_credential),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("{tb}/credentials/{}", f.a_credential),
+            Some(json!({"label": "pwned"})),
+        ),
+        (
+            Method::DELETE,
+            format!("{tb}/credentials/{}", f.a_credential),
+            None,
+        ),
     ]);
     all
 }
 
 #[tokio::test]
 async fn second_tenant_gets_nothing_of_the_first() {
-    for app in apps("second_tenant_gets_nothing_of_the_first", Options::default()).await {
+    for app in apps(
+        "second_tenant_gets_nothing_of_the_first",
+        Options::default(),
+    )
+    .await
+    {
         let (f, b, b_key) = setup(&app).await;
-        let secrets_of_a = [f.a.tenant_id.as_str(), f.a.slug.as_str(), "alice@tenant-a.io", "a-main", f.a_key_id.as_str(), "sk-tenant-a"];
+        let secrets_of_a = [
+            f.a.tenant_id.as_str(),
+            f.a.slug.as_str(),
+            "alice@tenant-a.io",
+            "a-main",
+            f.a_key_id.as_str(),
+            "sk-tenant-a",
+        ];
         let mut checked = 0;
-        for (token_name, token) in [("B's access token", b.access.as_str()), ("B's API key", b_key.as_str())] {
+        for (token_name, token) in [
+            ("B's access token", b.access.as_str()),
+            ("B's API key", b_key.as_str()),
+        ] {
             for (method, path, body) in requests(&f, &b) {
                 let reply = app.call(method.clone(), &path, Some(token), body).await;
                 assert!(
                     matches!(reply.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
-                    "{token_name} {method} {path}: {} {}", reply.status, reply.text
+                    "{token_name} {method} {path}: {} {}",
+                    reply.status,
+                    reply.text
                 );
                 // The path itself names A; the answer must add nothing of A's.
                 for secret in secrets_of_a {
                     if !path.contains(secret) {
-                        assert!(!reply.text.contains(secret), "{token_name} {method} {path} leaked {secret}: {}", reply.text);
+                        assert!(
+                            !reply.text.contains(secret),
+                            "{token_name} {method} {path} leaked {secret}: {}",
+                            reply.text
+                        );
                     }
                 }
                 checked += 1;
@@ -110,7 +222,11 @@ async fn second_tenant_gets_nothing_of_the_first() {
         let ta = format!("/api/v1/tenants/{}", f.a.slug);
         let tenant = app.get(&ta, &f.a.access).await;
         assert_eq!(tenant.body["name"], "Tenant A");
-        assert_eq!(app.get(&ta, &f.a_key).await.status, StatusCode::OK, "A's key still works");
+        assert_eq!(
+            app.get(&ta, &f.a_key).await.status,
+            StatusCode::OK,
+            "A's key still works"
+        );
         let members = app.get(&format!("{ta}/members"), &f.a.access).await;
         assert_eq!(members.body[0]["role"], "owner");
         let credentials = app.get(&format!("{ta}/credentials"), &f.a.access).await;

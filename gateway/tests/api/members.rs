@@ -8,18 +8,35 @@ use crate::common::{Account, Options, TestApp, apps};
 async fn verified(app: &TestApp, email: &str, company: &str) -> Account {
     let account = app.signup(email, company).await;
     let token = app.mailed_token(email);
-    let reply = app.post("/api/v1/auth/verify-email", None, json!({"token": token})).await;
+    let reply = app
+        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     account
 }
 
 async fn invite_and_join(app: &TestApp, owner: &Account, who: &Account, role: &str) {
     let path = format!("/api/v1/tenants/{}/invitations", owner.slug);
-    let invited = app.post(&path, Some(&owner.access), json!({"email": who.email, "role": role})).await;
+    let invited = app
+        .post(
+            &path,
+            Some(&owner.access),
+            json!({"email": who.email, "role": role}),
+        )
+        .await;
     assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
-    assert!(!invited.text.contains("token"), "the invitation token only goes by mail");
+    assert!(
+        !invited.text.contains("token"),
+        "the invitation token only goes by mail"
+    );
     let token = app.mailed_token(&who.email);
-    let accepted = app.post("/api/v1/invitations/accept", Some(&who.access), json!({"token": token})).await;
+    let accepted = app
+        .post(
+            "/api/v1/invitations/accept",
+            Some(&who.access),
+            json!({"token": token}),
+        )
+        .await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
     assert_eq!(accepted.body["role"], role);
 }
@@ -47,58 +64,142 @@ async fn roles_are_enforced_on_every_route() {
             (format!("{t}/api-keys"), "GET", None, 2),
             (format!("{t}/invitations"), "GET", None, 2),
             (format!("{t}/audit-log"), "GET", None, 2),
-            (format!("{t}/api-keys"), "POST", Some(json!({"name": "k"})), 2),
-            (format!("{t}/credentials"), "POST", Some(json!({"provider": "openai", "label": "x", "secret": "sk-abcdefghijklmnopqrstuvwxyz"})), 2),
-            (format!("{t}/invitations"), "POST", Some(json!({"email": "new@acme.io"})), 2),
+            (
+                format!("{t}/api-keys"),
+                "POST",
+                Some(json!({"name": "k"})),
+                2,
+            ),
+            (
+                format!("{t}/credentials"),
+                "POST",
+                Some(
+                    json!({"provider": "openai", "label": "x", "secret": "sk-abcdefghijklmnopqrstuvwxyz"}),
+                ),
+                2,
+            ),
+            (
+                format!("{t}/invitations"),
+                "POST",
+                Some(json!({"email": "new@acme.io"})),
+                2,
+            ),
         ];
         for (level, who) in [(0u8, &vic), (1, &bob), (3, &owner)] {
             for (path, method, body, minimum) in &checks {
                 let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
-                let reply = app.call(method.clone(), path, Some(&who.access), body.clone()).await;
+                let reply = app
+                    .call(method.clone(), path, Some(&who.access), body.clone())
+                    .await;
                 if level >= *minimum {
-                    assert!(reply.status.is_success(), "level {level} {method} {path}: {}", reply.text);
+                    assert!(
+                        reply.status.is_success(),
+                        "level {level} {method} {path}: {}",
+                        reply.text
+                    );
                 } else {
-                    assert_eq!(reply.status, StatusCode::FORBIDDEN, "level {level} {method} {path}: {}", reply.text);
+                    assert_eq!(
+                        reply.status,
+                        StatusCode::FORBIDDEN,
+                        "level {level} {method} {path}: {}",
+                        reply.text
+                    );
                     assert_eq!(reply.body["error"]["code"], "forbidden");
                 }
             }
         }
 
         // Promote bob to admin; an admin cannot make anyone owner.
-        let promote = app.patch(&format!("{t}/members/{}", bob.user_id), &owner.access, json!({"role": "admin"})).await;
+        let promote = app
+            .patch(
+                &format!("{t}/members/{}", bob.user_id),
+                &owner.access,
+                json!({"role": "admin"}),
+            )
+            .await;
         assert_eq!(promote.status, StatusCode::OK, "{}", promote.text);
         assert_eq!(promote.body["role"], "admin");
-        let self_owner = app.patch(&format!("{t}/members/{}", bob.user_id), &bob.access, json!({"role": "owner"})).await;
+        let self_owner = app
+            .patch(
+                &format!("{t}/members/{}", bob.user_id),
+                &bob.access,
+                json!({"role": "owner"}),
+            )
+            .await;
         assert_eq!(self_owner.status, StatusCode::FORBIDDEN);
-        let demote_owner = app.patch(&format!("{t}/members/{}", owner.user_id), &bob.access, json!({"role": "viewer"})).await;
+        let demote_owner = app
+            .patch(
+                &format!("{t}/members/{}", owner.user_id),
+                &bob.access,
+                json!({"role": "viewer"}),
+            )
+            .await;
         assert_eq!(demote_owner.status, StatusCode::FORBIDDEN);
-        let invite_owner = app.post(&format!("{t}/invitations"), Some(&bob.access), json!({"email": "x@acme.io", "role": "owner"})).await;
+        let invite_owner = app
+            .post(
+                &format!("{t}/invitations"),
+                Some(&bob.access),
+                json!({"email": "x@acme.io", "role": "owner"}),
+            )
+            .await;
         assert_eq!(invite_owner.status, StatusCode::FORBIDDEN);
-        let bad_role = app.patch(&format!("{t}/members/{}", vic.user_id), &owner.access, json!({"role": "god"})).await;
+        let bad_role = app
+            .patch(
+                &format!("{t}/members/{}", vic.user_id),
+                &owner.access,
+                json!({"role": "god"}),
+            )
+            .await;
         assert_eq!(bad_role.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(bad_role.body["error"]["field"], "role");
 
         // The last owner can neither leave nor be demoted.
-        let leave = app.delete(&format!("{t}/members/{}", owner.user_id), &owner.access).await;
+        let leave = app
+            .delete(&format!("{t}/members/{}", owner.user_id), &owner.access)
+            .await;
         assert_eq!(leave.status, StatusCode::CONFLICT);
         assert_eq!(leave.body["error"]["code"], "last_owner");
-        let demote_self = app.patch(&format!("{t}/members/{}", owner.user_id), &owner.access, json!({"role": "admin"})).await;
+        let demote_self = app
+            .patch(
+                &format!("{t}/members/{}", owner.user_id),
+                &owner.access,
+                json!({"role": "admin"}),
+            )
+            .await;
         assert_eq!(demote_self.status, StatusCode::CONFLICT);
 
         // Viewers may leave on their own; afterwards the tenant is gone for them.
-        let vic_leaves = app.delete(&format!("{t}/members/{}", vic.user_id), &vic.access).await;
+        let vic_leaves = app
+            .delete(&format!("{t}/members/{}", vic.user_id), &vic.access)
+            .await;
         assert_eq!(vic_leaves.status, StatusCode::NO_CONTENT);
         assert_eq!(app.get(&t, &vic.access).await.status, StatusCode::NOT_FOUND);
         // An admin removes a member.
-        let removed = app.delete(&format!("{t}/members/{}", bob.user_id), &owner.access).await;
+        let removed = app
+            .delete(&format!("{t}/members/{}", bob.user_id), &owner.access)
+            .await;
         assert_eq!(removed.status, StatusCode::NO_CONTENT);
         assert_eq!(app.get(&t, &bob.access).await.status, StatusCode::NOT_FOUND);
 
         // The audit log recorded the security-relevant actions.
         let audit = app.get(&format!("{t}/audit-log"), &owner.access).await;
-        let actions: Vec<&str> = audit.body["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-        for expected in ["tenant.created", "invitation.created", "invitation.accepted", "member.role_changed", "member.removed"] {
-            assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+        let actions: Vec<&str> = audit.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "tenant.created",
+            "invitation.created",
+            "invitation.accepted",
+            "member.role_changed",
+            "member.removed",
+        ] {
+            assert!(
+                actions.contains(&expected),
+                "{expected} missing from {actions:?}"
+            );
         }
         app.finish().await;
     }
@@ -106,10 +207,21 @@ async fn roles_are_enforced_on_every_route() {
 
 #[tokio::test]
 async fn invitations_need_the_invited_verified_address() {
-    for app in apps("invitations_need_the_invited_verified_address", Options::default()).await {
+    for app in apps(
+        "invitations_need_the_invited_verified_address",
+        Options::default(),
+    )
+    .await
+    {
         let owner = verified(&app, "owner@beta.io", "Beta").await;
         let t = format!("/api/v1/tenants/{}", owner.slug);
-        let invited = app.post(&format!("{t}/invitations"), Some(&owner.access), json!({"email": "Zed@Beta.io"})).await;
+        let invited = app
+            .post(
+                &format!("{t}/invitations"),
+                Some(&owner.access),
+                json!({"email": "Zed@Beta.io"}),
+            )
+            .await;
         assert_eq!(invited.status, StatusCode::CREATED);
         assert_eq!(invited.body["email"], "zed@beta.io");
         assert_eq!(invited.body["role"], "member");
@@ -117,37 +229,105 @@ async fn invitations_need_the_invited_verified_address() {
 
         // Someone else cannot use it.
         let mallory = verified(&app, "mallory@evil.io", "Evil").await;
-        let stolen = app.post("/api/v1/invitations/accept", Some(&mallory.access), json!({"token": token})).await;
+        let stolen = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&mallory.access),
+                json!({"token": token}),
+            )
+            .await;
         assert_eq!(stolen.status, StatusCode::FORBIDDEN);
         // The invited address, unverified, cannot either.
         let zed = app.signup("zed@beta.io", "Zed Co").await;
-        let unverified = app.post("/api/v1/invitations/accept", Some(&zed.access), json!({"token": token})).await;
+        let unverified = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&zed.access),
+                json!({"token": token}),
+            )
+            .await;
         assert_eq!(unverified.status, StatusCode::FORBIDDEN);
         assert_eq!(unverified.body["error"]["code"], "email_not_verified");
         let verify = app.mailed_token("zed@beta.io");
-        assert_eq!(app.post("/api/v1/auth/verify-email", None, json!({"token": verify})).await.status, StatusCode::OK);
-        let ok = app.post("/api/v1/invitations/accept", Some(&zed.access), json!({"token": token})).await;
+        assert_eq!(
+            app.post("/api/v1/auth/verify-email", None, json!({"token": verify}))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let ok = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&zed.access),
+                json!({"token": token}),
+            )
+            .await;
         assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
-        let twice = app.post("/api/v1/invitations/accept", Some(&zed.access), json!({"token": token})).await;
+        let twice = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&zed.access),
+                json!({"token": token}),
+            )
+            .await;
         assert_eq!(twice.status, StatusCode::BAD_REQUEST);
         let me = app.get("/api/v1/auth/me", &zed.access).await;
         assert_eq!(me.body["tenants"].as_array().unwrap().len(), 2);
 
         // Revoked invitations cannot be accepted; inviting a member again is a conflict.
-        let again = app.post(&format!("{t}/invitations"), Some(&owner.access), json!({"email": "zed@beta.io"})).await;
+        let again = app
+            .post(
+                &format!("{t}/invitations"),
+                Some(&owner.access),
+                json!({"email": "zed@beta.io"}),
+            )
+            .await;
         assert_eq!(again.status, StatusCode::CONFLICT);
-        let second = app.post(&format!("{t}/invitations"), Some(&owner.access), json!({"email": "yan@beta.io", "role": "viewer"})).await;
+        let second = app
+            .post(
+                &format!("{t}/invitations"),
+                Some(&owner.access),
+                json!({"email": "yan@beta.io", "role": "viewer"}),
+            )
+            .await;
         let id = second.body["id"].as_str().unwrap().to_owned();
         let pending = app.get(&format!("{t}/invitations"), &owner.access).await;
         assert_eq!(pending.body.as_array().unwrap().len(), 1);
-        assert_eq!(app.delete(&format!("{t}/invitations/{id}"), &owner.access).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            app.delete(&format!("{t}/invitations/{id}"), &owner.access)
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
         let yan = verified(&app, "yan@beta.io", "Yan Co").await;
-        let invitation_token = app.mailer.sent().into_iter().rev().find(|m| m.to == "yan@beta.io" && m.subject.starts_with("Join")).unwrap();
+        let invitation_token = app
+            .mailer
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == "yan@beta.io" && m.subject.starts_with("Join"))
+            .unwrap();
         let start = invitation_token.body.find("token=").unwrap() + 6;
-        let token = invitation_token.body[start..].split_whitespace().next().unwrap().to_owned();
-        let revoked = app.post("/api/v1/invitations/accept", Some(&yan.access), json!({"token": token})).await;
+        let token = invitation_token.body[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        let revoked = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&yan.access),
+                json!({"token": token}),
+            )
+            .await;
         assert_eq!(revoked.status, StatusCode::BAD_REQUEST);
-        let garbage = app.post("/api/v1/invitations/accept", Some(&yan.access), json!({"token": "a.b.c"})).await;
+        let garbage = app
+            .post(
+                "/api/v1/invitations/accept",
+                Some(&yan.access),
+                json!({"token": "a.b.c"}),
+            )
+            .await;
         assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
         app.finish().await;
     }
