@@ -828,3 +828,251 @@ async fn the_tenant_status_counts_ready_numbers() {
         "only Ready numbers count"
     );
 }
+
+// ---- Telnyx: asynchronous number orders --------------------------------------------------
+
+const TELNYX_KEY: &str = "KEYacme";
+
+#[derive(Default)]
+struct FakeTelnyx {
+    orders: Mutex<Vec<Value>>,
+    numbers: Mutex<Vec<Value>>,
+    patches: Mutex<Vec<Value>>,
+    /// While true, orders stay pending and their numbers are not on the account yet.
+    pending: AtomicBool,
+}
+
+impl FakeTelnyx {
+    /// Completes every pending order: its numbers appear on the account (untagged, as Telnyx
+    /// does not copy an order's customer_reference onto its numbers).
+    fn fulfil(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+        let mut numbers = self.numbers.lock().unwrap();
+        for order in self.orders.lock().unwrap().iter_mut() {
+            if order["status"] == "pending" {
+                order["status"] = json!("success");
+                let e164 = order["phone_numbers"][0]["phone_number"].clone();
+                let id = format!("14{:08}", numbers.len() + 1);
+                numbers.push(json!({"id": id, "phone_number": e164,
+                                    "connection_id": null, "customer_reference": null}));
+            }
+        }
+    }
+}
+
+fn telnyx_authorised(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer KEYacme")
+}
+
+fn telnyx_unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"errors": [{"code": "10009", "title": "Authentication failed"}]})),
+    )
+        .into_response()
+}
+
+async fn telnyx_available(headers: HeaderMap) -> Response {
+    if !telnyx_authorised(&headers) {
+        return telnyx_unauthorised();
+    }
+    Json(
+        json!({"data": [{"record_type": "available_phone_number", "phone_number": "+13125550199",
+                          "region_information": [{"region_type": "state", "region_name": "IL"}]}]}),
+    )
+    .into_response()
+}
+
+async fn telnyx_order(
+    State(fake): State<Arc<FakeTelnyx>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !telnyx_authorised(&headers) {
+        return telnyx_unauthorised();
+    }
+    let order = json!({"id": "order-1", "status": "pending", "customer_reference": body["customer_reference"],
+                       "connection_id": body["connection_id"], "phone_numbers": body["phone_numbers"]});
+    fake.orders.lock().unwrap().push(order.clone());
+    if !fake.pending.load(Ordering::SeqCst) {
+        fake.fulfil();
+    }
+    Json(json!({"data": order})).into_response()
+}
+
+async fn telnyx_orders(
+    State(fake): State<Arc<FakeTelnyx>>,
+    headers: HeaderMap,
+    Query(q): Query<Pairs>,
+) -> Response {
+    if !telnyx_authorised(&headers) {
+        return telnyx_unauthorised();
+    }
+    let tag = field(&q, "filter[customer_reference]")
+        .unwrap_or_default()
+        .to_owned();
+    let orders: Vec<Value> = fake
+        .orders
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| o["customer_reference"] == tag.as_str())
+        .cloned()
+        .collect();
+    Json(json!({"data": orders})).into_response()
+}
+
+async fn telnyx_numbers(
+    State(fake): State<Arc<FakeTelnyx>>,
+    headers: HeaderMap,
+    Query(q): Query<Pairs>,
+) -> Response {
+    if !telnyx_authorised(&headers) {
+        return telnyx_unauthorised();
+    }
+    let found: Vec<Value> = fake
+        .numbers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| field(&q, "filter[phone_number]").is_none_or(|p| n["phone_number"] == p))
+        .filter(|n| {
+            field(&q, "filter[customer_reference]").is_none_or(|t| n["customer_reference"] == t)
+        })
+        .cloned()
+        .collect();
+    Json(json!({"data": found})).into_response()
+}
+
+async fn telnyx_number(
+    State(fake): State<Arc<FakeTelnyx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<Value>>,
+) -> Response {
+    if !telnyx_authorised(&headers) {
+        return telnyx_unauthorised();
+    }
+    let mut numbers = fake.numbers.lock().unwrap();
+    let Some(number) = numbers.iter_mut().find(|n| n["id"] == id.as_str()) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"errors": [{"code": "10005", "title": "Resource not found"}]})),
+        )
+            .into_response();
+    };
+    if let Some(Json(patch)) = body {
+        fake.patches.lock().unwrap().push(patch.clone());
+        for (k, v) in patch.as_object().unwrap() {
+            number[k] = v.clone();
+        }
+    }
+    Json(json!({"data": number})).into_response()
+}
+
+async fn fake_telnyx() -> (String, Arc<FakeTelnyx>) {
+    let fake = Arc::new(FakeTelnyx::default());
+    let app = Router::new()
+        .route("/v2/available_phone_numbers", get(telnyx_available))
+        .route(
+            "/v2/number_orders",
+            axum::routing::post(telnyx_order).get(telnyx_orders),
+        )
+        .route("/v2/phone_numbers", get(telnyx_numbers))
+        .route(
+            "/v2/phone_numbers/{id}",
+            get(telnyx_number).patch(telnyx_number),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v2", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, fake)
+}
+
+fn telnyx_credentials() -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("telnyx-creds".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        data: Some(
+            [("apiKey", TELNYX_KEY), ("connectionId", "conn-acme")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+#[tokio::test]
+async fn a_pending_telnyx_order_is_waited_for_and_adopted_never_reordered() {
+    let (base, telnyx) = fake_telnyx().await;
+    telnyx.pending.store(true, Ordering::SeqCst);
+    let client = fake_api(
+        vec![acme(
+            json!({"displayName": "Acme", "carrier": {"kind": "telnyx", "credentialsSecretRef": "telnyx-creds"}}),
+        )],
+        vec![number("chicago", json!({"areaCode": "312"}))],
+        Faults::default(),
+    )
+    .await;
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &telnyx_credentials())
+        .await
+        .unwrap();
+    let ctx = operator(
+        client.clone(),
+        Carriers {
+            telnyx_base_url: base,
+            ..Carriers::default()
+        },
+    );
+
+    // The order is accepted but not fulfilled yet: not Ready, still pending, retried.
+    reconcile_twice(&ctx, "chicago").await.unwrap();
+    let stored = get_number(&client, "chicago").await;
+    assert_eq!(
+        ready_reason(&stored),
+        ("False".into(), "CarrierUnavailable".into())
+    );
+    assert!(
+        stored
+            .annotations()
+            .contains_key("voice.switchboard.dev/external-create-pending")
+    );
+    // Retrying while the order is still pending must not order again.
+    reconcile(&ctx, "chicago").await.unwrap();
+    assert_eq!(telnyx.orders.lock().unwrap().len(), 1);
+
+    telnyx.fulfil();
+    reconcile(&ctx, "chicago").await.unwrap();
+    let stored = get_number(&client, "chicago").await;
+    let status = stored.status.clone().unwrap();
+    assert!(
+        is_condition_true(&status.conditions, "Ready"),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!(status.e164.as_deref(), Some("+13125550199"));
+    assert_eq!(
+        status.webhook_url.as_deref(),
+        Some("https://voice.example.com/api/v1/webhooks/telnyx")
+    );
+    assert_eq!(
+        telnyx.orders.lock().unwrap().len(),
+        1,
+        "ordered exactly once"
+    );
+    let key = &stored.annotations()["voice.switchboard.dev/idempotency-key"];
+    assert_eq!(
+        telnyx.orders.lock().unwrap()[0]["customer_reference"],
+        key.as_str()
+    );
+    // The adopted number is tagged and routed to the tenant's connection.
+    let number = telnyx.numbers.lock().unwrap()[0].clone();
+    assert_eq!(number["customer_reference"], key.as_str());
+    assert_eq!(number["connection_id"], "conn-acme");
+}
