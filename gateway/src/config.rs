@@ -134,6 +134,10 @@ pub struct Config {
     /// Folder where the standalone mailer writes outgoing e-mail (one JSON file each).
     #[arg(long, env = "SWITCHBOARD_MAIL_OUTBOX", default_value = "mail-outbox")]
     pub mail_outbox: PathBuf,
+
+    /// Part 2 settings (carriers, media, internal API, Stripe, plan limits).
+    #[command(flatten)]
+    pub voice: crate::voice_config::VoiceConfig,
 }
 
 /// Why the configuration cannot be used.

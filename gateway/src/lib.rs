@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod voice_config;
 
 pub use config::{Config, ConfigError};
 pub use http::app;

@@ -18,6 +18,14 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
+// Part 2 (calls, usage, billing, customer webhooks).
+pub mod billing;
+pub mod calls;
+pub mod numbers;
+pub mod system;
+pub mod usage;
+pub mod webhooks;
+
 use std::str::FromStr;
 
 use sha2::{Digest, Sha256};

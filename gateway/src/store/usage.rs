@@ -1,0 +1,218 @@
+//! Monthly usage counters and the metered events behind them.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::StoreError;
+
+/// A metered quantity. Columns of `usage_counters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Calls admitted.
+    CallCount,
+    /// Call minutes (each call rounded up to whole minutes, as carriers bill).
+    CallMinutes,
+    /// Customer API requests (API keys).
+    ApiRequests,
+    /// Speech-to-text audio, milliseconds.
+    SttMs,
+    /// Text-to-speech characters.
+    TtsCharacters,
+}
+
+impl Metric {
+    /// The counter column (a fixed identifier, never input).
+    pub fn column(self) -> &'static str {
+        match self {
+            Metric::CallCount => "call_count",
+            Metric::CallMinutes => "call_minutes",
+            Metric::ApiRequests => "api_requests",
+            Metric::SttMs => "stt_ms",
+            Metric::TtsCharacters => "tts_characters",
+        }
+    }
+}
+
+/// One tenant's usage in one month.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UsageRow {
+    /// `YYYY-MM` (UTC).
+    pub period: String,
+    /// Calls admitted.
+    pub call_count: i64,
+    /// Billed call minutes.
+    pub call_minutes: i64,
+    /// API requests.
+    pub api_requests: i64,
+    /// Speech-to-text milliseconds.
+    pub stt_ms: i64,
+    /// Text-to-speech characters.
+    pub tts_characters: i64,
+}
+
+impl UsageRow {
+    /// The value of one metric.
+    pub fn get(&self, metric: Metric) -> i64 {
+        match metric {
+            Metric::CallCount => self.call_count,
+            Metric::CallMinutes => self.call_minutes,
+            Metric::ApiRequests => self.api_requests,
+            Metric::SttMs => self.stt_ms,
+            Metric::TtsCharacters => self.tts_characters,
+        }
+    }
+}
+
+const COLUMNS: &str = "period, call_count, call_minutes, api_requests, stt_ms, tts_characters";
+
+/// Creates the month's counter row if missing.
+pub async fn ensure_row(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO usage_counters (tenant_id, period, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, period) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(period)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an event id once; `false` when it was seen before (nothing to count).
+pub async fn claim_event(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    event_id: &str,
+    period: &str,
+    metric: Metric,
+    amount: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO usage_events (tenant_id, id, period, metric, amount, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(event_id)
+    .bind(period)
+    .bind(metric.column())
+    .bind(amount)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Adds `amount` to a counter unconditionally (usage that already happened); returns the new value.
+pub async fn add(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    amount: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    ensure_row(&mut *conn, tenant_id, period, now).await?;
+    let column = metric.column();
+    Ok(sqlx::query_scalar(&format!(
+        "UPDATE usage_counters SET {column} = {column} + $1, updated_at = $2 \
+         WHERE tenant_id = $3 AND period = $4 RETURNING {column}"
+    ))
+    .bind(amount)
+    .bind(now)
+    .bind(tenant_id)
+    .bind(period)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Adds one to `metric` only while every `(column, limit)` guard is below its limit, in one
+/// atomic statement (so concurrent requests cannot overshoot). `None` when a limit is reached.
+pub async fn increment_within(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    guards: &[(Metric, i64)],
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    ensure_row(&mut *conn, tenant_id, period, now).await?;
+    let column = metric.column();
+    let mut sql = format!(
+        "UPDATE usage_counters SET {column} = {column} + 1, updated_at = $1 \
+         WHERE tenant_id = $2 AND period = $3"
+    );
+    for (i, (guard, _)) in guards.iter().enumerate() {
+        sql.push_str(&format!(" AND {} < ${}", guard.column(), i + 4));
+    }
+    sql.push_str(&format!(" RETURNING {column}"));
+    let mut query = sqlx::query_scalar(&sql).bind(now).bind(tenant_id).bind(period);
+    for (_, limit) in guards {
+        query = query.bind(*limit);
+    }
+    Ok(query.fetch_optional(conn).await?)
+}
+
+/// The month's usage (zeros when nothing was recorded).
+pub async fn get(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+) -> Result<UsageRow, StoreError> {
+    let row: Option<UsageRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM usage_counters WHERE tenant_id = $1 AND period = $2"
+    ))
+    .bind(tenant_id)
+    .bind(period)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.unwrap_or_else(|| UsageRow {
+        period: period.to_owned(),
+        ..UsageRow::default()
+    }))
+}
+
+/// Past months, newest first.
+pub async fn history(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    months: i64,
+) -> Result<Vec<UsageRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM usage_counters WHERE tenant_id = $1 ORDER BY period DESC LIMIT $2"
+    ))
+    .bind(tenant_id)
+    .bind(months)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records that a threshold notice was raised; `false` when it already was this month.
+pub async fn raise_alert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    level: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO usage_alerts (tenant_id, period, metric, level, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, period, metric, level) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(period)
+    .bind(metric.column())
+    .bind(level)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

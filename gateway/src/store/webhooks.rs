@@ -1,0 +1,225 @@
+//! Customer webhook endpoints, the outbox of pending deliveries and the delivery log.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::StoreError;
+
+/// A customer's webhook endpoint. The signing secret is sealed (see `crypto`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    /// Endpoint id.
+    pub id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Target URL.
+    pub url: String,
+    /// Subscribed event types, space-separated (`*` for all).
+    pub events: String,
+    /// Master key that sealed the secret.
+    pub key_id: String,
+    /// Sealed `whsec_…` secret.
+    pub ciphertext: String,
+    /// Creation time (Unix ms).
+    pub created_at: i64,
+    /// When disabled (Unix ms).
+    pub disabled_at: Option<i64>,
+}
+
+impl EndpointRow {
+    /// Whether this endpoint wants `event_type`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.disabled_at.is_none()
+            && self
+                .events
+                .split_whitespace()
+                .any(|e| e == "*" || e == event_type)
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at";
+
+/// Adds an endpoint.
+pub async fn insert_endpoint(conn: &mut AnyConnection, row: &EndpointRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&row.id)
+    .bind(&row.tenant_id)
+    .bind(&row.url)
+    .bind(&row.events)
+    .bind(&row.key_id)
+    .bind(&row.ciphertext)
+    .bind(row.created_at)
+    .bind(row.disabled_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A tenant's endpoints.
+pub async fn endpoints(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at"
+    ))
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// One endpoint of a tenant.
+pub async fn endpoint(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<EndpointRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Deletes an endpoint (and, by cascade, its pending deliveries).
+pub async fn delete_endpoint(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// A pending or finished delivery.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Message id (`webhook-id`), stable across retries.
+    pub id: String,
+    /// Tenant id.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// JSON body.
+    #[serde(skip)]
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Next attempt (Unix ms).
+    pub next_attempt_at: i64,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Creation time (Unix ms).
+    pub created_at: i64,
+    /// Delivery time (Unix ms).
+    pub delivered_at: Option<i64>,
+}
+
+const OUTBOX_COLUMNS: &str = "id, tenant_id, endpoint_id, event_type, payload, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
+
+/// Queues a delivery.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    id: &str,
+    tenant_id: &str,
+    endpoint_id: &str,
+    event_type: &str,
+    payload: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_outbox (id, tenant_id, endpoint_id, event_type, payload, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(endpoint_id)
+    .bind(event_type)
+    .bind(payload)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Pending deliveries due now, oldest first (system transaction).
+pub async fn due(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Pushes a delivery's next attempt out (a lease, so a second worker does not send it too);
+/// `false` when another worker leased it first.
+pub async fn lease(conn: &mut AnyConnection, id: &str, seen_next: i64, until: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+    )
+    .bind(until)
+    .bind(id)
+    .bind(seen_next)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Records an attempt's result: delivered, retry at `next`, or failed for good.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_attempt(
+    conn: &mut AnyConnection,
+    row: &OutboxRow,
+    status: &str,
+    next_attempt_at: i64,
+    status_code: Option<i64>,
+    error: Option<&str>,
+    duration_ms: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let attempt = row.attempts + 1;
+    sqlx::query(
+        "UPDATE webhook_outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+         delivered_at = CASE WHEN $1 = 'delivered' THEN $5 ELSE delivered_at END WHERE id = $6",
+    )
+    .bind(status)
+    .bind(attempt)
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(now)
+    .bind(&row.id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, tenant_id, outbox_id, attempt, status_code, error, duration_ms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(super::new_id())
+    .bind(&row.tenant_id)
+    .bind(&row.id)
+    .bind(attempt)
+    .bind(status_code)
+    .bind(error)
+    .bind(duration_ms)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A tenant's deliveries, newest first.
+pub async fn outbox_for_tenant(conn: &mut AnyConnection, tenant_id: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2"
+    ))
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

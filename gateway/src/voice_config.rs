@@ -1,0 +1,94 @@
+//! Settings of part 2: carrier webhook secrets, the media path, the internal API, Stripe and
+//! plan-limit overrides. Flattened into [`crate::Config`]; each flag also reads its variable.
+
+use clap::Args;
+
+/// Carrier, media, internal-API and billing settings.
+#[derive(Args, Debug, Clone, Default)]
+pub struct VoiceConfig {
+    /// Auth token of the platform's Twilio account (verifies `X-Twilio-Signature` of webhooks
+    /// for numbers the platform owns).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Base64 Ed25519 public key of the platform's Telnyx account (webhook signatures).
+    #[arg(long, env = "TELNYX_PUBLIC_KEY")]
+    pub telnyx_public_key: Option<String>,
+
+    /// Token the sandbox carrier signs its (Twilio-style) webhooks with. Generated in dev mode
+    /// when unset (then only in-process sandbox calls can sign).
+    #[arg(long, env = "SWITCHBOARD_SANDBOX_AUTH_TOKEN", hide_env_values = true)]
+    pub sandbox_auth_token: Option<String>,
+
+    /// Secret signing call tokens (HMAC-SHA256). Derived from `JWT_SECRET` when unset.
+    #[arg(long, env = "SWITCHBOARD_CALL_TOKEN_SECRET", hide_env_values = true)]
+    pub call_token_secret: Option<String>,
+
+    /// Lifetime of a call token in seconds (the carrier connects the stream within seconds).
+    #[arg(long, env = "SWITCHBOARD_CALL_TOKEN_TTL_SECONDS", default_value_t = 60)]
+    pub call_token_ttl_seconds: i64,
+
+    /// Runtime WebSocket base URL in standalone mode (e.g. `ws://127.0.0.1:8090`); in
+    /// Kubernetes mode each tenant's runtime Service is used.
+    #[arg(long, env = "SWITCHBOARD_RUNTIME_URL")]
+    pub runtime_url: Option<String>,
+
+    /// Concurrent media streams allowed per tenant.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 20)]
+    pub max_concurrent_calls: usize,
+
+    /// Shared secret of the internal API (`/internal/v1`), sent as a Bearer token.
+    #[arg(long, env = "SWITCHBOARD_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+
+    /// Stripe secret API key (`sk_…`).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe webhook endpoint secrets (`whsec_…`, comma-separated during a roll).
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secrets: Vec<String>,
+
+    /// Stripe API base URL (tests point it at a local server).
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+
+    /// Price ids per plan: `starter=price_…,professional=price_…,enterprise=price_…`.
+    #[arg(long, env = "STRIPE_PRICES", value_delimiter = ',')]
+    pub stripe_prices: Vec<String>,
+
+    /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}`.
+    #[arg(long, env = "SWITCHBOARD_PLAN_LIMITS")]
+    pub plan_limits: Option<String>,
+
+    /// Seconds between reloads of the dialled-number table from the database.
+    #[arg(long, env = "SWITCHBOARD_NUMBER_REFRESH_SECONDS", default_value_t = 10)]
+    pub number_refresh_seconds: u64,
+
+    /// Milliseconds between polls of the customer-webhook outbox.
+    #[arg(long, env = "SWITCHBOARD_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+}
+
+impl VoiceConfig {
+    /// The Stripe price id configured for `plan`.
+    pub fn price_for(&self, plan: &str) -> Option<&str> {
+        self.stripe_prices.iter().find_map(|entry| {
+            let (name, price) = entry.split_once('=')?;
+            (name.trim() == plan).then_some(price.trim())
+        })
+    }
+
+    /// The plan a Stripe price id stands for.
+    pub fn plan_for_price(&self, price: &str) -> Option<&str> {
+        self.stripe_prices.iter().find_map(|entry| {
+            let (name, id) = entry.split_once('=')?;
+            (id.trim() == price).then_some(name.trim())
+        })
+    }
+}
