@@ -281,6 +281,42 @@ impl SandboxCarrier {
         }
     }
 
+    /// Puts back a number this account is known to own (from a durable record elsewhere,
+    /// e.g. the cluster's PhoneNumber objects after an operator restart lost an in-memory
+    /// inventory). Not a purchase: the purchase count is unchanged. Restoring a number that
+    /// is already present is a no-op; one whose E.164 is held under another id is refused.
+    pub fn restore(&self, number: OwnedNumber) -> CarrierResult<()> {
+        let mut state = self.lock();
+        let mut next = state.inventory.clone();
+        if next.numbers.contains_key(&number.id) {
+            return Ok(());
+        }
+        if !is_sandbox_number(&number.e164) {
+            return Err(CarrierError::NothingAvailable {
+                message: format!("sandbox: {} is outside +15550100..+15550199", number.e164),
+            });
+        }
+        if next.numbers.values().any(|n| n.e164 == number.e164) {
+            return Err(CarrierError::Permanent {
+                status: Some(409),
+                code: Some("conflict".to_owned()),
+                message: format!("sandbox: {} is held under another id", number.e164),
+            });
+        }
+        // Keep ids unique: later purchases continue after the highest restored id.
+        if let Some(n) = number
+            .id
+            .strip_prefix("SB")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            next.last_id = next.last_id.max(n);
+        }
+        next.numbers.insert(number.id.clone(), number);
+        self.persist(&next)?;
+        state.inventory = next;
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing the whole sandbox, so recover the guard.

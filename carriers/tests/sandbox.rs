@@ -187,3 +187,39 @@ fn simulated_webhooks_verify_like_twilio_ones() {
     verify_twilio_form("local-token", url, &params, &signature).unwrap();
     assert!(verify_twilio_form("other", url, &params, &signature).is_err());
 }
+
+#[tokio::test]
+async fn a_lost_inventory_can_be_restored_without_counting_purchases() {
+    let sandbox = SandboxCarrier::in_memory();
+    let known = switchboard_carriers::OwnedNumber {
+        id: "SB000007".into(),
+        e164: "+15550107".into(),
+        tag: Some("sb-key".into()),
+        voice_url: Some("http://gw/voice".into()),
+        status_callback_url: None,
+    };
+    sandbox.restore(known.clone()).unwrap();
+    sandbox.restore(known.clone()).unwrap();
+    assert_eq!(sandbox.purchase_count(), 0);
+    assert_eq!(
+        sandbox.find_by_tag("sb-key").await.unwrap(),
+        Some(known.clone())
+    );
+    // The restored number is not for sale, and new ids do not collide with it.
+    let free = sandbox
+        .search(&NumberQuery {
+            limit: 100,
+            ..NumberQuery::voice("US")
+        })
+        .await
+        .unwrap();
+    assert!(free.iter().all(|n| n.e164 != "+15550107"));
+    let bought = sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    assert_eq!(bought.id, "SB000008");
+    // The same E.164 under another id is a conflict.
+    let clash = switchboard_carriers::OwnedNumber {
+        id: "SB000099".into(),
+        ..known
+    };
+    assert!(sandbox.restore(clash).is_err());
+}
