@@ -1076,3 +1076,49 @@ async fn a_pending_telnyx_order_is_waited_for_and_adopted_never_reordered() {
     assert_eq!(number["customer_reference"], key.as_str());
     assert_eq!(number["connection_id"], "conn-acme");
 }
+
+#[tokio::test]
+async fn a_restarted_operator_restores_its_in_memory_sandbox_from_the_objects() {
+    let sandbox = SandboxCarrier::in_memory();
+    let client = fake_api(
+        vec![acme(json!({"displayName": "Acme", "plan": "professional"}))],
+        vec![number("main", json!({}))],
+        Faults::default(),
+    )
+    .await;
+    let first = operator(client.clone(), carriers_with(&sandbox));
+    reconcile_twice(&first, "main").await.unwrap();
+    let e164 = get_number(&client, "main")
+        .await
+        .status
+        .unwrap()
+        .e164
+        .unwrap();
+
+    // A new process with a fresh, empty in-memory sandbox.
+    let fresh = SandboxCarrier::in_memory();
+    let restarted = operator(client.clone(), carriers_with(&fresh));
+    assert_eq!(phone_number::restore_sandbox(&restarted).await.unwrap(), 1);
+    reconcile(&restarted, "main").await.unwrap();
+    let status = get_number(&client, "main").await.status.unwrap();
+    assert!(
+        is_condition_true(&status.conditions, "Ready"),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!(fresh.purchase_count(), 0, "restored, not bought");
+
+    // The restored number is not handed out again.
+    Api::<PhoneNumber>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &number("second", json!({})))
+        .await
+        .unwrap();
+    reconcile_twice(&restarted, "second").await.unwrap();
+    let second = get_number(&client, "second")
+        .await
+        .status
+        .unwrap()
+        .e164
+        .unwrap();
+    assert_ne!(second, e164);
+}

@@ -48,7 +48,7 @@ use desired::{
     CREATE_FAILED_ANNOTATION, CREATE_PENDING_ANNOTATION, CREATE_SUCCEEDED_ANNOTATION,
     IDEMPOTENCY_KEY_ANNOTATION, carrier_kind, credentials_secret, external_name, idempotency_key,
     limit_reached, not_ready_status, number_query, numbers_held_by_others, ready_status, reason,
-    tenant_of_namespace,
+    sandbox_record, tenant_of_namespace,
 };
 
 use super::apply::apply_namespaced_status;
@@ -113,6 +113,11 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    match restore_sandbox(&ctx).await {
+        Ok(0) => {}
+        Ok(restored) => tracing::info!(restored, "sandbox numbers restored from PhoneNumbers"),
+        Err(error) => tracing::warn!(%error, "cannot restore sandbox numbers"),
+    }
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<PhoneNumber>::all(client.clone()),
@@ -143,6 +148,27 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Puts the sandbox numbers recorded on PhoneNumbers back into the sandbox carrier.
+///
+/// The sandbox keeps its inventory in memory unless given a state file, so a restarted (or
+/// newly elected) operator would otherwise find every sandbox number "gone". The objects are
+/// the durable record; this runs before the controller starts so that observes and searches
+/// see the whole inventory. Returns how many numbers were restored or already present.
+pub async fn restore_sandbox(ctx: &Context) -> Result<usize, Error> {
+    let numbers = Api::<PhoneNumber>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let mut restored = 0;
+    for record in numbers.items.iter().filter_map(sandbox_record) {
+        let e164 = record.e164.clone();
+        match ctx.carriers.sandbox.restore(record) {
+            Ok(()) => restored += 1,
+            Err(error) => tracing::warn!(%e164, %error, "sandbox number not restored"),
+        }
+    }
+    Ok(restored)
 }
 
 fn backoff_key(number: &PhoneNumber) -> String {

@@ -117,6 +117,22 @@ pub fn credentials_secret(tenant: Option<&Tenant>, kind: CarrierKind) -> Option<
         .flatten()
 }
 
+/// What the cluster records about a sandbox number `number` owns, to restore the sandbox's
+/// inventory after an operator restart (the in-memory sandbox forgets; the objects do not).
+pub fn sandbox_record(number: &PhoneNumber) -> Option<OwnedNumber> {
+    let status = number.status.as_ref()?;
+    if status.carrier != Some(CarrierKind::Sandbox) {
+        return None;
+    }
+    Some(OwnedNumber {
+        id: external_name(number)?.to_owned(),
+        e164: status.e164.clone()?,
+        tag: status.idempotency_key.clone(),
+        voice_url: status.webhook_url.clone(),
+        status_callback_url: None,
+    })
+}
+
 /// The status of a number that is owned and configured.
 pub fn ready_status(
     number: &PhoneNumber,
@@ -286,6 +302,29 @@ mod tests {
         assert_eq!(carrier_kind(&n, Some(&tenant)), CarrierKind::Telnyx);
         n.spec.carrier = Some(CarrierKind::Sandbox);
         assert_eq!(carrier_kind(&n, Some(&tenant)), CarrierKind::Sandbox);
+    }
+
+    #[test]
+    fn only_recorded_sandbox_numbers_are_restorable() {
+        let mut n = number("a", &[(EXTERNAL_NAME_ANNOTATION, "SB000001")]);
+        assert_eq!(sandbox_record(&n), None, "no status yet");
+        let now = Timestamp::from_second(1).unwrap();
+        n.status = Some(ready_status(
+            &n,
+            CarrierKind::Sandbox,
+            &owned(),
+            "u",
+            Some("sb-uid-a"),
+            now,
+        ));
+        let record = sandbox_record(&n).unwrap();
+        assert_eq!(
+            (record.id.as_str(), record.e164.as_str()),
+            ("SB000001", "+15550100")
+        );
+        assert_eq!(record.tag.as_deref(), Some("sb-uid-a"));
+        n.status.as_mut().unwrap().carrier = Some(CarrierKind::Twilio);
+        assert_eq!(sandbox_record(&n), None);
     }
 
     #[test]
