@@ -111,24 +111,25 @@ where
     Ok(())
 }
 
-/// Adds `finalizer` to a cluster-scoped object. The resourceVersion makes the merge patch
-/// conditional, so a concurrent change to the list fails (and is retried) instead of being lost.
-pub async fn add_finalizer<K>(client: &Client, object: &K, finalizer: &str) -> Result<(), Error>
+/// Adds `finalizer` to `object` through `api` (cluster-scoped or namespaced alike). The
+/// resourceVersion makes the merge patch conditional, so a concurrent change to the list fails
+/// (and is retried) instead of being lost.
+pub async fn add_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str) -> Result<(), Error>
 where
-    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Resource + Clone + Debug + DeserializeOwned,
 {
     let mut finalizers = object.finalizers().to_vec();
     if finalizers.iter().any(|f| f == finalizer) {
         return Ok(());
     }
     finalizers.push(finalizer.to_owned());
-    patch_finalizers(client, object, finalizers).await
+    patch_finalizers(api, object, finalizers).await
 }
 
-/// Removes `finalizer` from a cluster-scoped object (conditionally, as [`add_finalizer`]).
-pub async fn remove_finalizer<K>(client: &Client, object: &K, finalizer: &str) -> Result<(), Error>
+/// Removes `finalizer` from `object` (conditionally, as [`add_finalizer`]).
+pub async fn remove_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str) -> Result<(), Error>
 where
-    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Resource + Clone + Debug + DeserializeOwned,
 {
     let finalizers: Vec<String> = object
         .finalizers()
@@ -139,92 +140,13 @@ where
     if finalizers.len() == object.finalizers().len() {
         return Ok(());
     }
-    patch_finalizers(client, object, finalizers).await
+    patch_finalizers(api, object, finalizers).await
 }
 
-async fn patch_finalizers<K>(
-    client: &Client,
-    object: &K,
-    finalizers: Vec<String>,
-) -> Result<(), Error>
+async fn patch_finalizers<K>(api: &Api<K>, object: &K, finalizers: Vec<String>) -> Result<(), Error>
 where
-    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Resource + Clone + Debug + DeserializeOwned,
 {
-    let api: Api<K> = Api::all(client.clone());
-    let patch = serde_json::json!({
-        "metadata": {
-            "resourceVersion": object.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
-    api.patch(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Adds `finalizer` to a namespaced object (conditionally, as [`add_finalizer`]).
-pub async fn add_namespaced_finalizer<K>(
-    client: &Client,
-    object: &K,
-    finalizer: &str,
-) -> Result<(), Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let mut finalizers = object.finalizers().to_vec();
-    if finalizers.iter().any(|f| f == finalizer) {
-        return Ok(());
-    }
-    finalizers.push(finalizer.to_owned());
-    patch_namespaced_finalizers(client, object, finalizers).await
-}
-
-/// Removes `finalizer` from a namespaced object (conditionally, as [`add_finalizer`]).
-pub async fn remove_namespaced_finalizer<K>(
-    client: &Client,
-    object: &K,
-    finalizer: &str,
-) -> Result<(), Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let finalizers: Vec<String> = object
-        .finalizers()
-        .iter()
-        .filter(|f| *f != finalizer)
-        .cloned()
-        .collect();
-    if finalizers.len() == object.finalizers().len() {
-        return Ok(());
-    }
-    patch_namespaced_finalizers(client, object, finalizers).await
-}
-
-async fn patch_namespaced_finalizers<K>(
-    client: &Client,
-    object: &K,
-    finalizers: Vec<String>,
-) -> Result<(), Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let namespace = object
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
     api.patch(
         &object.name_any(),
         &PatchParams::default(),

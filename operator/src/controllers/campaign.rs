@@ -23,9 +23,7 @@ use kube::{Resource, ResourceExt};
 use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, ContactsSource};
 use switchboard_crds::{Campaign, CampaignPhase, CampaignStatus, PhoneNumber, Tenant};
 
-use super::apply::{
-    add_namespaced_finalizer, apply_namespaced_status, remove_namespaced_finalizer,
-};
+use super::apply::{add_finalizer, apply_namespaced_status, remove_finalizer};
 use super::{Context, Error};
 use crate::builders::campaign::{
     ContactsFacts, Invalid, NumberFacts, Observed, TenantFacts, Validated, config_map_contacts,
@@ -125,9 +123,13 @@ pub async fn reconcile(campaign: Arc<Campaign>, ctx: Arc<Context>) -> Result<Act
     } else if !has_finalizer && ctx.gateway().is_ok() {
         // Only an operator that can reach the gateway holds Campaigns back on deletion;
         // without a token nothing was registered, so nothing needs stopping.
-        add_namespaced_finalizer(&ctx.client, campaign.as_ref(), FINALIZER)
-            .await
-            .map(|()| Action::await_change())
+        add_finalizer(
+            &campaigns_api(&ctx, &campaign),
+            campaign.as_ref(),
+            FINALIZER,
+        )
+        .await
+        .map(|()| Action::await_change())
     } else {
         converge(&campaign, &ctx).await
     };
@@ -411,7 +413,7 @@ async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action,
         },
     )
     .await;
-    remove_namespaced_finalizer(&ctx.client, campaign, FINALIZER).await?;
+    remove_finalizer(&campaigns_api(ctx, campaign), campaign, FINALIZER).await?;
     Ok(Action::await_change())
 }
 
@@ -497,6 +499,14 @@ async fn publish(ctx: &Context, campaign: &Campaign, event: Event) {
     }
 }
 
+/// The Campaign API of `campaign`'s namespace.
+fn campaigns_api(ctx: &Context, campaign: &Campaign) -> Api<Campaign> {
+    Api::namespaced(
+        ctx.client.clone(),
+        &campaign.namespace().unwrap_or_default(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,4 +561,12 @@ mod tests {
         assert_eq!(events[0].type_, EventType::Warning);
         assert!(events[1].note.as_deref().unwrap().contains("1 of 4"));
     }
+}
+
+/// The Campaign API of `campaign`'s namespace.
+fn campaigns_api(ctx: &Context, campaign: &Campaign) -> Api<Campaign> {
+    Api::namespaced(
+        ctx.client.clone(),
+        &campaign.namespace().unwrap_or_default(),
+    )
 }

@@ -93,9 +93,13 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         cleanup_then_release(&tenant, &ctx).await
     } else if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
         // The watch event for this write triggers the next reconcile.
-        add_finalizer(&ctx.client, tenant.as_ref(), FINALIZER)
-            .await
-            .map(|()| Action::await_change())
+        add_finalizer(
+            &Api::<Tenant>::all(ctx.client.clone()),
+            tenant.as_ref(),
+            FINALIZER,
+        )
+        .await
+        .map(|()| Action::await_change())
     } else {
         apply(&tenant, &ctx).await
     };
@@ -110,7 +114,7 @@ async fn cleanup_then_release(tenant: &Tenant, ctx: &Context) -> Result<Action, 
         return Ok(Action::await_change());
     }
     let action = cleanup(tenant, ctx).await?;
-    remove_finalizer(&ctx.client, tenant, FINALIZER).await?;
+    remove_finalizer(&Api::<Tenant>::all(ctx.client.clone()), tenant, FINALIZER).await?;
     Ok(action)
 }
 
