@@ -75,15 +75,7 @@ where
     K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
     S: Serialize,
 {
-    let api: Api<K> = Api::all(client.clone());
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(name, &apply_params(), &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    apply_status(&Api::<K>::all(client.clone()), name, status).await
 }
 
 /// Writes `status` to the status subresource of a namespaced custom resource.
@@ -100,7 +92,20 @@ where
         + DeserializeOwned,
     S: Serialize,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    apply_status(
+        &Api::<K>::namespaced(client.clone(), namespace),
+        name,
+        status,
+    )
+    .await
+}
+
+/// Server-side-applies `status` to the status subresource of `name` through `api`.
+async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    S: Serialize,
+{
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
