@@ -562,11 +562,3 @@ mod tests {
         assert!(events[1].note.as_deref().unwrap().contains("1 of 4"));
     }
 }
-
-/// The Campaign API of `campaign`'s namespace.
-fn campaigns_api(ctx: &Context, campaign: &Campaign) -> Api<Campaign> {
-    Api::namespaced(
-        ctx.client.clone(),
-        &campaign.namespace().unwrap_or_default(),
-    )
-}
