@@ -1,5 +1,458 @@
-//! `switchboard`: the command-line client (filled in by the CLI work).
+//! `switchboard`: the command-line client for people and scripts.
+//!
+//! Exit status: 0 success, 1 failure, 2 bad usage, 3 the gateway refused a simulated call.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use switchboard_cli::call::{self, CallError, CallOptions, CallReport};
+use switchboard_cli::commands::{CommandError, Context, first_str, list_items};
+use switchboard_cli::progress::Progress;
+use switchboard_cli::session::SessionStore;
+use switchboard_cli::webhook::{VOICE_WEBHOOK_PATH, WebhookTarget};
+use switchboard_cli::{api::ApiError, audio};
+
+/// Gateway used when neither --url, SWITCHBOARD_URL nor a stored session names one.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// Exit status of a refused call.
+const EXIT_REFUSED: u8 = 3;
+
+/// Switchboard from the command line: accounts, tenants, numbers and simulated calls.
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard",
+    version,
+    about,
+    after_help = "Exit status: 0 success, 1 failure, 2 bad usage, 3 call refused by the gateway."
+)]
+struct Cli {
+    /// Gateway base URL [default: the logged-in gateway, else http://127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_URL", global = true)]
+    url: Option<String>,
+
+    /// Print JSON for scripts instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Session file [default: $XDG_CONFIG_HOME/switchboard/session.json].
+    #[arg(long, env = "SWITCHBOARD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create an account and its tenant, and log in.
+    Signup(SignupArgs),
+    /// Log in and remember the session.
+    Login(LoginArgs),
+    /// End the session on the gateway and forget it.
+    Logout,
+    /// Show the logged-in user and their tenants.
+    Whoami,
+    /// Tenants you belong to.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Phone numbers of a tenant.
+    #[command(subcommand)]
+    Numbers(NumbersCommand),
+    /// Simulate a carrier calling a number: signed webhook, media stream, WAV in and out.
+    Call(Box<CallArgs>),
+}
+
+#[derive(Args, Debug)]
+struct PasswordArgs {
+    /// Password (prefer SWITCHBOARD_PASSWORD or --password-stdin: flags show up in `ps`).
+    #[arg(long, env = "SWITCHBOARD_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    password_stdin: bool,
+}
+
+impl PasswordArgs {
+    fn resolve(&self) -> anyhow::Result<String> {
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+        }
+        self.password
+            .clone()
+            .context("a password is required: --password, SWITCHBOARD_PASSWORD or --password-stdin")
+    }
+}
+
+#[derive(Args, Debug)]
+struct SignupArgs {
+    /// E-mail address (your login).
+    #[arg(long)]
+    email: String,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Your name.
+    #[arg(long)]
+    name: String,
+    /// Company name; its slug names your tenant.
+    #[arg(long)]
+    company: String,
+}
+
+#[derive(Args, Debug)]
+struct LoginArgs {
+    /// E-mail address.
+    #[arg(long)]
+    email: String,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Tenant to use by default [default: your first].
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantsCommand {
+    /// List your tenants.
+    List,
+    /// Make a tenant the default for tenant-scoped commands.
+    Use {
+        /// Tenant slug.
+        slug: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NumbersCommand {
+    /// Buy a number (a sandbox number on the sandbox carrier).
+    Buy {
+        /// Area code to search in (the sandbox's is 555).
+        #[arg(long)]
+        area_code: Option<String>,
+        /// Tenant [default: the session's].
+        #[arg(long, env = "SWITCHBOARD_TENANT")]
+        tenant: Option<String>,
+    },
+    /// List the tenant's numbers.
+    List {
+        /// Tenant [default: the session's].
+        #[arg(long, env = "SWITCHBOARD_TENANT")]
+        tenant: Option<String>,
+    },
+}
+
+/// Carriers `call` can simulate.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SimulatedCarrier {
+    /// Twilio voice webhook + Media Streams (also what the sandbox carrier uses).
+    Twilio,
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// Number to call (E.164), e.g. a sandbox number from `numbers buy`.
+    #[arg(long)]
+    to: String,
+    /// Caller number (E.164).
+    #[arg(long, default_value = "+15551234567")]
+    from: String,
+    /// WAV file the caller says (any rate, first channel used).
+    #[arg(long)]
+    audio: PathBuf,
+    /// Where to save what the agent said (8 kHz 16-bit mono WAV).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Carrier protocol to speak.
+    #[arg(long, value_enum, default_value = "twilio")]
+    carrier: SimulatedCarrier,
+    /// Auth token the webhook is signed with [default: the sandbox carrier's].
+    #[arg(long, env = "SWITCHBOARD_SANDBOX_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// AccountSid to present [default: random AC…].
+    #[arg(long)]
+    account_sid: Option<String>,
+    /// The gateway's public URL, which the signature covers, when it differs from --url.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Open the media stream here instead of the URL in the TwiML.
+    #[arg(long)]
+    media_url: Option<String>,
+    /// Silence appended after the audio so the agent's end-of-turn detection fires.
+    #[arg(long, default_value_t = 1.0)]
+    say_silence_seconds: f64,
+    /// Hang up once the agent has been quiet this long after your audio.
+    #[arg(long, default_value_t = 3.0)]
+    idle_seconds: f64,
+    /// Hang up after this long in any case.
+    #[arg(long, default_value_t = 120.0)]
+    max_seconds: f64,
+}
+
+/// How a run ended, for the exit status.
+enum Outcome {
+    Done,
+    Refused,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli).await {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
+        Err(error) => {
+            report_error(&error, json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report_error(error: &anyhow::Error, json: bool) {
+    if json {
+        let body = match error.downcast_ref::<CommandError>() {
+            Some(CommandError::Api(api)) => api.to_json(),
+            _ => match error.downcast_ref::<ApiError>() {
+                Some(api) => api.to_json(),
+                None => json!({"error": {"code": "client_error", "message": format!("{error:#}")}}),
+            },
+        };
+        println!("{body}");
+    } else {
+        eprintln!("error: {error:#}");
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let store = match &cli.config {
+        Some(path) => SessionStore::at(path),
+        None => SessionStore::from_environment()?,
+    };
+    let stored = store.load()?;
+    let url = cli
+        .url
+        .clone()
+        .or_else(|| stored.as_ref().map(|s| s.url.clone()))
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    // Tokens go only to the gateway that issued them.
+    let session = stored.filter(|s| s.url == url);
+    let mut context = Context::new(&url, store, session)?;
+    let out = Printer { json: cli.json };
+    match cli.command {
+        Command::Signup(args) => {
+            let password = args.password.resolve()?;
+            let answer = context
+                .signup(&args.email, &password, &args.name, &args.company)
+                .await?;
+            out.value(&answer, || {
+                format!(
+                    "Signed up {} with tenant {} (plan {}). Logged in to {url}.",
+                    answer["user"]["email"].as_str().unwrap_or(&args.email),
+                    answer["tenant"]["slug"].as_str().unwrap_or("?"),
+                    answer["tenant"]["plan"].as_str().unwrap_or("?"),
+                )
+            });
+        }
+        Command::Login(args) => {
+            let password = args.password.resolve()?;
+            let answer = context
+                .login(&args.email, &password, args.tenant.as_deref())
+                .await?;
+            out.value(&answer, || {
+                format!(
+                    "Logged in to {url} as {} (tenant {}).",
+                    answer["user"]["email"].as_str().unwrap_or(&args.email),
+                    answer["tenant"].as_str().unwrap_or("none"),
+                )
+            });
+        }
+        Command::Logout => {
+            let had_session = context.logout().await?;
+            out.value(&json!({"loggedOut": had_session}), || {
+                if had_session {
+                    "Logged out.".to_owned()
+                } else {
+                    "Not logged in.".to_owned()
+                }
+            });
+        }
+        Command::Whoami => {
+            let me = context.whoami().await?;
+            let current = context.session().and_then(|s| s.tenant.clone());
+            out.value(&me, || whoami_text(&me, current.as_deref(), &url));
+        }
+        Command::Tenants(TenantsCommand::List) => {
+            let tenants = context.tenants().await?;
+            let current = context.session().and_then(|s| s.tenant.clone());
+            out.value(&tenants, || tenants_text(&tenants, current.as_deref()));
+        }
+        Command::Tenants(TenantsCommand::Use { slug }) => {
+            context.use_tenant(&slug).await?;
+            out.value(&json!({"tenant": slug}), || {
+                format!("Tenant {slug} is now the default.")
+            });
+        }
+        Command::Numbers(NumbersCommand::Buy { area_code, tenant }) => {
+            let tenant = context.tenant(tenant.as_deref())?;
+            let number = context.buy_number(&tenant, area_code.as_deref()).await?;
+            out.value(&number, || {
+                format!(
+                    "Bought {} for tenant {tenant} ({}).",
+                    first_str(&number, &["e164", "number", "phoneNumber"]).unwrap_or("a number"),
+                    first_str(&number, &["status", "phase"]).unwrap_or("requested"),
+                )
+            });
+        }
+        Command::Numbers(NumbersCommand::List { tenant }) => {
+            let tenant = context.tenant(tenant.as_deref())?;
+            let numbers = context.numbers(&tenant).await?;
+            out.value(&numbers, || numbers_text(&numbers, &tenant));
+        }
+        Command::Call(args) => return place_call(&args, &url, &out).await,
+    }
+    Ok(Outcome::Done)
+}
+
+async fn place_call(args: &CallArgs, url: &str, out: &Printer) -> anyhow::Result<Outcome> {
+    let SimulatedCarrier::Twilio = args.carrier;
+    let caller_audio = audio::read_wav_8k(&args.audio)?;
+    let signed_base = args
+        .public_url
+        .as_deref()
+        .unwrap_or(url)
+        .trim_end_matches('/');
+    let options = CallOptions {
+        webhook: WebhookTarget {
+            post_url: format!("{url}{VOICE_WEBHOOK_PATH}"),
+            signed_url: format!("{signed_base}{VOICE_WEBHOOK_PATH}"),
+            auth_token: args
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| switchboard_carriers::sandbox::DEFAULT_SIGNING_KEY.to_owned()),
+        },
+        from: args.from.clone(),
+        to: args.to.clone(),
+        account_sid: args.account_sid.clone(),
+        caller_audio,
+        trailing_silence_seconds: args.say_silence_seconds,
+        idle_seconds: args.idle_seconds,
+        max_seconds: args.max_seconds,
+        media_url: args.media_url.clone(),
+    };
+    let progress = Progress::new(!out.json);
+    match call::run(&options, args.out.as_deref(), &progress).await {
+        Ok(report) => {
+            out.value(&serde_json::to_value(&report)?, || call_text(&report));
+            Ok(Outcome::Done)
+        }
+        Err(CallError::Refused(refusal)) => {
+            progress.finish();
+            if out.json {
+                let mut body = serde_json::to_value(&refusal)?;
+                body["outcome"] = json!("refused");
+                println!("{body}");
+            } else {
+                eprintln!("call refused: {}", refusal.describe());
+            }
+            Ok(Outcome::Refused)
+        }
+        Err(error) => {
+            progress.finish();
+            Err(error.into())
+        }
+    }
+}
+
+/// Prints JSON or text.
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn value(&self, value: &Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+fn whoami_text(me: &Value, current: Option<&str>, url: &str) -> String {
+    let who = me["user"]["email"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| me["api_key_id"].as_str().map(|k| format!("API key {k}")))
+        .unwrap_or_else(|| "?".to_owned());
+    let verified = match me["user"]["email_verified"].as_bool() {
+        Some(false) => " (e-mail not verified)",
+        _ => "",
+    };
+    format!(
+        "{who}{verified} on {url}\n{}",
+        tenants_text(&me["tenants"], current)
+    )
+}
+
+fn tenants_text(tenants: &Value, current: Option<&str>) -> String {
+    let items = list_items(tenants);
+    if items.is_empty() {
+        return "No tenants.".to_owned();
+    }
+    items
+        .iter()
+        .map(|t| {
+            let slug = t["slug"].as_str().unwrap_or("?");
+            let marker = if Some(slug) == current { "*" } else { " " };
+            format!(
+                "{marker} {slug:<24} {:<8} {}",
+                t["role"].as_str().unwrap_or(""),
+                t["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn numbers_text(numbers: &Value, tenant: &str) -> String {
+    let items = list_items(numbers);
+    if items.is_empty() {
+        return format!("Tenant {tenant} has no numbers yet: `switchboard numbers buy`.");
+    }
+    items
+        .iter()
+        .map(|n| {
+            format!(
+                "{:<16} {:<10} {}",
+                first_str(n, &["e164", "number", "phoneNumber"]).unwrap_or("(pending)"),
+                first_str(n, &["status", "phase"]).unwrap_or(""),
+                first_str(n, &["name", "id"]).unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn call_text(report: &CallReport) -> String {
+    let mut lines = Vec::new();
+    if !report.transcript.is_empty() {
+        lines.push("transcript:".to_owned());
+        for line in &report.transcript {
+            lines.push(format!(
+                "  {}: {}",
+                line.role.as_deref().unwrap_or("server"),
+                line.text
+            ));
+        }
+    }
+    lines.push(report.summary_line());
+    lines.join("\n")
 }

@@ -1,0 +1,368 @@
+//! Account, tenant and number commands over the REST API, with the stored session and a
+//! single transparent refresh when the access token has expired.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiClient, ApiError};
+use crate::session::{Session, SessionError, SessionStore};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The API said no (or could not be reached).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The session file could not be used.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The command needs a login.
+    #[error("not logged in: run `switchboard login` (or `switchboard signup`) first")]
+    NotLoggedIn,
+    /// No tenant was given and the session has none.
+    #[error("no tenant selected: pass --tenant or run `switchboard tenants use <slug>`")]
+    NoTenant,
+    /// The tenant is not one of the caller's.
+    #[error("you are not a member of tenant `{0}` (see `switchboard tenants list`)")]
+    UnknownTenant(String),
+    /// The answer lacks something we need.
+    #[error("unexpected answer from the gateway: {0}")]
+    Unexpected(String),
+}
+
+#[derive(Deserialize)]
+struct Tokens {
+    access_token: String,
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+struct UserRef {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct TenantRef {
+    slug: String,
+}
+
+#[derive(Deserialize)]
+struct SignupAnswer {
+    user: UserRef,
+    tenant: TenantRef,
+    tokens: Tokens,
+}
+
+#[derive(Deserialize)]
+struct LoginAnswer {
+    user: UserRef,
+    tokens: Tokens,
+}
+
+#[derive(Deserialize)]
+struct MeAnswer {
+    #[serde(default)]
+    tenants: Vec<TenantRef>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, CommandError> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| CommandError::Unexpected(format!("{what}: {e}")))
+}
+
+/// What every command works with: the gateway, the session file and the session in it.
+pub struct Context {
+    api: ApiClient,
+    store: SessionStore,
+    session: Option<Session>,
+}
+
+impl Context {
+    /// A context for the gateway at `url`.
+    pub fn new(
+        url: &str,
+        store: SessionStore,
+        session: Option<Session>,
+    ) -> Result<Self, CommandError> {
+        Ok(Self {
+            api: ApiClient::new(url)?,
+            store,
+            session,
+        })
+    }
+
+    /// The stored session, if any.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    fn remember(&mut self, session: Session) -> Result<(), CommandError> {
+        self.store.save(&session)?;
+        self.session = Some(session);
+        Ok(())
+    }
+
+    /// `POST /api/v1/auth/signup`; stores the new session. Answers the API's body.
+    pub async fn signup(
+        &mut self,
+        email: &str,
+        password: &str,
+        name: &str,
+        company: &str,
+    ) -> Result<Value, CommandError> {
+        let body = json!({"email": email, "password": password, "name": name, "company": company});
+        let answer = self
+            .api
+            .request(Method::POST, "/api/v1/auth/signup", None, Some(&body))
+            .await?;
+        let parsed: SignupAnswer = decode(&answer, "signup")?;
+        self.remember(Session {
+            url: self.api.base().to_owned(),
+            email: Some(parsed.user.email),
+            access_token: parsed.tokens.access_token,
+            refresh_token: parsed.tokens.refresh_token,
+            tenant: Some(parsed.tenant.slug),
+        })?;
+        Ok(redact_tokens(answer))
+    }
+
+    /// `POST /api/v1/auth/login`, then `me` to choose the tenant (`tenant` or the first).
+    pub async fn login(
+        &mut self,
+        email: &str,
+        password: &str,
+        tenant: Option<&str>,
+    ) -> Result<Value, CommandError> {
+        let body = json!({"email": email, "password": password});
+        let answer = self
+            .api
+            .request(Method::POST, "/api/v1/auth/login", None, Some(&body))
+            .await?;
+        let parsed: LoginAnswer = decode(&answer, "login")?;
+        let me = self
+            .api
+            .request(
+                Method::GET,
+                "/api/v1/auth/me",
+                Some(&parsed.tokens.access_token),
+                None,
+            )
+            .await?;
+        let me_parsed: MeAnswer = decode(&me, "me")?;
+        let chosen = match tenant {
+            Some(wanted) => {
+                if !me_parsed.tenants.iter().any(|t| t.slug == wanted) {
+                    return Err(CommandError::UnknownTenant(wanted.to_owned()));
+                }
+                Some(wanted.to_owned())
+            }
+            None => me_parsed.tenants.first().map(|t| t.slug.clone()),
+        };
+        self.remember(Session {
+            url: self.api.base().to_owned(),
+            email: Some(parsed.user.email),
+            access_token: parsed.tokens.access_token,
+            refresh_token: parsed.tokens.refresh_token,
+            tenant: chosen.clone(),
+        })?;
+        let mut shown = redact_tokens(answer);
+        shown["tenants"] = me["tenants"].clone();
+        shown["tenant"] = json!(chosen);
+        Ok(shown)
+    }
+
+    /// `POST /api/v1/auth/logout` and forget the session. An already-ended session is fine.
+    /// Answers whether there was a session.
+    pub async fn logout(&mut self) -> Result<bool, CommandError> {
+        let Some(session) = self.session.take() else {
+            return Ok(false);
+        };
+        let result = self
+            .api
+            .request(
+                Method::POST,
+                "/api/v1/auth/logout",
+                Some(&session.access_token),
+                None,
+            )
+            .await;
+        // The local session goes whatever the gateway says: logging out must always work.
+        self.store.clear()?;
+        match result {
+            Ok(_) => Ok(true),
+            Err(ApiError::Api { status: 401, .. }) => Ok(true),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// An authenticated call; on 401 it refreshes the tokens once and retries.
+    pub async fn authed(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CommandError> {
+        let session = self.session.clone().ok_or(CommandError::NotLoggedIn)?;
+        let first = self
+            .api
+            .request(method.clone(), path, Some(&session.access_token), body)
+            .await;
+        match first {
+            Err(ApiError::Api { status: 401, .. }) => {
+                let renewed = self.refresh(session).await?;
+                Ok(self
+                    .api
+                    .request(method, path, Some(&renewed.access_token), body)
+                    .await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn refresh(&mut self, session: Session) -> Result<Session, CommandError> {
+        let body = json!({"refresh_token": session.refresh_token});
+        let answer = match self
+            .api
+            .request(Method::POST, "/api/v1/auth/refresh", None, Some(&body))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(ApiError::Api { status: 401, .. }) => {
+                // The session is over (expired, revoked or logged out elsewhere).
+                self.store.clear()?;
+                self.session = None;
+                return Err(CommandError::NotLoggedIn);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let tokens: Tokens = decode(&answer, "refresh")?;
+        let renewed = Session {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            ..session
+        };
+        self.remember(renewed.clone())?;
+        Ok(renewed)
+    }
+
+    /// `GET /api/v1/auth/me`.
+    pub async fn whoami(&mut self) -> Result<Value, CommandError> {
+        self.authed(Method::GET, "/api/v1/auth/me", None).await
+    }
+
+    /// `GET /api/v1/tenants`.
+    pub async fn tenants(&mut self) -> Result<Value, CommandError> {
+        self.authed(Method::GET, "/api/v1/tenants", None).await
+    }
+
+    /// Makes `slug` the default tenant, after checking the caller belongs to it.
+    pub async fn use_tenant(&mut self, slug: &str) -> Result<(), CommandError> {
+        let tenants = self.tenants().await?;
+        let known = tenants
+            .as_array()
+            .is_some_and(|list| list.iter().any(|t| t["slug"] == slug));
+        if !known {
+            return Err(CommandError::UnknownTenant(slug.to_owned()));
+        }
+        let mut session = self.session.clone().ok_or(CommandError::NotLoggedIn)?;
+        session.tenant = Some(slug.to_owned());
+        self.remember(session)
+    }
+
+    /// The tenant a scoped command acts on: `explicit`, else the session's.
+    pub fn tenant(&self, explicit: Option<&str>) -> Result<String, CommandError> {
+        explicit
+            .map(str::to_owned)
+            .or_else(|| self.session.as_ref().and_then(|s| s.tenant.clone()))
+            .ok_or(CommandError::NoTenant)
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/numbers` with `{"areaCode": …}` (a sandbox number on
+    /// the sandbox carrier).
+    pub async fn buy_number(
+        &mut self,
+        tenant: &str,
+        area_code: Option<&str>,
+    ) -> Result<Value, CommandError> {
+        let body = match area_code {
+            Some(code) => json!({"areaCode": code}),
+            None => json!({}),
+        };
+        self.authed(Method::POST, &numbers_path(tenant), Some(&body))
+            .await
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/numbers`.
+    pub async fn numbers(&mut self, tenant: &str) -> Result<Value, CommandError> {
+        self.authed(Method::GET, &numbers_path(tenant), None).await
+    }
+}
+
+fn numbers_path(tenant: &str) -> String {
+    format!("/api/v1/tenants/{}/numbers", path_segment(tenant))
+}
+
+/// Keeps a user-typed slug from escaping its path segment.
+fn path_segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The answer without its tokens: they are stored, and never printed.
+fn redact_tokens(mut answer: Value) -> Value {
+    if let Some(object) = answer.as_object_mut() {
+        object.remove("tokens");
+    }
+    answer
+}
+
+/// The list inside a list answer: a bare array or the first array field (`items`, `data`,
+/// `numbers`), whichever the API uses.
+pub fn list_items(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Object(map) => ["items", "data", "numbers"]
+            .iter()
+            .find_map(|key| map.get(*key).and_then(Value::as_array))
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The first string among `keys` of `value`.
+pub fn first_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| value.get(*k).and_then(Value::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_cannot_escape_their_segment() {
+        assert_eq!(numbers_path("acme"), "/api/v1/tenants/acme/numbers");
+        assert_eq!(
+            numbers_path("../admin?x"),
+            "/api/v1/tenants/..%2Fadmin%3Fx/numbers"
+        );
+    }
+
+    #[test]
+    fn lists_come_bare_or_wrapped() {
+        assert_eq!(list_items(&json!([1, 2])).len(), 2);
+        assert_eq!(list_items(&json!({"items": [1], "next": null})).len(), 1);
+        assert!(list_items(&json!({"x": 1})).is_empty());
+        assert_eq!(
+            redact_tokens(json!({"tokens": {"access_token": "s"}, "user": 1})),
+            json!({"user": 1})
+        );
+    }
+}

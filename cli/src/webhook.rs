@@ -1,0 +1,143 @@
+//! The carrier's side of an inbound call: the voice webhook Twilio POSTs when a number rings,
+//! form-encoded and signed with `X-Twilio-Signature` (signed by `switchboard-carriers`, the
+//! same code the gateway verifies with).
+
+use std::time::Duration;
+
+use switchboard_carriers::signatures::{TWILIO_SIGNATURE_HEADER, twilio_signature};
+
+/// Path of the gateway's Twilio voice webhook.
+pub const VOICE_WEBHOOK_PATH: &str = "/api/v1/webhooks/twilio/voice";
+/// How long the gateway may take to answer (Twilio itself waits 15 s).
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A Twilio-style id: a two-letter prefix and 32 lowercase hex digits.
+pub fn twilio_sid(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One simulated inbound call.
+#[derive(Clone, Debug)]
+pub struct InboundCall {
+    /// `CA…`.
+    pub call_sid: String,
+    /// `AC…`.
+    pub account_sid: String,
+    /// Caller (E.164).
+    pub from: String,
+    /// Dialled number (E.164).
+    pub to: String,
+}
+
+impl InboundCall {
+    /// A new call with fresh ids; `account_sid` defaults to a random `AC…`.
+    pub fn new(from: &str, to: &str, account_sid: Option<&str>) -> Self {
+        Self {
+            call_sid: twilio_sid("CA"),
+            account_sid: account_sid.map_or_else(|| twilio_sid("AC"), str::to_owned),
+            from: from.to_owned(),
+            to: to.to_owned(),
+        }
+    }
+
+    /// The form parameters Twilio sends to the voice URL when the number rings.
+    pub fn voice_parameters(&self) -> Vec<(String, String)> {
+        [
+            ("CallSid", self.call_sid.as_str()),
+            ("AccountSid", self.account_sid.as_str()),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Caller", self.from.as_str()),
+            ("Called", self.to.as_str()),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+            ("ApiVersion", "2010-04-01"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+/// Why the webhook did not produce TwiML.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The gateway could not be reached.
+    #[error("cannot reach the voice webhook {url}: {source}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The gateway answered with an error status.
+    #[error("the voice webhook {url} answered: {detail}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The API error or the start of the body.
+        detail: crate::api::ApiError,
+    },
+}
+
+/// Where to send the webhook and which URL to sign.
+#[derive(Clone, Debug)]
+pub struct WebhookTarget {
+    /// The URL POSTed to.
+    pub post_url: String,
+    /// The URL the gateway believes it was called at (its public URL), which is what
+    /// Twilio signs; usually the same as `post_url`.
+    pub signed_url: String,
+    /// The account's auth token (the sandbox's signing key).
+    pub auth_token: String,
+}
+
+/// POSTs the voice webhook and returns the TwiML body.
+pub async fn post_voice_webhook(
+    http: &reqwest::Client,
+    target: &WebhookTarget,
+    parameters: &[(String, String)],
+) -> Result<String, WebhookError> {
+    let signature = twilio_signature(&target.auth_token, &target.signed_url, parameters);
+    let transport = |source| WebhookError::Transport {
+        url: target.post_url.clone(),
+        source,
+    };
+    let response = http
+        .post(&target.post_url)
+        .timeout(WEBHOOK_TIMEOUT)
+        .header(TWILIO_SIGNATURE_HEADER, signature)
+        .header(reqwest::header::USER_AGENT, "TwilioProxy/1.1")
+        .form(parameters)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(transport)?;
+    if !status.is_success() {
+        return Err(WebhookError::Status {
+            url: target.post_url.clone(),
+            detail: crate::api::error_from_body(status, &target.post_url, &body, None),
+        });
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_are_prefix_and_32_hex_digits() {
+        let sid = twilio_sid("CA");
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("CA"));
+        assert!(sid[2..].chars().all(|c| c.is_ascii_hexdigit()));
+        let call = InboundCall::new("+15551234567", "+15550100", Some("AC00"));
+        assert_eq!(call.account_sid, "AC00");
+        let params = call.voice_parameters();
+        assert!(params.contains(&("CallStatus".into(), "ringing".into())));
+        assert!(params.contains(&("To".into(), "+15550100".into())));
+    }
+}
