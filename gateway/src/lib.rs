@@ -20,6 +20,13 @@ pub mod ratelimit;
 pub mod state;
 pub mod store;
 pub mod tokens;
+
+// Part 2: carrier webhooks, media entry, usage and limits, call records, billing, outbox.
+pub mod media;
+pub mod numbers;
+pub mod outbox;
+pub mod telephony;
+pub mod usage;
 pub mod voice_config;
 
 pub use config::{Config, ConfigError};

@@ -32,6 +32,8 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
     pub http_metrics: HttpMetrics,
+    /// Part 2's services (number routing, call tokens, media gate, business metrics).
+    pub voice: Arc<crate::telephony::Telephony>,
 }
 
 /// Why the gateway cannot start.
@@ -49,6 +51,9 @@ pub enum StartupError {
     /// Metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// Part 2's settings are invalid.
+    #[error(transparent)]
+    Voice(#[from] crate::telephony::VoiceSetupError),
 }
 
 impl AppState {
@@ -92,6 +97,7 @@ impl AppState {
         };
         let registry = prometheus::Registry::new();
         let http_metrics = HttpMetrics::register(&registry)?;
+        let voice = crate::telephony::Telephony::new(&config, &secrets.jwt_secret, &registry)?;
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -102,6 +108,7 @@ impl AppState {
             limiter,
             registry,
             http_metrics,
+            voice: Arc::new(voice),
         })
     }
 }

@@ -55,7 +55,11 @@ pub struct VoiceConfig {
     pub stripe_webhook_secrets: Vec<String>,
 
     /// Stripe API base URL (tests point it at a local server).
-    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
     pub stripe_api_base: String,
 
     /// Price ids per plan: `starter=price_…,professional=price_…,enterprise=price_…`.

@@ -100,6 +100,8 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, 
     {
         return Err(ApiError::too_many_requests(retry_after_secs));
     }
+    // Part 2: API-key requests count against the plan's monthly API request limit.
+    crate::usage::admit_api_request(state, &tenant_id).await?;
     Ok(Principal::ApiKey(row))
 }
 

@@ -31,19 +31,29 @@ pub struct BillingRow {
 const COLUMNS: &str = "tenant_id, stripe_customer_id, subscription_id, subscription_status, price_id, current_period_end, limit_overrides, updated_at";
 
 /// The billing row of a tenant.
-pub async fn get(conn: &mut AnyConnection, tenant_id: &str) -> Result<Option<BillingRow>, StoreError> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM billing_accounts WHERE tenant_id = $1"))
-        .bind(tenant_id)
-        .fetch_optional(conn)
-        .await?)
+pub async fn get(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Option<BillingRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE tenant_id = $1"
+    ))
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The tenant of a Stripe customer (system transaction).
-pub async fn tenant_of_customer(conn: &mut AnyConnection, customer: &str) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT tenant_id FROM billing_accounts WHERE stripe_customer_id = $1")
-        .bind(customer)
-        .fetch_optional(conn)
-        .await?)
+pub async fn tenant_of_customer(
+    conn: &mut AnyConnection,
+    customer: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT tenant_id FROM billing_accounts WHERE stripe_customer_id = $1")
+            .bind(customer)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Writes a tenant's billing row.
@@ -70,7 +80,12 @@ pub async fn upsert(conn: &mut AnyConnection, row: &BillingRow) -> Result<(), St
 }
 
 /// Records a Stripe event id; `false` when it was processed before.
-pub async fn claim_event(conn: &mut AnyConnection, id: &str, kind: &str, now: i64) -> Result<bool, StoreError> {
+pub async fn claim_event(
+    conn: &mut AnyConnection,
+    id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO stripe_events (id, type, received_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
     )
@@ -83,7 +98,12 @@ pub async fn claim_event(conn: &mut AnyConnection, id: &str, kind: &str, now: i6
 }
 
 /// Sets a tenant's plan (scoped to the tenant).
-pub async fn set_plan(conn: &mut AnyConnection, tenant_id: &str, plan: &str, now: i64) -> Result<(), StoreError> {
+pub async fn set_plan(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    plan: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE tenants SET plan = $1, updated_at = $2 WHERE id = $3")
         .bind(plan)
         .bind(now)
@@ -94,7 +114,9 @@ pub async fn set_plan(conn: &mut AnyConnection, tenant_id: &str, plan: &str, now
 }
 
 /// Subscriptions per status, for metrics (system transaction).
-pub async fn subscription_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn subscription_counts(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT COALESCE(subscription_status, 'none'), COUNT(*) FROM billing_accounts GROUP BY COALESCE(subscription_status, 'none')",
     )
@@ -104,5 +126,7 @@ pub async fn subscription_counts(conn: &mut AnyConnection) -> Result<Vec<(String
 
 /// Number of tenants, for metrics (system transaction).
 pub async fn tenant_count(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants").fetch_one(conn).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+        .fetch_one(conn)
+        .await?)
 }

@@ -79,19 +79,27 @@ pub async fn insert_or_get(conn: &mut AnyConnection, row: &CallRow) -> Result<Ca
     .execute(&mut *conn)
     .await?;
     let found = match &row.carrier_call_id {
-        Some(carrier_id) => by_carrier_id(&mut *conn, &row.tenant_id, &row.carrier, carrier_id).await?,
+        Some(carrier_id) => {
+            by_carrier_id(&mut *conn, &row.tenant_id, &row.carrier, carrier_id).await?
+        }
         None => get(&mut *conn, &row.tenant_id, &row.id).await?,
     };
     found.ok_or_else(|| StoreError::Corrupt("call vanished after insert".into()))
 }
 
 /// A call by gateway id.
-pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<CallRow>, StoreError> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+pub async fn get(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<CallRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A call by carrier id.
@@ -199,7 +207,8 @@ pub async fn list(
         ));
         next += 2;
     }
-    let sql = format!("SELECT {COLUMNS} FROM calls{sql} ORDER BY started_at DESC, id DESC LIMIT ${next}");
+    let sql =
+        format!("SELECT {COLUMNS} FROM calls{sql} ORDER BY started_at DESC, id DESC LIMIT ${next}");
     let mut query = sqlx::query_as(&sql).bind(tenant_id);
     for value in values {
         query = match value {
@@ -225,7 +234,11 @@ pub struct CallStats {
 }
 
 /// Counts, answered calls and total seconds of the filtered calls.
-pub async fn stats(conn: &mut AnyConnection, tenant_id: &str, filter: &CallFilter) -> Result<CallStats, StoreError> {
+pub async fn stats(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &CallFilter,
+) -> Result<CallStats, StoreError> {
     let (sql, values) = where_clause(filter);
     let sql = format!(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
@@ -239,7 +252,11 @@ pub async fn stats(conn: &mut AnyConnection, tenant_id: &str, filter: &CallFilte
         };
     }
     let (total, answered, total_seconds) = query.fetch_one(conn).await?;
-    Ok(CallStats { total, answered, total_seconds })
+    Ok(CallStats {
+        total,
+        answered,
+        total_seconds,
+    })
 }
 
 /// Stores a transcript turn (replays overwrite nothing).
@@ -281,7 +298,11 @@ pub struct TurnRow {
 }
 
 /// The transcript of a call.
-pub async fn turns(conn: &mut AnyConnection, tenant_id: &str, call_id: &str) -> Result<Vec<TurnRow>, StoreError> {
+pub async fn turns(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    call_id: &str,
+) -> Result<Vec<TurnRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT idx, role, text, offset_ms FROM call_turns WHERE tenant_id = $1 AND call_id = $2 ORDER BY idx",
     )
@@ -310,11 +331,16 @@ pub async fn claim_runtime_event(
 }
 
 /// The CDR basic-auth credential of a tenant: (username, password hash).
-pub async fn cdr_credential(conn: &mut AnyConnection, tenant_id: &str) -> Result<Option<(String, String)>, StoreError> {
-    Ok(sqlx::query_as("SELECT username, password_hash FROM cdr_credentials WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_optional(conn)
-        .await?)
+pub async fn cdr_credential(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT username, password_hash FROM cdr_credentials WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Sets (or replaces) the CDR credential of a tenant.

@@ -58,9 +58,14 @@ pub async fn all(conn: &mut AnyConnection) -> Result<Vec<NumberRow>, StoreError>
 }
 
 /// How many numbers a tenant routes.
-pub async fn count_for_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_one(conn)
-        .await?)
+pub async fn count_for_tenant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(conn)
+            .await?,
+    )
 }

@@ -153,7 +153,10 @@ pub async fn increment_within(
         sql.push_str(&format!(" AND {} < ${}", guard.column(), i + 4));
     }
     sql.push_str(&format!(" RETURNING {column}"));
-    let mut query = sqlx::query_scalar(&sql).bind(now).bind(tenant_id).bind(period);
+    let mut query = sqlx::query_scalar(&sql)
+        .bind(now)
+        .bind(tenant_id)
+        .bind(period);
     for (_, limit) in guards {
         query = query.bind(*limit);
     }

@@ -37,10 +37,14 @@ impl EndpointRow {
     }
 }
 
-const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at";
+const ENDPOINT_COLUMNS: &str =
+    "id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at";
 
 /// Adds an endpoint.
-pub async fn insert_endpoint(conn: &mut AnyConnection, row: &EndpointRow) -> Result<(), StoreError> {
+pub async fn insert_endpoint(
+    conn: &mut AnyConnection,
+    row: &EndpointRow,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -59,7 +63,10 @@ pub async fn insert_endpoint(conn: &mut AnyConnection, row: &EndpointRow) -> Res
 }
 
 /// A tenant's endpoints.
-pub async fn endpoints(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
+pub async fn endpoints(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<EndpointRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at"
     ))
@@ -69,7 +76,11 @@ pub async fn endpoints(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<
 }
 
 /// One endpoint of a tenant.
-pub async fn endpoint(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<EndpointRow>, StoreError> {
+pub async fn endpoint(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<EndpointRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
     ))
@@ -80,7 +91,11 @@ pub async fn endpoint(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Re
 }
 
 /// Deletes an endpoint (and, by cascade, its pending deliveries).
-pub async fn delete_endpoint(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+pub async fn delete_endpoint(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
     let result = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -146,7 +161,11 @@ pub async fn enqueue(
 }
 
 /// Pending deliveries due now, oldest first (system transaction).
-pub async fn due(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+pub async fn due(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at LIMIT $2"
@@ -159,7 +178,12 @@ pub async fn due(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<O
 
 /// Pushes a delivery's next attempt out (a lease, so a second worker does not send it too);
 /// `false` when another worker leased it first.
-pub async fn lease(conn: &mut AnyConnection, id: &str, seen_next: i64, until: i64) -> Result<bool, StoreError> {
+pub async fn lease(
+    conn: &mut AnyConnection,
+    id: &str,
+    seen_next: i64,
+    until: i64,
+) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "UPDATE webhook_outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
     )
@@ -214,7 +238,11 @@ pub async fn finish_attempt(
 }
 
 /// A tenant's deliveries, newest first.
-pub async fn outbox_for_tenant(conn: &mut AnyConnection, tenant_id: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+pub async fn outbox_for_tenant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2"
     ))

@@ -1,0 +1,3 @@
+//! The media entry point: call tokens and the WebSocket proxy to tenants' runtimes.
+
+pub mod call_token;

@@ -1,0 +1,225 @@
+//! Usage metering and plan limits.
+//!
+//! Counters live per tenant and month (`usage_counters`). Usage that already happened
+//! (minutes, STT, TTS) is recorded under an event id, at most once. Admission checks (a new
+//! call, an API request) increment in one conditional `UPDATE … WHERE counter < limit`, so
+//! concurrent requests on several replicas cannot overshoot a limit. Crossing 80 % and
+//! 100 % of a limit raises one `usage.threshold` customer webhook per metric and month.
+
+pub mod limits;
+
+use serde_json::json;
+use sqlx::AnyConnection;
+use switchboard_crds::PlanLimits;
+
+use crate::http::errors::ApiError;
+use crate::outbox;
+use crate::state::AppState;
+use crate::store::usage::{self, Metric};
+use crate::store::{Scope, StoreError, billing, now_ms, tenants};
+
+/// Whether a new call may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted (or already counted for this carrier call) and allowed.
+    Admitted,
+    /// The monthly call or minute limit is reached.
+    OverLimit,
+}
+
+/// The limit of a metric under `limits` (`None` = unlimited).
+pub fn limit_of(limits: &PlanLimits, metric: Metric) -> Option<u64> {
+    match metric {
+        Metric::CallCount => limits.monthly_calls,
+        Metric::CallMinutes => limits.monthly_minutes,
+        Metric::ApiRequests => limits.monthly_api_requests,
+        Metric::SttMs | Metric::TtsCharacters => None,
+    }
+}
+
+fn as_limit(limit: Option<u64>) -> Option<i64> {
+    limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+/// The effective limits of a tenant, read in the caller's tenant-scoped transaction.
+pub async fn limits_for(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    plan: &str,
+) -> Result<PlanLimits, StoreError> {
+    let overrides = billing::get(conn, tenant_id)
+        .await?
+        .map(|b| b.limit_overrides)
+        .unwrap_or_else(|| "{}".to_owned());
+    Ok(limits::effective(
+        plan,
+        &state.voice.plan_overrides,
+        &overrides,
+    ))
+}
+
+/// Raises the 80 % / 100 % notices `value` has newly reached, in the caller's transaction.
+pub async fn raise_thresholds(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    value: i64,
+    limit: Option<u64>,
+) -> Result<(), StoreError> {
+    for level in limits::levels_reached(value, limit) {
+        if usage::raise_alert(&mut *conn, tenant_id, period, metric, level, now_ms()).await? {
+            tracing::info!(
+                tenant_id,
+                metric = metric.column(),
+                level,
+                "usage threshold reached"
+            );
+            outbox::enqueue_event(
+                &mut *conn,
+                tenant_id,
+                "usage.threshold",
+                json!({
+                    "tenantId": tenant_id, "period": period, "metric": metric.column(),
+                    "percent": level, "value": value, "limit": limit,
+                }),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts a new call under `event_id` (the carrier call id, so a retried webhook counts once)
+/// unless the tenant is at its call or minute limit.
+pub async fn admit_call(
+    state: &AppState,
+    tenant_id: &str,
+    plan: &str,
+    event_id: &str,
+) -> Result<Admission, StoreError> {
+    let now = now_ms();
+    let period = limits::period_of(now);
+    let mut tx = state.store.write(&Scope::tenant(tenant_id)).await?;
+    let limits = limits_for(state, &mut tx, tenant_id, plan).await?;
+    if !usage::claim_event(
+        &mut tx,
+        tenant_id,
+        event_id,
+        &period,
+        Metric::CallCount,
+        1,
+        now,
+    )
+    .await?
+    {
+        tx.commit().await?;
+        return Ok(Admission::Admitted);
+    }
+    let mut guards = Vec::new();
+    if let Some(limit) = as_limit(limits.monthly_calls) {
+        guards.push((Metric::CallCount, limit));
+    }
+    if let Some(limit) = as_limit(limits.monthly_minutes) {
+        guards.push((Metric::CallMinutes, limit));
+    }
+    let Some(value) =
+        usage::increment_within(&mut tx, tenant_id, &period, Metric::CallCount, &guards, now)
+            .await?
+    else {
+        // Dropping the transaction forgets the claimed event id too: a later retry of the
+        // same call is judged afresh.
+        tx.rollback().await?;
+        return Ok(Admission::OverLimit);
+    };
+    raise_thresholds(
+        &mut tx,
+        tenant_id,
+        &period,
+        Metric::CallCount,
+        value,
+        limits.monthly_calls,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Admission::Admitted)
+}
+
+/// Records usage that already happened (minutes, STT, TTS) once per `event_id`. Returns
+/// whether it was new.
+pub async fn record(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    plan: &str,
+    event_id: &str,
+    metric: Metric,
+    amount: i64,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let period = limits::period_of(now);
+    if !usage::claim_event(
+        &mut *conn, tenant_id, event_id, &period, metric, amount, now,
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    let value = usage::add(&mut *conn, tenant_id, &period, metric, amount, now).await?;
+    let limits = limits_for(state, &mut *conn, tenant_id, plan).await?;
+    raise_thresholds(
+        conn,
+        tenant_id,
+        &period,
+        metric,
+        value,
+        limit_of(&limits, metric),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Counts one customer API request (API-key calls) against the monthly limit; 429 with
+/// `Retry-After` (seconds to the next month) once it is reached.
+pub async fn admit_api_request(state: &AppState, tenant_id: &str) -> Result<(), ApiError> {
+    let now = now_ms();
+    let period = limits::period_of(now);
+    let mut tx = state.store.write(&Scope::tenant(tenant_id)).await?;
+    let plan = tenants::by_id(&mut tx, tenant_id)
+        .await?
+        .map(|t| t.plan)
+        .unwrap_or_default();
+    let limits = limits_for(state, &mut tx, tenant_id, &plan).await?;
+    let guards: Vec<_> = as_limit(limits.monthly_api_requests)
+        .map(|l| (Metric::ApiRequests, l))
+        .into_iter()
+        .collect();
+    let Some(value) = usage::increment_within(
+        &mut tx,
+        tenant_id,
+        &period,
+        Metric::ApiRequests,
+        &guards,
+        now,
+    )
+    .await?
+    else {
+        tx.rollback().await?;
+        let mut error = ApiError::too_many_requests(limits::seconds_until_next_period(now));
+        error.code = "usage_limit_reached";
+        error.message = "the monthly API request limit of this plan is reached".to_owned();
+        return Err(error);
+    };
+    raise_thresholds(
+        &mut tx,
+        tenant_id,
+        &period,
+        Metric::ApiRequests,
+        value,
+        limits.monthly_api_requests,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
