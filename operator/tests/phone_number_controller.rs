@@ -238,6 +238,26 @@ async fn drifted_webhooks_are_put_back() {
         owned.voice_url.as_deref(),
         Some("https://voice.example.com/api/v1/webhooks/twilio/voice")
     );
+
+    // A carrier outage while checking: Synced=False, but the number stays Ready.
+    use switchboard_carriers::sandbox::{SandboxFailure, SandboxOp};
+    sandbox.fail(SandboxOp::Lookup, SandboxFailure::Transient, Some(1));
+    reconcile(&ctx, "main").await.unwrap();
+    let status = get_number(&client, "main").await.status.unwrap();
+    assert!(is_condition_true(&status.conditions, "Ready"));
+    let synced = find_condition(&status.conditions, "Synced").unwrap();
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "CarrierUnavailable")
+    );
+    reconcile(&ctx, "main").await.unwrap();
+    let status = get_number(&client, "main").await.status.unwrap();
+    assert!(is_condition_true(&status.conditions, "Synced"), "recovers");
+    let owned = sandbox.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        owned.voice_url.as_deref(),
+        Some("https://voice.example.com/api/v1/webhooks/twilio/voice")
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ use switchboard_carriers::{
     AnyCarrier, Carrier, CarrierError, OwnedNumber, PurchaseRequest, WebhookConfig,
     gateway_webhooks,
 };
-use switchboard_crds::phone_number::CONDITION_READY;
+use switchboard_crds::phone_number::{CONDITION_READY, CONDITION_SYNCED};
 use switchboard_crds::{
     DeletionPolicy, EXTERNAL_NAME_ANNOTATION, PhoneNumber, PhoneNumberStatus, Tenant,
 };
@@ -48,7 +48,7 @@ use desired::{
     CREATE_FAILED_ANNOTATION, CREATE_PENDING_ANNOTATION, CREATE_SUCCEEDED_ANNOTATION,
     IDEMPOTENCY_KEY_ANNOTATION, carrier_kind, credentials_secret, external_name, idempotency_key,
     limit_reached, not_ready_status, number_query, numbers_held_by_others, ready_status, reason,
-    sandbox_record, tenant_of_namespace,
+    sandbox_record, sync_failed_status, tenant_of_namespace,
 };
 
 use super::apply::apply_namespaced_status;
@@ -73,6 +73,14 @@ enum Outcome {
     },
     /// The number is not usable (yet).
     NotReady {
+        reason: &'static str,
+        message: String,
+        requeue: Duration,
+    },
+    /// The number is owned, but the carrier could not be checked or updated this time:
+    /// `Synced=False` while `Ready` keeps its last known value (as in Crossplane), so a
+    /// carrier hiccup does not take a working number out of service.
+    SyncFailed {
         reason: &'static str,
         message: String,
         requeue: Duration,
@@ -329,6 +337,15 @@ async fn apply(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
             write_status(number, ctx, status, None).await?;
             Ok(Action::requeue(requeue))
         }
+        Outcome::SyncFailed {
+            reason,
+            message,
+            requeue,
+        } => {
+            let status = sync_failed_status(number, reason, &message, now);
+            write_status(number, ctx, status, None).await?;
+            Ok(Action::requeue(requeue))
+        }
     }
 }
 
@@ -345,7 +362,18 @@ async fn observe(
                 .status
                 .as_ref()
                 .and_then(|s| s.webhook_url.as_deref());
-            configure_if_needed(carrier, owned, webhooks, recorded).await
+            match configure_if_needed(carrier, owned, webhooks, recorded).await {
+                Outcome::NotReady {
+                    reason,
+                    message,
+                    requeue,
+                } => Outcome::SyncFailed {
+                    reason,
+                    message,
+                    requeue,
+                },
+                outcome => outcome,
+            }
         }
         Ok(None) => Outcome::NotReady {
             reason: reason::NOT_FOUND_AT_CARRIER,
@@ -355,7 +383,11 @@ async fn observe(
             ),
             requeue: REQUEUE_READY,
         },
-        Err(error) => Outcome::carrier_failure(&error),
+        Err(error) => Outcome::SyncFailed {
+            reason: error.reason(),
+            message: error.to_string(),
+            requeue: retry_delay(&error),
+        },
     }
 }
 
@@ -628,21 +660,25 @@ async fn write_status(
     Ok(())
 }
 
-/// A Warning worth publishing when Ready newly turned False for a new reason.
+/// A Warning worth publishing when `Ready` (or, for an owned number, `Synced`) newly
+/// turned False or changed its reason.
 fn failure_transition(
     previous: &PhoneNumberStatus,
     current: &PhoneNumberStatus,
 ) -> Option<(String, String)> {
-    let find = |s: &PhoneNumberStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == CONDITION_READY)
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    let (status, reason, message) = find(current)?;
-    let before = find(previous);
-    let changed = before.is_none_or(|(s, r, _)| s != status || r != reason);
-    (status == "False" && changed).then_some((reason, message))
+    [CONDITION_READY, CONDITION_SYNCED]
+        .into_iter()
+        .find_map(|type_| {
+            let find = |s: &PhoneNumberStatus| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == type_)
+                    .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+            };
+            let (status, reason, message) = find(current)?;
+            let changed = find(previous).is_none_or(|(s, r, _)| s != status || r != reason);
+            (status == "False" && changed).then_some((reason, message))
+        })
 }
 
 async fn publish(
@@ -723,6 +759,60 @@ async fn cleanup(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn with(conditions: &[(&str, &str, &str)]) -> PhoneNumberStatus {
+        let mut status = PhoneNumberStatus::default();
+        let now = k8s_openapi::jiff::Timestamp::from_second(1).unwrap();
+        for (type_, value, reason) in conditions {
+            let value = if *value == "True" {
+                switchboard_crds::ConditionStatus::True
+            } else {
+                switchboard_crds::ConditionStatus::False
+            };
+            switchboard_crds::set_condition(
+                &mut status.conditions,
+                type_,
+                value,
+                reason,
+                "m",
+                None,
+                now,
+            );
+        }
+        status
+    }
+
+    #[test]
+    fn warnings_fire_once_per_new_failure() {
+        let ready = with(&[
+            ("Ready", "True", "Available"),
+            ("Synced", "True", "ReconcileSuccess"),
+        ]);
+        let unsynced = with(&[
+            ("Ready", "True", "Available"),
+            ("Synced", "False", "RateLimited"),
+        ]);
+        let limited = with(&[
+            ("Ready", "False", "LimitExceeded"),
+            ("Synced", "False", "LimitExceeded"),
+        ]);
+        assert_eq!(
+            failure_transition(&ready, &unsynced)
+                .map(|e| e.0)
+                .as_deref(),
+            Some("RateLimited")
+        );
+        assert_eq!(failure_transition(&unsynced, &unsynced), None, "no repeat");
+        assert_eq!(
+            failure_transition(&ready, &limited).map(|e| e.0).as_deref(),
+            Some("LimitExceeded")
+        );
+        assert_eq!(
+            failure_transition(&limited, &ready),
+            None,
+            "recovery is not a warning"
+        );
+    }
 
     #[test]
     fn retry_delays_follow_the_error_kind() {

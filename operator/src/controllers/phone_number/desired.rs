@@ -212,6 +212,28 @@ pub fn not_ready_status(
     status
 }
 
+/// The status after a failed check of an owned number: only `Synced` turns False; `Ready`
+/// and the recorded number stay as they were.
+pub fn sync_failed_status(
+    number: &PhoneNumber,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> PhoneNumberStatus {
+    let generation = number.metadata.generation;
+    let mut status = number.status.clone().unwrap_or_default();
+    set_condition(
+        &mut status.conditions,
+        CONDITION_SYNCED,
+        ConditionStatus::False,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +347,28 @@ mod tests {
         assert_eq!(record.tag.as_deref(), Some("sb-uid-a"));
         n.status.as_mut().unwrap().carrier = Some(CarrierKind::Twilio);
         assert_eq!(sandbox_record(&n), None);
+    }
+
+    #[test]
+    fn a_failed_check_of_an_owned_number_only_unsyncs_it() {
+        let mut n = number("a", &[]);
+        let t1 = Timestamp::from_second(1).unwrap();
+        n.status = Some(ready_status(
+            &n,
+            CarrierKind::Twilio,
+            &owned(),
+            "u",
+            None,
+            t1,
+        ));
+        let status = sync_failed_status(&n, "CarrierUnavailable", "HTTP 503", t1);
+        assert!(is_condition_true(&status.conditions, CONDITION_READY));
+        let synced = find_condition(&status.conditions, CONDITION_SYNCED).unwrap();
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "CarrierUnavailable")
+        );
+        assert_eq!(status.e164.as_deref(), Some("+15550100"));
     }
 
     #[test]
