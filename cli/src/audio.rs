@@ -92,7 +92,8 @@ fn to_8k(samples: &[i16], rate: u32) -> Vec<i16> {
     let mut padded = samples.to_vec();
     padded.extend(std::iter::repeat_n(0, (rate / 50) as usize));
     let mut out = Resampler::process_all(rate, RATE_HZ, &padded);
-    out.truncate(samples.len() * RATE_HZ as usize / rate.max(1) as usize + 1);
+    let expected = (samples.len() as u64 * u64::from(RATE_HZ)).div_ceil(u64::from(rate.max(1)));
+    out.truncate(usize::try_from(expected).unwrap_or(usize::MAX));
     out
 }
 
