@@ -27,6 +27,7 @@ pub mod numbers;
 pub mod outbox;
 pub mod telephony;
 pub mod usage;
+pub mod webhooks;
 pub mod voice_config;
 
 pub use config::{Config, ConfigError};

@@ -20,6 +20,15 @@ pub struct VoiceConfig {
     #[arg(long, env = "SWITCHBOARD_SANDBOX_AUTH_TOKEN", hide_env_values = true)]
     pub sandbox_auth_token: Option<String>,
 
+    /// API key of the platform's Telnyx account (answers and rejects Call Control calls on
+    /// numbers the platform owns).
+    #[arg(long, env = "TELNYX_API_KEY", hide_env_values = true)]
+    pub telnyx_api_key: Option<String>,
+
+    /// Telnyx API base URL (tests point it at a local server).
+    #[arg(long, env = "TELNYX_API_BASE", default_value = "https://api.telnyx.com/v2")]
+    pub telnyx_api_base: String,
+
     /// Secret signing call tokens (HMAC-SHA256). Derived from `JWT_SECRET` when unset.
     #[arg(long, env = "SWITCHBOARD_CALL_TOKEN_SECRET", hide_env_values = true)]
     pub call_token_secret: Option<String>,

@@ -1,0 +1,233 @@
+//! `GET /media`: the only way into a tenant's runtime.
+//!
+//! The carrier opens the WebSocket, sends `connected` and then `start`, whose custom
+//! parameters (Twilio `customParameters.callToken`; Telnyx `custom_parameters.callToken` or
+//! the base64 `client_state`) carry the call token. Nothing goes upstream until that token
+//! verifies and the tenant has a free media slot; a bad or expired token closes the socket
+//! with 1008 (policy violation) before any upstream connection is opened.
+//!
+//! Then the gateway dials the tenant's runtime (tokio-tungstenite), replays the frames it
+//! has read so far, and pumps frames both ways in order. Each direction awaits its send
+//! before reading the next frame, so a slow side slows the other down (back-pressure through
+//! TCP) instead of growing a buffer. A close from either side is passed on with its code.
+
+use std::time::Duration;
+
+use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine;
+use axum::body::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame};
+
+use super::call_token::CallClaims;
+use crate::kube::tenant_namespace;
+use crate::state::AppState;
+use crate::telephony::MediaPermit;
+
+/// Close code: policy violation (bad or missing call token).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: try again later (tenant at its concurrent-call limit).
+pub const CLOSE_TRY_LATER: u16 = 1013;
+/// Close code: internal error (runtime unreachable).
+pub const CLOSE_ERROR: u16 = 1011;
+
+/// Frames the carrier may send before `start` (Twilio and Telnyx send one: `connected`).
+const MAX_FRAMES_BEFORE_START: usize = 4;
+/// How long the carrier has to send `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long dialling the runtime may take.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The call token inside a `start` message, if this is one.
+pub fn token_from_start(frame: &Value) -> Option<String> {
+    if frame.get("event").and_then(Value::as_str) != Some("start") {
+        return None;
+    }
+    let start = frame.get("start")?;
+    for params in ["customParameters", "custom_parameters"] {
+        if let Some(token) = start
+            .get(params)
+            .and_then(|p| p.get("callToken"))
+            .and_then(Value::as_str)
+        {
+            return Some(token.to_owned());
+        }
+    }
+    let state = start.get("client_state").and_then(Value::as_str)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(state).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The runtime WebSocket URL for a call: the configured standalone runtime, or the tenant's
+/// runtime Service in Kubernetes. The path names the carrier's frame format.
+pub fn upstream_url(state: &AppState, claims: &CallClaims) -> Option<String> {
+    let format = if claims.carrier == "telnyx" { "telnyx" } else { "twilio" };
+    if let Some(base) = &state.config.voice.runtime_url {
+        return Some(format!("{}/media/{format}", base.trim_end_matches('/')));
+    }
+    if state.config.kubernetes {
+        return Some(format!(
+            "ws://voice-runtime.{}.svc.cluster.local:8080/media/{format}",
+            tenant_namespace(&claims.slug)
+        ));
+    }
+    None
+}
+
+/// `GET /media`.
+pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| serve(state, socket))
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = AxumCloseFrame { code, reason: reason.into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Reads frames until `start`; returns them (to replay upstream) and the token.
+async fn read_until_start(socket: &mut WebSocket) -> Option<(Vec<Message>, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < MAX_FRAMES_BEFORE_START {
+        let message = tokio::time::timeout(START_TIMEOUT, socket.recv()).await.ok()??.ok()?;
+        let Message::Text(text) = &message else {
+            return None;
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).ok()?;
+        let token = token_from_start(&frame);
+        let is_start = frame.get("event").and_then(Value::as_str) == Some("start");
+        seen.push(message);
+        if is_start {
+            return token.map(|t| (seen, t));
+        }
+    }
+    None
+}
+
+async fn serve(state: AppState, mut socket: WebSocket) {
+    let Some((replay, token)) = read_until_start(&mut socket).await else {
+        return close(socket, CLOSE_POLICY, "call token missing").await;
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = match state.voice.call_tokens.verify(&token, now) {
+        Ok(claims) => claims,
+        Err(error) => {
+            tracing::warn!(%error, "media stream refused");
+            return close(socket, CLOSE_POLICY, "invalid call token").await;
+        }
+    };
+    let Some(permit) = state.voice.media_gate.try_enter(&claims.tenant_id) else {
+        tracing::info!(tenant = %claims.slug, "media stream refused: concurrent-call limit");
+        return close(socket, CLOSE_TRY_LATER, "too many concurrent calls").await;
+    };
+    let Some(url) = upstream_url(&state, &claims) else {
+        tracing::error!("no runtime configured (set SWITCHBOARD_RUNTIME_URL in standalone mode)");
+        return close(socket, CLOSE_ERROR, "runtime unavailable").await;
+    };
+    let upstream = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url)).await {
+        Ok(Ok((upstream, _))) => upstream,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, tenant = %claims.slug, "cannot reach the runtime");
+            return close(socket, CLOSE_ERROR, "runtime unavailable").await;
+        }
+        Err(_) => {
+            tracing::warn!(tenant = %claims.slug, "runtime connect timed out");
+            return close(socket, CLOSE_ERROR, "runtime unavailable").await;
+        }
+    };
+    tracing::info!(tenant = %claims.slug, call_id = %claims.call_id, "media stream connected");
+    state.voice.metrics.media_streams.inc();
+    pump(socket, upstream, replay, permit).await;
+    state.voice.metrics.media_streams.dec();
+}
+
+type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _permit: MediaPermit) {
+    let (mut carrier_tx, mut carrier_rx) = carrier.split();
+    let (mut upstream_tx, mut upstream_rx) = upstream.split();
+    for message in replay {
+        if let Some(message) = to_tungstenite(message) {
+            if upstream_tx.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+    let inbound = async {
+        while let Some(Ok(message)) = carrier_rx.next().await {
+            let closing = matches!(message, Message::Close(_));
+            let Some(message) = to_tungstenite(message) else { continue };
+            if upstream_tx.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = upstream_tx.close().await;
+    };
+    let outbound = async {
+        while let Some(Ok(message)) = upstream_rx.next().await {
+            let closing = matches!(message, tungstenite::Message::Close(_));
+            let Some(message) = from_tungstenite(message) else { continue };
+            if carrier_tx.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = carrier_tx.close().await;
+    };
+    // When one side ends, the other is closed and finishes too.
+    tokio::select! {
+        () = inbound => {}
+        () = outbound => {}
+    }
+}
+
+/// Carrier frame → runtime frame (text stays text, without copying the payload).
+fn to_tungstenite(message: Message) -> Option<tungstenite::Message> {
+    Some(match message {
+        Message::Text(text) => {
+            let bytes: Bytes = text.into();
+            tungstenite::Message::Text(tungstenite::Utf8Bytes::try_from(bytes).ok()?)
+        }
+        Message::Binary(bytes) => tungstenite::Message::Binary(bytes),
+        Message::Ping(bytes) => tungstenite::Message::Ping(bytes),
+        Message::Pong(bytes) => tungstenite::Message::Pong(bytes),
+        Message::Close(frame) => tungstenite::Message::Close(frame.map(|f| TsCloseFrame {
+            code: f.code.into(),
+            reason: tungstenite::Utf8Bytes::from(f.reason.as_str()),
+        })),
+    })
+}
+
+/// Runtime frame → carrier frame.
+fn from_tungstenite(message: tungstenite::Message) -> Option<Message> {
+    Some(match message {
+        tungstenite::Message::Text(text) => {
+            let bytes: Bytes = text.into();
+            Message::Text(ws::Utf8Bytes::try_from(bytes).ok()?)
+        }
+        tungstenite::Message::Binary(bytes) => Message::Binary(bytes),
+        tungstenite::Message::Ping(bytes) => Message::Ping(bytes),
+        tungstenite::Message::Pong(bytes) => Message::Pong(bytes),
+        tungstenite::Message::Close(frame) => Message::Close(frame.map(|f| AxumCloseFrame {
+            code: f.code.into(),
+            reason: ws::Utf8Bytes::from(f.reason.as_str()),
+        })),
+        tungstenite::Message::Frame(_) => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_twilio_and_telnyx_start_messages() {
+        let twilio = serde_json::json!({"event":"start","start":{"customParameters":{"callToken":"t1"}}});
+        assert_eq!(token_from_start(&twilio).as_deref(), Some("t1"));
+        let telnyx = serde_json::json!({"event":"start","start":{"client_state":
+            base64::engine::general_purpose::STANDARD.encode("t2")}});
+        assert_eq!(token_from_start(&telnyx).as_deref(), Some("t2"));
+        assert_eq!(token_from_start(&serde_json::json!({"event":"media"})), None);
+    }
+}

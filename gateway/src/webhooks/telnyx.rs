@@ -1,0 +1,198 @@
+//! Telnyx Call Control webhooks at `POST /api/v1/webhooks/telnyx`.
+//!
+//! Signatures: `telnyx-signature-ed25519` over `"{telnyx-timestamp}|{body}"`, timestamp within
+//! 300 s, with the public key of the account owning the number (`TELNYX_PUBLIC_KEY`, or the
+//! `publicKey` metadata of the tenant's stored `telnyx` credential).
+//!
+//! Call Control does not take instructions in the webhook response, so on `call.initiated`
+//! the gateway answers the call through the REST API with `stream_url` pointing at its media
+//! WebSocket and the call token in `client_state` (it comes back in the stream's `start`
+//! message), or rejects it. `call.answered` and `call.hangup` update the call record.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_carriers::signatures::{
+    TELNYX_SIGNATURE_HEADER, TELNYX_TIMESTAMP_HEADER, TelnyxPublicKey, verify_telnyx,
+};
+
+use super::{
+    InboundDecision, StatusUpdate, admit_inbound, apply_status, media_url, route,
+    tenant_carrier_secret, tenant_of,
+};
+use crate::http::errors::ApiError;
+use crate::state::AppState;
+use crate::store::numbers::NumberRow;
+
+#[derive(Deserialize)]
+struct Envelope {
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    event_type: String,
+    #[serde(default)]
+    payload: Payload,
+}
+
+#[derive(Deserialize, Default)]
+struct Payload {
+    #[serde(default)]
+    call_control_id: String,
+    #[serde(default)]
+    direction: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    hangup_cause: Option<String>,
+    #[serde(default)]
+    start_time: Option<String>,
+    #[serde(default)]
+    end_time: Option<String>,
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", "webhook signature is invalid")
+}
+
+async fn account_key(state: &AppState, number: &NumberRow) -> Result<Option<TelnyxPublicKey>, ApiError> {
+    if number.account != "tenant" {
+        return Ok(state.voice.telnyx_key.clone());
+    }
+    let Some((_, metadata)) = tenant_carrier_secret(state, &number.tenant_id, "telnyx").await? else {
+        return Ok(None);
+    };
+    let key = metadata
+        .get("publicKey")
+        .or_else(|| metadata.get("public_key"))
+        .and_then(|v| v.as_str())
+        .and_then(|k| TelnyxPublicKey::from_base64(k).ok());
+    Ok(key)
+}
+
+async fn api_key(state: &AppState, number: &NumberRow) -> Result<Option<String>, ApiError> {
+    if number.account != "tenant" {
+        return Ok(state.config.voice.telnyx_api_key.clone());
+    }
+    Ok(tenant_carrier_secret(state, &number.tenant_id, "telnyx")
+        .await?
+        .map(|(secret, _)| secret))
+}
+
+/// Sends a Call Control command; failures are logged (Telnyx then times the call out).
+async fn command(state: &AppState, number: &NumberRow, call_control_id: &str, action: &str, body: serde_json::Value) {
+    let Ok(Some(key)) = api_key(state, number).await else {
+        tracing::warn!(number = %number.e164, "no Telnyx API key for this number's account");
+        return;
+    };
+    let base = state.config.voice.telnyx_api_base.trim_end_matches('/');
+    let id: String = url_path_segment(call_control_id);
+    let result = state
+        .voice
+        .http
+        .post(format!("{base}/calls/{id}/actions/{action}"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await;
+    match result {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => tracing::warn!(status = %response.status(), action, "Telnyx refused a call command"),
+        Err(error) => tracing::warn!(error = %error.without_url(), action, "Telnyx call command failed"),
+    }
+}
+
+/// Percent-encodes a path segment (call control ids contain `:`).
+fn url_path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn seconds_between(start: Option<&str>, end: Option<&str>) -> Option<i64> {
+    let start = chrono::DateTime::parse_from_rfc3339(start?).ok()?;
+    let end = chrono::DateTime::parse_from_rfc3339(end?).ok()?;
+    Some((end - start).num_seconds().max(0))
+}
+
+/// `POST /api/v1/webhooks/telnyx`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let envelope: Envelope = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "body is not a Telnyx webhook"))?;
+    let payload = &envelope.data.payload;
+    let incoming = payload.direction.as_deref() == Some("incoming");
+    let ours = if incoming { payload.to.as_deref() } else { payload.from.as_deref() };
+    let Some(number) = (match ours {
+        Some(n) => route(&state, n).await?,
+        None => None,
+    }) else {
+        return Err(ApiError::not_found("number"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let key = account_key(&state, &number).await?.ok_or_else(forbidden)?;
+    verify_telnyx(
+        &key,
+        header(TELNYX_SIGNATURE_HEADER),
+        header(TELNYX_TIMESTAMP_HEADER),
+        &body,
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|error| {
+        tracing::warn!(%error, number = %number.e164, "rejected Telnyx webhook");
+        forbidden()
+    })?;
+    let id = payload.call_control_id.as_str();
+    match envelope.data.event_type.as_str() {
+        "call.initiated" if incoming => {
+            let to = payload.to.clone().unwrap_or_default();
+            match admit_inbound(&state, &number, "telnyx", id, payload.from.as_deref(), &to).await? {
+                InboundDecision::Connect { token, .. } => {
+                    let body = json!({
+                        "stream_url": media_url(state.config.public_base()),
+                        "stream_track": "inbound_track",
+                        "stream_bidirectional_mode": "rtp",
+                        "stream_bidirectional_codec": "PCMU",
+                        "client_state": base64::engine::general_purpose::STANDARD.encode(&token),
+                    });
+                    command(&state, &number, id, "answer", body).await;
+                }
+                InboundDecision::Refuse(_) => {
+                    command(&state, &number, id, "reject", json!({"cause": "CALL_REJECTED"})).await;
+                }
+            }
+        }
+        "call.answered" | "call.hangup" => {
+            let Some(tenant) = tenant_of(&state, &number.tenant_id).await? else {
+                return Err(ApiError::not_found("tenant"));
+            };
+            let update = if envelope.data.event_type == "call.answered" {
+                StatusUpdate { status: "in-progress".into(), duration_seconds: None }
+            } else {
+                let seconds = seconds_between(payload.start_time.as_deref(), payload.end_time.as_deref());
+                let status = match payload.hangup_cause.as_deref() {
+                    Some("busy") | Some("user_busy") => "busy",
+                    Some("timeout") | Some("no_answer") => "no-answer",
+                    Some("call_rejected") => "canceled",
+                    _ => "completed",
+                };
+                StatusUpdate { status: status.into(), duration_seconds: seconds }
+            };
+            apply_status(&state, &tenant, "telnyx", id, &update).await?;
+        }
+        _ => {}
+    }
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,190 @@
+//! Twilio (and sandbox) voice and status webhooks.
+//!
+//! `POST /api/v1/webhooks/twilio/voice` answers TwiML: `<Connect><Stream>` to the gateway's
+//! media WebSocket with the call token as a `<Parameter>` (Twilio stream URLs take no query
+//! string), or a polite `<Say>` + `<Hangup/>`. `POST /api/v1/webhooks/twilio/status` updates
+//! the call record. Both verify `X-Twilio-Signature` over the public URL and the form body
+//! with the auth token of the account that owns the number: the platform's
+//! (`TWILIO_AUTH_TOKEN`), the tenant's own stored `twilio` credential, or, for sandbox
+//! numbers, `SWITCHBOARD_SANDBOX_AUTH_TOKEN` (the sandbox signs the Twilio way).
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchboard_carriers::signatures::{TWILIO_SIGNATURE_HEADER, verify_twilio};
+
+use super::{
+    InboundDecision, StatusUpdate, UNKNOWN_NUMBER_MESSAGE, admit_inbound, apply_status, media_url,
+    route, tenant_carrier_secret, tenant_of,
+};
+use crate::http::errors::ApiError;
+use crate::state::AppState;
+use crate::store::numbers::NumberRow;
+
+/// Escapes text for XML content and attribute values.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// TwiML connecting the call to the gateway's media WebSocket.
+pub fn connect_twiml(stream_url: &str, token: &str, call_id: &str, slug: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"{}\">\
+         <Parameter name=\"callToken\" value=\"{}\"/><Parameter name=\"callId\" value=\"{}\"/>\
+         <Parameter name=\"tenant\" value=\"{}\"/></Stream></Connect></Response>",
+        xml_escape(stream_url),
+        xml_escape(token),
+        xml_escape(call_id),
+        xml_escape(slug)
+    )
+}
+
+/// TwiML saying a sentence and hanging up.
+pub fn refusal_twiml(message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
+        xml_escape(message)
+    )
+}
+
+fn twiml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", "webhook signature is invalid")
+}
+
+/// The auth token that signs webhooks for this number.
+async fn signing_token(state: &AppState, number: &NumberRow) -> Result<Option<String>, ApiError> {
+    if number.carrier == "sandbox" {
+        return Ok(state.voice.sandbox_auth_token.clone());
+    }
+    if number.account == "tenant" {
+        return Ok(tenant_carrier_secret(state, &number.tenant_id, "twilio")
+            .await?
+            .map(|(secret, _)| secret));
+    }
+    Ok(state.voice.twilio_auth_token.clone())
+}
+
+/// Verifies the request's signature for `number`; 403 otherwise (no state is touched first).
+async fn verify(
+    state: &AppState,
+    number: &NumberRow,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let signature = headers
+        .get(TWILIO_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(token) = signing_token(state, number).await? else {
+        tracing::warn!(number = %number.e164, "no auth token configured for this number's account");
+        return Err(forbidden());
+    };
+    let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", state.config.public_base());
+    verify_twilio(&token, &url, params, body, signature).map_err(|error| {
+        tracing::warn!(%error, number = %number.e164, "rejected Twilio webhook");
+        forbidden()
+    })
+}
+
+fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| ApiError::bad_request("invalid_form", "body is not form-encoded"))
+}
+
+/// `POST /api/v1/webhooks/twilio/voice`.
+pub async fn voice(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = parse_form(&body)?;
+    let to = param(&params, "To").unwrap_or_default();
+    let call_sid = param(&params, "CallSid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
+    let Some(number) = route(&state, to).await? else {
+        return Ok(twiml(refusal_twiml(UNKNOWN_NUMBER_MESSAGE)));
+    };
+    verify(&state, &number, &uri, &headers, &params, &body).await?;
+    let carrier = if number.carrier == "sandbox" { "sandbox" } else { "twilio" };
+    let decision = admit_inbound(&state, &number, carrier, call_sid, param(&params, "From"), to).await?;
+    Ok(twiml(match decision {
+        InboundDecision::Connect { call_id, slug, token } => {
+            connect_twiml(&media_url(state.config.public_base()), &token, &call_id, &slug)
+        }
+        InboundDecision::Refuse(message) => refusal_twiml(message),
+    }))
+}
+
+/// `POST /api/v1/webhooks/twilio/status`.
+pub async fn status(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let params = parse_form(&body)?;
+    let call_sid = param(&params, "CallSid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
+    // Inbound calls dialled our number (`To`); outbound calls come from it (`From`).
+    let mut number = None;
+    for candidate in [param(&params, "To"), param(&params, "From")].into_iter().flatten() {
+        if let Some(row) = route(&state, candidate).await? {
+            number = Some(row);
+            break;
+        }
+    }
+    let Some(number) = number else {
+        return Err(ApiError::not_found("number"));
+    };
+    verify(&state, &number, &uri, &headers, &params, &body).await?;
+    let Some(tenant) = tenant_of(&state, &number.tenant_id).await? else {
+        return Err(ApiError::not_found("tenant"));
+    };
+    let carrier = if number.carrier == "sandbox" { "sandbox" } else { "twilio" };
+    let update = StatusUpdate {
+        status: param(&params, "CallStatus").unwrap_or_default().to_owned(),
+        duration_seconds: param(&params, "CallDuration").and_then(|d| d.parse().ok()),
+    };
+    apply_status(&state, &tenant, carrier, call_sid, &update).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twiml_escapes_and_connects() {
+        let xml = connect_twiml("wss://gw.example/media", "a.b", "c\"1", "acme");
+        assert!(xml.contains("<Connect><Stream url=\"wss://gw.example/media\">"));
+        assert!(xml.contains("<Parameter name=\"callToken\" value=\"a.b\"/>"));
+        assert!(xml.contains("value=\"c&quot;1\""));
+        assert!(refusal_twiml("a < b").contains("<Say>a &lt; b</Say><Hangup/>"));
+    }
+}
