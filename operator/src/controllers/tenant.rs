@@ -18,6 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use switchboard_crds::conditions::is_condition_true;
@@ -66,6 +67,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
+    let prefix = ctx.config.namespace_prefix.clone();
     let managed =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
     Controller::new(
@@ -74,6 +76,17 @@ pub async fn run(
     )
     .owns(Api::<Deployment>::all(client.clone()), managed.clone())
     .owns(Api::<Namespace>::all(client.clone()), managed)
+    // A number becoming Ready (or going) changes the Tenant's status count.
+    .watches(
+        Api::<PhoneNumber>::all(client.clone()),
+        watcher::Config::default(),
+        move |number| {
+            number.namespace().and_then(|ns| {
+                ns.strip_prefix(prefix.as_str())
+                    .map(ObjectRef::<Tenant>::new)
+            })
+        },
+    )
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, ctx)
     .for_each(|result| async move {
