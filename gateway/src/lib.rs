@@ -22,13 +22,15 @@ pub mod store;
 pub mod tokens;
 
 // Part 2: carrier webhooks, media entry, usage and limits, call records, billing, outbox.
+pub mod internal;
 pub mod media;
 pub mod numbers;
 pub mod outbox;
+pub mod routes;
 pub mod telephony;
 pub mod usage;
-pub mod webhooks;
 pub mod voice_config;
+pub mod webhooks;
 
 pub use config::{Config, ConfigError};
 pub use http::app;

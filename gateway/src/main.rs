@@ -65,6 +65,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
+    // Part 2: number-table refresh, customer-webhook outbox, business metrics.
+    let _background = switchboard_gateway::telephony::spawn_background(&state);
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

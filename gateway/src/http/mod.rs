@@ -52,6 +52,8 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(api)
         .merge(observability_router(state.registry.clone(), ready))
+        // Part 2: carrier webhooks, media entry, internal API (no per-IP budget).
+        .merge(crate::routes::machine_api(state.clone()))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -133,6 +135,8 @@ fn api_routes() -> Router<AppState> {
                 .delete(credentials::delete),
         )
         .route("/api/v1/tenants/{tenant}/audit-log", get(audit::list))
+        // Part 2: usage, calls, billing, customer webhooks.
+        .merge(crate::routes::tenant_api())
 }
 
 /// CORS for the configured origins only; `None` (no CORS headers at all) when the list is empty.

@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use base64::Engine;
-use axum::body::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame};
@@ -57,14 +57,20 @@ pub fn token_from_start(frame: &Value) -> Option<String> {
         }
     }
     let state = start.get("client_state").and_then(Value::as_str)?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(state).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(state)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
 
 /// The runtime WebSocket URL for a call: the configured standalone runtime, or the tenant's
 /// runtime Service in Kubernetes. The path names the carrier's frame format.
 pub fn upstream_url(state: &AppState, claims: &CallClaims) -> Option<String> {
-    let format = if claims.carrier == "telnyx" { "telnyx" } else { "twilio" };
+    let format = if claims.carrier == "telnyx" {
+        "telnyx"
+    } else {
+        "twilio"
+    };
     if let Some(base) = &state.config.voice.runtime_url {
         return Some(format!("{}/media/{format}", base.trim_end_matches('/')));
     }
@@ -83,7 +89,10 @@ pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let frame = AxumCloseFrame { code, reason: reason.into() };
+    let frame = AxumCloseFrame {
+        code,
+        reason: reason.into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -91,7 +100,10 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
 async fn read_until_start(socket: &mut WebSocket) -> Option<(Vec<Message>, String)> {
     let mut seen = Vec::new();
     while seen.len() < MAX_FRAMES_BEFORE_START {
-        let message = tokio::time::timeout(START_TIMEOUT, socket.recv()).await.ok()??.ok()?;
+        let message = tokio::time::timeout(START_TIMEOUT, socket.recv())
+            .await
+            .ok()??
+            .ok()?;
         let Message::Text(text) = &message else {
             return None;
         };
@@ -126,7 +138,12 @@ async fn serve(state: AppState, mut socket: WebSocket) {
         tracing::error!("no runtime configured (set SWITCHBOARD_RUNTIME_URL in standalone mode)");
         return close(socket, CLOSE_ERROR, "runtime unavailable").await;
     };
-    let upstream = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url)).await {
+    let upstream = match tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(&url),
+    )
+    .await
+    {
         Ok(Ok((upstream, _))) => upstream,
         Ok(Err(error)) => {
             tracing::warn!(%error, tenant = %claims.slug, "cannot reach the runtime");
@@ -143,7 +160,8 @@ async fn serve(state: AppState, mut socket: WebSocket) {
     state.voice.metrics.media_streams.dec();
 }
 
-type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _permit: MediaPermit) {
     let (mut carrier_tx, mut carrier_rx) = carrier.split();
@@ -158,7 +176,9 @@ async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _per
     let inbound = async {
         while let Some(Ok(message)) = carrier_rx.next().await {
             let closing = matches!(message, Message::Close(_));
-            let Some(message) = to_tungstenite(message) else { continue };
+            let Some(message) = to_tungstenite(message) else {
+                continue;
+            };
             if upstream_tx.send(message).await.is_err() || closing {
                 break;
             }
@@ -168,7 +188,9 @@ async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _per
     let outbound = async {
         while let Some(Ok(message)) = upstream_rx.next().await {
             let closing = matches!(message, tungstenite::Message::Close(_));
-            let Some(message) = from_tungstenite(message) else { continue };
+            let Some(message) = from_tungstenite(message) else {
+                continue;
+            };
             if carrier_tx.send(message).await.is_err() || closing {
                 break;
             }
@@ -223,11 +245,15 @@ mod tests {
 
     #[test]
     fn tokens_come_from_twilio_and_telnyx_start_messages() {
-        let twilio = serde_json::json!({"event":"start","start":{"customParameters":{"callToken":"t1"}}});
+        let twilio =
+            serde_json::json!({"event":"start","start":{"customParameters":{"callToken":"t1"}}});
         assert_eq!(token_from_start(&twilio).as_deref(), Some("t1"));
         let telnyx = serde_json::json!({"event":"start","start":{"client_state":
             base64::engine::general_purpose::STANDARD.encode("t2")}});
         assert_eq!(token_from_start(&telnyx).as_deref(), Some("t2"));
-        assert_eq!(token_from_start(&serde_json::json!({"event":"media"})), None);
+        assert_eq!(
+            token_from_start(&serde_json::json!({"event":"media"})),
+            None
+        );
     }
 }

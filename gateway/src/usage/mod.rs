@@ -6,6 +6,7 @@
 //! concurrent requests on several replicas cannot overshoot a limit. Crossing 80 % and
 //! 100 % of a limit raises one `usage.threshold` customer webhook per metric and month.
 
+pub mod api;
 pub mod limits;
 
 use serde_json::json;

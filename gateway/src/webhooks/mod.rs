@@ -5,8 +5,6 @@
 //! suspended or over-limit tenants, otherwise count the call, record it and hand out a
 //! short-lived call token for the media stream.
 
-
-
 pub mod telnyx;
 pub mod twilio;
 
@@ -43,8 +41,7 @@ pub enum InboundDecision {
 pub const SUSPENDED_MESSAGE: &str =
     "We are sorry, this number is not taking calls at the moment. Goodbye.";
 /// Spoken to callers of a tenant over its monthly limit.
-pub const OVER_LIMIT_MESSAGE: &str =
-    "We are sorry, this line has reached its calling limit for this month. Please try again later. Goodbye.";
+pub const OVER_LIMIT_MESSAGE: &str = "We are sorry, this line has reached its calling limit for this month. Please try again later. Goodbye.";
 /// Spoken to callers of a number the gateway does not route.
 pub const UNKNOWN_NUMBER_MESSAGE: &str =
     "We are sorry, the number you have dialled is not in service. Goodbye.";
@@ -113,7 +110,8 @@ pub async fn admit_inbound(
         return Ok(InboundDecision::Refuse(SUSPENDED_MESSAGE));
     }
     let event_id = format!("call:{carrier}:{carrier_call_id}");
-    if usage::admit_call(state, &tenant.id, &tenant.plan, &event_id).await? == Admission::OverLimit {
+    if usage::admit_call(state, &tenant.id, &tenant.plan, &event_id).await? == Admission::OverLimit
+    {
         tracing::info!(tenant = %tenant.slug, "call refused: monthly limit reached");
         return Ok(InboundDecision::Refuse(OVER_LIMIT_MESSAGE));
     }
@@ -136,12 +134,18 @@ pub async fn admit_inbound(
     let stored = calls::insert_or_get(&mut tx, &fresh).await?;
     tx.commit().await?;
     if stored.id == fresh.id {
-        state.voice.metrics.tenant_calls.with_label_values(&[tenant.slug.as_str()]).inc();
+        state
+            .voice
+            .metrics
+            .tenant_calls
+            .with_label_values(&[tenant.slug.as_str()])
+            .inc();
     }
-    let token = state
-        .voice
-        .call_tokens
-        .issue(&tenant.id, &tenant.slug, &stored.id, carrier, now / 1000);
+    let token =
+        state
+            .voice
+            .call_tokens
+            .issue(&tenant.id, &tenant.slug, &stored.id, carrier, now / 1000);
     Ok(InboundDecision::Connect {
         call_id: stored.id,
         slug: tenant.slug,
@@ -160,7 +164,10 @@ pub struct StatusUpdate {
 
 /// Whether a status ends the call.
 pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "busy" | "no-answer" | "failed" | "canceled")
+    matches!(
+        status,
+        "completed" | "busy" | "no-answer" | "failed" | "canceled"
+    )
 }
 
 /// Applies a status change to a tenant's call (found by carrier id): answer/end times,
@@ -175,7 +182,9 @@ pub async fn apply_status(
 ) -> Result<Option<CallRow>, StoreError> {
     let now = now_ms();
     let mut tx = state.store.write(&Scope::tenant(&tenant.id)).await?;
-    let Some(mut call) = calls::by_carrier_id(&mut tx, &tenant.id, carrier, carrier_call_id).await? else {
+    let Some(mut call) =
+        calls::by_carrier_id(&mut tx, &tenant.id, carrier, carrier_call_id).await?
+    else {
         tx.commit().await?;
         return Ok(None);
     };

@@ -58,14 +58,22 @@ struct Payload {
 }
 
 fn forbidden() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", "webhook signature is invalid")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_signature",
+        "webhook signature is invalid",
+    )
 }
 
-async fn account_key(state: &AppState, number: &NumberRow) -> Result<Option<TelnyxPublicKey>, ApiError> {
+async fn account_key(
+    state: &AppState,
+    number: &NumberRow,
+) -> Result<Option<TelnyxPublicKey>, ApiError> {
     if number.account != "tenant" {
         return Ok(state.voice.telnyx_key.clone());
     }
-    let Some((_, metadata)) = tenant_carrier_secret(state, &number.tenant_id, "telnyx").await? else {
+    let Some((_, metadata)) = tenant_carrier_secret(state, &number.tenant_id, "telnyx").await?
+    else {
         return Ok(None);
     };
     let key = metadata
@@ -86,7 +94,13 @@ async fn api_key(state: &AppState, number: &NumberRow) -> Result<Option<String>,
 }
 
 /// Sends a Call Control command; failures are logged (Telnyx then times the call out).
-async fn command(state: &AppState, number: &NumberRow, call_control_id: &str, action: &str, body: serde_json::Value) {
+async fn command(
+    state: &AppState,
+    number: &NumberRow,
+    call_control_id: &str,
+    action: &str,
+    body: serde_json::Value,
+) {
     let Ok(Some(key)) = api_key(state, number).await else {
         tracing::warn!(number = %number.e164, "no Telnyx API key for this number's account");
         return;
@@ -103,8 +117,12 @@ async fn command(state: &AppState, number: &NumberRow, call_control_id: &str, ac
         .await;
     match result {
         Ok(response) if response.status().is_success() => {}
-        Ok(response) => tracing::warn!(status = %response.status(), action, "Telnyx refused a call command"),
-        Err(error) => tracing::warn!(error = %error.without_url(), action, "Telnyx call command failed"),
+        Ok(response) => {
+            tracing::warn!(status = %response.status(), action, "Telnyx refused a call command")
+        }
+        Err(error) => {
+            tracing::warn!(error = %error.without_url(), action, "Telnyx call command failed")
+        }
     }
 }
 
@@ -112,7 +130,9 @@ async fn command(state: &AppState, number: &NumberRow, call_control_id: &str, ac
 fn url_path_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -134,14 +154,23 @@ pub async fn webhook(
         .map_err(|_| ApiError::bad_request("invalid_json", "body is not a Telnyx webhook"))?;
     let payload = &envelope.data.payload;
     let incoming = payload.direction.as_deref() == Some("incoming");
-    let ours = if incoming { payload.to.as_deref() } else { payload.from.as_deref() };
+    let ours = if incoming {
+        payload.to.as_deref()
+    } else {
+        payload.from.as_deref()
+    };
     let Some(number) = (match ours {
         Some(n) => route(&state, n).await?,
         None => None,
     }) else {
         return Err(ApiError::not_found("number"));
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
     let key = account_key(&state, &number).await?.ok_or_else(forbidden)?;
     verify_telnyx(
         &key,
@@ -158,7 +187,8 @@ pub async fn webhook(
     match envelope.data.event_type.as_str() {
         "call.initiated" if incoming => {
             let to = payload.to.clone().unwrap_or_default();
-            match admit_inbound(&state, &number, "telnyx", id, payload.from.as_deref(), &to).await? {
+            match admit_inbound(&state, &number, "telnyx", id, payload.from.as_deref(), &to).await?
+            {
                 InboundDecision::Connect { token, .. } => {
                     let body = json!({
                         "stream_url": media_url(state.config.public_base()),
@@ -170,7 +200,14 @@ pub async fn webhook(
                     command(&state, &number, id, "answer", body).await;
                 }
                 InboundDecision::Refuse(_) => {
-                    command(&state, &number, id, "reject", json!({"cause": "CALL_REJECTED"})).await;
+                    command(
+                        &state,
+                        &number,
+                        id,
+                        "reject",
+                        json!({"cause": "CALL_REJECTED"}),
+                    )
+                    .await;
                 }
             }
         }
@@ -179,16 +216,23 @@ pub async fn webhook(
                 return Err(ApiError::not_found("tenant"));
             };
             let update = if envelope.data.event_type == "call.answered" {
-                StatusUpdate { status: "in-progress".into(), duration_seconds: None }
+                StatusUpdate {
+                    status: "in-progress".into(),
+                    duration_seconds: None,
+                }
             } else {
-                let seconds = seconds_between(payload.start_time.as_deref(), payload.end_time.as_deref());
+                let seconds =
+                    seconds_between(payload.start_time.as_deref(), payload.end_time.as_deref());
                 let status = match payload.hangup_cause.as_deref() {
                     Some("busy") | Some("user_busy") => "busy",
                     Some("timeout") | Some("no_answer") => "no-answer",
                     Some("call_rejected") => "canceled",
                     _ => "completed",
                 };
-                StatusUpdate { status: status.into(), duration_seconds: seconds }
+                StatusUpdate {
+                    status: status.into(),
+                    duration_seconds: seconds,
+                }
             };
             apply_status(&state, &tenant, "telnyx", id, &update).await?;
         }

@@ -64,11 +64,18 @@ fn twiml(body: String) -> Response {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn forbidden() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", "webhook signature is invalid")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_signature",
+        "webhook signature is invalid",
+    )
 }
 
 /// The auth token that signs webhooks for this number.
@@ -130,12 +137,31 @@ pub async fn voice(
         return Ok(twiml(refusal_twiml(UNKNOWN_NUMBER_MESSAGE)));
     };
     verify(&state, &number, &uri, &headers, &params, &body).await?;
-    let carrier = if number.carrier == "sandbox" { "sandbox" } else { "twilio" };
-    let decision = admit_inbound(&state, &number, carrier, call_sid, param(&params, "From"), to).await?;
+    let carrier = if number.carrier == "sandbox" {
+        "sandbox"
+    } else {
+        "twilio"
+    };
+    let decision = admit_inbound(
+        &state,
+        &number,
+        carrier,
+        call_sid,
+        param(&params, "From"),
+        to,
+    )
+    .await?;
     Ok(twiml(match decision {
-        InboundDecision::Connect { call_id, slug, token } => {
-            connect_twiml(&media_url(state.config.public_base()), &token, &call_id, &slug)
-        }
+        InboundDecision::Connect {
+            call_id,
+            slug,
+            token,
+        } => connect_twiml(
+            &media_url(state.config.public_base()),
+            &token,
+            &call_id,
+            &slug,
+        ),
         InboundDecision::Refuse(message) => refusal_twiml(message),
     }))
 }
@@ -153,7 +179,10 @@ pub async fn status(
         .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
     // Inbound calls dialled our number (`To`); outbound calls come from it (`From`).
     let mut number = None;
-    for candidate in [param(&params, "To"), param(&params, "From")].into_iter().flatten() {
+    for candidate in [param(&params, "To"), param(&params, "From")]
+        .into_iter()
+        .flatten()
+    {
         if let Some(row) = route(&state, candidate).await? {
             number = Some(row);
             break;
@@ -166,7 +195,11 @@ pub async fn status(
     let Some(tenant) = tenant_of(&state, &number.tenant_id).await? else {
         return Err(ApiError::not_found("tenant"));
     };
-    let carrier = if number.carrier == "sandbox" { "sandbox" } else { "twilio" };
+    let carrier = if number.carrier == "sandbox" {
+        "sandbox"
+    } else {
+        "twilio"
+    };
     let update = StatusUpdate {
         status: param(&params, "CallStatus").unwrap_or_default().to_owned(),
         duration_seconds: param(&params, "CallDuration").and_then(|d| d.parse().ok()),
