@@ -1,0 +1,481 @@
+//! Account commands against the real gateway router (SQLite, in process, over real HTTP),
+//! and the number commands, token refresh and session scoping against a small stand-in.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use clap::Parser;
+use serde_json::{Value, json};
+use switchboard_gateway::{AppState, Config};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Parser)]
+struct Wrapper {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// The real gateway on SQLite in `dir`, listening on 127.0.0.1. Answers its base URL.
+async fn start_gateway(dir: &Path) -> String {
+    let database = format!("sqlite://{}?mode=rwc", dir.join("gateway.db").display());
+    let outbox = dir.join("outbox").display().to_string();
+    let args = [
+        "gateway",
+        "--database-url",
+        &database,
+        "--jwt-secret",
+        "cli-test-secret-cli-test-secret-0123456789",
+        "--master-encryption-key",
+        &"22".repeat(32),
+        "--kubernetes",
+        "false",
+        "--dev-mode",
+        "false",
+        "--migrate-on-start",
+        "true",
+        "--mail-outbox",
+        &outbox,
+        "--database-max-connections",
+        "2",
+    ];
+    let config = Wrapper::try_parse_from(args).unwrap().config;
+    let state = AppState::from_config(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = switchboard_gateway::app(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    format!("http://{address}")
+}
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn switchboard(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let config = dir.join("config/switchboard/session.json");
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let stdin = stdin.map(str::to_owned);
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(args)
+            .env("SWITCHBOARD_CONFIG", config)
+            .env_remove("SWITCHBOARD_URL")
+            .env_remove("SWITCHBOARD_PASSWORD")
+            .env_remove("SWITCHBOARD_TENANT")
+            .envs(env)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    Run {
+        status: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn session(dir: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join("config/switchboard/session.json")).ok()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn signup_whoami_tenants_logout_and_login_against_the_real_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = start_gateway(dir.path()).await;
+    let home = dir.path();
+
+    let run = switchboard(
+        home,
+        &[
+            "--url",
+            &url,
+            "signup",
+            "--email",
+            "Alice@Example.com",
+            "--password",
+            PASSWORD,
+            "--name",
+            "Alice",
+            "--company",
+            "Acme Voice",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.trim(),
+        format!(
+            "Signed up alice@example.com with tenant acme-voice (plan free). Logged in to {url}."
+        )
+    );
+    let stored = session(home).unwrap();
+    assert_eq!(stored["url"], url.as_str());
+    assert_eq!(stored["tenant"], "acme-voice");
+    assert_eq!(stored["email"], "alice@example.com");
+    let access = stored["access_token"].as_str().unwrap().to_owned();
+    assert!(!run.stdout.contains(&access), "tokens are never printed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(home.join("config/switchboard/session.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The stored URL is used when --url is not given.
+    let run = switchboard(home, &["whoami"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("alice@example.com (e-mail not verified)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("* acme-voice"), "{}", run.stdout);
+    assert!(run.stdout.contains("owner"), "{}", run.stdout);
+    let run = switchboard(home, &["--json", "whoami"], &[], None).await;
+    let me: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(me["tenants"][0]["slug"], "acme-voice");
+    assert_eq!(me["user"]["email"], "alice@example.com");
+
+    let run = switchboard(home, &["tenants", "list"], &[], None).await;
+    assert!(run.stdout.starts_with("* acme-voice"), "{}", run.stdout);
+    let run = switchboard(home, &["tenants", "use", "someone-else"], &[], None).await;
+    assert_eq!(run.status, Some(1));
+    assert!(
+        run.stderr.contains("not a member of tenant `someone-else`"),
+        "{}",
+        run.stderr
+    );
+
+    // The API's errors, field and code included.
+    let run = switchboard(
+        home,
+        &[
+            "signup",
+            "--email",
+            "alice@example.com",
+            "--password",
+            PASSWORD,
+            "--name",
+            "A",
+            "--company",
+            "Other",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1));
+    assert!(
+        run.stderr
+            .contains("email: an account with this e-mail address exists (email_taken, HTTP 409)"),
+        "{}",
+        run.stderr
+    );
+    let run = switchboard(
+        home,
+        &[
+            "signup",
+            "--email",
+            "bob@example.com",
+            "--password",
+            "short",
+            "--name",
+            "B",
+            "--company",
+            "Bob Co",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("password: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(weak_password, HTTP 422)"),
+        "{}",
+        run.stderr
+    );
+    // A failed signup keeps the existing session.
+    assert_eq!(session(home).unwrap()["access_token"], access.as_str());
+
+    let run = switchboard(home, &["logout"], &[], None).await;
+    assert_eq!((run.status, run.stdout.trim()), (Some(0), "Logged out."));
+    assert!(session(home).is_none());
+    // The gateway ended the session: the old token no longer works.
+    let me = reqwest::Client::new()
+        .get(format!("{url}/api/v1/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let run = switchboard(home, &["--url", &url, "whoami"], &[], None).await;
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
+
+    let run = switchboard(
+        home,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--email",
+            "alice@example.com",
+            "--password",
+            "wrong password here",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1));
+    assert!(
+        run.stderr
+            .contains("e-mail address or password is wrong (invalid_credentials, HTTP 401)"),
+        "{}",
+        run.stderr
+    );
+    let run = switchboard(
+        home,
+        &[
+            "--url",
+            &url,
+            "--json",
+            "login",
+            "--email",
+            "alice@example.com",
+            "--password",
+            "wrong password here",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    let error: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_credentials");
+    assert_eq!(error["error"]["status"], 401);
+
+    // Password from the environment, and from standard input.
+    let run = switchboard(
+        home,
+        &["--url", &url, "login", "--email", "alice@example.com"],
+        &[("SWITCHBOARD_PASSWORD", PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("as alice@example.com (tenant acme-voice)"),
+        "{}",
+        run.stdout
+    );
+    let run = switchboard(
+        home,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+        ],
+        &[],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let run = switchboard(home, &["whoami"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+}
+
+/// A stand-in for the numbers API and token refresh: `at-1` has expired, `rt-1` renews it.
+#[derive(Clone, Default)]
+struct Standin {
+    authorizations: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": {"code": "invalid_token", "message": "access token expired"}})),
+    )
+        .into_response()
+}
+
+async fn numbers_post(
+    State(s): State<Standin>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let auth = bearer(&headers);
+    s.authorizations.lock().unwrap().push(auth.clone());
+    if auth != "Bearer at-2" {
+        return unauthorized();
+    }
+    s.bodies.lock().unwrap().push(body);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"name": "n-1", "e164": "+15550100", "status": "Ready"})),
+    )
+        .into_response()
+}
+
+async fn numbers_get(State(s): State<Standin>, headers: HeaderMap) -> Response {
+    let auth = bearer(&headers);
+    s.authorizations.lock().unwrap().push(auth.clone());
+    if auth != "Bearer at-2" {
+        return unauthorized();
+    }
+    axum::Json(json!({"items": [{"name": "n-1", "e164": "+15550100", "status": "Ready"}]}))
+        .into_response()
+}
+
+async fn refresh(State(s): State<Standin>, axum::Json(body): axum::Json<Value>) -> Response {
+    s.bodies.lock().unwrap().push(body.clone());
+    if body["refresh_token"] == "rt-1" {
+        axum::Json(json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 900, "refresh_token": "rt-2", "refresh_token_expires_at": "2026-12-21T00:00:00.000Z"})).into_response()
+    } else {
+        unauthorized()
+    }
+}
+
+async fn start_standin() -> (String, Standin) {
+    let standin = Standin::default();
+    let app = Router::new()
+        .route(
+            "/api/v1/tenants/acme/numbers",
+            post(numbers_post).get(numbers_get),
+        )
+        .route("/api/v1/auth/refresh", post(refresh))
+        .with_state(standin.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), standin)
+}
+
+#[tokio::test]
+async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (url, standin) = start_standin().await;
+    let path = home.join("config/switchboard");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(
+        path.join("session.json"),
+        json!({"url": url, "access_token": "at-1", "refresh_token": "rt-1", "tenant": "acme"})
+            .to_string(),
+    )
+    .unwrap();
+
+    let run = switchboard(home, &["numbers", "buy", "--area-code", "555"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.trim(),
+        "Bought +15550100 for tenant acme (Ready)."
+    );
+    assert_eq!(
+        *standin.authorizations.lock().unwrap(),
+        vec!["Bearer at-1".to_owned(), "Bearer at-2".to_owned()],
+        "one attempt, one refresh, one retry"
+    );
+    assert_eq!(
+        *standin.bodies.lock().unwrap(),
+        vec![json!({"refresh_token": "rt-1"}), json!({"areaCode": "555"})]
+    );
+    let stored = session(home).unwrap();
+    assert_eq!(
+        (
+            stored["access_token"].as_str(),
+            stored["refresh_token"].as_str()
+        ),
+        (Some("at-2"), Some("rt-2"))
+    );
+
+    let run = switchboard(home, &["numbers", "list"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(run.stdout.starts_with("+15550100"), "{}", run.stdout);
+    assert!(run.stdout.contains("Ready"), "{}", run.stdout);
+    let run = switchboard(
+        home,
+        &["--json", "numbers", "list", "--tenant", "acme"],
+        &[],
+        None,
+    )
+    .await;
+    let listed: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["items"][0]["e164"], "+15550100");
+
+    // Another gateway never sees this session's tokens.
+    let (other_url, other) = start_standin().await;
+    let run = switchboard(
+        home,
+        &["--url", &other_url, "numbers", "list", "--tenant", "acme"],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
+    assert!(other.authorizations.lock().unwrap().is_empty());
+
+    // A refresh token that no longer works ends the local session.
+    std::fs::write(
+        path.join("session.json"),
+        json!({"url": url, "access_token": "at-1", "refresh_token": "rt-stale", "tenant": "acme"})
+            .to_string(),
+    )
+    .unwrap();
+    let run = switchboard(home, &["numbers", "list"], &[], None).await;
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
+    assert!(session(home).is_none());
+}
