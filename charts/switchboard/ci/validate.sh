@@ -61,6 +61,12 @@ step "examples: custom resources against the CRD schemas"
 "$PY" "$CI_DIR/validate_crs.py" "$CRD_DIR" "$ROOT"/examples/*.yaml
 record $? "examples do not match the CRD schemas"
 
+step "operator: objects rendered for examples/tenant.yaml (switchboard-operator render)"
+(cd "$ROOT" && cargo run -q -p switchboard-operator -- render -f examples/tenant.yaml) > "$WORK/tenant-stack.yaml"
+record $? "switchboard-operator render failed"
+"$KV" --strict --quiet --no-warn -k "$KUBE_VERSION" "$WORK/tenant-stack.yaml"
+record $? "switchboard-operator render output contains invalid Kubernetes objects"
+
 step "chart: render and check invariants"
 "$PY" "$CI_DIR/render_chart.py" "$CHART" "$WORK/rendered"
 record $? "chart rendering or invariants"
