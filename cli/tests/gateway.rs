@@ -1,5 +1,8 @@
-//! Account commands against the real gateway router (SQLite, in process, over real HTTP),
-//! and the number commands, token refresh and session scoping against a small stand-in.
+//! The client against the real gateway (router on SQLite, in process, over real HTTP):
+//! account commands, and a simulated call through the real voice webhook (signature checked
+//! with the sandbox auth token over the public URL) and the real media proxy to a runtime
+//! stand-in. Number commands, token refresh and session scoping run against a small stand-in
+//! (the gateway has no tenant-facing numbers API yet).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,33 +25,37 @@ struct Wrapper {
     config: Config,
 }
 
-/// The real gateway on SQLite in `dir`, listening on 127.0.0.1. Answers its base URL.
-async fn start_gateway(dir: &Path) -> String {
+/// The real gateway on SQLite in `dir`, listening on 127.0.0.1 with `extra` flags. Answers
+/// its base URL, which is also its public URL.
+async fn start_gateway(dir: &Path, extra: &[&str]) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let database = format!("sqlite://{}?mode=rwc", dir.join("gateway.db").display());
     let outbox = dir.join("outbox").display().to_string();
-    let args = [
+    let mut args = vec![
         "gateway",
         "--database-url",
         &database,
         "--jwt-secret",
         "cli-test-secret-cli-test-secret-0123456789",
         "--master-encryption-key",
-        &"22".repeat(32),
+        "2222222222222222222222222222222222222222222222222222222222222222",
         "--kubernetes",
         "false",
         "--dev-mode",
         "false",
         "--migrate-on-start",
         "true",
+        "--public-url",
+        &base,
         "--mail-outbox",
         &outbox,
         "--database-max-connections",
         "2",
     ];
+    args.extend_from_slice(extra);
     let config = Wrapper::try_parse_from(args).unwrap().config;
     let state = AppState::from_config(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let app = switchboard_gateway::app(state);
     tokio::spawn(async move {
         axum::serve(
@@ -58,7 +65,7 @@ async fn start_gateway(dir: &Path) -> String {
         .await
         .unwrap()
     });
-    format!("http://{address}")
+    base
 }
 
 struct Run {
@@ -113,7 +120,7 @@ fn session(dir: &Path) -> Option<Value> {
 #[tokio::test]
 async fn signup_whoami_tenants_logout_and_login_against_the_real_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let url = start_gateway(dir.path()).await;
+    let url = start_gateway(dir.path(), &[]).await;
     let home = dir.path();
 
     let run = switchboard(
@@ -478,4 +485,208 @@ async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gatewa
     assert_eq!(run.status, Some(1));
     assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
     assert!(session(home).is_none());
+}
+
+/// What the runtime stand-in saw of the proxied stream.
+#[derive(Clone, Default)]
+struct RuntimeSeen {
+    start: Arc<Mutex<Option<Value>>>,
+    media: Arc<Mutex<usize>>,
+    marks: Arc<Mutex<Vec<String>>>,
+}
+
+/// A runtime stand-in behind the gateway's media proxy: after 25 caller frames it speaks
+/// 25 frames (500 ms), sends mark `bye`, and hangs up once the mark comes back.
+async fn start_runtime() -> (String, RuntimeSeen) {
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    async fn talk(mut socket: WebSocket, seen: RuntimeSeen) {
+        let mut stream_sid = String::new();
+        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            match value["event"].as_str() {
+                Some("start") => {
+                    stream_sid = value["streamSid"].as_str().unwrap().to_owned();
+                    *seen.start.lock().unwrap() = Some(value);
+                }
+                Some("media") => {
+                    let count = {
+                        let mut media = seen.media.lock().unwrap();
+                        *media += 1;
+                        *media
+                    };
+                    if count == 25 {
+                        use base64::Engine as _;
+                        let payload =
+                            base64::engine::general_purpose::STANDARD.encode([0x10u8; 160]);
+                        for _ in 0..25 {
+                            let frame = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}});
+                            socket
+                                .send(Message::Text(frame.to_string().into()))
+                                .await
+                                .unwrap();
+                        }
+                        let mark = json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": "bye"}});
+                        socket
+                            .send(Message::Text(mark.to_string().into()))
+                            .await
+                            .unwrap();
+                    }
+                }
+                Some("mark") => {
+                    seen.marks
+                        .lock()
+                        .unwrap()
+                        .push(value["mark"]["name"].as_str().unwrap().to_owned());
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+    let seen = RuntimeSeen::default();
+    let state = seen.clone();
+    let app = Router::new().route(
+        "/media/twilio",
+        axum::routing::any(move |upgrade: WebSocketUpgrade| {
+            let seen = state.clone();
+            async move { upgrade.on_upgrade(move |socket| talk(socket, seen)) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("ws://{address}"), seen)
+}
+
+/// A 1 s, 8 kHz caller WAV.
+fn caller_wav(dir: &Path) -> String {
+    let path = dir.join("caller.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for n in 0..8_000 {
+        writer
+            .write_sample(if n % 16 < 8 { 3000i16 } else { -3000 })
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (runtime_url, runtime) = start_runtime().await;
+    let url = start_gateway(
+        home,
+        &[
+            "--sandbox-auth-token",
+            "sandbox-secret-for-tests",
+            "--internal-token",
+            "internal-secret-for-tests",
+            "--runtime-url",
+            &runtime_url,
+        ],
+    )
+    .await;
+    let run = switchboard(
+        home,
+        &[
+            "--url",
+            &url,
+            "signup",
+            "--email",
+            "carol@example.com",
+            "--password",
+            PASSWORD,
+            "--name",
+            "Carol",
+            "--company",
+            "Carol Calls",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    // The operator's part: route the sandbox number to the tenant.
+    let routed = reqwest::Client::new()
+        .put(format!("{url}/internal/v1/numbers/+15550100"))
+        .bearer_auth("internal-secret-for-tests")
+        .json(&json!({"tenant": "carol-calls", "carrier": "sandbox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(routed.status(), reqwest::StatusCode::NO_CONTENT);
+
+    let audio = caller_wav(home);
+    let out = home.join("agent.wav");
+    let out_arg = out.display().to_string();
+    let call = |token: &'static str, to: &'static str| {
+        let (audio, out_arg) = (audio.clone(), out_arg.clone());
+        async move {
+            switchboard(
+                home,
+                &[
+                    "call",
+                    "--to",
+                    to,
+                    "--audio",
+                    &audio,
+                    "--out",
+                    &out_arg,
+                    "--say-silence-seconds",
+                    "0.2",
+                    "--idle-seconds",
+                    "2",
+                    "--max-seconds",
+                    "15",
+                ],
+                &[("SWITCHBOARD_SANDBOX_AUTH_TOKEN", token)],
+                None,
+            )
+            .await
+        }
+    };
+
+    // A wrong token: the gateway's 403 is shown.
+    let run = call("not-the-sandbox-token", "+15550100").await;
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("(invalid_signature, HTTP 403)"),
+        "{}",
+        run.stderr
+    );
+
+    // An unknown number: the gateway's polite refusal, exit 3.
+    let run = call("sandbox-secret-for-tests", "+15550177").await;
+    assert_eq!(run.status, Some(3), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("not in service"), "{}", run.stderr);
+
+    // The real thing: signed webhook accepted, stream proxied both ways, agent hangs up.
+    let run = call("sandbox-secret-for-tests", "+15550100").await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let summary = run.stdout.lines().last().unwrap();
+    assert!(summary.contains("(the agent hung up)"), "{summary}");
+    assert!(summary.contains("heard 0.50s of agent audio"), "{summary}");
+    let start = runtime
+        .start
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the runtime got the start message");
+    let custom = &start["start"]["customParameters"];
+    assert_eq!(custom["tenant"], "carol-calls");
+    assert!(custom["callToken"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(custom["callId"].as_str().is_some());
+    assert!(*runtime.media.lock().unwrap() >= 25);
+    assert_eq!(*runtime.marks.lock().unwrap(), vec!["bye".to_owned()]);
+    let reader = hound::WavReader::open(&out).unwrap();
+    assert_eq!(reader.len(), 25 * 160);
 }
