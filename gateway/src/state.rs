@@ -34,6 +34,9 @@ pub struct AppState {
     pub http_metrics: HttpMetrics,
     /// Part 2's services (number routing, call tokens, media gate, business metrics).
     pub voice: Arc<crate::telephony::Telephony>,
+    /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
+    /// where the operator buys them).
+    pub sandbox: Option<switchboard_carriers::SandboxCarrier>,
 }
 
 /// Why the gateway cannot start.
@@ -109,6 +112,7 @@ impl AppState {
             registry,
             http_metrics,
             voice: Arc::new(voice),
+            sandbox: None,
         })
     }
 }
