@@ -193,6 +193,11 @@ impl KubeSync {
         self.client.is_some()
     }
 
+    /// The cluster client, when Kubernetes is on (for objects other modules apply).
+    pub fn client(&self) -> Option<&kube::Client> {
+        self.client.as_ref()
+    }
+
     /// Applies the tenant's CR (server-side apply, forcing the gateway's fields).
     pub async fn apply_tenant(&self, tenant: &TenantRow) -> Result<(), KubeError> {
         let Some(client) = &self.client else {
