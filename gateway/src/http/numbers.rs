@@ -1,0 +1,626 @@
+//! A tenant's phone numbers: `GET` (viewer), `POST` to buy (admin) and `DELETE` to release
+//! (admin) under `/api/v1/tenants/{tenant}/numbers`.
+//!
+//! Two back ends, chosen by how the gateway runs:
+//! * Standalone (a sandbox carrier is attached to the state): the gateway buys and releases
+//!   itself through the sandbox carrier, writes the routing row and reloads the in-memory
+//!   number table, so a bought number takes calls at once. Answers 201 / 204.
+//! * Kubernetes: the gateway applies or deletes a `PhoneNumber` object in the tenant's
+//!   namespace and the operator buys, configures and routes it (through the internal API).
+//!   Answers 202, because the purchase happens later.
+//!
+//! Either way the plan's `phoneNumbers` limit (with the operator's and the tenant's
+//! overrides) is checked first: 403 `limit_exceeded` and nothing is bought.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use switchboard_carriers::{
+    Carrier, CarrierError, NumberQuery, PurchaseRequest, SandboxCarrier, gateway_webhooks,
+};
+use switchboard_crds::phone_number::{PhoneNumber, PhoneNumberSpec};
+use switchboard_crds::{CarrierKind, TENANT_LABEL};
+use utoipa::ToSchema;
+
+use super::audit::record;
+use super::auth::rfc3339;
+use super::context::ClientInfo;
+use super::errors::{ApiError, ApiJson};
+use super::principal::TenantAccess;
+use crate::kube::{FIELD_MANAGER, tenant_namespace};
+use crate::state::AppState;
+use crate::store::numbers::{self, NumberRow};
+use crate::store::tenants::Role;
+use crate::store::{Tx, now_ms};
+
+/// Serialises purchases in this process, so two concurrent requests cannot both pass the
+/// plan's number limit (standalone mode runs exactly one gateway; in Kubernetes the operator
+/// enforces the limit again when it buys).
+static PURCHASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The routes of this module, merged into the API router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants/{tenant}/numbers", get(list).post(buy))
+        .route("/api/v1/tenants/{tenant}/numbers/{e164}", delete(release))
+}
+
+/// Request to buy a number: any number in the country (optionally in an area code), or one
+/// exact number.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BuyNumber {
+    /// Area code to search in, digits (the sandbox's is `555`).
+    pub area_code: Option<String>,
+    /// An exact number to buy, E.164 (`+15550100`).
+    pub number: Option<String>,
+    /// ISO 3166-1 alpha-2 country (default `US`).
+    pub country: Option<String>,
+}
+
+/// A validated purchase request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberWish {
+    /// Country, two upper-case letters.
+    pub country: String,
+    /// Area code, 2–5 digits.
+    pub area_code: Option<String>,
+    /// Exact E.164 number.
+    pub number: Option<String>,
+}
+
+/// Checks a purchase request, naming the field at fault.
+pub fn validate(request: BuyNumber) -> Result<NumberWish, ApiError> {
+    let country = request.country.unwrap_or_else(|| "US".to_owned());
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::invalid(
+            "country",
+            "invalid_country",
+            "expected an ISO 3166-1 alpha-2 code such as US",
+        ));
+    }
+    if let Some(code) = &request.area_code
+        && !(2..=5).contains(&code.len())
+    {
+        return Err(invalid_area_code());
+    }
+    if let Some(code) = &request.area_code
+        && !code.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(invalid_area_code());
+    }
+    if let Some(number) = &request.number
+        && !is_e164(number)
+    {
+        return Err(ApiError::invalid(
+            "number",
+            "invalid_number",
+            "expected an E.164 number such as +15550100",
+        ));
+    }
+    if request.area_code.is_some() && request.number.is_some() {
+        return Err(ApiError::invalid(
+            "number",
+            "conflicting_fields",
+            "set either areaCode (search and buy) or number (one exact number), not both",
+        ));
+    }
+    Ok(NumberWish {
+        country,
+        area_code: request.area_code,
+        number: request.number,
+    })
+}
+
+fn invalid_area_code() -> ApiError {
+    ApiError::invalid("areaCode", "invalid_area_code", "expected 2 to 5 digits")
+}
+
+/// `+` then 2–15 digits, the first not zero (the `PhoneNumber` CRD's pattern).
+pub fn is_e164(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// One of the tenant's numbers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberView {
+    /// The number (E.164); absent while a Kubernetes purchase is pending.
+    pub e164: Option<String>,
+    /// `PhoneNumber` object name (Kubernetes mode) or the carrier's id (standalone).
+    pub name: Option<String>,
+    /// `sandbox`, `twilio` or `telnyx`.
+    pub carrier: String,
+    /// `Ready` (routed: calls reach the tenant's agent) or `Pending` (being bought).
+    pub status: &'static str,
+    /// Agent answering the number, when not the tenant's default.
+    pub agent: Option<String>,
+    /// Last change (RFC 3339).
+    pub updated_at: Option<String>,
+}
+
+impl NumberView {
+    fn routed(row: NumberRow, name: Option<String>) -> Self {
+        Self {
+            e164: Some(row.e164),
+            name,
+            carrier: row.carrier,
+            status: "Ready",
+            agent: row.agent,
+            updated_at: Some(rfc3339(row.updated_at)),
+        }
+    }
+}
+
+/// The tenant's numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberList {
+    /// Routed numbers, by number.
+    pub items: Vec<NumberView>,
+}
+
+/// The routing rows of one tenant, by number. (Scoped by tenant in the query as well as by
+/// row-level security on Postgres.)
+async fn rows_of_tenant(tx: &mut Tx, tenant_id: &str) -> Result<Vec<NumberRow>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT e164, tenant_id, carrier, account, agent, updated_at FROM phone_numbers \
+         WHERE tenant_id = $1 ORDER BY e164",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// `GET /api/v1/tenants/{tenant}/numbers` (viewer): the numbers routed to the tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/numbers", tag = "numbers",
+    params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, body = NumberList)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<NumberList>, ApiError> {
+    access.require(Role::Viewer)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let rows = rows_of_tenant(&mut tx, &access.tenant.id).await?;
+    tx.commit().await?;
+    let items = rows
+        .into_iter()
+        .map(|row| NumberView::routed(row, None))
+        .collect();
+    Ok(Json(NumberList { items }))
+}
+
+/// 403 `limit_exceeded` when the tenant already has as many numbers as its plan allows.
+async fn check_number_limit(state: &AppState, access: &TenantAccess) -> Result<(), ApiError> {
+    let mut tx = state.store.read(&access.scope()).await?;
+    let limits =
+        crate::usage::limits_for(state, &mut tx, &access.tenant.id, &access.tenant.plan).await?;
+    let count = numbers::count_for_tenant(&mut tx, &access.tenant.id).await?;
+    tx.commit().await?;
+    let Some(limit) = limits.phone_numbers else {
+        return Ok(());
+    };
+    if count >= i64::from(limit) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "limit_exceeded",
+            format!(
+                "the {} plan allows {limit} phone number(s) and the tenant has {count}; release one or upgrade",
+                access.tenant.plan
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/tenants/{tenant}/numbers` (admin): buys a number.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/numbers", tag = "numbers",
+    params(("tenant" = String, Path, description = "Tenant slug or id")), request_body = BuyNumber,
+    responses((status = 201, body = NumberView, description = "Bought and routed (standalone)"),
+              (status = 202, body = NumberView, description = "PhoneNumber applied; the operator buys it (Kubernetes)"),
+              (status = 403, body = super::errors::ErrorBody), (status = 409, body = super::errors::ErrorBody),
+              (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn buy(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<BuyNumber>,
+) -> Result<Response, ApiError> {
+    access.require(Role::Admin)?;
+    let wish = validate(request)?;
+    let _serialised = PURCHASES.lock().await;
+    check_number_limit(&state, &access).await?;
+    if let Some(sandbox) = &state.sandbox {
+        let view = buy_sandbox(&state, sandbox, &access, &client, &wish).await?;
+        return Ok((StatusCode::CREATED, Json(view)).into_response());
+    }
+    if state.kube.enabled() {
+        let view = apply_phone_number(&state, &access, &client, &wish).await?;
+        return Ok((StatusCode::ACCEPTED, Json(view)).into_response());
+    }
+    Err(no_backend())
+}
+
+fn no_backend() -> ApiError {
+    ApiError::unavailable(
+        "numbers cannot be bought here: run `switchboard-gateway standalone` (sandbox carrier) or the gateway in Kubernetes",
+    )
+}
+
+/// Maps a carrier failure to the API's error.
+fn carrier_error(error: &CarrierError) -> ApiError {
+    match error {
+        CarrierError::NothingAvailable { message } => {
+            ApiError::conflict("number_unavailable", message.clone())
+        }
+        other => {
+            tracing::warn!(error = %other, "carrier refused a number operation");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "carrier_error",
+                format!("the carrier failed: {}", other.reason()),
+            )
+        }
+    }
+}
+
+/// Buys through the sandbox carrier, routes the number and reloads the number table.
+async fn buy_sandbox(
+    state: &AppState,
+    sandbox: &SandboxCarrier,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    wish: &NumberWish,
+) -> Result<NumberView, ApiError> {
+    let e164 = match &wish.number {
+        Some(number) => number.clone(),
+        None => {
+            let query = NumberQuery {
+                country: wish.country.clone(),
+                area_code: wish.area_code.clone(),
+                ..NumberQuery::voice(wish.country.clone())
+            };
+            let found = sandbox
+                .search(&query)
+                .await
+                .map_err(|e| carrier_error(&e))?;
+            found.into_iter().next().map(|n| n.e164).ok_or_else(|| {
+                ApiError::conflict(
+                    "number_unavailable",
+                    "the sandbox has no free number matching the request (it offers +1 555 0100–0199 in the US)",
+                )
+            })?
+        }
+    };
+    let purchase = PurchaseRequest {
+        e164,
+        tag: format!("{}:{}", access.tenant.id, uuid::Uuid::new_v4()),
+        webhooks: gateway_webhooks(CarrierKind::Sandbox, state.config.public_base()),
+    };
+    let owned = sandbox
+        .buy(&purchase)
+        .await
+        .map_err(|e| carrier_error(&e))?;
+    let row = NumberRow {
+        e164: owned.e164.clone(),
+        tenant_id: access.tenant.id.clone(),
+        carrier: CarrierKind::Sandbox.as_str().to_owned(),
+        account: "platform".to_owned(),
+        agent: None,
+        updated_at: now_ms(),
+    };
+    if let Err(error) = route_number(state, access, client, &row, &owned.id).await {
+        // Do not keep a number nobody can see: give it back to the carrier.
+        if let Err(release) = sandbox.release(&owned.id).await {
+            tracing::error!(error = %release, number = %owned.e164, "cannot release an unrouted sandbox number");
+        }
+        return Err(error);
+    }
+    state.voice.numbers.reload(&state.store).await?;
+    Ok(NumberView::routed(row, Some(owned.id)))
+}
+
+/// Writes the routing row and the audit entry in one tenant-scoped transaction.
+async fn route_number(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    row: &NumberRow,
+    carrier_id: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.write(&access.scope()).await?;
+    numbers::upsert(&mut tx, row).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        "number.purchased",
+        ("phone_number", &row.e164),
+        json!({"carrier": row.carrier, "carrierId": carrier_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The server-side-apply body of a `PhoneNumber` the gateway asks the operator to buy.
+pub fn desired_phone_number(
+    name: &str,
+    tenant_slug: &str,
+    wish: &NumberWish,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let object = PhoneNumber {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(tenant_namespace(tenant_slug)),
+            labels: Some(
+                [
+                    (TENANT_LABEL.to_owned(), tenant_slug.to_owned()),
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        FIELD_MANAGER.to_owned(),
+                    ),
+                ]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: PhoneNumberSpec {
+            country: wish.country.clone(),
+            area_code: wish.area_code.clone(),
+            number: wish.number.clone(),
+            capabilities: vec![switchboard_crds::phone_number::Capability::Voice],
+            ..PhoneNumberSpec::default()
+        },
+        status: None,
+    };
+    let mut body = serde_json::to_value(&object)?;
+    if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.retain(|_, v| !v.is_null());
+    }
+    if let Some(object) = body.as_object_mut() {
+        object.remove("status");
+    }
+    Ok(body)
+}
+
+fn kube_error(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(%error, "Kubernetes refused a PhoneNumber change");
+    ApiError::unavailable("the cluster did not accept the change; try again")
+}
+
+/// Applies a new `PhoneNumber` in the tenant's namespace (Kubernetes mode).
+async fn apply_phone_number(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    wish: &NumberWish,
+) -> Result<NumberView, ApiError> {
+    let Some(kube) = state.kube.client() else {
+        return Err(no_backend());
+    };
+    let simple = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("number-{}", &simple[..10]);
+    let body = desired_phone_number(&name, &access.tenant.slug, wish)
+        .map_err(|e| ApiError::internal(&e))?;
+    let api: Api<PhoneNumber> =
+        Api::namespaced(kube.clone(), &tenant_namespace(&access.tenant.slug));
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| kube_error(&e))?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        "number.requested",
+        ("phone_number", &name),
+        json!({"country": wish.country, "areaCode": wish.area_code, "number": wish.number}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(NumberView {
+        e164: wish.number.clone(),
+        name: Some(name),
+        carrier: String::new(),
+        status: "Pending",
+        agent: None,
+        updated_at: None,
+    })
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/numbers/{e164}` (admin): releases a number.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/numbers/{e164}", tag = "numbers",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("e164" = String, Path, description = "The number, E.164")),
+    responses((status = 204, description = "Released (standalone)"), (status = 202, description = "PhoneNumber deleted; the operator releases it (Kubernetes)"),
+              (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn release(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, e164)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Admin)?;
+    let e164 = crate::numbers::normalise(&e164);
+    let mut tx = state.store.read(&access.scope()).await?;
+    let owned = rows_of_tenant(&mut tx, &access.tenant.id)
+        .await?
+        .into_iter()
+        .any(|row| row.e164 == e164);
+    tx.commit().await?;
+    if let Some(sandbox) = &state.sandbox {
+        if !owned {
+            return Err(ApiError::not_found("number"));
+        }
+        release_sandbox(&state, sandbox, &access, &client, &e164).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if state.kube.enabled() {
+        delete_phone_number(&state, &access, &client, &e164).await?;
+        return Ok(StatusCode::ACCEPTED);
+    }
+    Err(no_backend())
+}
+
+/// Stops routing the number, then gives it back to the sandbox carrier.
+async fn release_sandbox(
+    state: &AppState,
+    sandbox: &SandboxCarrier,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    e164: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.write(&access.scope()).await?;
+    numbers::delete(&mut tx, e164).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        "number.released",
+        ("phone_number", e164),
+        json!({"carrier": "sandbox"}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.voice.numbers.reload(&state.store).await?;
+    // Routing is gone first, so a failed release leaves a number the tenant no longer sees
+    // (and no longer pays for) rather than one that rings without an owner.
+    if let Some(number) = sandbox
+        .find_by_e164(e164)
+        .await
+        .map_err(|e| carrier_error(&e))?
+    {
+        sandbox
+            .release(&number.id)
+            .await
+            .map_err(|e| carrier_error(&e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the tenant's `PhoneNumber` holding `e164` (Kubernetes mode); the operator's
+/// finalizer releases it on the carrier and removes the route.
+async fn delete_phone_number(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    e164: &str,
+) -> Result<(), ApiError> {
+    let Some(kube) = state.kube.client() else {
+        return Err(no_backend());
+    };
+    let api: Api<PhoneNumber> =
+        Api::namespaced(kube.clone(), &tenant_namespace(&access.tenant.slug));
+    let objects = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| kube_error(&e))?;
+    let holds = |pn: &PhoneNumber| {
+        pn.status.as_ref().and_then(|s| s.e164.as_deref()) == Some(e164)
+            || pn.spec.number.as_deref() == Some(e164)
+    };
+    let Some(name) = objects
+        .items
+        .iter()
+        .find(|pn| holds(pn))
+        .and_then(|pn| pn.metadata.name.clone())
+    else {
+        return Err(ApiError::not_found("number"));
+    };
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .map_err(|e| kube_error(&e))?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        "number.release_requested",
+        ("phone_number", &name),
+        json!({"e164": e164}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wish(body: serde_json::Value) -> Result<NumberWish, ApiError> {
+        validate(serde_json::from_value(body).unwrap())
+    }
+
+    #[test]
+    fn requests_are_checked_field_by_field() {
+        assert_eq!(
+            wish(json!({})).unwrap(),
+            NumberWish {
+                country: "US".into(),
+                area_code: None,
+                number: None
+            }
+        );
+        let field = |body| wish(body).unwrap_err().field;
+        assert_eq!(field(json!({"country": "usa"})).as_deref(), Some("country"));
+        assert_eq!(
+            field(json!({"areaCode": "5a5"})).as_deref(),
+            Some("areaCode")
+        );
+        assert_eq!(field(json!({"areaCode": "1"})).as_deref(), Some("areaCode"));
+        assert_eq!(
+            field(json!({"number": "5550100"})).as_deref(),
+            Some("number")
+        );
+        assert_eq!(
+            field(json!({"number": "+15550100", "areaCode": "555"})).as_deref(),
+            Some("number")
+        );
+        assert!(serde_json::from_value::<BuyNumber>(json!({"colour": "red"})).is_err());
+    }
+
+    #[test]
+    fn e164_follows_the_crd_pattern() {
+        assert!(is_e164("+15550100"));
+        assert!(!is_e164("+05550100"));
+        assert!(!is_e164("15550100"));
+        assert!(!is_e164("+1"));
+        assert!(!is_e164("+1555010012345678"));
+    }
+
+    #[test]
+    fn phone_number_body_is_a_valid_object_in_the_tenant_namespace() {
+        let wish = NumberWish {
+            country: "US".into(),
+            area_code: Some("415".into()),
+            number: None,
+        };
+        let body = desired_phone_number("number-1", "acme", &wish).unwrap();
+        assert_eq!(body["apiVersion"], "voice.switchboard.dev/v1alpha1");
+        assert_eq!(body["kind"], "PhoneNumber");
+        assert_eq!(body["metadata"]["namespace"], "tenant-acme");
+        assert_eq!(body["metadata"]["labels"][TENANT_LABEL], "acme");
+        assert!(body.get("status").is_none());
+        let parsed: PhoneNumber = serde_json::from_value(body).unwrap();
+        assert_eq!(parsed.spec.area_code.as_deref(), Some("415"));
+        assert_eq!(parsed.spec.number, None);
+        assert_eq!(parsed.spec.country, "US");
+    }
+}
