@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod errors;
 pub mod members;
 pub mod metrics;
+pub mod numbers;
 pub mod openapi;
 pub mod principal;
 pub mod ratelimit;
@@ -137,6 +138,8 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/audit-log", get(audit::list))
         // Part 2: usage, calls, billing, customer webhooks.
         .merge(crate::routes::tenant_api())
+        // Issue 8: the tenant's phone numbers (sandbox purchases in standalone mode).
+        .merge(numbers::routes())
 }
 
 /// CORS for the configured origins only; `None` (no CORS headers at all) when the list is empty.
