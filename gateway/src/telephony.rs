@@ -83,12 +83,12 @@ impl MediaGate {
 
 impl Drop for MediaPermit {
     fn drop(&mut self) {
-        if let Ok(mut active) = self.gate.active.lock() {
-            if let Some(count) = active.get_mut(&self.tenant_id) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    active.remove(&self.tenant_id);
-                }
+        if let Ok(mut active) = self.gate.active.lock()
+            && let Some(count) = active.get_mut(&self.tenant_id)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                active.remove(&self.tenant_id);
             }
         }
     }

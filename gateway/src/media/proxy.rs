@@ -167,10 +167,10 @@ async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _per
     let (mut carrier_tx, mut carrier_rx) = carrier.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
     for message in replay {
-        if let Some(message) = to_tungstenite(message) {
-            if upstream_tx.send(message).await.is_err() {
-                return;
-            }
+        if let Some(message) = to_tungstenite(message)
+            && upstream_tx.send(message).await.is_err()
+        {
+            return;
         }
     }
     let inbound = async {

@@ -1,0 +1,8 @@
+//! Part-2 tests of the gateway (carrier webhooks, limits, media proxy, billing, outbox) over
+//! the real router and a real database. One binary to keep link time down.
+
+mod harness;
+
+mod limits;
+mod media;
+mod signatures;
