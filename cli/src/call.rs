@@ -27,6 +27,9 @@ use crate::webhook::{InboundCall, WebhookError, WebhookTarget, post_voice_webhoo
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the server's close frame after ours.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// A pause in the agent's media this long ends one agent turn; the next media starts another.
+/// Runtimes stream speech at real-time pace (a frame every 20 ms), so 300 ms is a real pause.
+const TURN_GAP: Duration = Duration::from_millis(300);
 
 /// Everything a simulated call needs.
 #[derive(Clone, Debug)]
@@ -142,8 +145,11 @@ pub struct CallReport {
     pub agent_audio_ms: u64,
     /// First agent audio, since the stream opened.
     pub first_agent_audio_ms: Option<u64>,
-    /// First agent audio after the caller's audio ended (the response latency).
+    /// From the end of the caller's audio to the first agent turn that began after it (the
+    /// response latency; a greeting or a turn already under way does not count).
     pub response_latency_ms: Option<u64>,
+    /// Agent turns: bursts of agent media separated by pauses of 300 ms or more.
+    pub agent_turns: u64,
     /// Stream open to hang-up.
     pub total_ms: u64,
     /// Marks echoed back, in order.
@@ -171,7 +177,7 @@ impl CallReport {
         );
         let latency = self
             .response_latency_ms
-            .map(|ms| format!(", {} after your audio ended", seconds(ms)))
+            .map(|ms| format!(", reply {} after your audio ended", seconds(ms)))
             .unwrap_or_default();
         let ended = match self.ended_by {
             EndedBy::Caller => "you hung up",
@@ -184,14 +190,24 @@ impl CallReport {
             .map(|p| format!(" -> {p}"))
             .unwrap_or_default();
         format!(
-            "call {} done in {} ({ended}): sent {} of audio, heard {} of agent audio; {first}{latency}; {} marks, {} clears{saved}",
+            "call {} done in {} ({ended}): sent {} of audio, heard {} of agent audio ({}); {first}{latency}; {}, {}{saved}",
             self.call_sid,
             seconds(self.total_ms),
             seconds(self.caller_audio_ms),
             seconds(self.agent_audio_ms),
-            self.marks.len(),
-            self.clears,
+            count(self.agent_turns, "turn"),
+            count(self.marks.len() as u64, "mark"),
+            count(self.clears, "clear"),
         )
+    }
+}
+
+/// `1 mark`, `2 marks`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -347,6 +363,7 @@ struct MediaSession<'p> {
     speech_ended: Option<Instant>,
     input_done: Option<Instant>,
     last_agent_activity: Option<Instant>,
+    last_agent_media: Option<Instant>,
     server_closed: bool,
 }
 
@@ -380,6 +397,7 @@ impl<'p> MediaSession<'p> {
             agent_audio_ms: 0,
             first_agent_audio_ms: None,
             response_latency_ms: None,
+            agent_turns: 0,
             total_ms: 0,
             marks: Vec::new(),
             clears: 0,
@@ -401,6 +419,7 @@ impl<'p> MediaSession<'p> {
             speech_ended: None,
             input_done: None,
             last_agent_activity: None,
+            last_agent_media: None,
             server_closed: false,
         };
         let connected = session.writer.connected();
@@ -587,7 +606,15 @@ impl<'p> MediaSession<'p> {
                 payload,
                 stream_sid,
             } => {
-                self.last_agent_activity = Some(Instant::now());
+                let now = Instant::now();
+                self.last_agent_activity = Some(now);
+                let new_turn = self
+                    .last_agent_media
+                    .is_none_or(|last| now.duration_since(last) >= TURN_GAP);
+                self.last_agent_media = Some(now);
+                if new_turn {
+                    self.agent_turn_started(now);
+                }
                 if stream_sid.as_deref() != Some(self.writer.stream_sid.as_str()) {
                     self.warn(format!(
                         "media with streamSid {stream_sid:?}, expected {} (Twilio error 31951)",
@@ -595,9 +622,6 @@ impl<'p> MediaSession<'p> {
                     ));
                 }
                 self.report.agent_messages += 1;
-                if self.report.first_agent_audio_ms.is_none() {
-                    self.first_audio();
-                }
                 self.playback.push_audio(payload);
             }
             ServerMessage::Mark { name } => {
@@ -635,15 +659,20 @@ impl<'p> MediaSession<'p> {
         Ok(())
     }
 
-    fn first_audio(&mut self) {
+    fn agent_turn_started(&mut self, now: Instant) {
         let at = self.now_ms();
-        self.report.first_agent_audio_ms = Some(at);
-        let latency = self.speech_ended.map(|ended| millis(ended.elapsed()));
-        self.report.response_latency_ms = latency;
-        let after = latency
-            .map(|ms| format!(", {} after your audio ended", seconds(ms)))
-            .unwrap_or_default();
-        self.event(format!("first agent audio{after}"));
+        self.report.agent_turns += 1;
+        self.report.first_agent_audio_ms.get_or_insert(at);
+        let mut detail = String::new();
+        if let Some(ended) = self.speech_ended
+            && self.report.response_latency_ms.is_none()
+        {
+            let latency = millis(now.duration_since(ended));
+            self.report.response_latency_ms = Some(latency);
+            detail = format!(", {} after your audio ended", seconds(latency));
+        }
+        let turn = self.report.agent_turns;
+        self.event(format!("agent speaks (turn {turn}{detail})"));
     }
 
     /// Hangs up (when we ended the call) and closes the socket.

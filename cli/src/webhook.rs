@@ -72,12 +72,14 @@ pub enum WebhookError {
         source: reqwest::Error,
     },
     /// The gateway answered with an error status.
-    #[error("the voice webhook {url} answered: {detail}")]
+    #[error("the voice webhook {url} answered: {detail}{hint}")]
     Status {
         /// The URL.
         url: String,
         /// The API error or the start of the body.
         detail: crate::api::ApiError,
+        /// What to check, for a refused signature.
+        hint: &'static str,
     },
 }
 
@@ -119,9 +121,20 @@ pub async fn post_voice_webhook(
         return Err(WebhookError::Status {
             url: target.post_url.clone(),
             detail: crate::api::error_from_body(status, &target.post_url, &body, None),
+            hint: hint_for(status),
         });
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A signature is refused when the token differs or when the gateway signs another URL
+/// (its public URL) than the one called: say which knobs fix each.
+fn hint_for(status: reqwest::StatusCode) -> &'static str {
+    if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::UNAUTHORIZED {
+        "\nhint: check --auth-token (SWITCHBOARD_SANDBOX_AUTH_TOKEN) matches the gateway's, and pass --public-url when the gateway's public URL differs from --url"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

@@ -447,7 +447,7 @@ async fn a_call_streams_paced_mulaw_records_the_agent_and_handles_marks_and_clea
     );
     assert!(summary.contains("(you hung up)"), "{summary}");
     assert!(summary.contains("sent 1.00s of audio"), "{summary}");
-    assert!(summary.contains("2 marks, 1 clears"), "{summary}");
+    assert!(summary.contains("2 marks, 1 clear"), "{summary}");
     assert!(
         summary.contains(&format!("-> {}", out.display())),
         "{summary}"
@@ -476,6 +476,7 @@ async fn json_output_reports_timings_marks_and_drops() {
     let first = report["firstAgentAudioMs"].as_u64().unwrap();
     assert!((150..1000).contains(&first), "{first}");
     assert!(report["responseLatencyMs"].is_null());
+    assert!(report["agentTurns"].as_u64().unwrap() >= 1);
     assert!(report["droppedAudioMs"].as_u64().unwrap() >= 1000);
     assert!(report["agentAudioMs"].as_u64().unwrap() >= 200);
     assert!(report["totalMs"].as_u64().unwrap() >= 1500);

@@ -674,7 +674,10 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
     assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
     let summary = run.stdout.lines().last().unwrap();
     assert!(summary.contains("(the agent hung up)"), "{summary}");
-    assert!(summary.contains("heard 0.50s of agent audio"), "{summary}");
+    assert!(
+        summary.contains("heard 0.50s of agent audio (1 turn)"),
+        "{summary}"
+    );
     let start = runtime
         .start
         .lock()
