@@ -27,6 +27,8 @@ pub mod media;
 pub mod numbers;
 pub mod outbox;
 pub mod routes;
+// Issue 8: the single-host platform (gateway + embedded runtime + sandbox carrier).
+pub mod standalone;
 pub mod telephony;
 pub mod usage;
 pub mod voice_config;
