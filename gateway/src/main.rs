@@ -1,7 +1,8 @@
 //! `switchboard-gateway`: the public control plane.
 //!
 //! `switchboard-gateway` (or `serve`) runs the server; `switchboard-gateway migrate` applies
-//! the database migrations and exits.
+//! the database migrations and exits; `switchboard-gateway standalone` runs the whole platform
+//! on one host (SQLite, sandbox carrier, embedded runtime).
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run the whole platform on this host: SQLite and generated secrets in ./.switchboard,
+    /// the sandbox carrier and an embedded voice runtime (no Kubernetes).
+    Standalone(switchboard_gateway::standalone::StandaloneArgs),
 }
 
 #[tokio::main]
@@ -44,7 +48,20 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config).await,
+        Command::Standalone(args) => standalone(&args, cli.config).await,
     }
+}
+
+async fn standalone(
+    args: &switchboard_gateway::standalone::StandaloneArgs,
+    config: Config,
+) -> anyhow::Result<()> {
+    let running = switchboard_gateway::standalone::start(args, config)
+        .await
+        .context("cannot start standalone mode")?;
+    println!("{}", running.next_steps());
+    running.run_until(shutdown_signal()).await;
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
