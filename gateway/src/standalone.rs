@@ -473,27 +473,28 @@ impl Running {
 
 /// Where to go next, with the exact commands.
 pub fn next_steps(public_url: &str, data_dir: &Path) -> String {
-    let secrets = data_dir.join("secrets").join(SANDBOX_TOKEN_FILE);
-    format!(
-        "\n\
-Switchboard is running in standalone mode.\n\
-  Gateway API   {public_url}/api/v1   (OpenAPI: {public_url}/api/v1/openapi.json)\n\
-  Data          {data} (SQLite database, generated secrets, sandbox numbers)\n\
-  Agent         builtin offline echo agent (greets, then repeats what you say); put an\n\
-                agent.json in {data}/agent/ and provider keys in {data}/keys/ to use real providers\n\
-\n\
-Next, in another terminal (from this folder):\n\
-  export SWITCHBOARD_URL={public_url}\n\
-  export SWITCHBOARD_SANDBOX_AUTH_TOKEN=\"$(cat {secrets})\"\n\
-  export SWITCHBOARD_PASSWORD='choose-a-long-password'\n\
-  cargo run -q -p switchboard-cli -- signup --email you@example.com --name 'Your Name' --company 'Acme'\n\
-  cargo run -q -p switchboard-cli -- numbers buy --area-code 555\n\
-  cargo run -q -p switchboard-cli -- call --to +15550100 --audio hello.wav --out reply.wav\n\
-\n\
-(`numbers buy` prints the number you got; any WAV file works as hello.wav.) Stop with Ctrl-C.\n",
-        data = data_dir.display(),
-        secrets = secrets.display(),
-    )
+    let data = data_dir.display();
+    let token_file = data_dir.join("secrets").join(SANDBOX_TOKEN_FILE);
+    let token_file = token_file.display();
+    [
+        String::new(),
+        "Switchboard is running in standalone mode.".to_owned(),
+        format!("  Gateway API  {public_url}/api/v1  (OpenAPI: {public_url}/api/v1/openapi.json)"),
+        format!("  Data         {data} (SQLite database, generated secrets, sandbox numbers)"),
+        "  Agent        builtin offline echo agent (greets, then repeats what you say);".to_owned(),
+        format!("               put agent.json in {data}/agent/ and provider keys in {data}/keys/ for real providers"),
+        String::new(),
+        "Next, in another terminal, from the repository root:".to_owned(),
+        format!("  export SWITCHBOARD_URL={public_url}"),
+        format!("  export SWITCHBOARD_SANDBOX_AUTH_TOKEN=\"$(cat {token_file})\""),
+        "  export SWITCHBOARD_PASSWORD='choose-a-long-password'".to_owned(),
+        "  cargo run -q -p switchboard-cli -- signup --email you@example.com --name 'Your Name' --company Acme".to_owned(),
+        "  cargo run -q -p switchboard-cli -- numbers buy --area-code 555".to_owned(),
+        "  cargo run -q -p switchboard-cli -- call --to +15550100 --audio hello.wav --out reply.wav".to_owned(),
+        String::new(),
+        "`numbers buy` prints the number you got; any WAV file will do as hello.wav. Stop with Ctrl-C.".to_owned(),
+    ]
+    .join("\n")
 }
 
 #[cfg(test)]
