@@ -10,8 +10,11 @@
 //! Later parts add routes by merging routers onto [`app`]'s result and new migrations under
 //! `migrations/{postgres,sqlite}/` with the next number.
 
+pub mod billing;
+pub mod calls;
 pub mod config;
 pub mod crypto;
+pub mod customer_webhooks;
 pub mod http;
 pub mod kube;
 pub mod mailer;

@@ -3,22 +3,47 @@
 //! (carriers and the cluster must not share a per-IP budget with browsers).
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
-use crate::{internal, media, usage, webhooks};
+use crate::{billing, calls, customer_webhooks, internal, media, usage, webhooks};
 
 /// Routes under `/api/v1/tenants/{tenant}/…` (need a caller with access to the tenant).
 pub fn tenant_api() -> Router<AppState> {
+    const T: &str = "/api/v1/tenants/{tenant}";
     Router::new()
-        .route("/api/v1/tenants/{tenant}/usage", get(usage::api::get))
+        .route(&format!("{T}/usage"), get(usage::api::get))
+        .route(&format!("{T}/usage/history"), get(usage::api::history))
+        .route(&format!("{T}/calls"), get(calls::list))
+        .route(&format!("{T}/calls/stats"), get(calls::stats))
+        .route(&format!("{T}/calls/export.csv"), get(calls::export_csv))
+        .route(&format!("{T}/calls/{{id}}"), get(calls::get))
         .route(
-            "/api/v1/tenants/{tenant}/usage/history",
-            get(usage::api::history),
+            &format!("{T}/calls/{{id}}/transcript"),
+            get(calls::transcript),
+        )
+        .route(
+            &format!("{T}/cdr-credentials"),
+            post(calls::rotate_cdr_credential),
+        )
+        .route(&format!("{T}/billing/checkout"), post(billing::checkout))
+        .route(&format!("{T}/billing/portal"), post(billing::portal))
+        .route(&format!("{T}/billing/status"), get(billing::status))
+        .route(
+            &format!("{T}/webhooks"),
+            get(customer_webhooks::list).post(customer_webhooks::create),
+        )
+        .route(
+            &format!("{T}/webhooks/deliveries"),
+            get(customer_webhooks::deliveries),
+        )
+        .route(
+            &format!("{T}/webhooks/{{id}}"),
+            delete(customer_webhooks::delete),
         )
 }
 
-/// Carrier webhooks, the media WebSocket and the internal API.
+/// Carrier webhooks, Stripe, PBX CDRs, the media WebSocket and the internal API.
 pub fn machine_api(state: AppState) -> Router {
     Router::new()
         .route(
@@ -30,6 +55,8 @@ pub fn machine_api(state: AppState) -> Router {
             post(webhooks::twilio::status),
         )
         .route("/api/v1/webhooks/telnyx", post(webhooks::telnyx::webhook))
+        .route("/api/v1/webhooks/stripe", post(webhooks::stripe::webhook))
+        .route("/api/v1/webhooks/cdr/{tenant}", post(webhooks::cdr::ingest))
         .route("/media", get(media::proxy::entry))
         .route("/internal/v1/events", post(internal::events))
         .route(

@@ -5,6 +5,8 @@
 //! suspended or over-limit tenants, otherwise count the call, record it and hand out a
 //! short-lived call token for the media stream.
 
+pub mod cdr;
+pub mod stripe;
 pub mod telnyx;
 pub mod twilio;
 

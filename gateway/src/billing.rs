@@ -1,0 +1,240 @@
+//! Stripe billing for tenants: Checkout session for a plan, Billing Portal session, and the
+//! billing status (plan, subscription, usage against limits).
+//!
+//! Stripe is called with reqwest and form bodies rather than async-stripe 1.0 (rc): the two
+//! calls are small, async-stripe's generated crates cost minutes of compile time on CI's two
+//! cores, and its webhook parser keeps only the last `v1` signature (see `webhooks::stripe`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::errors::{ApiError, ApiJson};
+use crate::http::principal::TenantAccess;
+use crate::state::AppState;
+use crate::store::billing::{self, BillingRow};
+use crate::store::tenants::Role;
+use crate::usage::api::{UsageReply, current};
+
+/// Body of a Checkout request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// `starter`, `professional` or `enterprise`.
+    pub plan: String,
+    /// Where Stripe sends the customer after paying.
+    pub success_url: Option<String>,
+    /// Where Stripe sends the customer after cancelling.
+    pub cancel_url: Option<String>,
+}
+
+/// A Stripe-hosted page to send the customer to.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// Stripe session id.
+    pub id: String,
+    /// The page.
+    pub url: String,
+}
+
+fn secret_key(state: &AppState) -> Result<&str, ApiError> {
+    state
+        .config
+        .voice
+        .stripe_secret_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::unavailable("billing is not configured (STRIPE_SECRET_KEY is unset)")
+        })
+}
+
+async fn stripe_post(
+    state: &AppState,
+    path: &str,
+    form: &[(String, String)],
+) -> Result<SessionView, ApiError> {
+    let key = secret_key(state)?;
+    let url = format!(
+        "{}{path}",
+        state.config.voice.stripe_api_base.trim_end_matches('/')
+    );
+    let response = state
+        .voice
+        .http
+        .post(url)
+        .basic_auth(key, Some(""))
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!("Stripe is unreachable: {}", e.without_url()))
+        })?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("Stripe refused the request");
+        tracing::warn!(%status, message, "Stripe error");
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "stripe_error",
+            message.to_owned(),
+        ));
+    }
+    match (body["id"].as_str(), body["url"].as_str()) {
+        (Some(id), Some(url)) => Ok(SessionView {
+            id: id.to_owned(),
+            url: url.to_owned(),
+        }),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "stripe_error",
+            "Stripe answered without a session URL",
+        )),
+    }
+}
+
+async fn billing_row(
+    state: &AppState,
+    access: &TenantAccess,
+) -> Result<Option<BillingRow>, ApiError> {
+    let mut tx = state.store.read(&access.scope()).await?;
+    let row = billing::get(&mut tx, &access.tenant.id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// `POST /api/v1/tenants/{tenant}/billing/checkout` (admins).
+pub async fn checkout(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> Result<Json<SessionView>, ApiError> {
+    access.require(Role::Admin)?;
+    let price = state
+        .config
+        .voice
+        .price_for(&body.plan)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "plan",
+                "unknown_plan",
+                "no Stripe price is configured for this plan",
+            )
+        })?
+        .to_owned();
+    let base = state.config.public_base();
+    let slug = &access.tenant.slug;
+    let mut form = vec![
+        ("mode".to_owned(), "subscription".to_owned()),
+        ("line_items[0][price]".to_owned(), price),
+        ("line_items[0][quantity]".to_owned(), "1".to_owned()),
+        (
+            "success_url".to_owned(),
+            body.success_url.unwrap_or_else(|| {
+                format!("{base}/tenants/{slug}/billing?session={{CHECKOUT_SESSION_ID}}")
+            }),
+        ),
+        (
+            "cancel_url".to_owned(),
+            body.cancel_url
+                .unwrap_or_else(|| format!("{base}/tenants/{slug}/billing")),
+        ),
+        ("client_reference_id".to_owned(), access.tenant.id.clone()),
+        ("metadata[plan]".to_owned(), body.plan.clone()),
+        (
+            "subscription_data[metadata][plan]".to_owned(),
+            body.plan.clone(),
+        ),
+        (
+            "subscription_data[metadata][tenant_id]".to_owned(),
+            access.tenant.id.clone(),
+        ),
+    ];
+    if let Some(customer) = billing_row(&state, &access)
+        .await?
+        .and_then(|b| b.stripe_customer_id)
+    {
+        form.push(("customer".to_owned(), customer));
+    }
+    Ok(Json(
+        stripe_post(&state, "/v1/checkout/sessions", &form).await?,
+    ))
+}
+
+/// Body of a portal request.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortalBody {
+    /// Where the portal's back link goes.
+    pub return_url: Option<String>,
+}
+
+/// `POST /api/v1/tenants/{tenant}/billing/portal` (admins; needs a Stripe customer).
+pub async fn portal(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    body: axum::body::Bytes,
+) -> Result<Json<SessionView>, ApiError> {
+    // The body is optional: empty means defaults.
+    let body: PortalBody = if body.is_empty() {
+        PortalBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid body: {e}")))?
+    };
+    access.require(Role::Admin)?;
+    let customer = billing_row(&state, &access)
+        .await?
+        .and_then(|b| b.stripe_customer_id)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "no_customer",
+                "this tenant has no Stripe customer yet; subscribe first",
+            )
+        })?;
+    let return_url = body.return_url.unwrap_or_else(|| {
+        format!(
+            "{}/tenants/{}/billing",
+            state.config.public_base(),
+            access.tenant.slug
+        )
+    });
+    let form = vec![
+        ("customer".to_owned(), customer),
+        ("return_url".to_owned(), return_url),
+    ];
+    Ok(Json(
+        stripe_post(&state, "/v1/billing_portal/sessions", &form).await?,
+    ))
+}
+
+/// Plan, subscription and usage against limits.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingStatus {
+    /// Plan name.
+    pub plan: String,
+    /// Stripe subscription, when there is one.
+    pub subscription: Option<BillingRow>,
+    /// This month's usage and limits.
+    pub usage: UsageReply,
+}
+
+/// `GET /api/v1/tenants/{tenant}/billing/status`.
+pub async fn status(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<BillingStatus>, ApiError> {
+    let subscription = billing_row(&state, &access).await?;
+    let usage = current(&state, &access).await?;
+    Ok(Json(BillingStatus {
+        plan: access.tenant.plan.clone(),
+        subscription,
+        usage,
+    }))
+}
