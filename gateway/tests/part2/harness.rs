@@ -68,7 +68,6 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     /// Database URL (the restart test builds a second app on it).
-    #[allow(dead_code)]
     pub url: String,
     admin: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
@@ -319,6 +318,20 @@ impl TestApp {
             .unwrap();
         });
         addr
+    }
+
+    /// A second gateway on the same database (a restart, or another replica).
+    pub async fn sibling(&self, extra: &[String]) -> TestApp {
+        let store = Store::connect(&self.url, 4).await.unwrap();
+        build(
+            self.backend,
+            &self.url,
+            store,
+            extra,
+            self.admin.clone(),
+            None,
+        )
+        .await
     }
 
     pub async fn finish(self) {
