@@ -142,3 +142,76 @@ async fn post_with_retries(
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use switchboard_crds::events::{EndReason, EventBatch};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_posts_are_retried_with_the_same_event_ids() {
+        // (attempt, event ids) of every POST received.
+        type Log = Arc<Mutex<Vec<(u32, Vec<String>)>>>;
+        let received: Log = Arc::default();
+        let attempts = Arc::new(Mutex::new(0u32));
+        let (log, counter) = (received.clone(), attempts.clone());
+        let app = Router::new().route(
+            "/events",
+            post(move |Json(batch): Json<EventBatch>| {
+                let (log, counter) = (log.clone(), counter.clone());
+                async move {
+                    let attempt = {
+                        let mut n = counter.lock().unwrap();
+                        *n += 1;
+                        *n
+                    };
+                    log.lock()
+                        .unwrap()
+                        .push((attempt, batch.events.iter().map(|e| e.id.clone()).collect()));
+                    if attempt == 1 {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let metrics = Metrics::new("t").unwrap();
+        let (sink, task) = EventSink::spawn(
+            Some(format!("http://{addr}/events")),
+            None,
+            metrics.clone(),
+            CancellationToken::new(),
+        );
+        let call = CallRef {
+            tenant: "acme".into(),
+            call_id: "c1".into(),
+        };
+        sink.emit(
+            &call,
+            EventKind::CallEnded {
+                reason: EndReason::CallerHangup,
+                duration_ms: 1,
+                turns: 0,
+            },
+        );
+        drop(sink);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let received = received.lock().unwrap().clone();
+        assert_eq!(received.len(), 2, "one failure, one retry");
+        assert_eq!(received[0].1, received[1].1, "same event id on retry");
+        assert_eq!(metrics.events.with_label_values(&["delivered"]).get(), 1);
+    }
+}

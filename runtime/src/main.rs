@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use switchboard_runtime::{
     ConfigSource, ConfigStore, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret, router,
@@ -104,6 +105,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    // Media frames are small and latency-critical: no Nagle delay on any socket.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     tracing::info!(address = %cli.listen, tenant = %cli.tenant, "runtime listening");
     let drain_deadline = Duration::from_secs(cli.drain_seconds);
     let drain_state = state.clone();

@@ -4,14 +4,15 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-/// Buckets of per-frame handling time (seconds): 10 µs to 50 ms, fine enough for p99s.
+/// Buckets of per-frame handling time (seconds): 2.5 µs to 50 ms, fine enough for p99s.
 const FRAME_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02,
-    0.05,
+    0.0000025, 0.000005, 0.0000075, 0.00001, 0.000015, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+    0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05,
 ];
 /// Buckets of pipeline stage latencies (seconds).
 const STAGE_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
+    5.0, 10.0,
 ];
 
 /// Every metric the runtime exports.
