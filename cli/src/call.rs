@@ -21,7 +21,9 @@ use crate::audio::{self, FRAME_MS, FRAME_SAMPLES};
 use crate::media::{ServerMessage, StreamWriter, parse_server};
 use crate::progress::Progress;
 use crate::twiml::{self, Answer, Refusal, StreamTarget, TwimlError};
-use crate::webhook::{InboundCall, WebhookError, WebhookTarget, post_voice_webhook, twilio_sid};
+use crate::webhook::{
+    InboundCall, WebhookError, WebhookTarget, post_status_callback, post_voice_webhook, twilio_sid,
+};
 
 /// How long the WebSocket handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +54,9 @@ pub struct CallOptions {
     pub max_seconds: f64,
     /// Connect here instead of the TwiML's stream URL (a gateway behind a proxy).
     pub media_url: Option<String>,
+    /// Send the `completed` status callback after the call, as Twilio does for numbers with a
+    /// status callback URL (the gateway configures one on every number).
+    pub status_callback: bool,
 }
 
 /// Why a call could not be simulated.
@@ -166,6 +171,8 @@ pub struct CallReport {
     pub warnings: Vec<String>,
     /// Where the agent's audio was saved.
     pub out: Option<String>,
+    /// Whether the `completed` status callback was accepted (`None`: not sent).
+    pub status_callback_accepted: Option<bool>,
 }
 
 impl CallReport {
@@ -247,9 +254,20 @@ pub async fn run(
     for said in &target.said {
         progress.note(&format!("gateway said: {said}"));
     }
-    let mut session = MediaSession::open(options, call, &target, webhook_ms, progress).await?;
+    let mut session =
+        MediaSession::open(options, call.clone(), &target, webhook_ms, progress).await?;
     session.converse(options).await?;
     let mut report = session.finish().await;
+    if options.status_callback {
+        let params = call.completed_parameters(report.report.total_ms);
+        let sent = post_status_callback(&http, &options.webhook, &params).await;
+        if let Err(error) = &sent {
+            let warning = format!("status callback failed: {error}");
+            progress.note(&format!("warning: {warning}"));
+            report.report.warnings.push(warning);
+        }
+        report.report.status_callback_accepted = Some(sent.is_ok());
+    }
     if let Some(path) = out {
         audio::write_wav_8k(path, &report.recorded)?;
         report.report.out = Some(path.display().to_string());
@@ -406,6 +424,7 @@ impl<'p> MediaSession<'p> {
             timeline: Vec::new(),
             warnings: Vec::new(),
             out: None,
+            status_callback_accepted: None,
         };
         let mut session = Self {
             socket,
@@ -518,17 +537,24 @@ impl<'p> MediaSession<'p> {
         if sent == total_frames {
             self.input_done = Some(Instant::now());
             self.progress.start_spinner("waiting for the agent");
+            self.event("caller audio and appended silence sent; line stays open".to_owned());
         }
         let before = self.heard.len();
         let marks = self.playback.play_frame(&mut self.heard);
-        if self.heard.len() > before {
+        let speaking = self.heard.len() > before;
+        if speaking {
             self.report.agent_audio_ms = self.heard.len() as u64 * 1000 / u64::from(audio::RATE_HZ);
-            if self.input_done.is_some() {
-                self.progress.set_message(format!(
-                    "agent speaking ({} heard)",
-                    seconds(self.report.agent_audio_ms)
-                ));
-            }
+        }
+        if self.input_done.is_some() {
+            let state = if speaking {
+                "agent speaking"
+            } else {
+                "waiting for the agent"
+            };
+            self.progress.set_message(format!(
+                "{state} ({} of agent audio heard)",
+                seconds(self.report.agent_audio_ms)
+            ));
         }
         for name in marks {
             self.echo_mark(name).await?;

@@ -299,6 +299,14 @@ impl Context {
     }
 }
 
+impl Context {
+    /// `GET /api/v1/tenants/{tenant}/usage`: this month's usage against the plan's limits.
+    pub async fn usage(&mut self, tenant: &str) -> Result<Value, CommandError> {
+        let path = format!("/api/v1/tenants/{}/usage", path_segment(tenant));
+        self.authed(Method::GET, &path, None).await
+    }
+}
+
 fn numbers_path(tenant: &str) -> String {
     format!("/api/v1/tenants/{}/numbers", path_segment(tenant))
 }

@@ -12,7 +12,7 @@ use switchboard_cli::call::{self, CallError, CallOptions, CallReport};
 use switchboard_cli::commands::{CommandError, Context, first_str, list_items};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
-use switchboard_cli::webhook::{VOICE_WEBHOOK_PATH, WebhookTarget};
+use switchboard_cli::webhook::WebhookTarget;
 use switchboard_cli::{api::ApiError, audio};
 
 /// Gateway used when neither --url, SWITCHBOARD_URL nor a stored session names one.
@@ -61,6 +61,12 @@ enum Command {
     /// Phone numbers of a tenant.
     #[command(subcommand)]
     Numbers(NumbersCommand),
+    /// This month's usage of a tenant against its plan's limits.
+    Usage {
+        /// Tenant [default: the session's].
+        #[arg(long, env = "SWITCHBOARD_TENANT")]
+        tenant: Option<String>,
+    },
     /// Simulate a carrier calling a number: signed webhook, media stream, WAV in and out.
     Call(Box<CallArgs>),
 }
@@ -192,6 +198,9 @@ struct CallArgs {
     /// Hang up after this long in any case.
     #[arg(long, default_value_t = 120.0)]
     max_seconds: f64,
+    /// Do not send the `completed` status callback after the call.
+    #[arg(long)]
+    no_status_callback: bool,
 }
 
 /// How a run ended, for the exit status.
@@ -316,6 +325,11 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let numbers = context.numbers(&tenant).await?;
             out.value(&numbers, || numbers_text(&numbers, &tenant));
         }
+        Command::Usage { tenant } => {
+            let tenant = context.tenant(tenant.as_deref())?;
+            let usage = context.usage(&tenant).await?;
+            out.value(&usage, || usage_text(&usage, &tenant));
+        }
         Command::Call(args) => return place_call(&args, &url, &out).await,
     }
     Ok(Outcome::Done)
@@ -324,15 +338,10 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 async fn place_call(args: &CallArgs, url: &str, out: &Printer) -> anyhow::Result<Outcome> {
     let SimulatedCarrier::Twilio = args.carrier;
     let caller_audio = audio::read_wav_8k(&args.audio)?;
-    let signed_base = args
-        .public_url
-        .as_deref()
-        .unwrap_or(url)
-        .trim_end_matches('/');
     let options = CallOptions {
         webhook: WebhookTarget {
-            post_url: format!("{url}{VOICE_WEBHOOK_PATH}"),
-            signed_url: format!("{signed_base}{VOICE_WEBHOOK_PATH}"),
+            base_url: url.to_owned(),
+            signed_base_url: args.public_url.clone().unwrap_or_else(|| url.to_owned()),
             auth_token: args
                 .auth_token
                 .clone()
@@ -346,6 +355,7 @@ async fn place_call(args: &CallArgs, url: &str, out: &Printer) -> anyhow::Result
         idle_seconds: args.idle_seconds,
         max_seconds: args.max_seconds,
         media_url: args.media_url.clone(),
+        status_callback: !args.no_status_callback,
     };
     let progress = Progress::new(!out.json);
     match call::run(&options, args.out.as_deref(), &progress).await {
@@ -439,6 +449,28 @@ fn numbers_text(numbers: &Value, tenant: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn usage_text(usage: &Value, tenant: &str) -> String {
+    let used = &usage["usage"];
+    let limits = &usage["limits"];
+    let against = |used_key: &str, limit_key: &str| {
+        let count = used[used_key].as_i64().unwrap_or(0);
+        match limits[limit_key].as_u64() {
+            Some(limit) => format!("{count}/{limit}"),
+            None => format!("{count} (unlimited)"),
+        }
+    };
+    format!(
+        "Usage of {tenant} in {} (plan {}): calls {}, minutes {}, API requests {}, STT {:.1} min, TTS {} characters",
+        usage["period"].as_str().unwrap_or("?"),
+        usage["plan"].as_str().unwrap_or("?"),
+        against("callCount", "monthlyCalls"),
+        against("callMinutes", "monthlyMinutes"),
+        against("apiRequests", "monthlyApiRequests"),
+        used["sttMinutes"].as_f64().unwrap_or(0.0),
+        used["ttsCharacters"].as_i64().unwrap_or(0),
+    )
 }
 
 fn call_text(report: &CallReport) -> String {

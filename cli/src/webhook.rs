@@ -8,6 +8,8 @@ use switchboard_carriers::signatures::{TWILIO_SIGNATURE_HEADER, twilio_signature
 
 /// Path of the gateway's Twilio voice webhook.
 pub const VOICE_WEBHOOK_PATH: &str = "/api/v1/webhooks/twilio/voice";
+/// Path of the gateway's Twilio status callback.
+pub const STATUS_CALLBACK_PATH: &str = "/api/v1/webhooks/twilio/status";
 /// How long the gateway may take to answer (Twilio itself waits 15 s).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -42,6 +44,27 @@ impl InboundCall {
 
     /// The form parameters Twilio sends to the voice URL when the number rings.
     pub fn voice_parameters(&self) -> Vec<(String, String)> {
+        self.parameters("ringing")
+    }
+
+    /// The status callback Twilio sends when an answered call ends: `completed` with the
+    /// duration in seconds (`CallDuration`) and billed minutes (`Duration`).
+    pub fn completed_parameters(&self, duration_ms: u64) -> Vec<(String, String)> {
+        let seconds = duration_ms.div_ceil(1000);
+        let mut params = self.parameters("completed");
+        params.extend(
+            [
+                ("CallDuration", seconds.to_string()),
+                ("Duration", seconds.div_ceil(60).to_string()),
+                ("CallbackSource", "call-progress-events".to_owned()),
+                ("SequenceNumber", "0".to_owned()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        params
+    }
+
+    fn parameters(&self, status: &str) -> Vec<(String, String)> {
         [
             ("CallSid", self.call_sid.as_str()),
             ("AccountSid", self.account_sid.as_str()),
@@ -49,7 +72,7 @@ impl InboundCall {
             ("To", self.to.as_str()),
             ("Caller", self.from.as_str()),
             ("Called", self.to.as_str()),
-            ("CallStatus", "ringing"),
+            ("CallStatus", status),
             ("Direction", "inbound"),
             ("ApiVersion", "2010-04-01"),
         ]
@@ -63,7 +86,7 @@ impl InboundCall {
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// The gateway could not be reached.
-    #[error("cannot reach the voice webhook {url}: {source}")]
+    #[error("cannot reach the webhook {url}: {source}")]
     Transport {
         /// The URL.
         url: String,
@@ -72,7 +95,7 @@ pub enum WebhookError {
         source: reqwest::Error,
     },
     /// The gateway answered with an error status.
-    #[error("the voice webhook {url} answered: {detail}{hint}")]
+    #[error("the webhook {url} answered: {detail}{hint}")]
     Status {
         /// The URL.
         url: String,
@@ -83,14 +106,14 @@ pub enum WebhookError {
     },
 }
 
-/// Where to send the webhook and which URL to sign.
+/// Where webhooks go and which URL is signed.
 #[derive(Clone, Debug)]
 pub struct WebhookTarget {
-    /// The URL POSTed to.
-    pub post_url: String,
-    /// The URL the gateway believes it was called at (its public URL), which is what
-    /// Twilio signs; usually the same as `post_url`.
-    pub signed_url: String,
+    /// Base URL POSTed to (the gateway as this machine reaches it).
+    pub base_url: String,
+    /// Base URL the gateway believes it is called at (its public URL), which is what Twilio
+    /// signs; usually the same as `base_url`.
+    pub signed_base_url: String,
     /// The account's auth token (the sandbox's signing key).
     pub auth_token: String,
 }
@@ -101,13 +124,36 @@ pub async fn post_voice_webhook(
     target: &WebhookTarget,
     parameters: &[(String, String)],
 ) -> Result<String, WebhookError> {
-    let signature = twilio_signature(&target.auth_token, &target.signed_url, parameters);
+    post_signed(http, target, VOICE_WEBHOOK_PATH, parameters).await
+}
+
+/// POSTs a status callback.
+pub async fn post_status_callback(
+    http: &reqwest::Client,
+    target: &WebhookTarget,
+    parameters: &[(String, String)],
+) -> Result<(), WebhookError> {
+    post_signed(http, target, STATUS_CALLBACK_PATH, parameters)
+        .await
+        .map(drop)
+}
+
+/// POSTs a form to `path`, signed as Twilio signs; answers the body of a 2xx answer.
+async fn post_signed(
+    http: &reqwest::Client,
+    target: &WebhookTarget,
+    path: &str,
+    parameters: &[(String, String)],
+) -> Result<String, WebhookError> {
+    let post_url = format!("{}{path}", target.base_url.trim_end_matches('/'));
+    let signed_url = format!("{}{path}", target.signed_base_url.trim_end_matches('/'));
+    let signature = twilio_signature(&target.auth_token, &signed_url, parameters);
     let transport = |source| WebhookError::Transport {
-        url: target.post_url.clone(),
+        url: post_url.clone(),
         source,
     };
     let response = http
-        .post(&target.post_url)
+        .post(&post_url)
         .timeout(WEBHOOK_TIMEOUT)
         .header(TWILIO_SIGNATURE_HEADER, signature)
         .header(reqwest::header::USER_AGENT, "TwilioProxy/1.1")
@@ -119,8 +165,8 @@ pub async fn post_voice_webhook(
     let body = response.bytes().await.map_err(transport)?;
     if !status.is_success() {
         return Err(WebhookError::Status {
-            url: target.post_url.clone(),
-            detail: crate::api::error_from_body(status, &target.post_url, &body, None),
+            url: post_url.clone(),
+            detail: crate::api::error_from_body(status, &post_url, &body, None),
             hint: hint_for(status),
         });
     }
@@ -152,5 +198,9 @@ mod tests {
         let params = call.voice_parameters();
         assert!(params.contains(&("CallStatus".into(), "ringing".into())));
         assert!(params.contains(&("To".into(), "+15550100".into())));
+        let done = call.completed_parameters(61_200);
+        assert!(done.contains(&("CallStatus".into(), "completed".into())));
+        assert!(done.contains(&("CallDuration".into(), "62".into())));
+        assert!(done.contains(&("Duration".into(), "2".into())));
     }
 }

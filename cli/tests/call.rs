@@ -33,6 +33,7 @@ const BURST_FRAMES: usize = 100;
 struct Seen {
     webhook_params: BTreeMap<String, String>,
     signature_ok: Option<bool>,
+    status_params: Option<(bool, BTreeMap<String, String>)>,
     connected_first: bool,
     start: Option<Value>,
     media: Vec<(Instant, Value)>,
@@ -59,6 +60,7 @@ async fn start_gateway() -> Gateway {
     };
     let app = Router::new()
         .route("/api/v1/webhooks/twilio/voice", post(voice))
+        .route("/api/v1/webhooks/twilio/status", post(status))
         .route("/media", any(media))
         .with_state(gateway.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -101,6 +103,25 @@ async fn voice(
         )
     };
     ([("content-type", "text/xml")], twiml).into_response()
+}
+
+async fn status(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> StatusCode {
+    let url = format!("{}/api/v1/webhooks/twilio/status", gateway.base);
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let ok = verify_twilio_form(AUTH_TOKEN, &url, &params, signature).is_ok();
+    gateway.seen.lock().unwrap().status_params = Some((ok, params.into_iter().collect()));
+    if ok {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::FORBIDDEN
+    }
 }
 
 async fn media(State(gateway): State<Gateway>, upgrade: WebSocketUpgrade) -> Response {
@@ -415,6 +436,14 @@ async fn a_call_streams_paced_mulaw_records_the_agent_and_handles_marks_and_clea
         "m2 echoed after {m2_delay:?}"
     );
     assert!(seen.stop_last, "the caller hangs up with stop");
+    // Then the carrier reports the call completed, signed too.
+    let (status_signed, status) = seen.status_params.clone().expect("a status callback");
+    assert!(status_signed);
+    assert_eq!(status["CallSid"], params["CallSid"]);
+    assert_eq!(status["CallStatus"], "completed");
+    let duration: u64 = status["CallDuration"].parse().unwrap();
+    assert!((2..=10).contains(&duration), "{duration}");
+    assert_eq!(status["Duration"], "1");
     assert_eq!(seen.after_stop, 0, "nothing after stop");
 
     // The recording: 8 kHz 16-bit mono; first the 10 reply frames exactly, then the part of
@@ -484,6 +513,7 @@ async fn json_output_reports_timings_marks_and_drops() {
         report["warnings"].as_array().unwrap().is_empty(),
         "{report}"
     );
+    assert_eq!(report["statusCallbackAccepted"], true);
     assert!(
         !run.stdout.contains("tok.123"),
         "stream parameter values are not printed"
@@ -512,6 +542,7 @@ async fn a_refused_call_prints_what_was_said_and_exits_3() {
         gateway.seen.lock().unwrap().start.is_none(),
         "no media stream was opened"
     );
+    assert!(gateway.seen.lock().unwrap().status_params.is_none());
 
     let mut args = call_args(&gateway, REFUSED_NUMBER, &audio, &out, AUTH_TOKEN);
     args.insert(0, "--json".into());

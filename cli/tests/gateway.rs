@@ -692,4 +692,14 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
     assert_eq!(*runtime.marks.lock().unwrap(), vec!["bye".to_owned()]);
     let reader = hound::WavReader::open(&out).unwrap();
     assert_eq!(reader.len(), 25 * 160);
+
+    // The signed status callback closed the call record: one call, one billed minute.
+    let run = switchboard(home, &["usage"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("(plan free): calls 1/50, minutes 1/100"),
+        "{}",
+        run.stdout
+    );
 }
