@@ -20,7 +20,7 @@ use crate::http::errors::ApiError;
 use crate::state::AppState;
 use crate::store::billing::{self, BillingRow};
 use crate::store::tenants;
-use crate::store::{Scope, StoreError, Tx, now_ms, set_scope, system};
+use crate::store::{Backend, Scope, StoreError, Tx, now_ms, set_scope, system};
 
 /// Stripe's default signature tolerance.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -229,7 +229,9 @@ async fn apply(
         return Ok(None);
     };
     // The tenant's own rows (its plan) are written under its scope.
-    set_scope(tx, &Scope::tenant(&tenant_id)).await?;
+    if state.store.backend() == Backend::Postgres {
+        set_scope(tx, &Scope::tenant(&tenant_id)).await?;
+    }
     if tenants::by_id(&mut *tx, &tenant_id).await?.is_none() {
         return Ok(None);
     }

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod billing;
+
 mod limits;
 mod media;
 mod outbox;
