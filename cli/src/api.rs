@@ -38,7 +38,7 @@ pub enum ApiError {
         body: String,
     },
     /// The gateway could not be reached or the connection broke.
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}")]
     Transport {
         /// The URL called.
         url: String,
@@ -79,10 +79,22 @@ impl ApiError {
                 "field": field, "retryAfter": retry_after
             }}),
             other => serde_json::json!({"error": {
-                "status": other.status(), "code": "client_error", "message": other.to_string()
+                "status": other.status(), "code": "client_error", "message": with_causes(other)
             }}),
         }
     }
+}
+
+/// An error and its causes, `outer: inner: innermost`, as `{:#}` prints an anyhow chain.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 #[derive(Deserialize)]

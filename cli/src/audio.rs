@@ -18,7 +18,7 @@ pub const FRAME_MS: u64 = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// hound refused the file.
-    #[error("{path}: {source}")]
+    #[error("WAV file {path}")]
     Wav {
         /// The file.
         path: String,

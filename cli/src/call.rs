@@ -72,7 +72,7 @@ pub enum CallError {
     #[error("call refused: {}", .0.describe())]
     Refused(Refusal),
     /// The media WebSocket could not be opened.
-    #[error("cannot open the media stream {url}: {source}")]
+    #[error("cannot open the media stream {url}")]
     Connect {
         /// The URL.
         url: String,
@@ -81,7 +81,7 @@ pub enum CallError {
         source: Box<tungstenite::Error>,
     },
     /// The media WebSocket failed mid-call.
-    #[error("media stream failed: {0}")]
+    #[error("media stream failed")]
     Stream(#[from] Box<tungstenite::Error>),
     /// The agent's audio could not be saved.
     #[error(transparent)]
@@ -486,8 +486,16 @@ impl<'p> MediaSession<'p> {
         let mut ticker = tokio::time::interval(Duration::from_millis(FRAME_MS));
         // Catch up after a stall, as a carrier's jitter buffer would: the average pace stays 50/s.
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // Ctrl-C hangs up like a caller would (stop, recording saved) instead of vanishing.
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         loop {
             tokio::select! {
+                _ = &mut interrupted => {
+                    self.report.ended_by = EndedBy::Caller;
+                    self.event("interrupted: hanging up (stop)".to_owned());
+                    break;
+                }
                 _ = ticker.tick() => {
                     self.tick(speech_frames, total_frames).await?;
                     if self.caller_is_done(idle) {

@@ -190,17 +190,33 @@ struct CallArgs {
     #[arg(long)]
     media_url: Option<String>,
     /// Silence appended after the audio so the agent's end-of-turn detection fires.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = seconds_arg)]
     say_silence_seconds: f64,
     /// Hang up once the agent has been quiet this long after your audio.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = seconds_arg)]
     idle_seconds: f64,
     /// Hang up after this long in any case.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = seconds_arg)]
     max_seconds: f64,
     /// Do not send the `completed` status callback after the call.
     #[arg(long)]
     no_status_callback: bool,
+}
+
+/// Longest duration a flag accepts: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// A number of seconds between 0 and a day (rejects NaN, infinities and negatives, which
+/// durations cannot hold).
+fn seconds_arg(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=MAX_SECONDS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("expected seconds between 0 and {MAX_SECONDS}"))
+    }
 }
 
 /// How a run ended, for the exit status.

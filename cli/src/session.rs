@@ -48,7 +48,7 @@ pub enum SessionError {
     #[error("cannot find a configuration folder: set XDG_CONFIG_HOME or HOME, or pass --config")]
     NoConfigDir,
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("cannot use {path}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -57,7 +57,7 @@ pub enum SessionError {
         source: std::io::Error,
     },
     /// The file is not a session.
-    #[error("{path} is not a valid session file ({source}); delete it and log in again")]
+    #[error("{path} is not a valid session file (delete it and log in again)")]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -59,7 +59,7 @@ impl Refusal {
 #[derive(Debug, thiserror::Error)]
 pub enum TwimlError {
     /// Not well-formed XML.
-    #[error("the webhook answer is not XML: {0}")]
+    #[error("the webhook answer is not XML")]
     Xml(#[from] roxmltree::Error),
     /// The root element is not `<Response>`.
     #[error("the webhook answer is not TwiML: root element is <{0}>, expected <Response>")]

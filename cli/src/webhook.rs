@@ -86,7 +86,7 @@ impl InboundCall {
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// The gateway could not be reached.
-    #[error("cannot reach the webhook {url}: {source}")]
+    #[error("cannot reach the webhook {url}")]
     Transport {
         /// The URL.
         url: String,
