@@ -241,8 +241,9 @@ pub async fn stats(
 ) -> Result<CallStats, StoreError> {
     let (sql, values) = where_clause(filter);
     let sql = format!(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(duration_seconds), 0) FROM calls{sql}"
+        // CAST: Postgres sums BIGINT into NUMERIC, which does not decode as i64.
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(duration_seconds), 0) AS BIGINT) FROM calls{sql}"
     );
     let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql).bind(tenant_id);
     for value in values {

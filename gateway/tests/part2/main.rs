@@ -4,6 +4,7 @@
 mod harness;
 
 mod billing;
+mod calls;
 
 mod limits;
 mod media;
