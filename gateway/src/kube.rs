@@ -193,6 +193,13 @@ impl KubeSync {
         self.client.is_some()
     }
 
+    /// Kubernetes on, through `client` (tests use an in-memory API server).
+    pub fn with_client(client: kube::Client) -> Self {
+        Self {
+            client: Some(client),
+        }
+    }
+
     /// The cluster client, when Kubernetes is on (for objects other modules apply).
     pub fn client(&self) -> Option<&kube::Client> {
         self.client.as_ref()
