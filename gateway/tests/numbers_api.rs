@@ -112,3 +112,99 @@ async fn without_a_carrier_backend_purchases_are_unavailable() {
         app.finish().await;
     }
 }
+
+/// Kubernetes mode: `POST` applies a `PhoneNumber` for the operator to buy (202), `GET` shows
+/// it pending and then routed, `DELETE` deletes the object (202). Against kube-fake-client's
+/// in-memory API server; the operator's part (buying, routing) is played by the test.
+#[tokio::test]
+async fn kubernetes_mode_applies_and_deletes_phone_number_objects() {
+    use kube::api::{Api, Patch, PatchParams};
+    use switchboard_crds::phone_number::PhoneNumber;
+    use switchboard_gateway::kube::KubeSync;
+    use switchboard_gateway::store::numbers::{self, NumberRow};
+    use switchboard_gateway::store::system;
+
+    for mut app in apps("numbers_api_kubernetes", Options::default()).await {
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<PhoneNumber>()
+            .with_status_subresource::<PhoneNumber>()
+            .build()
+            .await
+            .unwrap();
+        app.state.kube = KubeSync::with_client(client.clone());
+        app.router = switchboard_gateway::app(app.state.clone());
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+
+        let requested = app
+            .post(&numbers, Some(&acme.access), json!({"areaCode": "415"}))
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.text);
+        assert_eq!(requested.body["status"], "Pending");
+        let name = requested.body["name"].as_str().unwrap().to_owned();
+        let api: Api<PhoneNumber> = Api::namespaced(client.clone(), "tenant-acme");
+        let object = api.get(&name).await.unwrap();
+        assert_eq!(object.spec.area_code.as_deref(), Some("415"));
+        assert_eq!(object.spec.country, "US");
+        assert_eq!(
+            object.metadata.labels.unwrap()["voice.switchboard.dev/tenant"],
+            "acme"
+        );
+
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(listed.body["items"][0]["name"], name.as_str());
+        assert_eq!(listed.body["items"][0]["status"], "Pending");
+        // The pending object already takes the free plan's only slot.
+        let second = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text);
+        assert_eq!(second.body["error"]["code"], "limit_exceeded");
+        assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
+
+        // The operator buys it and routes it.
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"e164": "+14155550123"}})),
+        )
+        .await
+        .unwrap();
+        let mut tx = system::write(&app.state.store).await.unwrap();
+        numbers::upsert(
+            &mut tx,
+            &NumberRow {
+                e164: "+14155550123".into(),
+                tenant_id: acme.tenant_id.clone(),
+                carrier: "twilio".into(),
+                account: "platform".into(),
+                agent: None,
+                updated_at: 0,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(
+            listed.body["items"],
+            json!([{"e164": "+14155550123", "name": name, "carrier": "twilio", "status": "Ready",
+                    "agent": null, "updatedAt": listed.body["items"][0]["updatedAt"]}])
+        );
+
+        let unknown = app
+            .delete(&format!("{numbers}/+14155550999"), &acme.access)
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let released = app
+            .delete(&format!("{numbers}/+14155550123"), &acme.access)
+            .await;
+        assert_eq!(released.status, StatusCode::ACCEPTED, "{}", released.text);
+        assert!(
+            api.list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        app.finish().await;
+    }
+}

@@ -195,11 +195,72 @@ pub async fn list(
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = rows_of_tenant(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    let items = rows
+    let objects = if state.sandbox.is_none() {
+        // Kubernetes mode: numbers being bought exist only as objects so far. A cluster
+        // hiccup must not hide the routed numbers, so it only costs the pending ones.
+        phone_numbers(&state, &access.tenant.slug)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot list PhoneNumber objects");
+                Vec::new()
+            })
+    } else {
+        Vec::new()
+    };
+    Ok(Json(NumberList {
+        items: merge_views(rows, &objects),
+    }))
+}
+
+/// The number a `PhoneNumber` holds or asks for.
+fn e164_of(object: &PhoneNumber) -> Option<&str> {
+    object
+        .status
+        .as_ref()
+        .and_then(|s| s.e164.as_deref())
+        .or(object.spec.number.as_deref())
+}
+
+/// Routed numbers (named after their object when there is one), then objects not routed yet.
+pub fn merge_views(rows: Vec<NumberRow>, objects: &[PhoneNumber]) -> Vec<NumberView> {
+    let mut items: Vec<NumberView> = rows
         .into_iter()
-        .map(|row| NumberView::routed(row, None))
+        .map(|row| {
+            let name = objects
+                .iter()
+                .find(|o| e164_of(o) == Some(row.e164.as_str()))
+                .and_then(|o| o.metadata.name.clone());
+            NumberView::routed(row, name)
+        })
         .collect();
-    Ok(Json(NumberList { items }))
+    for object in objects {
+        let e164 = e164_of(object);
+        if e164.is_some_and(|n| items.iter().any(|i| i.e164.as_deref() == Some(n))) {
+            continue;
+        }
+        items.push(NumberView {
+            e164: e164.map(str::to_owned),
+            name: object.metadata.name.clone(),
+            carrier: object
+                .spec
+                .carrier
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            status: "Pending",
+            agent: object.spec.agent.clone(),
+            updated_at: None,
+        });
+    }
+    items
+}
+
+/// The tenant's `PhoneNumber` objects (none without Kubernetes).
+async fn phone_numbers(state: &AppState, slug: &str) -> Result<Vec<PhoneNumber>, kube::Error> {
+    let Some(kube) = state.kube.client() else {
+        return Ok(Vec::new());
+    };
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &tenant_namespace(slug));
+    Ok(api.list(&ListParams::default()).await?.items)
 }
 
 /// 403 `limit_exceeded` when the tenant already has as many numbers as its plan allows.
@@ -207,11 +268,21 @@ async fn check_number_limit(state: &AppState, access: &TenantAccess) -> Result<(
     let mut tx = state.store.read(&access.scope()).await?;
     let limits =
         crate::usage::limits_for(state, &mut tx, &access.tenant.id, &access.tenant.plan).await?;
-    let count = numbers::count_for_tenant(&mut tx, &access.tenant.id).await?;
+    let routed = numbers::count_for_tenant(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     let Some(limit) = limits.phone_numbers else {
         return Ok(());
     };
+    // In Kubernetes every object is a number bought or being bought.
+    let objects = if state.sandbox.is_none() {
+        phone_numbers(state, &access.tenant.slug)
+            .await
+            .map_err(|e| kube_error(&e))?
+            .len()
+    } else {
+        0
+    };
+    let count = routed.max(i64::try_from(objects).unwrap_or(i64::MAX));
     if count >= i64::from(limit) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -527,18 +598,12 @@ async fn delete_phone_number(
     };
     let api: Api<PhoneNumber> =
         Api::namespaced(kube.clone(), &tenant_namespace(&access.tenant.slug));
-    let objects = api
-        .list(&ListParams::default())
+    let objects = phone_numbers(state, &access.tenant.slug)
         .await
         .map_err(|e| kube_error(&e))?;
-    let holds = |pn: &PhoneNumber| {
-        pn.status.as_ref().and_then(|s| s.e164.as_deref()) == Some(e164)
-            || pn.spec.number.as_deref() == Some(e164)
-    };
     let Some(name) = objects
-        .items
         .iter()
-        .find(|pn| holds(pn))
+        .find(|pn| e164_of(pn) == Some(e164))
         .and_then(|pn| pn.metadata.name.clone())
     else {
         return Err(ApiError::not_found("number"));
