@@ -110,11 +110,12 @@ pub struct TimelineEvent {
     pub what: String,
 }
 
-/// A transcript line the server sent.
-#[derive(Clone, Debug, Serialize)]
+/// A transcript line, sent on the stream or read from the gateway's call record.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscriptLine {
     /// Milliseconds since the media stream opened.
+    #[serde(alias = "offset_ms")]
     pub at_ms: u64,
     /// Who spoke, when said.
     pub role: Option<String>,
@@ -136,6 +137,10 @@ pub struct CallReport {
     pub stream_url: String,
     /// Names of the stream parameters the gateway passed (values may be secrets).
     pub stream_parameters: Vec<String>,
+    /// The tenant the gateway routed the call to (its `tenant` stream parameter).
+    pub tenant: Option<String>,
+    /// The gateway's call id (its `callId` stream parameter).
+    pub gateway_call_id: Option<String>,
     /// Who ended the call.
     pub ended_by: EndedBy,
     /// Time the webhook took to answer.
@@ -222,6 +227,13 @@ fn seconds(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1000.0)
 }
 
+fn parameter(parameters: &[(String, String)], name: &str) -> Option<String> {
+    parameters
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -272,7 +284,7 @@ pub async fn run(
         audio::write_wav_8k(path, &report.recorded)?;
         report.report.out = Some(path.display().to_string());
     }
-    progress.finish();
+    // The caller finishes `progress`: it may still show work (reading the transcript).
     Ok(report.report)
 }
 
@@ -407,6 +419,8 @@ impl<'p> MediaSession<'p> {
             stream_sid: writer.stream_sid.clone(),
             stream_url: url,
             stream_parameters: target.parameters.iter().map(|(k, _)| k.clone()).collect(),
+            tenant: parameter(&target.parameters, "tenant"),
+            gateway_call_id: parameter(&target.parameters, "callId"),
             ended_by: EndedBy::Caller,
             webhook_ms,
             caller_audio_ms: options.caller_audio.len() as u64 * 1000 / u64::from(audio::RATE_HZ),

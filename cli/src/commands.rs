@@ -300,6 +300,16 @@ impl Context {
 }
 
 impl Context {
+    /// `GET /api/v1/tenants/{tenant}/calls/{id}/transcript`: the turns the runtime reported.
+    pub async fn transcript(&mut self, tenant: &str, call_id: &str) -> Result<Value, CommandError> {
+        let path = format!(
+            "/api/v1/tenants/{}/calls/{}/transcript",
+            path_segment(tenant),
+            path_segment(call_id)
+        );
+        self.authed(Method::GET, &path, None).await
+    }
+
     /// `GET /api/v1/tenants/{tenant}/usage`: this month's usage against the plan's limits.
     pub async fn usage(&mut self, tenant: &str) -> Result<Value, CommandError> {
         let path = format!("/api/v1/tenants/{}/usage", path_segment(tenant));

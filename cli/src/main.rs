@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use switchboard_cli::call::{self, CallError, CallOptions, CallReport};
+use switchboard_cli::call::{self, CallError, CallOptions, CallReport, TranscriptLine};
 use switchboard_cli::commands::{CommandError, Context, first_str, list_items};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
@@ -201,6 +201,50 @@ struct CallArgs {
     /// Do not send the `completed` status callback after the call.
     #[arg(long)]
     no_status_callback: bool,
+    /// Do not read the call's transcript from the gateway afterwards (read only when logged
+    /// in to this gateway as a member of the tenant).
+    #[arg(long)]
+    no_transcript: bool,
+}
+
+/// How long to wait for the runtime's transcript events to reach the gateway.
+const TRANSCRIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Reads the call's transcript from the gateway's call record, waiting briefly because the
+/// runtime reports turns asynchronously. Only with a session for this gateway; problems
+/// become warnings, never a failed call.
+async fn fetch_transcript(context: &mut Context, report: &mut CallReport, progress: &Progress) {
+    let (Some(tenant), Some(call_id)) = (report.tenant.clone(), report.gateway_call_id.clone())
+    else {
+        return;
+    };
+    if context.session().is_none() {
+        return;
+    }
+    progress.start_spinner("reading the transcript from the gateway");
+    let deadline = tokio::time::Instant::now() + TRANSCRIPT_WAIT;
+    loop {
+        match context.transcript(&tenant, &call_id).await {
+            Ok(answer) => {
+                let turns: Vec<TranscriptLine> =
+                    serde_json::from_value(answer["turns"].clone()).unwrap_or_default();
+                if !turns.is_empty() {
+                    report.transcript = turns;
+                    return;
+                }
+            }
+            Err(error) => {
+                report
+                    .warnings
+                    .push(format!("cannot read the transcript: {error}"));
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Longest duration a flag accepts: a day.
@@ -346,12 +390,17 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let usage = context.usage(&tenant).await?;
             out.value(&usage, || usage_text(&usage, &tenant));
         }
-        Command::Call(args) => return place_call(&args, &url, &out).await,
+        Command::Call(args) => return place_call(&args, &url, &out, &mut context).await,
     }
     Ok(Outcome::Done)
 }
 
-async fn place_call(args: &CallArgs, url: &str, out: &Printer) -> anyhow::Result<Outcome> {
+async fn place_call(
+    args: &CallArgs,
+    url: &str,
+    out: &Printer,
+    context: &mut Context,
+) -> anyhow::Result<Outcome> {
     let SimulatedCarrier::Twilio = args.carrier;
     let caller_audio = audio::read_wav_8k(&args.audio)?;
     let options = CallOptions {
@@ -375,7 +424,11 @@ async fn place_call(args: &CallArgs, url: &str, out: &Printer) -> anyhow::Result
     };
     let progress = Progress::new(!out.json);
     match call::run(&options, args.out.as_deref(), &progress).await {
-        Ok(report) => {
+        Ok(mut report) => {
+            if report.transcript.is_empty() && !args.no_transcript {
+                fetch_transcript(context, &mut report, &progress).await;
+            }
+            progress.finish();
             out.value(&serde_json::to_value(&report)?, || call_text(&report));
             Ok(Outcome::Done)
         }

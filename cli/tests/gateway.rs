@@ -490,13 +490,16 @@ async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gatewa
 /// What the runtime stand-in saw of the proxied stream.
 #[derive(Clone, Default)]
 struct RuntimeSeen {
+    /// The gateway's base URL, for reporting events (set once the gateway runs).
+    gateway: Arc<Mutex<String>>,
     start: Arc<Mutex<Option<Value>>>,
     media: Arc<Mutex<usize>>,
     marks: Arc<Mutex<Vec<String>>>,
 }
 
 /// A runtime stand-in behind the gateway's media proxy: after 25 caller frames it speaks
-/// 25 frames (500 ms), sends mark `bye`, and hangs up once the mark comes back.
+/// 25 frames (500 ms), sends mark `bye`, and once the mark comes back reports two transcript
+/// turns to the gateway's internal API (as the runtime does) and hangs up.
 async fn start_runtime() -> (String, RuntimeSeen) {
     use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
     async fn talk(mut socket: WebSocket, seen: RuntimeSeen) {
@@ -537,12 +540,42 @@ async fn start_runtime() -> (String, RuntimeSeen) {
                         .lock()
                         .unwrap()
                         .push(value["mark"]["name"].as_str().unwrap().to_owned());
+                    report_transcript(&seen).await;
                     let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
                 _ => {}
             }
         }
+    }
+    async fn report_transcript(seen: &RuntimeSeen) {
+        let start = seen.start.lock().unwrap().clone().unwrap();
+        let custom = &start["start"]["customParameters"];
+        let turn = |index: u32, role: &str, text: &str, offset: u64| {
+            json!({
+                "id": uuid::Uuid::new_v4().to_string(), "tenant": custom["tenant"],
+                "callId": custom["callId"], "occurredAt": "2026-11-21T06:00:00Z",
+                "type": "transcriptTurn", "index": index, "role": role, "text": text,
+                "interrupted": false, "offsetMs": offset
+            })
+        };
+        let batch = json!({"events": [
+            turn(0, "caller", "[utterance 0.5s]", 0),
+            turn(1, "agent", "You said something.", 520),
+        ]});
+        let gateway = seen.gateway.lock().unwrap().clone();
+        let reply = reqwest::Client::new()
+            .post(format!("{gateway}/internal/v1/events"))
+            .bearer_auth("internal-secret-for-tests")
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            reply.status().is_success(),
+            "{}",
+            reply.text().await.unwrap()
+        );
     }
     let seen = RuntimeSeen::default();
     let state = seen.clone();
@@ -595,6 +628,7 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
         ],
     )
     .await;
+    *runtime.gateway.lock().unwrap() = url.clone();
     let run = switchboard(
         home,
         &[
@@ -677,6 +711,13 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
     assert!(
         summary.contains("heard 0.50s of agent audio (1 turn)"),
         "{summary}"
+    );
+    // The transcript the runtime reported, read back from the call record.
+    assert!(
+        run.stdout
+            .contains("transcript:\n  caller: [utterance 0.5s]\n  agent: You said something.\n"),
+        "{}",
+        run.stdout
     );
     let start = runtime
         .start
