@@ -216,3 +216,68 @@ async fn dtmf_becomes_a_caller_turn() {
     assert_eq!(turns[0].1, "[The caller pressed the keys: 42#]");
     assert_eq!(turns[1].1, "You said: [The caller pressed the keys: 42#]");
 }
+
+#[tokio::test]
+async fn maximum_call_length_says_goodbye_and_hangs_up() {
+    let mut agent = builtin_agent();
+    agent.greeting = String::new();
+    agent.max_call_seconds = 1;
+    let runtime = start_runtime(agent, ProviderKeys::default(), |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+    // Keep the line alive with silence until the runtime hangs up.
+    for _ in 0..20 {
+        carrier
+            .send_audio(&silence(0.2), Duration::from_millis(20))
+            .await;
+        if *carrier.closed.lock().unwrap() {
+            break;
+        }
+    }
+    let events = runtime
+        .gateway
+        .wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await;
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::CallEnded {
+            reason: EndReason::MaxDuration,
+            ..
+        }
+    )));
+    let turns = transcript(&events);
+    assert_eq!(
+        turns[0].1,
+        switchboard_runtime::RuntimeConfig::default().goodbye_text
+    );
+    assert!(carrier.media_frames() > 20, "goodbye played");
+}
+
+#[tokio::test]
+async fn a_silent_carrier_is_hung_up_after_the_media_timeout() {
+    let mut agent = builtin_agent();
+    agent.greeting = String::new();
+    let runtime = start_runtime(agent, ProviderKeys::default(), |c| {
+        c.media_timeout = Duration::from_millis(400)
+    })
+    .await;
+    let carrier = FakeCarrier::connect(runtime.addr, Dialect::Telnyx).await;
+    carrier.start(params()).await;
+    let events = runtime
+        .gateway
+        .wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await;
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::CallEnded {
+            reason: EndReason::MediaTimeout,
+            ..
+        }
+    )));
+}
