@@ -12,7 +12,7 @@ use switchboard_cli::call::{self, CallError, CallOptions, CallReport, Transcript
 use switchboard_cli::commands::{CommandError, Context, first_str, list_items};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
-use switchboard_cli::webhook::WebhookTarget;
+use switchboard_cli::webhook::{WebhookError, WebhookTarget};
 use switchboard_cli::{api::ApiError, audio};
 
 /// Gateway used when neither --url, SWITCHBOARD_URL nor a stored session names one.
@@ -285,13 +285,18 @@ async fn main() -> ExitCode {
 
 fn report_error(error: &anyhow::Error, json: bool) {
     if json {
-        let body = match error.downcast_ref::<CommandError>() {
-            Some(CommandError::Api(api)) => api.to_json(),
-            _ => match error.downcast_ref::<ApiError>() {
-                Some(api) => api.to_json(),
-                None => json!({"error": {"code": "client_error", "message": format!("{error:#}")}}),
-            },
+        let api = match (
+            error.downcast_ref::<CommandError>(),
+            error.downcast_ref::<CallError>(),
+        ) {
+            (Some(CommandError::Api(api)), _) => Some(api),
+            (_, Some(CallError::Webhook(WebhookError::Status { detail, .. }))) => Some(detail),
+            _ => error.downcast_ref::<ApiError>(),
         };
+        let body = api.map_or_else(
+            || json!({"error": {"code": "client_error", "message": format!("{error:#}")}}),
+            ApiError::to_json,
+        );
         println!("{body}");
     } else {
         eprintln!("error: {error:#}");

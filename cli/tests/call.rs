@@ -577,6 +577,14 @@ async fn a_wrong_auth_token_shows_the_gateway_error() {
         run.stderr
     );
 
+    let mut args = call_args(&gateway, "+15550100", &audio, &out, "wrong-token");
+    args.insert(0, "--json".into());
+    let run = switchboard(args, dir.path()).await;
+    assert_eq!(run.status, Some(1));
+    let error: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_signature");
+    assert_eq!(error["error"]["status"], 403);
+
     let missing = dir.path().join("missing.wav");
     let run = switchboard(
         call_args(&gateway, "+15550100", &missing, &out, AUTH_TOKEN),
