@@ -519,7 +519,11 @@ mod tests {
 
     #[test]
     fn serve_defaults_become_standalone_ones_but_explicit_values_stay() {
-        let parsed = Wrapper::try_parse_from(["gateway"]).unwrap().config;
+        // The serve default passed explicitly, so a DATABASE_URL in the environment (CI sets
+        // one) does not turn it into an "explicit" value.
+        let parsed = Wrapper::try_parse_from(["gateway", "--database-url", DEFAULT_DATABASE_URL])
+            .unwrap()
+            .config;
         let config = standalone_config(parsed, Path::new(".switchboard"), &secrets());
         assert_eq!(
             config.database_url,
