@@ -91,6 +91,8 @@ async fn switchboard(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Opt
             .env_remove("SWITCHBOARD_URL")
             .env_remove("SWITCHBOARD_PASSWORD")
             .env_remove("SWITCHBOARD_TENANT")
+            .env_remove("SWITCHBOARD_PUBLIC_URL")
+            .env_remove("SWITCHBOARD_SANDBOX_AUTH_TOKEN")
             .envs(env)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
