@@ -12,6 +12,7 @@
 
 pub mod billing;
 pub mod calls;
+pub mod campaigns;
 pub mod config;
 pub mod crypto;
 pub mod customer_webhooks;

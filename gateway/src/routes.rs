@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
-use crate::{billing, calls, customer_webhooks, internal, media, usage, webhooks};
+use crate::{billing, calls, campaigns, customer_webhooks, internal, media, usage, webhooks};
 
 /// Routes under `/api/v1/tenants/{tenant}/…` (need a caller with access to the tenant).
 pub fn tenant_api() -> Router<AppState> {
@@ -59,6 +59,14 @@ pub fn machine_api(state: AppState) -> Router {
         .route("/api/v1/webhooks/cdr/{tenant}", post(webhooks::cdr::ingest))
         .route("/media", get(media::proxy::entry))
         .route("/internal/v1/events", post(internal::events))
+        .route(
+            "/internal/v1/tenants/{tenant}/campaigns/{name}",
+            put(campaigns::register).delete(campaigns::stop),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/campaigns/{name}/progress",
+            get(campaigns::progress),
+        )
         .route(
             "/internal/v1/numbers/{e164}",
             put(internal::put_number).delete(internal::delete_number),

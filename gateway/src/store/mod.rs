@@ -21,6 +21,7 @@ pub mod users;
 // Part 2 (calls, usage, billing, customer webhooks).
 pub mod billing;
 pub mod calls;
+pub mod campaigns;
 pub mod numbers;
 pub mod system;
 pub mod usage;

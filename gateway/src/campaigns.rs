@@ -1,0 +1,328 @@
+//! Campaign registration by the operator (internal API; see /tmp contract "Gateway internal
+//! API"): `PUT`/`DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` and `GET …/progress`.
+//!
+//! The gateway stores the campaign and its contacts and serves progress from the contact
+//! states. Registration is idempotent by CR uid + generation; a new generation updates the
+//! spec (pacing, suspension) and adds new contacts while keeping the state of known ones; a
+//! new uid (the CR was recreated) starts from fresh contacts.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchboard_crds::CampaignSpec;
+
+use crate::http::errors::{ApiError, ApiJson};
+use crate::internal::{Internal, tenant_by_key};
+use crate::state::AppState;
+use crate::store::campaigns::{self, CampaignRow};
+use crate::store::{Scope, now_ms};
+
+/// Registration body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// CR namespace.
+    pub namespace: String,
+    /// CR uid.
+    pub uid: String,
+    /// CR generation.
+    pub generation: i64,
+    /// The spec.
+    pub spec: CampaignSpec,
+    /// E.164 caller id.
+    pub from_number: String,
+    /// Contacts CSV (header row with `phone`, optional `id`, `name`, more columns become
+    /// variables); `null` when contacts were uploaded.
+    pub contacts_csv: Option<String>,
+}
+
+/// A CSV row that was not accepted.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based data row.
+    pub row: usize,
+    /// Why.
+    pub error: String,
+}
+
+/// Registration result.
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    /// Always true on 200.
+    pub registered: bool,
+    /// Contacts known for the campaign.
+    pub contacts: i64,
+    /// Rejected rows.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One contact parsed from CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Id (the `id` column, else the phone).
+    pub id: String,
+    /// E.164 phone.
+    pub phone: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Other columns as a JSON object.
+    pub variables: String,
+}
+
+fn is_e164(text: &str) -> bool {
+    let digits = text.strip_prefix('+').unwrap_or("");
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// Parses contacts CSV; rows without a valid E.164 `phone` are rejected with their number.
+pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let phone_at = headers
+        .iter()
+        .position(|h| h == "phone")
+        .ok_or("the CSV has no `phone` column")?;
+    let mut contacts = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 1;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                rejected.push(Rejected {
+                    row,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let phone = record.get(phone_at).unwrap_or_default().to_owned();
+        if !is_e164(&phone) {
+            rejected.push(Rejected {
+                row,
+                error: format!("phone {phone:?} is not E.164"),
+            });
+            continue;
+        }
+        let mut variables = serde_json::Map::new();
+        let (mut id, mut name) = (None, None);
+        for (header, value) in headers.iter().zip(record.iter()) {
+            match header.as_str() {
+                "phone" => {}
+                "id" if !value.is_empty() => id = Some(value.to_owned()),
+                "name" if !value.is_empty() => name = Some(value.to_owned()),
+                _ => {
+                    variables.insert(header.clone(), serde_json::Value::String(value.to_owned()));
+                }
+            }
+        }
+        contacts.push(Contact {
+            id: id.unwrap_or_else(|| phone.clone()),
+            phone,
+            name,
+            variables: serde_json::Value::Object(variables).to_string(),
+        });
+    }
+    Ok((contacts, rejected))
+}
+
+async fn tenant_id(state: &AppState, key: &str) -> Result<String, ApiError> {
+    Ok(tenant_by_key(state, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?
+        .id)
+}
+
+async fn contact_total(state: &AppState, tenant: &str, name: &str) -> Result<i64, ApiError> {
+    let mut tx = state.store.read(&Scope::tenant(tenant)).await?;
+    let counts = campaigns::state_counts(&mut tx, tenant, name).await?;
+    tx.commit().await?;
+    Ok(counts.iter().map(|(_, n)| n).sum())
+}
+
+/// `PUT /internal/v1/tenants/{tenant}/campaigns/{name}`.
+pub async fn register(
+    _: Internal,
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Registration>,
+) -> Result<Json<Registered>, ApiError> {
+    let tenant = tenant_id(&state, &tenant).await?;
+    if !is_e164(&body.from_number) {
+        return Err(ApiError::invalid(
+            "fromNumber",
+            "invalid_number",
+            "fromNumber is not E.164",
+        ));
+    }
+    let scope = Scope::tenant(&tenant);
+    let mut tx = state.store.write(&scope).await?;
+    let existing = campaigns::get(&mut tx, &tenant, &name).await?;
+    if let Some(row) = &existing
+        && row.uid == body.uid
+        && row.generation == body.generation
+        && row.deleted_at.is_none()
+    {
+        tx.commit().await?;
+        let contacts = contact_total(&state, &tenant, &name).await?;
+        return Ok(Json(Registered {
+            registered: true,
+            contacts,
+            rejected: Vec::new(),
+        }));
+    }
+    let (contacts, rejected) = match &body.contacts_csv {
+        Some(csv) => {
+            parse_contacts(csv).map_err(|e| ApiError::invalid("contactsCsv", "invalid_csv", e))?
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let now = now_ms();
+    if existing.as_ref().is_some_and(|row| row.uid != body.uid) {
+        campaigns::clear_contacts(&mut tx, &tenant, &name).await?;
+    }
+    let spec = serde_json::to_string(&body.spec).map_err(|e| ApiError::internal(&e))?;
+    let phase = if body.spec.suspend {
+        "Paused"
+    } else {
+        "Running"
+    };
+    campaigns::upsert(
+        &mut tx,
+        &CampaignRow {
+            tenant_id: tenant.clone(),
+            name: name.clone(),
+            namespace: body.namespace,
+            uid: body.uid,
+            generation: body.generation,
+            spec,
+            from_number: body.from_number,
+            phase: phase.to_owned(),
+            deleted_at: None,
+        },
+        now,
+    )
+    .await?;
+    for contact in &contacts {
+        campaigns::add_contact(
+            &mut tx,
+            &tenant,
+            &name,
+            &contact.id,
+            &contact.phone,
+            contact.name.as_deref(),
+            &contact.variables,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let contacts = contact_total(&state, &tenant, &name).await?;
+    Ok(Json(Registered {
+        registered: true,
+        contacts,
+        rejected,
+    }))
+}
+
+/// Progress of a campaign.
+#[derive(Debug, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Phase.
+    pub phase: String,
+    /// Contacts.
+    pub total: i64,
+    /// Not yet dialled.
+    pub pending: i64,
+    /// Being dialled.
+    pub in_progress: i64,
+    /// Reached.
+    pub completed: i64,
+    /// Failed for good.
+    pub failed: i64,
+    /// Not answered after all attempts.
+    pub no_answer: i64,
+}
+
+/// `GET /internal/v1/tenants/{tenant}/campaigns/{name}/progress`.
+pub async fn progress(
+    _: Internal,
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<Progress>, ApiError> {
+    let tenant = tenant_id(&state, &tenant).await?;
+    let mut tx = state.store.read(&Scope::tenant(&tenant)).await?;
+    let campaign = campaigns::get(&mut tx, &tenant, &name).await?;
+    let counts = campaigns::state_counts(&mut tx, &tenant, &name).await?;
+    tx.commit().await?;
+    let campaign = campaign
+        .filter(|c| c.deleted_at.is_none())
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    let mut progress = Progress::default();
+    for (state, n) in counts {
+        progress.total += n;
+        match state.as_str() {
+            "pending" => progress.pending += n,
+            "in_progress" => progress.in_progress += n,
+            "completed" => progress.completed += n,
+            "failed" => progress.failed += n,
+            "no_answer" => progress.no_answer += n,
+            _ => {}
+        }
+    }
+    progress.phase = if progress.total > 0 && progress.pending + progress.in_progress == 0 {
+        "Completed".to_owned()
+    } else {
+        campaign.phase
+    };
+    Ok(Json(progress))
+}
+
+/// `DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` (idempotent).
+pub async fn stop(
+    _: Internal,
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = tenant_id(&state, &tenant).await?;
+    let mut tx = state.store.write(&Scope::tenant(&tenant)).await?;
+    campaigns::stop(&mut tx, &tenant, &name, now_ms()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_parse_with_variables_and_rejections() {
+        let (contacts, rejected) =
+            parse_contacts("phone,name,order\n+15550100,Ann,42\n555-0101,Bob,7\n+15550102,,\n")
+                .unwrap();
+        assert_eq!(contacts.len(), 2);
+        assert_eq!(contacts[0].name.as_deref(), Some("Ann"));
+        assert_eq!(contacts[0].variables, r#"{"order":"42"}"#);
+        assert_eq!(contacts[1].id, "+15550102");
+        assert_eq!(
+            rejected,
+            vec![Rejected {
+                row: 2,
+                error: "phone \"555-0101\" is not E.164".into()
+            }]
+        );
+        assert!(parse_contacts("name\nAnn\n").is_err());
+    }
+}
