@@ -310,6 +310,15 @@ impl Context {
         self.authed(Method::GET, &path, None).await
     }
 
+    /// `GET /api/v1/tenants/{tenant}/calls?limit=…`: call records, newest first.
+    pub async fn calls(&mut self, tenant: &str, limit: u32) -> Result<Value, CommandError> {
+        let path = format!(
+            "/api/v1/tenants/{}/calls?limit={limit}",
+            path_segment(tenant)
+        );
+        self.authed(Method::GET, &path, None).await
+    }
+
     /// `GET /api/v1/tenants/{tenant}/usage`: this month's usage against the plan's limits.
     pub async fn usage(&mut self, tenant: &str) -> Result<Value, CommandError> {
         let path = format!("/api/v1/tenants/{}/usage", path_segment(tenant));
@@ -345,7 +354,7 @@ fn redact_tokens(mut answer: Value) -> Value {
 pub fn list_items(value: &Value) -> Vec<Value> {
     match value {
         Value::Array(items) => items.clone(),
-        Value::Object(map) => ["items", "data", "numbers"]
+        Value::Object(map) => ["items", "data", "numbers", "calls"]
             .iter()
             .find_map(|key| map.get(*key).and_then(Value::as_array))
             .cloned()

@@ -61,6 +61,9 @@ enum Command {
     /// Phone numbers of a tenant.
     #[command(subcommand)]
     Numbers(NumbersCommand),
+    /// Call records of a tenant.
+    #[command(subcommand)]
+    Calls(CallsCommand),
     /// This month's usage of a tenant against its plan's limits.
     Usage {
         /// Tenant [default: the session's].
@@ -147,6 +150,19 @@ enum NumbersCommand {
     },
     /// List the tenant's numbers.
     List {
+        /// Tenant [default: the session's].
+        #[arg(long, env = "SWITCHBOARD_TENANT")]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CallsCommand {
+    /// The newest calls.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
         /// Tenant [default: the session's].
         #[arg(long, env = "SWITCHBOARD_TENANT")]
         tenant: Option<String>,
@@ -390,6 +406,11 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let numbers = context.numbers(&tenant).await?;
             out.value(&numbers, || numbers_text(&numbers, &tenant));
         }
+        Command::Calls(CallsCommand::List { limit, tenant }) => {
+            let tenant = context.tenant(tenant.as_deref())?;
+            let calls = context.calls(&tenant, limit).await?;
+            out.value(&calls, || calls_text(&calls, &tenant));
+        }
         Command::Usage { tenant } => {
             let tenant = context.tenant(tenant.as_deref())?;
             let usage = context.usage(&tenant).await?;
@@ -519,6 +540,33 @@ fn numbers_text(numbers: &Value, tenant: &str) -> String {
                 first_str(n, &["e164", "number", "phoneNumber"]).unwrap_or("(pending)"),
                 first_str(n, &["status", "phase"]).unwrap_or(""),
                 first_str(n, &["name", "id"]).unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn calls_text(calls: &Value, tenant: &str) -> String {
+    let items = list_items(calls);
+    if items.is_empty() {
+        return format!("Tenant {tenant} has no calls yet.");
+    }
+    items
+        .iter()
+        .map(|c| {
+            let duration = c["duration_seconds"]
+                .as_i64()
+                .or_else(|| c["durationSeconds"].as_i64())
+                .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
+            format!(
+                "{:<26} {:<8} {:<14} -> {:<14} {:<10} {:>6}  {}",
+                first_str(c, &["started_at", "startedAt"]).unwrap_or("-"),
+                c["direction"].as_str().unwrap_or(""),
+                c["from"].as_str().unwrap_or("-"),
+                c["to"].as_str().unwrap_or("-"),
+                first_str(c, &["outcome", "status"]).unwrap_or(""),
+                duration,
+                c["id"].as_str().unwrap_or(""),
             )
         })
         .collect::<Vec<_>>()

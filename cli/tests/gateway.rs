@@ -736,6 +736,16 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
     let reader = hound::WavReader::open(&out).unwrap();
     assert_eq!(reader.len(), 25 * 160);
 
+    // The call record: completed, with its duration.
+    let run = switchboard(home, &["--json", "calls", "list"], &[], None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let calls: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let record = &calls["calls"][0];
+    assert_eq!(record["to"], "+15550100");
+    assert_eq!(record["status"], "completed", "{record}");
+    let run = switchboard(home, &["calls", "list"], &[], None).await;
+    assert!(run.stdout.contains("+15550100"), "{}", run.stdout);
+
     // The signed status callback closed the call record: one call, one billed minute.
     let run = switchboard(home, &["usage"], &[], None).await;
     assert_eq!(run.status, Some(0), "{}", run.stderr);
