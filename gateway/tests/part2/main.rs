@@ -5,6 +5,7 @@ mod harness;
 
 mod billing;
 mod calls;
+mod campaigns;
 
 mod limits;
 mod media;
