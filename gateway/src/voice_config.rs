@@ -26,7 +26,11 @@ pub struct VoiceConfig {
     pub telnyx_api_key: Option<String>,
 
     /// Telnyx API base URL (tests point it at a local server).
-    #[arg(long, env = "TELNYX_API_BASE", default_value = "https://api.telnyx.com/v2")]
+    #[arg(
+        long,
+        env = "TELNYX_API_BASE",
+        default_value = "https://api.telnyx.com/v2"
+    )]
     pub telnyx_api_base: String,
 
     /// Secret signing call tokens (HMAC-SHA256). Derived from `JWT_SECRET` when unset.
