@@ -14,6 +14,7 @@ use switchboard_crds::CampaignSpec;
 
 use crate::http::errors::{ApiError, ApiJson};
 use crate::internal::{Internal, tenant_by_key};
+use crate::outbox;
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::{Scope, now_ms};
@@ -282,12 +283,41 @@ pub async fn progress(
             _ => {}
         }
     }
-    progress.phase = if progress.total > 0 && progress.pending + progress.in_progress == 0 {
+    let finished = progress.total > 0 && progress.pending + progress.in_progress == 0;
+    if finished && campaign.phase != "Completed" {
+        mark_finished(&state, &tenant, &name, &progress).await?;
+    }
+    progress.phase = if finished {
         "Completed".to_owned()
     } else {
         campaign.phase
     };
     Ok(Json(progress))
+}
+
+/// Records the campaign as completed and queues `campaign.finished` once (the phase update
+/// and the outbox row share a transaction; a concurrent reader loses the race harmlessly).
+async fn mark_finished(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+    progress: &Progress,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.write(&Scope::tenant(tenant)).await?;
+    if campaigns::set_phase_if(&mut tx, tenant, name, "Completed", now_ms()).await? {
+        outbox::enqueue_event(
+            &mut tx,
+            tenant,
+            "campaign.finished",
+            serde_json::json!({
+                "campaign": name, "total": progress.total, "completed": progress.completed,
+                "failed": progress.failed, "noAnswer": progress.no_answer,
+            }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// `DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` (idempotent).

@@ -89,6 +89,26 @@ pub async fn stop(
     Ok(result.rows_affected() > 0)
 }
 
+/// Moves a campaign to `phase` unless it is there already; `true` when it moved.
+pub async fn set_phase_if(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    name: &str,
+    phase: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE campaigns SET phase = $1, updated_at = $2 WHERE tenant_id = $3 AND name = $4 AND phase <> $1",
+    )
+    .bind(phase)
+    .bind(now)
+    .bind(tenant_id)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Removes every contact of a campaign (a recreated CR starts afresh).
 pub async fn clear_contacts(
     conn: &mut AnyConnection,

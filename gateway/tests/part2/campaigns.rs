@@ -95,3 +95,53 @@ async fn campaigns_register_idempotently_and_report_progress() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_finished_campaign_raises_campaign_finished_once() {
+    for app in apps("campaign_finished", &[]).await {
+        let tenant = app.signup("fin@example.com", "Fin Inc").await;
+        let hook = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/webhooks", tenant.slug),
+                Some(&tenant.access),
+                Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["campaign.finished"]})),
+            )
+            .await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+        let path = format!("/internal/v1/tenants/{}/campaigns/done", tenant.slug);
+        let body = json!({"namespace": "ns", "uid": "u", "generation": 1,
+            "spec": {"fromNumber": "line", "contacts": {"uploaded": true}},
+            "fromNumber": "+15550100", "contactsCsv": "phone\n+15550001\n"});
+        app.json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(body))
+            .await;
+        // The dialer (not part of this crate yet) marks the contact reached.
+        let scope = switchboard_gateway::store::Scope::tenant(&tenant.id);
+        let mut tx = app.state.store.write(&scope).await.unwrap();
+        sqlx::query("UPDATE campaign_contacts SET state = 'completed' WHERE tenant_id = $1")
+            .bind(&tenant.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for _ in 0..2 {
+            let progress = app
+                .json(
+                    Method::GET,
+                    &format!("{path}/progress"),
+                    Some(INTERNAL_TOKEN),
+                    None,
+                )
+                .await;
+            assert_eq!(progress.body["phase"], "Completed", "{}", progress.text);
+        }
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM webhook_outbox WHERE event_type = 'campaign.finished'")
+                .await,
+            1,
+            "{}",
+            app.backend
+        );
+        app.finish().await;
+    }
+}
