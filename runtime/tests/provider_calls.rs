@@ -31,6 +31,8 @@ enum ChatMode {
     Hang,
     /// Says goodbye and calls `end_call`.
     EndCall,
+    /// Thanks the caller and records a survey answer.
+    Survey,
 }
 
 #[derive(Clone)]
@@ -137,6 +139,16 @@ async fn chat(
             ),
             sse(
                 &json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}),
+            ),
+            "data: [DONE]\n\n".into(),
+        ],
+        ChatMode::Survey => vec![
+            sse(&content("Thank you, noted.")),
+            sse(
+                &json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"record_answer","arguments":"{\"field\":\"satisfaction\","}}]}}]}),
+            ),
+            sse(
+                &json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"raw\":\"very happy\",\"value\":5}"}}]}}]}),
             ),
             "data: [DONE]\n\n".into(),
         ],
@@ -592,4 +604,84 @@ async fn end_call_tool_hangs_up_after_the_goodbye() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("socket not closed");
+}
+
+#[tokio::test]
+async fn campaign_survey_answers_are_recorded_raw_and_structured() {
+    use switchboard_crds::campaign::{AnswerType, CampaignAgent, SurveyQuestion};
+    let providers = FakeProviders::new(ChatMode::Survey);
+    let base = providers.start().await;
+    let (llm, stt, tts) = compatible(&base);
+    let mut campaigns = std::collections::BTreeMap::new();
+    campaigns.insert(
+        "spring".to_owned(),
+        CampaignAgent {
+            system_prompt: Some("You run a short customer survey.".into()),
+            greeting: Some("Hi, this is a quick survey.".into()),
+            questions: vec![SurveyQuestion {
+                field: "satisfaction".into(),
+                text: "From one to five, how happy are you with us?".into(),
+                answer_type: AnswerType::Number,
+                choices: vec![],
+            }],
+        },
+    );
+    let snapshot = switchboard_runtime::AgentSnapshot {
+        agent: agent_with(llm, stt, tts),
+        campaigns,
+        keys: ProviderKeys::default(),
+    };
+    let runtime = start_runtime_with(snapshot, |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    let mut parameters = params();
+    parameters["campaign"] = json!("spring");
+    parameters["contact"] = json!("contact-7");
+    carrier.start(parameters).await;
+    carrier
+        .wait_for("campaign greeting", |m| {
+            m.iter()
+                .any(|m| m["event"] == "mark" && m["mark"]["name"] == "t0s0")
+        })
+        .await;
+    caller_turn(&mut carrier).await;
+    let events = runtime
+        .gateway
+        .wait_for("survey answer", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::SurveyAnswer { .. }))
+        })
+        .await;
+    let answer = events.iter().find_map(|e| match &e.kind {
+        EventKind::SurveyAnswer { field, raw, value } => {
+            Some((field.clone(), raw.clone(), value.clone()))
+        }
+        _ => None,
+    });
+    assert_eq!(
+        answer,
+        Some(("satisfaction".into(), "very happy".into(), json!(5)))
+    );
+    assert!(
+        matches!(&events[0].kind, EventKind::CallStarted { campaign: Some(c), contact: Some(k), .. } if c == "spring" && k == "contact-7")
+    );
+    // The campaign's greeting was used, and the model was given the script and the tool.
+    assert_eq!(transcript(&events)[0].1, "Hi, this is a quick survey.");
+    let request = providers.chat_requests.lock().unwrap()[0].clone();
+    let system = request["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(system.starts_with("You run a short customer survey."));
+    assert!(system.contains("[satisfaction, Number] From one to five"));
+    let record = request["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "record_answer")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        record["function"]["parameters"]["properties"]["field"]["enum"],
+        json!(["satisfaction"])
+    );
 }

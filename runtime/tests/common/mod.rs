@@ -116,6 +116,21 @@ pub async fn start_runtime(
     keys: ProviderKeys,
     tweak: impl FnOnce(&mut RuntimeConfig),
 ) -> Runtime {
+    start_runtime_with(
+        AgentSnapshot {
+            agent,
+            campaigns: Default::default(),
+            keys,
+        },
+        tweak,
+    )
+    .await
+}
+
+pub async fn start_runtime_with(
+    snapshot: AgentSnapshot,
+    tweak: impl FnOnce(&mut RuntimeConfig),
+) -> Runtime {
     let (gateway, url) = Gateway::start().await;
     let metrics = Metrics::new("test").unwrap();
     let (events, _task) = EventSink::spawn(
@@ -130,11 +145,7 @@ pub async fn start_runtime(
         ..RuntimeConfig::default()
     };
     tweak(&mut config);
-    let store = Arc::new(ConfigStore::new(AgentSnapshot {
-        agent,
-        campaigns: Default::default(),
-        keys,
-    }));
+    let store = Arc::new(ConfigStore::new(snapshot));
     let state = RuntimeState::new(config, store, metrics, events);
     let addr = serve(router(state.clone())).await;
     Runtime {
