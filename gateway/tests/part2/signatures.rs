@@ -260,3 +260,50 @@ async fn telnyx_webhooks_need_a_fresh_ed25519_signature() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn numbers_on_a_tenants_own_account_verify_with_its_stored_auth_token() {
+    for app in apps("tenant_account", &[]).await {
+        let tenant = app.signup("own@example.com", "Own Inc").await;
+        app.route_number("+15550170", &tenant.id, "twilio", "tenant")
+            .await;
+        let created = app
+            .json(
+                axum::http::Method::POST,
+                &format!("/api/v1/tenants/{}/credentials", tenant.slug),
+                Some(&tenant.access),
+                Some(
+                    json!({"provider": "twilio", "label": "main", "secret": "tenant-own-auth-token",
+                    "is_default": true, "metadata": {"account_sid": "AC123"}}),
+                ),
+            )
+            .await;
+        assert!(created.status.is_success(), "{}", created.text);
+        let platform = app
+            .twilio_post(
+                VOICE,
+                TWILIO_TOKEN,
+                &[("CallSid", "CAo1"), ("To", "+15550170")],
+            )
+            .await;
+        assert_eq!(
+            platform.status,
+            StatusCode::FORBIDDEN,
+            "the platform token must not verify a tenant-owned number"
+        );
+        let own = app
+            .twilio_post(
+                VOICE,
+                "tenant-own-auth-token",
+                &[("CallSid", "CAo2"), ("To", "+15550170")],
+            )
+            .await;
+        assert!(
+            own.text.contains("<Connect>"),
+            "{}: {}",
+            app.backend,
+            own.text
+        );
+        app.finish().await;
+    }
+}
