@@ -23,8 +23,9 @@ use crate::protocol::Carrier;
 
 /// Largest WebSocket message accepted from a carrier (a 20 ms frame is ~300 bytes).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Socket read buffer: small, because a pod holds thousands of sockets.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Socket read chunk: small, because a pod holds thousands of sockets and tungstenite zeroes
+/// the chunk on every read (a 20 ms frame message is ~300 bytes).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// Shared state of the runtime's HTTP server. Cheap to clone.
 #[derive(Clone, Debug)]

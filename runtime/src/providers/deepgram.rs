@@ -93,7 +93,7 @@ impl DeepgramStream {
 /// Client WebSocket buffers sized for small audio messages, not tungstenite's 128 KiB default.
 pub fn small_buffers() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20))
 }
