@@ -96,6 +96,14 @@ pub async fn events(
         apply_event(&state, &mut tx, &tenant, event).await?;
         tx.commit().await?;
         reply.accepted += 1;
+        // Carrier calls happen after the commit, never inside a database transaction. A
+        // failed transfer is logged: the runtime then keeps the caller on the line.
+        if let EventKind::TransferRequested { to } = &event.kind
+            && let Err(error) =
+                crate::webhooks::transfer::transfer(&state, &tenant, &event.call_id, to).await
+        {
+            tracing::warn!(%error, call_id = %event.call_id, "call transfer failed");
+        }
     }
     Ok(Json(reply))
 }

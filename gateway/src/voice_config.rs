@@ -11,6 +11,18 @@ pub struct VoiceConfig {
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
 
+    /// Account SID of the platform's Twilio account (redirects calls for transfers).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio REST base URL (tests point it at a local server).
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE",
+        default_value = "https://api.twilio.com/2010-04-01"
+    )]
+    pub twilio_api_base: String,
+
     /// Base64 Ed25519 public key of the platform's Telnyx account (webhook signatures).
     #[arg(long, env = "TELNYX_PUBLIC_KEY")]
     pub telnyx_public_key: Option<String>,

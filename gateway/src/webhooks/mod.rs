@@ -8,6 +8,7 @@
 pub mod cdr;
 pub mod stripe;
 pub mod telnyx;
+pub mod transfer;
 pub mod twilio;
 
 use serde_json::json;

@@ -283,3 +283,73 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_transfer_request_redirects_the_live_twilio_call() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let log = seen.clone();
+    let router = axum::Router::new().route(
+        "/2010-04-01/Accounts/{sid}/Calls/{call}",
+        axum::routing::post(
+            move |axum::extract::Path((sid, call)): axum::extract::Path<(String, String)>,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
+                let log = log.clone();
+                async move {
+                    let auth = headers["authorization"].to_str().unwrap().to_owned();
+                    log.lock()
+                        .unwrap()
+                        .push((format!("{sid}/{call}"), auth, body));
+                    axum::Json(json!({"sid": "CAt1", "status": "in-progress"}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let extra = vec![
+        "--twilio-account-sid".to_owned(),
+        "AC1".to_owned(),
+        "--twilio-api-base".to_owned(),
+        format!("http://{addr}/2010-04-01"),
+    ];
+    for app in apps("transfer", &extra).await {
+        seen.lock().unwrap().clear();
+        let tenant = app.signup("transfer@example.com", "Transfer Inc").await;
+        app.route_number("+15550500", &tenant.id, "twilio", "platform")
+            .await;
+        let voice = app
+            .twilio_post(
+                "/api/v1/webhooks/twilio/voice",
+                TWILIO_TOKEN,
+                &[("CallSid", "CAt1"), ("From", "+1777"), ("To", "+15550500")],
+            )
+            .await;
+        let start =
+            voice.text.find("name=\"callId\" value=\"").unwrap() + "name=\"callId\" value=\"".len();
+        let call_id = voice.text[start..].split('"').next().unwrap().to_owned();
+        let (status, body) = events(
+            &app,
+            INTERNAL_TOKEN,
+            json!([{"id": "t1", "tenant": tenant.slug, "callId": call_id, "occurredAt": "2026-11-21T10:00:00Z",
+                "type": "transferRequested", "to": "+15559990000"}]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let calls = seen.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "{}", app.backend);
+        assert_eq!(calls[0].0, "AC1/CAt1.json");
+        assert_eq!(calls[0].1, basic("AC1", TWILIO_TOKEN));
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(&calls[0].2).unwrap();
+        assert_eq!(
+            form,
+            vec![(
+                "Twiml".to_owned(),
+                "<Response><Dial>+15559990000</Dial></Response>".to_owned()
+            )]
+        );
+        app.finish().await;
+    }
+}

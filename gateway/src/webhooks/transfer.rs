@@ -1,0 +1,189 @@
+//! Call transfers asked for by the runtime (`transferRequested`): the gateway redirects the
+//! live call through the carrier that carries it, with the credentials of the account that
+//! owns the number (Twilio: update the call with `<Dial>` TwiML; Telnyx: `actions/transfer`).
+//! The sandbox has no live calls to redirect, so transfers there are only logged.
+
+use serde_json::json;
+
+use super::route;
+use super::tenant_carrier_secret;
+use super::twilio::xml_escape;
+use crate::http::errors::ApiError;
+use crate::state::AppState;
+use crate::store::calls::{self, CallRow};
+use crate::store::numbers::NumberRow;
+use crate::store::tenants::TenantRow;
+use crate::store::{Scope, StoreError};
+
+/// Why a transfer could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The destination is not E.164.
+    #[error("transfer destination is not E.164")]
+    BadDestination,
+    /// No such call, or it has no carrier id / routed number.
+    #[error("the call cannot be transferred: {0}")]
+    NotTransferable(&'static str),
+    /// No credentials for the owning account.
+    #[error("no carrier credentials for the number's account")]
+    NoCredentials,
+    /// The carrier refused or was unreachable.
+    #[error("carrier refused the transfer: {0}")]
+    Carrier(String),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Credential decryption.
+    #[error("cannot read the tenant's carrier credentials")]
+    Credentials,
+}
+
+impl From<ApiError> for TransferError {
+    fn from(_: ApiError) -> Self {
+        TransferError::Credentials
+    }
+}
+
+fn is_e164(text: &str) -> bool {
+    let digits = text.strip_prefix('+').unwrap_or("");
+    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+async fn our_number(state: &AppState, call: &CallRow) -> Result<Option<NumberRow>, StoreError> {
+    let ours = if call.direction == "inbound" {
+        &call.to_number
+    } else {
+        &call.from_number
+    };
+    match ours {
+        Some(number) => route(state, number).await,
+        None => Ok(None),
+    }
+}
+
+/// Redirects the tenant's live call `call_id` to `to`.
+pub async fn transfer(
+    state: &AppState,
+    tenant: &TenantRow,
+    call_id: &str,
+    to: &str,
+) -> Result<(), TransferError> {
+    if !is_e164(to) {
+        return Err(TransferError::BadDestination);
+    }
+    let mut tx = state.store.read(&Scope::tenant(&tenant.id)).await?;
+    let call = calls::get(&mut tx, &tenant.id, call_id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let call = call.ok_or(TransferError::NotTransferable("unknown call"))?;
+    let carrier_id = call
+        .carrier_call_id
+        .clone()
+        .ok_or(TransferError::NotTransferable("no carrier call id"))?;
+    let number = our_number(state, &call)
+        .await?
+        .ok_or(TransferError::NotTransferable("number not routed"))?;
+    match number.carrier.as_str() {
+        "twilio" => twilio(state, &number, &carrier_id, to).await,
+        "telnyx" => telnyx(state, &number, &carrier_id, to).await,
+        _ => {
+            tracing::info!(
+                call_id,
+                to,
+                "sandbox call transfer requested (nothing to redirect)"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn twilio(
+    state: &AppState,
+    number: &NumberRow,
+    call_sid: &str,
+    to: &str,
+) -> Result<(), TransferError> {
+    let voice = &state.config.voice;
+    let (sid, token) = if number.account == "tenant" {
+        let (secret, metadata) = tenant_carrier_secret(state, &number.tenant_id, "twilio")
+            .await?
+            .ok_or(TransferError::NoCredentials)?;
+        let sid = metadata
+            .get("account_sid")
+            .or_else(|| metadata.get("accountSid"))
+            .and_then(|v| v.as_str())
+            .ok_or(TransferError::NoCredentials)?
+            .to_owned();
+        (sid, secret)
+    } else {
+        match (&voice.twilio_account_sid, &state.voice.twilio_auth_token) {
+            (Some(sid), Some(token)) => (sid.clone(), token.clone()),
+            _ => return Err(TransferError::NoCredentials),
+        }
+    };
+    let url = format!(
+        "{}/Accounts/{sid}/Calls/{call_sid}.json",
+        voice.twilio_api_base.trim_end_matches('/')
+    );
+    let twiml = format!("<Response><Dial>{}</Dial></Response>", xml_escape(to));
+    let response = state
+        .voice
+        .http
+        .post(url)
+        .basic_auth(&sid, Some(&token))
+        .form(&[("Twiml", twiml)])
+        .send()
+        .await
+        .map_err(|e| TransferError::Carrier(e.without_url().to_string()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(TransferError::Carrier(format!(
+            "Twilio answered {}",
+            response.status()
+        )))
+    }
+}
+
+async fn telnyx(
+    state: &AppState,
+    number: &NumberRow,
+    call_control_id: &str,
+    to: &str,
+) -> Result<(), TransferError> {
+    let key = if number.account == "tenant" {
+        tenant_carrier_secret(state, &number.tenant_id, "telnyx")
+            .await?
+            .map(|(secret, _)| secret)
+    } else {
+        state.config.voice.telnyx_api_key.clone()
+    }
+    .ok_or(TransferError::NoCredentials)?;
+    // Call control ids contain `:`, which is fine in a path; anything else is escaped.
+    let id: String = call_control_id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let base = state.config.voice.telnyx_api_base.trim_end_matches('/');
+    let response = state
+        .voice
+        .http
+        .post(format!("{base}/calls/{id}/actions/transfer"))
+        .bearer_auth(key)
+        .json(&json!({ "to": to }))
+        .send()
+        .await
+        .map_err(|e| TransferError::Carrier(e.without_url().to_string()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(TransferError::Carrier(format!(
+            "Telnyx answered {}",
+            response.status()
+        )))
+    }
+}
