@@ -3,8 +3,8 @@
 //! routing a call costs a hash lookup instead of a query.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::store::numbers::{self, NumberRow};
 use crate::store::{Store, StoreError, system};
@@ -13,7 +13,12 @@ use crate::store::{Store, StoreError, system};
 #[derive(Clone, Default, Debug)]
 pub struct NumberTable {
     inner: Arc<RwLock<HashMap<String, NumberRow>>>,
+    last_miss_reload: Arc<Mutex<Option<Instant>>>,
 }
+
+/// Least time between two reloads caused by unknown numbers: webhooks for numbers we do not
+/// route arrive before their signature can be checked, so they must not each cost a query.
+const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Normalises a number as carriers send it (`+1 555…`, `tel:+1555…`) to bare E.164.
 pub fn normalise(number: &str) -> String {
@@ -46,6 +51,22 @@ impl NumberTable {
             *guard = map;
         }
         Ok(count)
+    }
+
+    /// Reloads after a lookup miss, at most once per [`MISS_RELOAD_INTERVAL`]; `false` when
+    /// throttled.
+    pub async fn reload_after_miss(&self, store: &Store) -> Result<bool, StoreError> {
+        {
+            let Ok(mut last) = self.last_miss_reload.lock() else {
+                return Ok(false);
+            };
+            if last.is_some_and(|at| at.elapsed() < MISS_RELOAD_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
+        }
+        self.reload(store).await?;
+        Ok(true)
     }
 
     /// Reloads every `every` until the task is aborted.

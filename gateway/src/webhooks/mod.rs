@@ -49,14 +49,16 @@ pub const OVER_LIMIT_MESSAGE: &str = "We are sorry, this line has reached its ca
 pub const UNKNOWN_NUMBER_MESSAGE: &str =
     "We are sorry, the number you have dialled is not in service. Goodbye.";
 
-/// The routing row of a dialled number, reloading the table once on a miss (a number added
-/// moments ago must not wait for the next periodic refresh).
+/// The routing row of a dialled number, reloading the table on a miss (a number added
+/// moments ago must not wait for the next periodic refresh), at most once a second.
 pub async fn route(state: &AppState, dialled: &str) -> Result<Option<NumberRow>, StoreError> {
     if let Some(row) = state.voice.numbers.lookup(dialled) {
         return Ok(Some(row));
     }
-    state.voice.numbers.reload(&state.store).await?;
-    Ok(state.voice.numbers.lookup(dialled))
+    if state.voice.numbers.reload_after_miss(&state.store).await? {
+        return Ok(state.voice.numbers.lookup(dialled));
+    }
+    Ok(None)
 }
 
 /// The default credential secret (and metadata) a tenant stored for a carrier vendor.
