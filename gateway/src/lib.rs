@@ -28,6 +28,7 @@ pub mod tokens;
 // Part 2: carrier webhooks, media entry, usage and limits, call records, billing, outbox.
 pub mod internal;
 pub mod media;
+pub mod meter;
 pub mod numbers;
 pub mod outbox;
 pub mod routes;

@@ -300,5 +300,7 @@ pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }
     });
-    vec![numbers, outbox, gauges]
+    let mut tasks = vec![numbers, outbox, gauges];
+    tasks.extend(crate::meter::spawn(state.clone(), Duration::from_secs(60)));
+    tasks
 }

@@ -87,6 +87,10 @@ pub struct VoiceConfig {
     )]
     pub stripe_api_base: String,
 
+    /// Stripe meter event name for call minutes of metered plans (unset: no reporting).
+    #[arg(long, env = "STRIPE_METER_EVENT_NAME")]
+    pub stripe_meter_event_name: Option<String>,
+
     /// Price ids per plan: `starter=price_…,professional=price_…,enterprise=price_…`.
     #[arg(long, env = "STRIPE_PRICES", value_delimiter = ',')]
     pub stripe_prices: Vec<String>,

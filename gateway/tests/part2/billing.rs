@@ -227,3 +227,87 @@ async fn stripe_events_are_verified_applied_once_and_set_the_plan() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn billed_minutes_are_reported_to_the_stripe_meter_once() {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let router = Router::new().route(
+        "/v1/billing/meter_events",
+        post(move |body: String| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(body);
+                axum::Json(json!({"object": "billing.meter_event"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let extra = vec![
+        "--stripe-secret-key".to_owned(),
+        "sk_test_123".to_owned(),
+        "--stripe-webhook-secrets".to_owned(),
+        SECRET.to_owned(),
+        "--stripe-api-base".to_owned(),
+        format!("http://{addr}"),
+        "--stripe-meter-event-name".to_owned(),
+        "call_minutes".to_owned(),
+    ];
+    for app in apps("stripe_meter", &extra).await {
+        seen.lock().unwrap().clear();
+        let tenant = app.signup("meter@example.com", "Meter Inc").await;
+        app.route_number("+15550600", &tenant.id, "twilio", "platform")
+            .await;
+        let now = chrono::Utc::now().timestamp();
+        let checkout = json!({"id": "evt_m", "type": "checkout.session.completed", "data": {"object": {
+            "client_reference_id": tenant.id, "customer": "cus_m", "subscription": "sub_m", "metadata": {"plan": "starter"}}}})
+        .to_string();
+        assert_eq!(
+            deliver(&app, header(SECRET, now, &checkout), &checkout).await,
+            StatusCode::OK
+        );
+        let token = crate::harness::TWILIO_TOKEN;
+        app.twilio_post(
+            "/api/v1/webhooks/twilio/voice",
+            token,
+            &[("CallSid", "CAm"), ("To", "+15550600")],
+        )
+        .await;
+        app.twilio_post(
+            "/api/v1/webhooks/twilio/status",
+            token,
+            &[
+                ("CallSid", "CAm"),
+                ("To", "+15550600"),
+                ("CallStatus", "completed"),
+                ("CallDuration", "61"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            switchboard_gateway::meter::report_once(&app.state)
+                .await
+                .unwrap(),
+            1,
+            "{}",
+            app.backend
+        );
+        assert_eq!(
+            switchboard_gateway::meter::report_once(&app.state)
+                .await
+                .unwrap(),
+            0
+        );
+        let bodies = seen.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1);
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(&bodies[0]).unwrap();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("event_name").as_deref(), Some("call_minutes"));
+        assert_eq!(get("payload[stripe_customer_id]").as_deref(), Some("cus_m"));
+        assert_eq!(get("payload[value]").as_deref(), Some("2"));
+        assert!(get("identifier").unwrap().starts_with(&tenant.id));
+        app.finish().await;
+    }
+}
