@@ -266,6 +266,34 @@ impl GatewayClient {
         check(response).await.map(drop)
     }
 
+    /// Routes calls to `e164` to a tenant (idempotent: the same route again changes nothing).
+    pub async fn route_number(
+        &self,
+        e164: &str,
+        route: &NumberRoute<'_>,
+    ) -> Result<(), GatewayError> {
+        let response = self
+            .request(Method::PUT, &["internal", "v1", "numbers", e164])
+            .json(route)
+            .send()
+            .await
+            .map_err(GatewayError::Transport)?;
+        check(response).await.map(drop)
+    }
+
+    /// Stops routing `e164`. Idempotent: an unknown number is already unrouted.
+    pub async fn unroute_number(&self, e164: &str) -> Result<(), GatewayError> {
+        let response = self
+            .request(Method::DELETE, &["internal", "v1", "numbers", e164])
+            .send()
+            .await
+            .map_err(GatewayError::Transport)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        check(response).await.map(drop)
+    }
+
     fn request(&self, method: Method, segments: &[&str]) -> reqwest::RequestBuilder {
         let mut url = self.base.clone();
         // Segment-wise, so names are percent-encoded and a base path is kept.
@@ -277,6 +305,21 @@ impl GatewayClient {
             .request(method, url)
             .bearer_auth(self.token.expose())
     }
+}
+
+/// Body of `PUT /internal/v1/numbers/{e164}`: which tenant answers a number, and whose carrier
+/// account verifies its webhooks.
+#[derive(Debug, Serialize)]
+pub struct NumberRoute<'a> {
+    /// Tenant name (slug).
+    pub tenant: &'a str,
+    /// `twilio`, `telnyx` or `sandbox`.
+    pub carrier: &'a str,
+    /// `platform` or `tenant`: whose account owns the number.
+    pub account: &'a str,
+    /// Agent that answers, when not the tenant's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<&'a str>,
 }
 
 fn campaign_path<'a>(tenant: &'a str, name: &'a str, tail: Option<&'a str>) -> Vec<&'a str> {

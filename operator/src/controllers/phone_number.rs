@@ -40,7 +40,7 @@ use switchboard_carriers::{
 };
 use switchboard_crds::phone_number::{CONDITION_READY, CONDITION_SYNCED};
 use switchboard_crds::{
-    DeletionPolicy, EXTERNAL_NAME_ANNOTATION, PhoneNumber, PhoneNumberStatus, Tenant,
+    CarrierKind, DeletionPolicy, EXTERNAL_NAME_ANNOTATION, PhoneNumber, PhoneNumberStatus, Tenant,
 };
 
 pub use carriers::{Carriers, CredentialsError, TelnyxAccount, TwilioAccount};
@@ -53,6 +53,7 @@ use desired::{
 
 use super::apply::apply_namespaced_status;
 use super::{Context, Error};
+use crate::gateway_client::NumberRoute;
 
 /// Finalizer that holds a PhoneNumber until its number is released (or retained).
 pub const FINALIZER: &str = "voice.switchboard.dev/release-number";
@@ -326,6 +327,7 @@ async fn apply(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
             let tagged = key.as_deref().filter(|k| owned.tag.as_deref() == Some(*k));
             let status = ready_status(number, kind, &owned, &webhooks.voice_url, tagged, now);
             write_status(number, ctx, status, action).await?;
+            route_at_gateway(number, ctx, &tenant, kind, &owned.e164).await?;
             Ok(Action::requeue(REQUEUE_READY))
         }
         Outcome::NotReady {
@@ -701,9 +703,49 @@ async fn publish(
     }
 }
 
+/// Tells the gateway which tenant answers `e164`, so inbound calls route at once. Sent on every
+/// Ready reconcile: it is idempotent, and it repairs a gateway that lost its routing table.
+/// Without a gateway token (standalone, tests) there is no gateway to tell.
+async fn route_at_gateway(
+    number: &PhoneNumber,
+    ctx: &Context,
+    tenant: &Tenant,
+    kind: CarrierKind,
+    e164: &str,
+) -> Result<(), Error> {
+    let Ok(gateway) = ctx.gateway() else {
+        return Ok(());
+    };
+    let own_account =
+        tenant.spec.carrier.credentials_secret_ref.is_some() && tenant.spec.carrier.kind == kind;
+    let route = NumberRoute {
+        tenant: tenant.metadata.name.as_deref().unwrap_or_default(),
+        carrier: kind.as_str(),
+        account: if own_account { "tenant" } else { "platform" },
+        agent: number.spec.agent.as_deref(),
+    };
+    gateway.route_number(e164, &route).await?;
+    Ok(())
+}
+
+/// Stops the gateway routing a number that is going away. Best effort: the number is released
+/// (or kept by Retain) either way, and a later owner's route replaces a stale one.
+async fn unroute_at_gateway(number: &PhoneNumber, ctx: &Context) {
+    let (Ok(gateway), Some(e164)) = (
+        ctx.gateway(),
+        number.status.as_ref().and_then(|s| s.e164.as_deref()),
+    ) else {
+        return;
+    };
+    if let Err(error) = gateway.unroute_number(e164).await {
+        tracing::warn!(%error, number = %e164, "cannot unroute the number at the gateway");
+    }
+}
+
 /// Releases the number at the carrier unless the policy is Retain. A purchase that was never
 /// recorded (pending, no external name) is found by its tag and released too.
 async fn cleanup(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
+    unroute_at_gateway(number, ctx).await;
     if number.spec.deletion_policy == DeletionPolicy::Retain {
         if let Some(id) = external_name(number) {
             let note = format!("number {id} stays on the carrier account (deletionPolicy: Retain)");
