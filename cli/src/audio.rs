@@ -97,6 +97,26 @@ fn to_8k(samples: &[i16], rate: u32) -> Vec<i16> {
     out
 }
 
+/// `seconds` of a "voiced" caller signal at 8 kHz: harmonics of 180 Hz under a 4 Hz syllable
+/// envelope, loud enough for voice-activity detection. What `call` says when no `--audio` file
+/// is given, so a simulated call needs nothing but the CLI.
+pub fn speech_like(seconds: f64) -> Vec<i16> {
+    let samples = (seconds.max(0.0) * f64::from(RATE_HZ)) as usize;
+    (0..samples)
+        .map(|i| {
+            let t = i as f64 / f64::from(RATE_HZ);
+            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
+            let voice: f64 = [(1.0, 0.5), (2.0, 0.3), (3.0, 0.15), (5.0, 0.05)]
+                .iter()
+                .map(|(harmonic, weight)| {
+                    weight * (2.0 * std::f64::consts::PI * 180.0 * harmonic * t).sin()
+                })
+                .sum();
+            (envelope * voice * 14_000.0) as i16
+        })
+        .collect()
+}
+
 /// μ-law frames of 160 bytes; the last one is padded with μ-law silence.
 pub fn mulaw_frames(samples: &[i16]) -> Vec<Vec<u8>> {
     samples

@@ -184,9 +184,10 @@ struct CallArgs {
     /// Caller number (E.164).
     #[arg(long, default_value = "+15551234567")]
     from: String,
-    /// WAV file the caller says (any rate, first channel used).
+    /// WAV file the caller says (any rate, first channel used). Without it the caller says
+    /// 1.5 s of a generated speech-like signal.
     #[arg(long)]
-    audio: PathBuf,
+    audio: Option<PathBuf>,
     /// Where to save what the agent said (8 kHz 16-bit mono WAV).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -428,7 +429,10 @@ async fn place_call(
     context: &mut Context,
 ) -> anyhow::Result<Outcome> {
     let SimulatedCarrier::Twilio = args.carrier;
-    let caller_audio = audio::read_wav_8k(&args.audio)?;
+    let caller_audio = match &args.audio {
+        Some(path) => audio::read_wav_8k(path)?,
+        None => audio::speech_like(1.5),
+    };
     let options = CallOptions {
         webhook: WebhookTarget {
             base_url: url.to_owned(),

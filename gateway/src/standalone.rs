@@ -490,9 +490,9 @@ pub fn next_steps(public_url: &str, data_dir: &Path) -> String {
         "  export SWITCHBOARD_PASSWORD='choose-a-long-password'".to_owned(),
         "  cargo run -q -p switchboard-cli -- signup --email you@example.com --name 'Your Name' --company Acme".to_owned(),
         "  cargo run -q -p switchboard-cli -- numbers buy --area-code 555".to_owned(),
-        "  cargo run -q -p switchboard-cli -- call --to +15550100 --audio hello.wav --out reply.wav".to_owned(),
+        "  cargo run -q -p switchboard-cli -- call --to +15550100 --out reply.wav".to_owned(),
         String::new(),
-        "`numbers buy` prints the number you got; any WAV file will do as hello.wav. Stop with Ctrl-C.".to_owned(),
+        "`numbers buy` prints the number you got; add --audio any.wav to say your own words. Stop with Ctrl-C.".to_owned(),
     ]
     .join("\n")
 }

@@ -58,25 +58,6 @@ fn cli(running: &Running, home: &Path) -> Context {
     .unwrap()
 }
 
-/// 1.2 s of a "voiced" signal: harmonics of 180 Hz under a 4 Hz syllable envelope, loud
-/// enough for voice-activity detection, at 8 kHz.
-fn speech_like(seconds: f64) -> Vec<i16> {
-    let samples = (seconds * 8000.0) as usize;
-    (0..samples)
-        .map(|i| {
-            let t = i as f64 / 8000.0;
-            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 4.0 * t).sin();
-            let voice: f64 = [(1.0, 0.5), (2.0, 0.3), (3.0, 0.15), (5.0, 0.05)]
-                .iter()
-                .map(|(harmonic, weight)| {
-                    weight * (2.0 * std::f64::consts::PI * 180.0 * harmonic * t).sin()
-                })
-                .sum();
-            (envelope * voice * 14_000.0) as i16
-        })
-        .collect()
-}
-
 fn call_options(running: &Running, to: &str, audio: Vec<i16>) -> CallOptions {
     CallOptions {
         webhook: WebhookTarget {
@@ -214,7 +195,7 @@ async fn signup_number_call_usage_and_the_free_plan_limit() {
 
     // A simulated inbound call: signed webhook, TwiML, media WebSocket, 1.2 s of speech-like
     // audio then silence at real-time pace; the echo agent greets and answers the turn.
-    let options = call_options(&running, &number, speech_like(1.2));
+    let options = call_options(&running, &number, switchboard_cli::audio::speech_like(1.2));
     let report = call::run(&options, None, &Progress::new(false))
         .await
         .unwrap();
