@@ -9,5 +9,6 @@ mod cross_cutting;
 mod errors;
 mod isolation;
 mod keys_and_credentials;
+mod kubernetes;
 mod members;
 mod rls;
