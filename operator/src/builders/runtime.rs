@@ -113,6 +113,13 @@ fn restricted_container_security() -> SecurityContext {
     }
 }
 
+/// How long the runtime lets live calls finish after SIGTERM: the grace period less a margin
+/// (a tenth, at least 10 s) for flushing call events, so the kubelet never kills a draining pod.
+pub fn drain_seconds(tenant: &Tenant) -> i64 {
+    let grace = tenant.spec.runtime.termination_grace_period_seconds;
+    (grace - (grace / 10).max(10)).max(1)
+}
+
 fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
     let name = tenant_name(tenant);
     let image = tenant
@@ -138,6 +145,10 @@ fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
             env(
                 "SWITCHBOARD_MAX_CONCURRENT_CALLS",
                 tenant.spec.runtime.max_concurrent_calls.to_string(),
+            ),
+            env(
+                "SWITCHBOARD_DRAIN_SECONDS",
+                drain_seconds(tenant).to_string(),
             ),
             env("SWITCHBOARD_AGENT_CONFIG_DIR", "/etc/switchboard/agent"),
             env("SWITCHBOARD_PROVIDER_KEYS_DIR", "/etc/switchboard/keys"),

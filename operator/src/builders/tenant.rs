@@ -271,6 +271,18 @@ mod tests {
         let pod = s.deployment.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert_eq!(pod.termination_grace_period_seconds, Some(600));
+        let drain = pod.containers[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "SWITCHBOARD_DRAIN_SECONDS")
+            .and_then(|e| e.value.clone());
+        assert_eq!(
+            drain.as_deref(),
+            Some("540"),
+            "calls drain within the grace period"
+        );
         let pod_security = pod.security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(
