@@ -3,6 +3,10 @@
 //! connecting (super)user, and the app itself connects as an ordinary role so that
 //! row-level security applies to every query of the tests.
 
+#[path = "../support/postgres_schema.rs"]
+mod postgres_schema;
+use postgres_schema::fresh_schema;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -137,53 +141,8 @@ pub async fn sqlite_app(options: &Options) -> TestApp {
 }
 
 /// `postgres://user@host/db?x` → same server and database as `user`, with `search_path`.
-pub fn postgres_url_as(admin_url: &str, user: Option<&str>, schema: &str) -> String {
-    let (scheme, rest) = admin_url.split_once("://").unwrap();
-    let rest = match (user, rest.split_once('@')) {
-        (Some(user), Some((_, host))) => format!("{user}@{host}"),
-        (Some(user), None) => format!("{user}@{rest}"),
-        (None, _) => rest.to_owned(),
-    };
-    let separator = if rest.contains('?') { '&' } else { '?' };
-    format!("{scheme}://{rest}{separator}options[search_path]={schema}")
-}
-
 pub async fn postgres_app(admin_url: &str, options: &Options) -> TestApp {
-    sqlx::any::install_default_drivers();
-    let schema = format!("gw_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-    admin
-        .execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    // Concurrent tests may race to create the role: both errors mean "it exists".
-    admin
-        .execute(
-            format!(
-                "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
-             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-            )
-            .as_str(),
-        )
-        .await
-        .unwrap();
-    let owner = Store::connect(&postgres_url_as(admin_url, None, &schema), 1)
-        .await
-        .unwrap();
-    owner.migrate().await.unwrap();
-    owner.pool().close().await;
-    admin
-        .execute(
-            format!(
-                "GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}; \
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {APP_ROLE}"
-            )
-            .as_str(),
-        )
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = postgres_url_as(admin_url, Some(APP_ROLE), &schema);
+    let (url, schema) = fresh_schema(admin_url, "gw", APP_ROLE).await;
     build(
         "postgres",
         &url,

@@ -1,6 +1,10 @@
 //! Harness of the part-2 tests: the real router over SQLite (always) and Postgres (when
 //! `DATABASE_URL` names one; the app then connects as an ordinary role so RLS applies).
 
+#[path = "../support/postgres_schema.rs"]
+mod postgres_schema;
+use postgres_schema::{fresh_schema, postgres_url_as};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -81,52 +85,8 @@ pub async fn sqlite_app(extra: &[String]) -> TestApp {
     build("sqlite", &url, store, extra, None, Some(dir)).await
 }
 
-fn postgres_url_as(admin_url: &str, user: Option<&str>, schema: &str) -> String {
-    let (scheme, rest) = admin_url.split_once("://").unwrap();
-    let rest = match (user, rest.split_once('@')) {
-        (Some(user), Some((_, host))) => format!("{user}@{host}"),
-        (Some(user), None) => format!("{user}@{rest}"),
-        (None, _) => rest.to_owned(),
-    };
-    let separator = if rest.contains('?') { '&' } else { '?' };
-    format!("{scheme}://{rest}{separator}options[search_path]={schema}")
-}
-
 pub async fn postgres_app(admin_url: &str, extra: &[String]) -> TestApp {
-    sqlx::any::install_default_drivers();
-    let schema = format!("gw2_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-    admin
-        .execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(
-            format!(
-                "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
-                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-            )
-            .as_str(),
-        )
-        .await
-        .unwrap();
-    let owner = Store::connect(&postgres_url_as(admin_url, None, &schema), 1)
-        .await
-        .unwrap();
-    owner.migrate().await.unwrap();
-    owner.pool().close().await;
-    admin
-        .execute(
-            format!(
-                "GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}; \
-                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {APP_ROLE}"
-            )
-            .as_str(),
-        )
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = postgres_url_as(admin_url, Some(APP_ROLE), &schema);
+    let (url, schema) = fresh_schema(admin_url, "gw2", APP_ROLE).await;
     let store = Store::connect(&url, 4).await.unwrap();
     build(
         "postgres",
