@@ -54,13 +54,7 @@ async fn twilio_call_greets_echoes_the_caller_and_reports_events() {
     );
 
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let turns = transcript(&events);
     assert_eq!(turns[0].0, "Agent");
     assert_eq!(turns[0].1, "Hello! How can I help you today?");
@@ -147,13 +141,7 @@ async fn barge_in_clears_audio_and_records_what_was_heard() {
     assert_eq!(after, 0, "audio after clear");
 
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let turns = transcript(&events);
     let (_, text, heard, interrupted) = &turns[0];
     assert!(interrupted);
@@ -182,13 +170,7 @@ async fn calls_beyond_the_limit_are_refused_with_503() {
     // Draining refuses too, and ends the live call at the deadline.
     let drained = runtime.state.drain(Duration::from_millis(200)).await;
     assert!(!drained, "the live call had to be ended");
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     assert!(events.iter().any(|e| matches!(
         e.kind,
         EventKind::CallEnded {
@@ -234,13 +216,7 @@ async fn maximum_call_length_says_goodbye_and_hangs_up() {
             break;
         }
     }
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     assert!(events.iter().any(|e| matches!(
         e.kind,
         EventKind::CallEnded {
@@ -266,13 +242,7 @@ async fn a_silent_carrier_is_hung_up_after_the_media_timeout() {
     .await;
     let carrier = FakeCarrier::connect(runtime.addr, Dialect::Telnyx).await;
     carrier.start(params()).await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     assert!(events.iter().any(|e| matches!(
         e.kind,
         EventKind::CallEnded {

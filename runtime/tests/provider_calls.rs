@@ -352,13 +352,7 @@ async fn openai_compatible_stt_llm_tts_over_telnyx() {
         .await;
     assert!(carrier.media_frames() > 40);
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let turns = transcript(&events);
     assert_eq!(turns[0].1, "what are your opening hours");
     assert_eq!(turns[1].1, "We are open from nine to five. Anything else?");
@@ -449,13 +443,7 @@ async fn deepgram_streaming_stt_and_elevenlabs_tts() {
         .wait_for("reply audio", |m| m.iter().any(|m| m["event"] == "mark"))
         .await;
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let turns = transcript(&events);
     assert_eq!(turns[0].1, "hello from deepgram");
     assert_eq!(turns[1].1, "You said: hello from deepgram");
@@ -500,13 +488,7 @@ async fn llm_timeout_is_answered_with_the_spoken_fallback() {
         .wait_for("fallback audio", |m| m.iter().any(|m| m["event"] == "mark"))
         .await;
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let turns = transcript(&events);
     assert_eq!(
         turns[1].1,
@@ -555,13 +537,7 @@ async fn barge_in_cancels_the_language_model_request_in_flight() {
         "the streaming request was not cancelled"
     );
     carrier.stop().await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     let agent_turn = transcript(&events)
         .into_iter()
         .find(|t| t.0 == "Agent")
@@ -578,13 +554,7 @@ async fn end_call_tool_hangs_up_after_the_goodbye() {
     let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
     carrier.start(params()).await;
     caller_turn(&mut carrier).await;
-    let events = runtime
-        .gateway
-        .wait_for("call ended", |e| {
-            e.iter()
-                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
-        })
-        .await;
+    let events = runtime.gateway.wait_for_call_end().await;
     assert!(events.iter().any(|e| matches!(
         e.kind,
         EventKind::CallEnded {

@@ -82,6 +82,15 @@ impl Gateway {
         }
         panic!("timed out waiting for {what}; events: {:#?}", self.all());
     }
+
+    /// Every event received once the call's `callEnded` has arrived.
+    pub async fn wait_for_call_end(&self) -> Vec<RuntimeEvent> {
+        self.wait_for("call ended", |e| {
+            e.iter()
+                .any(|e| matches!(e.kind, EventKind::CallEnded { .. }))
+        })
+        .await
+    }
 }
 
 pub fn transcript(events: &[RuntimeEvent]) -> Vec<(String, String, Option<String>, bool)> {
