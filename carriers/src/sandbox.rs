@@ -151,6 +151,8 @@ struct State {
     failures: HashMap<SandboxOp, (SandboxFailure, Option<u32>)>,
     calls: Vec<CallRecord>,
     max_concurrent: usize,
+    /// Calls still placed normally before [`Carrier::place_call`] starts hanging.
+    hang_after: Option<usize>,
 }
 
 impl State {
@@ -248,6 +250,19 @@ impl SandboxCarrier {
     /// Successful releases ever made by this account.
     pub fn release_count(&self) -> u64 {
         self.lock().inventory.releases
+    }
+
+    /// Places `successes` more calls normally, then makes every later
+    /// [`Carrier::place_call`] hang without an answer (as a carrier that accepted the
+    /// connection and never replied), until [`SandboxCarrier::stop_hanging`]. Tests use it to
+    /// kill a dialer in the middle of a batch.
+    pub fn hang_calls_after(&self, successes: usize) {
+        self.lock().hang_after = Some(successes);
+    }
+
+    /// Places calls normally again.
+    pub fn stop_hanging(&self) {
+        self.lock().hang_after = None;
     }
 
     /// Every call placed, oldest first.
@@ -498,6 +513,20 @@ impl Carrier for SandboxCarrier {
     }
 
     async fn place_call(&self, call: &OutboundCall) -> CarrierResult<PlacedCall> {
+        let hang = {
+            let mut state = self.lock();
+            match state.hang_after.as_mut() {
+                Some(0) => true,
+                Some(left) => {
+                    *left -= 1;
+                    false
+                }
+                None => false,
+            }
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         let mut state = self.lock();
         Self::injected(&mut state, SandboxOp::PlaceCall)?;
         if state.find(|n| n.e164 == call.from).is_none() {

@@ -175,6 +175,30 @@ async fn calls_are_recorded_with_concurrency() {
     assert!(sandbox.hang_up("SC999999").await.is_err());
 }
 
+#[tokio::test]
+async fn calls_can_be_made_to_hang_after_some_succeed() {
+    let sandbox = SandboxCarrier::in_memory();
+    sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    sandbox.hang_calls_after(1);
+    sandbox
+        .place_call(&call("+15550100", "+15550001"))
+        .await
+        .unwrap();
+    let hung = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        sandbox.place_call(&call("+15550100", "+15550002")),
+    )
+    .await;
+    assert!(hung.is_err(), "the second call must hang");
+    assert_eq!(sandbox.calls().len(), 1, "a hung call is not recorded");
+    sandbox.stop_hanging();
+    sandbox
+        .place_call(&call("+15550100", "+15550003"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.calls().len(), 2);
+}
+
 #[test]
 fn simulated_webhooks_verify_like_twilio_ones() {
     let sandbox = SandboxCarrier::in_memory().with_signing_key("local-token");
