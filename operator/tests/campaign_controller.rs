@@ -637,3 +637,58 @@ async fn deleting_a_campaign_stops_dialing_before_it_goes() {
         "finalizer removed, campaign gone"
     );
 }
+
+async fn campaign_scripts(client: &Client) -> Value {
+    let config_map = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), NS)
+        .get("switchboard-agent")
+        .await
+        .expect("agent ConfigMap written");
+    let data = config_map.data.expect("data");
+    serde_json::from_str(&data["campaigns.json"]).unwrap()
+}
+
+#[tokio::test]
+async fn campaign_scripts_reach_the_runtime_config_and_leave_with_the_campaign() {
+    let survey = json!({"greeting": "Hi, two quick questions.", "questions": [
+        {"field": "rating", "text": "From 1 to 5, how was it?", "answerType": "number"}]});
+    let (ctx, _gateway, _) = setup(
+        vec![starter()],
+        vec![
+            ready_number(),
+            contacts_config_map(),
+            campaign_manifest(json!({"agent": survey})),
+            // The Tenant controller's part of the ConfigMap, which must survive.
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "switchboard-agent", "namespace": NS},
+                "data": {"agent.json": "{}"}}),
+        ],
+    )
+    .await;
+    reconcile_until_registered(&ctx).await;
+    let scripts = campaign_scripts(&ctx.client).await;
+    assert_eq!(scripts["survey"]["greeting"], "Hi, two quick questions.");
+    assert_eq!(scripts["survey"]["questions"][0]["field"], "rating");
+    let config_map =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), NS)
+            .get("switchboard-agent")
+            .await
+            .unwrap();
+    assert_eq!(config_map.data.unwrap()["agent.json"], "{}");
+
+    // Deleting the campaign removes its script before the finalizer goes.
+    let mut doomed = campaign_manifest(json!({"agent": survey, "contacts": {"uploaded": true}}));
+    doomed["metadata"]["finalizers"] = json!([campaign::FINALIZER]);
+    doomed["metadata"]["deletionTimestamp"] = json!("2026-11-21T00:00:00Z");
+    let (ctx, _gateway, _) = setup(
+        vec![starter()],
+        vec![
+            doomed,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "switchboard-agent", "namespace": NS},
+                "data": {"agent.json": "{}", "campaigns.json": scripts.to_string()}}),
+        ],
+    )
+    .await;
+    assert_eq!(reconcile(&ctx).await.unwrap(), Action::await_change());
+    assert_eq!(campaign_scripts(&ctx.client).await, json!({}));
+}

@@ -16,6 +16,41 @@ use switchboard_crds::{
 
 use crate::gateway_client::{Progress, RegistrationResult};
 
+/// Key of the agent ConfigMap holding the namespace's campaign scripts (the runtime reads
+/// `campaigns.json`: campaign name → agent override and survey questions).
+pub const CAMPAIGN_SCRIPTS_KEY: &str = "campaigns.json";
+
+/// Field manager of the campaign scripts: the Tenant controller applies the same ConfigMap
+/// (`agent.json`) as `switchboard-operator`, so each manager owns its own key and neither
+/// apply removes the other's.
+pub const SCRIPTS_FIELD_MANAGER: &str = "switchboard-operator-campaigns";
+
+/// The agent ConfigMap's `campaigns.json` for the namespace's campaigns that are not being
+/// deleted and carry an agent override. Pure: the campaign list in, the partial object out.
+pub fn campaign_scripts(
+    namespace: &str,
+    campaigns: &[Campaign],
+) -> Result<ConfigMap, serde_json::Error> {
+    let scripts: std::collections::BTreeMap<String, &switchboard_crds::campaign::CampaignAgent> =
+        campaigns
+            .iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_none())
+            .filter_map(|c| Some((c.metadata.name.clone()?, c.spec.agent.as_ref()?)))
+            .collect();
+    Ok(ConfigMap {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(crate::builders::runtime::AGENT_CONFIG_MAP.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        data: Some(std::collections::BTreeMap::from([(
+            CAMPAIGN_SCRIPTS_KEY.to_owned(),
+            serde_json::to_string_pretty(&scripts)?,
+        )])),
+        ..ConfigMap::default()
+    })
+}
+
 /// Why a Campaign cannot dial. Each is the `reason` of `Valid=False`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidReason {
@@ -848,6 +883,32 @@ mod tests {
                 "5 rejected (row 1: duplicate; row 2: duplicate; row 3: duplicate; 2 more)"
             ),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn campaign_scripts_hold_live_campaigns_with_an_agent_only() {
+        let with_agent = |name: &str| {
+            let mut c = Campaign::new(name, spec());
+            c.spec.agent = Some(switchboard_crds::campaign::CampaignAgent {
+                greeting: Some(format!("hello from {name}")),
+                ..Default::default()
+            });
+            c
+        };
+        let mut leaving = with_agent("leaving");
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::from_second(1).unwrap(),
+            ));
+        let plain = Campaign::new("plain", spec());
+        let map = campaign_scripts("tenant-acme", &[with_agent("spring"), leaving, plain]).unwrap();
+        assert_eq!(map.metadata.name.as_deref(), Some("switchboard-agent"));
+        let scripts: serde_json::Value =
+            serde_json::from_str(&map.data.unwrap()[CAMPAIGN_SCRIPTS_KEY]).unwrap();
+        assert_eq!(
+            scripts,
+            serde_json::json!({"spring": {"greeting": "hello from spring", "questions": []}})
         );
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -26,10 +26,12 @@ use switchboard_crds::{Campaign, CampaignPhase, CampaignStatus, PhoneNumber, Ten
 use super::apply::{add_finalizer, apply_namespaced_status, remove_finalizer};
 use super::{Context, Error};
 use crate::builders::campaign::{
-    ContactsFacts, Invalid, NumberFacts, Observed, TenantFacts, Validated, config_map_contacts,
-    gateway_problem_status, invalid_status, is_registered_generation, registered_status,
-    secret_contacts, tenant_of_namespace, validate, was_invalid,
+    ContactsFacts, Invalid, NumberFacts, Observed, SCRIPTS_FIELD_MANAGER, TenantFacts, Validated,
+    campaign_scripts, config_map_contacts, gateway_problem_status, invalid_status,
+    is_registered_generation, registered_status, secret_contacts, tenant_of_namespace, validate,
+    was_invalid,
 };
+use crate::builders::runtime::AGENT_CONFIG_MAP;
 use crate::gateway_client::{
     GatewayClient, GatewayError, Progress, Registration, RegistrationResult,
 };
@@ -265,6 +267,7 @@ async fn register_and_mirror(
         Ok(gateway) => gateway,
         Err(error) => return report_gateway_problem(campaign, ctx, error, now).await,
     };
+    publish_scripts(ctx, namespace).await?;
     match sync_with_gateway(gateway, campaign, namespace, validated).await {
         Ok((progress, registration)) => {
             if let Some(result) = &registration {
@@ -401,6 +404,7 @@ async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action,
         // be dialing it: without a token the finalizer stays and the error says why.
         ctx.gateway()?.stop(tenant, &campaign.name_any()).await?;
     }
+    publish_scripts(ctx, &namespace).await?;
     publish(
         ctx,
         campaign,
@@ -415,6 +419,24 @@ async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action,
     .await;
     remove_finalizer(&campaigns_api(ctx, campaign), campaign, FINALIZER).await?;
     Ok(Action::await_change())
+}
+
+/// Writes the namespace's campaign scripts into the agent ConfigMap the runtime mounts, so
+/// answered campaign calls run the campaign's greeting and questions.
+async fn publish_scripts(ctx: &Context, namespace: &str) -> Result<(), Error> {
+    let campaigns = Api::<Campaign>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let scripts = campaign_scripts(namespace, &campaigns)?;
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
+        .patch(
+            AGENT_CONFIG_MAP,
+            &PatchParams::apply(SCRIPTS_FIELD_MANAGER).force(),
+            &Patch::Apply(&scripts),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Writes the status if it differs from the stored one, publishing Events on transitions.
