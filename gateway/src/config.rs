@@ -138,6 +138,17 @@ pub struct Config {
     /// Part 2 settings (carriers, media, internal API, Stripe, plan limits).
     #[command(flatten)]
     pub voice: crate::voice_config::VoiceConfig,
+
+    /// SMTP relay for outgoing e-mail: `smtps://user:password@host:465` (TLS),
+    /// `smtp://user:password@host:587?tls=required` (STARTTLS). Unset: the outbox folder.
+    /// Its `Debug` masks the password.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<crate::mailer::SmtpUrl>,
+
+    /// Sender of outgoing e-mail, `no-reply@example.com` or `Name <no-reply@example.com>`;
+    /// required with `SMTP_URL`.
+    #[arg(long, env = "MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 /// Why the configuration cannot be used.

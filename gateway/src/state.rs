@@ -6,7 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
 use crate::http::metrics::HttpMetrics;
 use crate::kube::KubeSync;
-use crate::mailer::{FileMailer, Mailer};
+use crate::mailer::Mailer;
 use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
@@ -54,6 +54,9 @@ pub enum StartupError {
     /// Metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// `SMTP_URL` / `MAIL_FROM` cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::mailer::MailSetupError),
     /// Part 2's settings are invalid.
     #[error(transparent)]
     Voice(#[from] crate::telephony::VoiceSetupError),
@@ -61,10 +64,11 @@ pub enum StartupError {
 
 impl AppState {
     /// Builds the state from configuration: connects (and, if configured, migrates) the
-    /// database, resolves secrets, connects Redis and Kubernetes when asked, and writes e-mail
-    /// into the outbox folder.
+    /// database, resolves secrets, connects Redis and Kubernetes when asked, and sends e-mail
+    /// through SMTP (`SMTP_URL`) or into the outbox folder.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
-        let mailer: Arc<dyn Mailer> = Arc::new(FileMailer::new(config.mail_outbox.clone()));
+        // SMTP when SMTP_URL is set, else the outbox folder (logged either way).
+        let mailer = crate::mailer::from_config(&config)?;
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         if config.migrate_on_start {
             store.migrate().await?;

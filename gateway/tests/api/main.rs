@@ -12,3 +12,4 @@ mod keys_and_credentials;
 mod kubernetes;
 mod members;
 mod rls;
+mod smtp;
