@@ -84,6 +84,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
     // Part 2: number-table refresh, customer-webhook outbox, business metrics.
     let _background = switchboard_gateway::telephony::spawn_background(&state);
+    // Kubernetes mode: provider-keys Secrets that could not be written yet (namespace not
+    // created yet) are retried until they are.
+    let _projections = switchboard_gateway::http::credentials::spawn_projection_retries(
+        &state,
+        Default::default(),
+    );
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

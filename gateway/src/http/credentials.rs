@@ -2,9 +2,15 @@
 //! the master key (bound to tenant and row), shown only masked, never logged, and in
 //! Kubernetes mode projected into the tenant's `provider-keys` Secret for its runtime.
 //!
+//! The projection converges: each change marks the Secret pending in its own transaction
+//! (migration 0002), the handler tries to write it at once, and when that fails — typically
+//! right after signup, before the operator has created the tenant's namespace — the task of
+//! [`spawn_projection_retries`] retries with backoff until it succeeds.
+//!
 //! Members read the masked list; admins create, change and delete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -21,11 +27,11 @@ use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::display_text;
 use crate::crypto::{Sealed, credential_aad};
-use crate::kube::desired_provider_secret;
+use crate::kube::{KubeError, desired_provider_secret};
 use crate::state::AppState;
 use crate::store::credentials::{self, CredentialRow};
-use crate::store::tenants::{Role, TenantRow};
-use crate::store::{Flag, Scope, new_id, now_ms};
+use crate::store::tenants::{self, Role, TenantRow};
+use crate::store::{Flag, Scope, StoreError, new_id, now_ms, provider_keys, system};
 
 /// Longest accepted secret (service-account JSON files fit).
 const MAX_SECRET_BYTES: usize = 16 * 1024;
@@ -232,23 +238,166 @@ pub async fn load_decrypted(
         .collect())
 }
 
-/// Rewrites the tenant's `provider-keys` Secret in Kubernetes mode. Best effort: the
-/// database is the source of truth and the next change re-applies the whole Secret.
-async fn project_to_cluster(state: &AppState, tenant: &TenantRow) {
+/// Why the `provider-keys` Secret could not be brought up to date (logged; never holds a
+/// secret: Kubernetes answers with a status message, the store with a driver error).
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Reading the tenant or its credentials failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API server refused the Secret (e.g. the namespace does not exist yet) or was
+    /// unreachable.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The credentials could not be loaded.
+    #[error("cannot load the credentials: {0}")]
+    Load(String),
+    /// The credentials changed during every attempt; the retry task takes over.
+    #[error("the credentials kept changing while the Secret was written")]
+    Churn,
+}
+
+/// How often one call of [`converge`] re-writes the Secret when credentials change under it.
+const CONVERGE_ROUNDS: usize = 3;
+
+/// Brings the tenant's `provider-keys` Secret up to its stored credentials in Kubernetes mode.
+/// `Ok(true)`: written and recorded as projected; `Ok(false)`: nothing to do (Kubernetes off,
+/// tenant gone).
+///
+/// Why the generation dance: several writers (handlers on several replicas, the retry task)
+/// may write the same Secret, and the API server keeps whichever lands last. A writer reads
+/// the generation, then the credentials, writes, and records the generation only if it is still
+/// current. If it is not, its data may have landed after a newer writer's, so it marks the
+/// Secret possibly stale and writes again with fresh data; after [`CONVERGE_ROUNDS`] it leaves
+/// the tenant pending for [`spawn_projection_retries`].
+pub async fn converge(state: &AppState, tenant_id: &str) -> Result<bool, ProjectionError> {
     if !state.kube.enabled() {
-        return;
+        return Ok(false);
     }
-    let result = match load_decrypted(state, &tenant.id).await {
-        Ok(credentials) => state
-            .kube
-            .apply_provider_secret(&desired_provider_secret(tenant, &credentials))
+    let scope = Scope::tenant(tenant_id);
+    for _ in 0..CONVERGE_ROUNDS {
+        let mut tx = state.store.read(&scope).await?;
+        let tenant = tenants::by_id(&mut tx, tenant_id).await?;
+        let generation = provider_keys::state(&mut tx, tenant_id).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        let (Some(tenant), Some((generation, _))) = (tenant, generation) else {
+            return Ok(false);
+        };
+        let credentials = load_decrypted(state, tenant_id)
             .await
-            .map_err(|e| e.to_string()),
-        Err(error) => Err(error.message),
-    };
-    if let Err(error) = result {
-        tracing::warn!(%error, tenant = %tenant.slug, "cannot project provider keys into the tenant namespace");
+            .map_err(|e| ProjectionError::Load(e.message))?;
+        state
+            .kube
+            .apply_provider_secret(&desired_provider_secret(&tenant, &credentials))
+            .await?;
+        let mut tx = state.store.write(&scope).await?;
+        let current = provider_keys::mark_projected(&mut tx, tenant_id, generation).await?;
+        if !current {
+            provider_keys::mark_possibly_stale(&mut tx, tenant_id, generation).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        if current {
+            return Ok(true);
+        }
     }
+    Err(ProjectionError::Churn)
+}
+
+/// Rewrites the tenant's `provider-keys` Secret after a credential change. Best effort: the
+/// change is committed (and its generation bumped) already, so a failure here leaves the
+/// tenant pending and the retry task converges it.
+async fn project_to_cluster(state: &AppState, tenant: &TenantRow) {
+    if let Err(error) = converge(state, &tenant.id).await {
+        tracing::warn!(%error, tenant = %tenant.slug, "cannot project provider keys into the tenant namespace yet; retrying in the background");
+    }
+}
+
+/// Timing of [`spawn_projection_retries`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetryTiming {
+    /// How often the database is asked for pending tenants.
+    pub poll: Duration,
+    /// Wait after a tenant's first failure; doubles per failure.
+    pub first_backoff: Duration,
+    /// Longest wait between two attempts for one tenant.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryTiming {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(5),
+            first_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Most pending tenants looked at per poll.
+const PENDING_BATCH: i64 = 500;
+
+/// In Kubernetes mode, retries the `provider-keys` Secret of every pending tenant (for
+/// example one whose namespace the operator had not created yet when its first credential
+/// was saved) with per-tenant exponential backoff, until it is written. `None` without
+/// Kubernetes. Several replicas may each retry the same tenant; [`converge`] keeps that safe.
+pub fn spawn_projection_retries(
+    state: &AppState,
+    timing: RetryTiming,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.kube.enabled() {
+        return None;
+    }
+    let state = state.clone();
+    Some(tokio::spawn(async move {
+        // Per tenant: failed attempts so far and when the next one is due.
+        let mut backoff: HashMap<String, (u32, tokio::time::Instant)> = HashMap::new();
+        let mut ticker = tokio::time::interval(timing.poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let pending = match pending_tenants(&state).await {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot list tenants whose provider keys are pending");
+                    continue;
+                }
+            };
+            backoff.retain(|tenant, _| pending.contains(tenant));
+            let now = tokio::time::Instant::now();
+            for tenant_id in pending {
+                if backoff.get(&tenant_id).is_some_and(|(_, due)| *due > now) {
+                    continue;
+                }
+                match converge(&state, &tenant_id).await {
+                    Ok(_) => {
+                        if let Some((failures, _)) = backoff.remove(&tenant_id) {
+                            tracing::info!(
+                                tenant_id,
+                                failures,
+                                "provider keys projected into the tenant namespace"
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        let failures = backoff.get(&tenant_id).map_or(0, |(n, _)| *n) + 1;
+                        let wait = timing
+                            .first_backoff
+                            .saturating_mul(2u32.saturating_pow(failures - 1))
+                            .min(timing.max_backoff);
+                        tracing::warn!(%error, tenant_id, failures, retry_in_secs = wait.as_secs_f64(), "provider keys still not projected");
+                        backoff.insert(tenant_id, (failures, tokio::time::Instant::now() + wait));
+                    }
+                }
+            }
+        }
+    }))
+}
+
+async fn pending_tenants(state: &AppState) -> Result<HashSet<String>, StoreError> {
+    let mut tx = system::read(&state.store).await?;
+    let pending = provider_keys::pending(&mut tx, PENDING_BATCH).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(pending.into_iter().collect())
 }
 
 /// `GET /api/v1/tenants/{tenant}/credentials` (member): masked.
@@ -338,6 +487,8 @@ pub async fn create(
         json!({"provider": provider, "label": label, "is_default": is_default}),
     )
     .await?;
+    // The Secret is behind from here until a write of it succeeds (see `converge`).
+    provider_keys::bump(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     project_to_cluster(&state, &access.tenant).await;
     Ok((StatusCode::CREATED, Json(CredentialView::from(&row))))
@@ -399,6 +550,7 @@ pub async fn update(
         json!({"fields": changed}),
     )
     .await?;
+    provider_keys::bump(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     row.updated_at = now;
     project_to_cluster(&state, &access.tenant).await;
@@ -429,6 +581,7 @@ pub async fn delete(
         json!({}),
     )
     .await?;
+    provider_keys::bump(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     project_to_cluster(&state, &access.tenant).await;
     Ok(StatusCode::NO_CONTENT)

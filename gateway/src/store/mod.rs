@@ -14,6 +14,8 @@ pub mod api_keys;
 pub mod audit;
 pub mod credentials;
 pub mod invitations;
+// Issue 4: is the tenant's provider-keys Secret behind its credentials (migration 0002)?
+pub mod provider_keys;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

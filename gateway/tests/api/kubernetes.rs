@@ -1,16 +1,21 @@
 //! Kubernetes mode against a recording stand-in for the API server (a tower service behind
 //! `kube::Client`): signup applies the `Tenant` CR with field manager `switchboard-gateway`,
 //! a tenant PATCH re-applies it, credentials are projected into `provider-keys`, and readiness
-//! is read back from the CR status.
+//! is read back from the CR status. The projection converges once the tenant's namespace
+//! exists (the stand-in answers 404 for Secrets until a test says the namespace is there).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
+use switchboard_gateway::http::credentials::{RetryTiming, spawn_projection_retries};
 use switchboard_gateway::kube::KubeSync;
+use switchboard_gateway::store::{Scope, provider_keys};
 
-use crate::common::{Options, sqlite_app};
+use crate::common::{Options, TestApp, apps, sqlite_app};
 
 #[derive(Clone, Debug)]
 struct Recorded {
@@ -18,11 +23,22 @@ struct Recorded {
     path: String,
     query: String,
     body: Value,
+    status: u16,
 }
 
 fn fake_api_server(log: Arc<Mutex<Vec<Recorded>>>) -> kube::Client {
+    gated_api_server(log, Arc::new(AtomicBool::new(true)))
+}
+
+/// Like [`fake_api_server`], but Secrets in tenant namespaces are refused with the API
+/// server's 404 (`namespaces "…" not found`) while `namespaces_exist` is false.
+fn gated_api_server(
+    log: Arc<Mutex<Vec<Recorded>>>,
+    namespaces_exist: Arc<AtomicBool>,
+) -> kube::Client {
     let service = tower::service_fn(move |request: Request<kube::client::Body>| {
         let log = log.clone();
+        let namespaces_exist = namespaces_exist.clone();
         async move {
             let (parts, body) = request.into_parts();
             let bytes = axum::body::to_bytes(Body::new(body), usize::MAX)
@@ -30,12 +46,38 @@ fn fake_api_server(log: Arc<Mutex<Vec<Recorded>>>) -> kube::Client {
                 .unwrap_or_default();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let path = parts.uri.path().to_owned();
+            let missing_namespace =
+                if path.contains("/secrets/") && !namespaces_exist.load(Ordering::SeqCst) {
+                    path.strip_prefix("/api/v1/namespaces/")
+                        .and_then(|rest| rest.split('/').next())
+                        .map(str::to_owned)
+                } else {
+                    None
+                };
+            let status = if missing_namespace.is_some() {
+                404
+            } else {
+                200
+            };
             log.lock().unwrap().push(Recorded {
                 method: parts.method.to_string(),
                 path: path.clone(),
                 query: parts.uri.query().unwrap_or_default().to_owned(),
                 body: body.clone(),
+                status,
             });
+            if let Some(namespace) = missing_namespace {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Failure", "message": format!("namespaces \"{namespace}\" not found"),
+                    "reason": "NotFound", "details": {"name": namespace, "kind": "namespaces"}, "code": 404});
+                return Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .header("content-type", "application/json")
+                        .body(Body::from(status.to_string()))
+                        .unwrap(),
+                );
+            }
             // Apply answers with the applied object; GET of a Tenant answers a Ready one.
             let answer = if parts.method == "GET" {
                 let name = path.rsplit('/').next().unwrap_or_default();
@@ -144,4 +186,181 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
     assert_eq!(read.body["readiness"]["ready"], true, "{}", read.text);
     assert_eq!(read.body["readiness"]["namespace"], "tenant-kube-co");
     app.finish().await;
+}
+
+/// `(generation, projected)` of the tenant's provider keys, read in its own scope (so row-level
+/// security applies on Postgres).
+async fn projection_state(app: &TestApp, tenant_id: &str) -> (i64, i64) {
+    let mut tx = app
+        .state
+        .store
+        .read(&Scope::tenant(tenant_id))
+        .await
+        .unwrap();
+    let state = provider_keys::state(&mut tx, tenant_id)
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    tx.commit().await.unwrap();
+    state
+}
+
+fn secret_writes(log: &Arc<Mutex<Vec<Recorded>>>) -> Vec<Recorded> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/secrets/provider-keys"))
+        .cloned()
+        .collect()
+}
+
+fn decoded(secret: &Recorded, key: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let value = secret.body["data"][key].as_str()?;
+    base64::engine::general_purpose::STANDARD.decode(value).ok()
+}
+
+/// Polls `check` every 20 ms for at most 10 s (a bound against hanging, not a timing claim).
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn provider_keys_converge_once_the_tenant_namespace_exists() {
+    for mut app in apps(
+        "provider_keys_converge_once_the_tenant_namespace_exists",
+        Options::default(),
+    )
+    .await
+    {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let namespace_exists = Arc::new(AtomicBool::new(false));
+        app.state.kube =
+            KubeSync::with_client(gated_api_server(log.clone(), namespace_exists.clone()));
+        app.router = switchboard_gateway::app(app.state.clone());
+        let owner = app
+            .signup(&format!("converge-{}@acme.io", app.backend), "Converge Co")
+            .await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        assert_eq!(
+            projection_state(&app, &owner.tenant_id).await,
+            (0, 0),
+            "{}: a new tenant has nothing to project",
+            app.backend
+        );
+
+        // Right after signup the operator has not created the namespace: the credential is
+        // saved (201) but the Secret write is refused, and the tenant is pending.
+        let created = app.post(&format!("{t}/credentials"), Some(&owner.access),
+            json!({"provider": "deepgram", "label": "main", "secret": "dg-secret-0123456789abcdef"})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let refused = secret_writes(&log);
+        assert_eq!(refused.len(), 1, "{}: one inline attempt", app.backend);
+        assert_eq!(refused[0].status, 404);
+        assert_eq!(
+            refused[0].path,
+            "/api/v1/namespaces/tenant-converge-co/secrets/provider-keys"
+        );
+        let (generation, projected) = projection_state(&app, &owner.tenant_id).await;
+        assert!(
+            projected < generation,
+            "{}: pending after the refused write ({generation}, {projected})",
+            app.backend
+        );
+
+        // The retry task keeps trying (with backoff) while the namespace is missing…
+        let timing = RetryTiming {
+            poll: Duration::from_millis(10),
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(40),
+        };
+        let retries = spawn_projection_retries(&app.state, timing).expect("Kubernetes mode");
+        assert!(
+            eventually(async || secret_writes(&log).len() >= 3).await,
+            "{}: the retry task retries",
+            app.backend
+        );
+        assert!(secret_writes(&log).iter().all(|w| w.status == 404));
+        let (generation, projected) = projection_state(&app, &owner.tenant_id).await;
+        assert!(projected < generation, "{}: still pending", app.backend);
+
+        // …and once the namespace exists, writes the Secret with the right keys and clears
+        // the pending state.
+        namespace_exists.store(true, Ordering::SeqCst);
+        assert!(
+            eventually(async || {
+                let (generation, projected) = projection_state(&app, &owner.tenant_id).await;
+                projected == generation
+            })
+            .await,
+            "{}: the projection converged",
+            app.backend
+        );
+        let written = secret_writes(&log);
+        let last = written.last().unwrap();
+        assert_eq!(last.status, 200);
+        assert!(last.query.contains("fieldManager=switchboard-gateway"));
+        assert_eq!(
+            decoded(last, "DEEPGRAM_API_KEY").as_deref(),
+            Some(&b"dg-secret-0123456789abcdef"[..])
+        );
+        assert_eq!(
+            last.body["data"].as_object().unwrap().len(),
+            1,
+            "{}",
+            last.body
+        );
+        // Converged tenants are left alone.
+        let settled = secret_writes(&log).len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            secret_writes(&log).len(),
+            settled,
+            "{}: no writes once in sync",
+            app.backend
+        );
+        retries.abort();
+
+        // Without the retry task, the next credential change converges it too: the namespace
+        // is missing for one change, then present for the next, whose Secret carries both.
+        namespace_exists.store(false, Ordering::SeqCst);
+        let second = app.post(&format!("{t}/credentials"), Some(&owner.access),
+            json!({"provider": "openai", "label": "main", "secret": "sk-openai-0123456789abcdef"})).await;
+        assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+        let (generation, projected) = projection_state(&app, &owner.tenant_id).await;
+        assert!(projected < generation, "{}: pending again", app.backend);
+        namespace_exists.store(true, Ordering::SeqCst);
+        let id = second.body["id"].as_str().unwrap();
+        let renamed = app
+            .patch(
+                &format!("{t}/credentials/{id}"),
+                &owner.access,
+                json!({"label": "primary"}),
+            )
+            .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+        let (generation, projected) = projection_state(&app, &owner.tenant_id).await;
+        assert_eq!(
+            projected, generation,
+            "{}: in sync after the next change",
+            app.backend
+        );
+        let last = secret_writes(&log).last().cloned().unwrap();
+        assert_eq!(last.status, 200);
+        assert_eq!(
+            decoded(&last, "DEEPGRAM_API_KEY").as_deref(),
+            Some(&b"dg-secret-0123456789abcdef"[..])
+        );
+        assert_eq!(
+            decoded(&last, "OPENAI_API_KEY").as_deref(),
+            Some(&b"sk-openai-0123456789abcdef"[..])
+        );
+        app.finish().await;
+    }
 }
