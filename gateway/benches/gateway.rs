@@ -3,7 +3,9 @@
 //!
 //! * login latency (dominated by argon2id verification, by design),
 //! * authenticated `GET /api/v1/tenants/{tenant}` throughput and latency with an access
-//!   token and with an API key, from concurrent keep-alive clients.
+//!   token and with an API key, from concurrent keep-alive clients,
+//! * that every API-key request was metered (the batched meter's stored count after its final
+//!   flush equals the requests sent).
 //!
 //! Traffic goes to loopback only, for a bounded number of seconds (`BENCH_SECONDS`, default 5).
 
@@ -36,7 +38,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn start_server(database_url: &str) -> SocketAddr {
+async fn start_server(
+    database_url: &str,
+) -> (SocketAddr, switchboard_gateway::usage::api::Flusher) {
     let config = Wrapper::try_parse_from([
         "bench",
         "--database-url",
@@ -72,6 +76,8 @@ async fn start_server(database_url: &str) -> SocketAddr {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
+    // As in `serve`: API-key requests are counted in memory and written every second.
+    let meter = switchboard_gateway::usage::api::spawn_flusher(&state);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -80,7 +86,7 @@ async fn start_server(database_url: &str) -> SocketAddr {
         .await
         .expect("server");
     });
-    address
+    (address, meter)
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value, token: Option<&str>) -> Value {
@@ -159,7 +165,7 @@ async fn main() {
     } else {
         "sqlite"
     };
-    let address = start_server(&database_url).await;
+    let (address, meter) = start_server(&database_url).await;
     let base = format!("http://{address}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -240,6 +246,7 @@ async fn main() {
     );
 
     let url = format!("{base}/api/v1/tenants/{slug}");
+    let mut api_key_requests = 0;
     for (name, token) in [
         ("access token (JWT + session check)", access.as_str()),
         ("API key", api_key.as_str()),
@@ -251,5 +258,33 @@ async fn main() {
             ms(percentile(&latencies, 0.99)),
             latencies.len()
         );
+        if token == api_key {
+            api_key_requests = latencies.len();
+        }
     }
+
+    // Every API-key request is metered: stop the meter (it flushes what is left, as on a
+    // graceful shutdown) and compare the stored count with what the clients sent.
+    meter.finish().await;
+    let mut tx = side
+        .read(&Scope::tenant(&tenant_id))
+        .await
+        .expect("transaction");
+    // Summed here: Postgres' SUM of BIGINT is NUMERIC, which sqlx's Any driver cannot decode.
+    let months: Vec<i64> =
+        sqlx::query_scalar("SELECT api_requests FROM usage_counters WHERE tenant_id = $1")
+            .bind(&tenant_id)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("usage");
+    let stored: i64 = months.iter().sum();
+    tx.commit().await.expect("commit");
+    println!(
+        "API-key requests metered: {stored} stored of {api_key_requests} sent ({})",
+        if usize::try_from(stored).ok() == Some(api_key_requests) {
+            "all counted"
+        } else {
+            "MISMATCH"
+        }
+    );
 }

@@ -90,11 +90,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &state,
         Default::default(),
     );
-    axum::serve(
+    // API-key requests are counted in memory and written every second.
+    let meter = switchboard_gateway::usage::api::spawn_flusher(&state);
+    let served = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server failed")
+    .context("server failed");
+    // The server has drained its requests: write the counts of the last interval.
+    let written = meter.finish().await;
+    tracing::info!(
+        api_requests = written,
+        "API request counts written on shutdown"
+    );
+    served
 }

@@ -393,12 +393,16 @@ async fn serve_gateway(
     state: AppState,
     stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(
+    // API-key request counts are written every second, and once more after the drain.
+    let meter = crate::usage::api::spawn_flusher(&state);
+    let served = axum::serve(
         listener,
         crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop_requested(stopped))
-    .await
+    .await;
+    meter.finish().await;
+    served
 }
 
 async fn serve_runtime(

@@ -34,6 +34,8 @@ pub struct AppState {
     pub http_metrics: HttpMetrics,
     /// Part 2's services (number routing, call tokens, media gate, business metrics).
     pub voice: Arc<crate::telephony::Telephony>,
+    /// Batched metering of API-key requests (flushed by `usage::api::spawn_flusher`).
+    pub api_meter: Arc<crate::usage::api::ApiMeter>,
     /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
     /// where the operator buys them).
     pub sandbox: Option<switchboard_carriers::SandboxCarrier>,
@@ -116,6 +118,7 @@ impl AppState {
             registry,
             http_metrics,
             voice: Arc::new(voice),
+            api_meter: Arc::default(),
             sandbox: None,
         })
     }

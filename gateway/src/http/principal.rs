@@ -89,19 +89,19 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, 
         .ok_or_else(invalid)?;
     tx.commit().await?;
     let now = now_ms();
-    // Record the use at most once a minute, so hot keys do not write on every request.
+    // Record the use at most once a minute; the meter writes it with its next batch, so no
+    // request waits for a write.
     if row.last_used_at.is_none_or(|used| used < now - 60_000) {
-        let mut tx = state.store.write(&scope).await?;
-        api_keys::touch(&mut tx, &tenant_id, &row.id, now).await?;
-        tx.commit().await?;
+        state.api_meter.touch(&tenant_id, &row.id, now);
     }
     if let Decision::Limited { retry_after_secs } =
         state.limiter.check(LimitClass::ApiKey, &row.id).await
     {
         return Err(ApiError::too_many_requests(retry_after_secs));
     }
-    // Part 2: API-key requests count against the plan's monthly API request limit.
-    crate::usage::admit_api_request(state, &tenant_id).await?;
+    // Part 2: API-key requests count against the plan's monthly API request limit (counted in
+    // memory, written in batches: see `usage::api::ApiMeter`).
+    state.api_meter.admit(state, &tenant_id).await?;
     Ok(Principal::ApiKey(row))
 }
 

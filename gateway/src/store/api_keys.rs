@@ -26,7 +26,8 @@ pub struct ApiKeyRow {
     pub created_by: String,
     /// Creation time (Unix ms).
     pub created_at: i64,
-    /// Last authenticated use (Unix ms, updated at most once a minute).
+    /// Last authenticated use (Unix ms, updated at most once a minute, written by the
+    /// API-request meter's next flush).
     pub last_used_at: Option<i64>,
     /// When revoked (Unix ms).
     pub revoked_at: Option<i64>,
@@ -86,33 +87,36 @@ pub fn tenant_of_key(key: &str) -> Option<String> {
         .map(|id| id.hyphenated().to_string())
 }
 
-/// The live (unrevoked) key matching `key` in `tenant_id`.
+/// The live (unrevoked) key matching `key` in `tenant_id`, in one query (it runs on every
+/// API-key request).
 pub async fn authenticate(
     conn: &mut AnyConnection,
     tenant_id: &str,
     key: &str,
 ) -> Result<Option<ApiKeyRow>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        row: ApiKeyRow,
+        key_hash: String,
+    }
     let hash = token_hash(key);
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT key_hash FROM api_keys WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL",
-    )
+    let found: Option<Found> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, key_hash FROM api_keys \
+         WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL"
+    ))
     .bind(tenant_id)
     .bind(&hash)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?;
-    match row {
-        Some((stored,)) if constant_time_eq(&stored, &hash) => Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND key_hash = $2"
-        ))
-        .bind(tenant_id)
-        .bind(&hash)
-        .fetch_optional(conn)
-        .await?),
-        _ => Ok(None),
-    }
+    // The index already matched the hash; compare again in constant time anyway, as before.
+    Ok(found
+        .filter(|f| constant_time_eq(&f.key_hash, &hash))
+        .map(|f| f.row))
 }
 
-/// Records a use, at most once a minute per key (keeps hot keys from writing on every request).
+/// Records a use, at most once a minute per key. Called by the API-request meter's batched
+/// flush (`usage::api::ApiMeter`), never on the request path.
 pub async fn touch(
     conn: &mut AnyConnection,
     tenant_id: &str,

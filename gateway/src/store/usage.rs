@@ -133,6 +133,31 @@ pub async fn add(
     .await?)
 }
 
+/// Adds `amount` to a counter in one statement, creating the month's row if missing (the
+/// API-request meter's batched write); returns the new value.
+pub async fn add_upsert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    amount: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let column = metric.column();
+    Ok(sqlx::query_scalar(&format!(
+        "INSERT INTO usage_counters (tenant_id, period, {column}, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, period) DO UPDATE \
+         SET {column} = usage_counters.{column} + excluded.{column}, updated_at = excluded.updated_at \
+         RETURNING {column}"
+    ))
+    .bind(tenant_id)
+    .bind(period)
+    .bind(amount)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Adds one to `metric` only while every `(column, limit)` guard is below its limit, in one
 /// atomic statement (so concurrent requests cannot overshoot). `None` when a limit is reached.
 pub async fn increment_within(

@@ -71,6 +71,9 @@ async fn api_keys_work_as_bearer_tokens_within_their_scopes() {
             app.get(&format!("{t}/credentials"), &read_key).await.status,
             StatusCode::FORBIDDEN
         );
+        // Key uses are written with the API-request meter's batch (every second in `serve`;
+        // this harness runs no ticker, so flush by hand).
+        app.state.api_meter.flush(&app.state).await;
         let listed = app.get(&format!("{t}/api-keys"), &owner.access).await;
         assert!(
             listed.body[0]["last_used_at"].is_string(),

@@ -11,5 +11,6 @@ mod isolation;
 mod keys_and_credentials;
 mod kubernetes;
 mod members;
+mod metering;
 mod rls;
 mod smtp;
