@@ -252,10 +252,10 @@ impl SandboxCarrier {
         self.lock().inventory.releases
     }
 
-    /// Places `successes` more calls normally, then makes every later
-    /// [`Carrier::place_call`] hang without an answer (as a carrier that accepted the
-    /// connection and never replied), until [`SandboxCarrier::stop_hanging`]. Tests use it to
-    /// kill a dialer in the middle of a batch.
+    /// Places `successes` more calls normally; every later [`Carrier::place_call`] places
+    /// and records its call but never returns (as a carrier whose answer is lost on the way
+    /// back), until [`SandboxCarrier::stop_hanging`]. Tests use it to kill a dialer in the
+    /// middle of a batch, in the one spot where the dialer cannot know the phone rang.
     pub fn hang_calls_after(&self, successes: usize) {
         self.lock().hang_after = Some(successes);
     }
@@ -338,6 +338,50 @@ impl SandboxCarrier {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records an outbound call; also says whether this request must hang (see
+    /// [`SandboxCarrier::hang_calls_after`]).
+    fn record_call(&self, call: &OutboundCall) -> CarrierResult<(PlacedCall, bool)> {
+        let mut state = self.lock();
+        Self::injected(&mut state, SandboxOp::PlaceCall)?;
+        if state.find(|n| n.e164 == call.from).is_none() {
+            return Err(CarrierError::Permanent {
+                status: Some(400),
+                code: Some("caller_id".to_owned()),
+                message: format!(
+                    "sandbox: caller id {} is not a number of this account",
+                    call.from
+                ),
+            });
+        }
+        let id = format!("SC{:06}", state.calls.len() + 1);
+        let concurrent = state.active_calls() + 1;
+        state.max_concurrent = state.max_concurrent.max(concurrent);
+        state.calls.push(CallRecord {
+            id: id.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            answer_url: call.answer_url.clone(),
+            placed_at: SystemTime::now(),
+            ended_at: None,
+            concurrent_at_start: concurrent,
+        });
+        let hang = match state.hang_after.as_mut() {
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        };
+        Ok((
+            PlacedCall {
+                id,
+                status: "queued".to_owned(),
+            },
+            hang,
+        ))
     }
 
     /// Fails with the injected failure for `op`, if one is armed.
@@ -513,48 +557,12 @@ impl Carrier for SandboxCarrier {
     }
 
     async fn place_call(&self, call: &OutboundCall) -> CarrierResult<PlacedCall> {
-        let hang = {
-            let mut state = self.lock();
-            match state.hang_after.as_mut() {
-                Some(0) => true,
-                Some(left) => {
-                    *left -= 1;
-                    false
-                }
-                None => false,
-            }
-        };
+        let (placed, hang) = self.record_call(call)?;
         if hang {
+            // The call is placed (and rings); only the answer to the request is lost.
             std::future::pending::<()>().await;
         }
-        let mut state = self.lock();
-        Self::injected(&mut state, SandboxOp::PlaceCall)?;
-        if state.find(|n| n.e164 == call.from).is_none() {
-            return Err(CarrierError::Permanent {
-                status: Some(400),
-                code: Some("caller_id".to_owned()),
-                message: format!(
-                    "sandbox: caller id {} is not a number of this account",
-                    call.from
-                ),
-            });
-        }
-        let id = format!("SC{:06}", state.calls.len() + 1);
-        let concurrent = state.active_calls() + 1;
-        state.max_concurrent = state.max_concurrent.max(concurrent);
-        state.calls.push(CallRecord {
-            id: id.clone(),
-            from: call.from.clone(),
-            to: call.to.clone(),
-            answer_url: call.answer_url.clone(),
-            placed_at: SystemTime::now(),
-            ended_at: None,
-            concurrent_at_start: concurrent,
-        });
-        Ok(PlacedCall {
-            id,
-            status: "queued".to_owned(),
-        })
+        Ok(placed)
     }
 
     async fn hang_up(&self, call_id: &str) -> CarrierResult<()> {
