@@ -17,7 +17,7 @@ use crate::internal::{Internal, tenant_by_key};
 use crate::outbox;
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
-use crate::store::{Scope, now_ms};
+use crate::store::{Scope, StoreError, now_ms};
 
 /// Registration body.
 #[derive(Debug, Deserialize)]
@@ -61,6 +61,8 @@ pub struct Registered {
 /// One contact parsed from CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
+    /// 1-based data row it came from.
+    pub row: usize,
     /// Id (the `id` column, else the phone).
     pub id: String,
     /// E.164 phone.
@@ -71,14 +73,16 @@ pub struct Contact {
     pub variables: String,
 }
 
-fn is_e164(text: &str) -> bool {
+/// Whether `text` is an E.164 number (`+` and 2–15 digits, no leading zero).
+pub fn is_e164(text: &str) -> bool {
     let digits = text.strip_prefix('+').unwrap_or("");
     (2..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0')
 }
 
-/// Parses contacts CSV; rows without a valid E.164 `phone` are rejected with their number.
+/// Parses contacts CSV; rows without a valid E.164 `phone`, and rows repeating an earlier
+/// row's phone or id, are rejected with their (1-based data) row number.
 pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -94,8 +98,9 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
         .iter()
         .position(|h| h == "phone")
         .ok_or("the CSV has no `phone` column")?;
-    let mut contacts = Vec::new();
+    let mut contacts: Vec<Contact> = Vec::new();
     let mut rejected = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, record) in reader.records().enumerate() {
         let row = index + 1;
         let record = match record {
@@ -128,8 +133,22 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
                 }
             }
         }
+        let id = id.unwrap_or_else(|| phone.clone());
+        let earlier = seen
+            .get(&format!("phone:{phone}"))
+            .or_else(|| seen.get(&format!("id:{id}")));
+        if let Some(earlier) = earlier {
+            rejected.push(Rejected {
+                row,
+                error: format!("duplicate of row {earlier} (same phone or id)"),
+            });
+            continue;
+        }
+        seen.insert(format!("phone:{phone}"), row);
+        seen.insert(format!("id:{id}"), row);
         contacts.push(Contact {
-            id: id.unwrap_or_else(|| phone.clone()),
+            row,
+            id,
             phone,
             name,
             variables: serde_json::Value::Object(variables).to_string(),
@@ -215,7 +234,15 @@ pub async fn register(
         now,
     )
     .await?;
+    let mut rejected = rejected;
     for contact in &contacts {
+        if crate::store::dialer::is_do_not_call(&mut tx, &tenant, &contact.phone).await? {
+            rejected.push(Rejected {
+                row: contact.row,
+                error: format!("{} is on the do-not-call list", contact.phone),
+            });
+            continue;
+        }
         campaigns::add_contact(
             &mut tx,
             &tenant,
@@ -255,6 +282,10 @@ pub struct Progress {
     pub failed: i64,
     /// Not answered after all attempts.
     pub no_answer: i64,
+    /// Why the dialer is not dialling right now (`Suspended`, `TenantSuspended`,
+    /// `PlanLimitReached`, `OutsideWindow`, `FromNumberNotReady`, …); absent while it dials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `GET /internal/v1/tenants/{tenant}/campaigns/{name}/progress`.
@@ -264,19 +295,37 @@ pub async fn progress(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<Progress>, ApiError> {
     let tenant = tenant_id(&state, &tenant).await?;
-    let mut tx = state.store.read(&Scope::tenant(&tenant)).await?;
-    let campaign = campaigns::get(&mut tx, &tenant, &name).await?;
-    let counts = campaigns::state_counts(&mut tx, &tenant, &name).await?;
+    progress_of(&state, &tenant, &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+/// A registered (not stopped) campaign's progress from its contact states; the first time
+/// every contact is done it records the campaign as `Completed` and queues
+/// `campaign.finished`.
+pub async fn progress_of(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<Progress>, StoreError> {
+    let mut tx = state.store.read(&Scope::tenant(tenant)).await?;
+    let campaign = campaigns::get(&mut tx, tenant, name).await?;
+    let counts = campaigns::state_counts(&mut tx, tenant, name).await?;
+    let reason = crate::store::dialer::reason(&mut tx, tenant, name).await?;
     tx.commit().await?;
-    let campaign = campaign
-        .filter(|c| c.deleted_at.is_none())
-        .ok_or_else(|| ApiError::not_found("campaign"))?;
-    let mut progress = Progress::default();
+    let Some(campaign) = campaign.filter(|c| c.deleted_at.is_none()) else {
+        return Ok(None);
+    };
+    let mut progress = Progress {
+        reason,
+        ..Progress::default()
+    };
     for (state, n) in counts {
         progress.total += n;
         match state.as_str() {
             "pending" => progress.pending += n,
-            "in_progress" => progress.in_progress += n,
+            "dialing" => progress.in_progress += n,
             "completed" => progress.completed += n,
             "failed" => progress.failed += n,
             "no_answer" => progress.no_answer += n,
@@ -285,14 +334,15 @@ pub async fn progress(
     }
     let finished = progress.total > 0 && progress.pending + progress.in_progress == 0;
     if finished && campaign.phase != "Completed" {
-        mark_finished(&state, &tenant, &name, &progress).await?;
+        mark_finished(state, tenant, name, &progress).await?;
     }
     progress.phase = if finished {
+        progress.reason = None;
         "Completed".to_owned()
     } else {
         campaign.phase
     };
-    Ok(Json(progress))
+    Ok(Some(progress))
 }
 
 /// Records the campaign as completed and queues `campaign.finished` once (the phase update
@@ -302,7 +352,7 @@ async fn mark_finished(
     tenant: &str,
     name: &str,
     progress: &Progress,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut tx = state.store.write(&Scope::tenant(tenant)).await?;
     if campaigns::set_phase_if(&mut tx, tenant, name, "Completed", now_ms()).await? {
         outbox::enqueue_event(
@@ -354,5 +404,13 @@ mod tests {
             }]
         );
         assert!(parse_contacts("name\nAnn\n").is_err());
+        let (contacts, rejected) =
+            parse_contacts("id,phone\na,+15550100\nb,+15550100\na,+15550101\n").unwrap();
+        assert_eq!(contacts.len(), 1);
+        assert_eq!(
+            rejected.iter().map(|r| r.row).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert!(rejected[0].error.contains("duplicate of row 1"));
     }
 }

@@ -245,6 +245,27 @@ async fn apply_event(
             )
             .await?;
         }
+        EventKind::SurveyAnswer { field, raw, value } => {
+            let campaign_call = existing
+                .as_ref()
+                .and_then(|call| Some((call.campaign.as_deref()?, call.contact.as_deref()?)));
+            let Some((campaign, contact)) = campaign_call else {
+                tracing::warn!(call_id = %event.call_id, "surveyAnswer for a call outside a campaign");
+                return Ok(());
+            };
+            crate::store::dialer::upsert_answer(
+                conn,
+                &tenant.id,
+                campaign,
+                contact,
+                field,
+                raw,
+                &value.to_string(),
+                &event.call_id,
+                at,
+            )
+            .await?;
+        }
         _ => {}
     }
     Ok(())

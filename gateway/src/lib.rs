@@ -16,6 +16,7 @@ pub mod campaigns;
 pub mod config;
 pub mod crypto;
 pub mod customer_webhooks;
+pub mod dialer;
 pub mod http;
 pub mod kube;
 pub mod mailer;

@@ -111,6 +111,8 @@ pub struct VoiceMetrics {
     pub uptime: IntGauge,
     /// `switchboard_media_streams_active`.
     pub media_streams: IntGauge,
+    /// `switchboard_dialer_attempts_total{result}`: campaign attempts by how placing them went.
+    pub dialer_attempts: IntCounterVec,
     started: Instant,
 }
 
@@ -153,6 +155,14 @@ impl VoiceMetrics {
             "switchboard_media_streams_active",
             "Media streams being proxied",
         )?;
+        let dialer_attempts = IntCounterVec::new(
+            Opts::new(
+                "switchboard_dialer_attempts_total",
+                "Campaign call attempts by result (placed, failed, unknown, rate-limited, plan-limit, carrier-unavailable)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(dialer_attempts.clone()))?;
         registry.register(Box::new(tenants.clone()))?;
         registry.register(Box::new(subscriptions.clone()))?;
         registry.register(Box::new(tenant_calls.clone()))?;
@@ -168,6 +178,7 @@ impl VoiceMetrics {
             db_pool,
             uptime,
             media_streams,
+            dialer_attempts,
             started: Instant::now(),
         })
     }
@@ -301,6 +312,15 @@ pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         }
     });
     let mut tasks = vec![numbers, outbox, gauges];
+    if voice.dialer {
+        tasks.push(
+            crate::dialer::Dialer::new(
+                state.clone(),
+                std::sync::Arc::new(crate::dialer::clock::SystemClock),
+            )
+            .spawn(Duration::from_millis(voice.dialer_interval_ms.max(50))),
+        );
+    }
     tasks.extend(crate::meter::spawn(state.clone(), Duration::from_secs(60)));
     tasks
 }

@@ -106,6 +106,20 @@ pub struct VoiceConfig {
     /// Milliseconds between polls of the customer-webhook outbox.
     #[arg(long, env = "SWITCHBOARD_OUTBOX_POLL_MS", default_value_t = 1000)]
     pub outbox_poll_ms: u64,
+
+    /// Call Control connection id of the platform's Telnyx account (outbound campaign calls
+    /// on numbers the platform owns are placed through it).
+    #[arg(long, env = "TELNYX_CONNECTION_ID")]
+    pub telnyx_connection_id: Option<String>,
+
+    /// Run the campaign dialer in this process. Several replicas may run it on Postgres (they
+    /// coordinate with row locks); on SQLite run it in one process only.
+    #[arg(long, env = "SWITCHBOARD_DIALER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dialer: bool,
+
+    /// Milliseconds between dialer passes.
+    #[arg(long, env = "SWITCHBOARD_DIALER_INTERVAL_MS", default_value_t = 1000)]
+    pub dialer_interval_ms: u64,
 }
 
 impl VoiceConfig {

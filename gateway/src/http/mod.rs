@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod context;
 pub mod credentials;
 pub mod errors;
@@ -140,6 +141,8 @@ fn api_routes() -> Router<AppState> {
         .merge(crate::routes::tenant_api())
         // Issue 8: the tenant's phone numbers (sandbox purchases in standalone mode).
         .merge(numbers::routes())
+        // Issue 7: campaign progress, contacts upload, results and the do-not-call list.
+        .merge(campaigns::routes())
 }
 
 /// CORS for the configured origins only; `None` (no CORS headers at all) when the list is empty.

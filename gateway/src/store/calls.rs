@@ -144,6 +144,48 @@ pub async fn update(conn: &mut AnyConnection, row: &CallRow) -> Result<(), Store
     Ok(())
 }
 
+/// Records the carrier's id of an outbound call once the carrier accepted it.
+pub async fn set_carrier_id(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    carrier_call_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE calls SET carrier_call_id = $3, status = CASE WHEN status = 'dialing' THEN 'queued' ELSE status END, \
+         updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND carrier_call_id IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(carrier_call_id)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a call that never reached (or never came back from) the carrier with `outcome`.
+pub async fn end_unconnected(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    outcome: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE calls SET status = $3, outcome = $3, ended_at = $4, duration_seconds = 0, updated_at = $4 \
+         WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(outcome)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Filters of the call list.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {

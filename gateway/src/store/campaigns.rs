@@ -109,17 +109,22 @@ pub async fn set_phase_if(
     Ok(result.rows_affected() == 1)
 }
 
-/// Removes every contact of a campaign (a recreated CR starts afresh).
+/// Removes every contact of a campaign with its attempts and answers (a recreated CR starts
+/// afresh; its calls stay in the call records).
 pub async fn clear_contacts(
     conn: &mut AnyConnection,
     tenant_id: &str,
     campaign: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM campaign_contacts WHERE tenant_id = $1 AND campaign = $2")
+    for table in ["campaign_contacts", "campaign_attempts", "campaign_answers"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE tenant_id = $1 AND campaign = $2"
+        ))
         .bind(tenant_id)
         .bind(campaign)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    }
     Ok(())
 }
 

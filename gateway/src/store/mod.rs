@@ -24,6 +24,7 @@ pub mod users;
 pub mod billing;
 pub mod calls;
 pub mod campaigns;
+pub mod dialer;
 pub mod numbers;
 pub mod system;
 pub mod usage;

@@ -158,6 +158,68 @@ pub async fn admit_inbound(
     })
 }
 
+/// A campaign call being answered, ready to connect to the tenant's runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAnswer {
+    /// Gateway call id (written with the attempt).
+    pub call_id: String,
+    /// Tenant slug.
+    pub slug: String,
+    /// Signed call token.
+    pub token: String,
+    /// Campaign name (selects the runtime's campaign script).
+    pub campaign: String,
+    /// Contact id.
+    pub contact: String,
+}
+
+/// Looks up the campaign attempt behind an answered outbound call on a verified webhook and
+/// issues its call token; `None` for an attempt this number's tenant does not have. The
+/// call was counted against the plan when the dialer placed it.
+pub async fn admit_outbound(
+    state: &AppState,
+    number: &NumberRow,
+    carrier: &str,
+    carrier_call_id: &str,
+    attempt_id: &str,
+) -> Result<Option<OutboundAnswer>, ApiError> {
+    let Some(tenant) = tenant_of(state, &number.tenant_id).await? else {
+        return Ok(None);
+    };
+    let mut tx = state.store.write(&Scope::tenant(&tenant.id)).await?;
+    let attempt = crate::store::dialer::attempt(&mut tx, &tenant.id, attempt_id).await?;
+    if let Some(attempt) = &attempt {
+        // The answer may beat the dialer's own record of the carrier's call id.
+        calls::set_carrier_id(
+            &mut tx,
+            &tenant.id,
+            &attempt.call_id,
+            carrier_call_id,
+            now_ms(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let Some(attempt) = attempt else {
+        tracing::warn!(tenant = %tenant.slug, "answer webhook names an unknown campaign attempt");
+        return Ok(None);
+    };
+    let token = state.voice.call_tokens.issue(
+        &tenant.id,
+        &tenant.slug,
+        &attempt.call_id,
+        carrier,
+        now_ms() / 1000,
+    );
+    Ok(Some(OutboundAnswer {
+        call_id: attempt.call_id,
+        slug: tenant.slug,
+        token,
+        campaign: attempt.campaign,
+        contact: attempt.contact_id,
+    }))
+}
+
 /// A carrier status change of a call.
 #[derive(Debug, Clone, Default)]
 pub struct StatusUpdate {
@@ -247,6 +309,18 @@ pub async fn finish_call(
             .tenant_call_minutes
             .with_label_values(&[tenant.slug.as_str()])
             .inc_by(u64::try_from(minutes).unwrap_or(0));
+    }
+    if call.campaign.is_some() {
+        // The dialer settles the contact (retry or final state) on its next pass.
+        let outcome = call.outcome.as_deref().unwrap_or("completed");
+        crate::store::dialer::end_attempt_for_call(
+            &mut *conn,
+            &tenant.id,
+            &call.id,
+            outcome,
+            now_ms(),
+        )
+        .await?;
     }
     outbox::enqueue_event(
         conn,

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use switchboard_carriers::signatures::{TWILIO_SIGNATURE_HEADER, verify_twilio};
 
 use super::{
-    InboundDecision, StatusUpdate, UNKNOWN_NUMBER_MESSAGE, admit_inbound, apply_status, media_url,
-    route, tenant_carrier_secret, tenant_of,
+    InboundDecision, StatusUpdate, UNKNOWN_NUMBER_MESSAGE, admit_inbound, admit_outbound,
+    apply_status, media_url, route, tenant_carrier_secret, tenant_of,
 };
 use crate::http::errors::ApiError;
 use crate::state::AppState;
@@ -38,16 +38,33 @@ pub fn xml_escape(text: &str) -> String {
     out
 }
 
-/// TwiML connecting the call to the gateway's media WebSocket.
-pub fn connect_twiml(stream_url: &str, token: &str, call_id: &str, slug: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"{}\">\
-         <Parameter name=\"callToken\" value=\"{}\"/><Parameter name=\"callId\" value=\"{}\"/>\
-         <Parameter name=\"tenant\" value=\"{}\"/></Stream></Connect></Response>",
-        xml_escape(stream_url),
+/// TwiML connecting the call to the gateway's media WebSocket; `extra` adds stream
+/// parameters (a campaign call's `campaign` and `contact`, which pick the runtime's script).
+pub fn connect_twiml(
+    stream_url: &str,
+    token: &str,
+    call_id: &str,
+    slug: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut params = format!(
+        "<Parameter name=\"callToken\" value=\"{}\"/><Parameter name=\"callId\" value=\"{}\"/>\
+         <Parameter name=\"tenant\" value=\"{}\"/>",
         xml_escape(token),
         xml_escape(call_id),
         xml_escape(slug)
+    );
+    for (name, value) in extra {
+        params.push_str(&format!(
+            "<Parameter name=\"{}\" value=\"{}\"/>",
+            xml_escape(name),
+            xml_escape(value)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"{}\">{params}\
+         </Stream></Connect></Response>",
+        xml_escape(stream_url)
     )
 }
 
@@ -121,7 +138,26 @@ fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_form", "body is not form-encoded"))
 }
 
-/// `POST /api/v1/webhooks/twilio/voice`.
+/// The campaign attempt an outbound call's answer URL names (`?attempt=…`).
+fn attempt_of(uri: &OriginalUri) -> Option<String> {
+    let query = uri.0.query()?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "attempt")
+        .map(|(_, v)| v)
+}
+
+fn carrier_name(number: &NumberRow) -> &'static str {
+    if number.carrier == "sandbox" {
+        "sandbox"
+    } else {
+        "twilio"
+    }
+}
+
+/// `POST /api/v1/webhooks/twilio/voice`: inbound calls, and campaign calls being answered
+/// (their answer URL carries `?attempt=`; the routed number is then the caller id `From`).
 pub async fn voice(
     State(state): State<AppState>,
     uri: OriginalUri,
@@ -133,15 +169,30 @@ pub async fn voice(
     let call_sid = param(&params, "CallSid")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
+    if let Some(attempt) = attempt_of(&uri) {
+        let from = param(&params, "From").unwrap_or_default();
+        let Some(number) = route(&state, from).await? else {
+            return Ok(twiml(refusal_twiml(UNKNOWN_NUMBER_MESSAGE)));
+        };
+        verify(&state, &number, &uri, &headers, &params, &body).await?;
+        let answer =
+            admit_outbound(&state, &number, carrier_name(&number), call_sid, &attempt).await?;
+        return Ok(twiml(match answer {
+            Some(call) => connect_twiml(
+                &media_url(state.config.public_base()),
+                &call.token,
+                &call.call_id,
+                &call.slug,
+                &[("campaign", &call.campaign), ("contact", &call.contact)],
+            ),
+            None => refusal_twiml(UNKNOWN_NUMBER_MESSAGE),
+        }));
+    }
     let Some(number) = route(&state, to).await? else {
         return Ok(twiml(refusal_twiml(UNKNOWN_NUMBER_MESSAGE)));
     };
     verify(&state, &number, &uri, &headers, &params, &body).await?;
-    let carrier = if number.carrier == "sandbox" {
-        "sandbox"
-    } else {
-        "twilio"
-    };
+    let carrier = carrier_name(&number);
     let decision = admit_inbound(
         &state,
         &number,
@@ -161,6 +212,7 @@ pub async fn voice(
             &token,
             &call_id,
             &slug,
+            &[],
         ),
         InboundDecision::Refuse(message) => refusal_twiml(message),
     }))
@@ -195,11 +247,7 @@ pub async fn status(
     let Some(tenant) = tenant_of(&state, &number.tenant_id).await? else {
         return Err(ApiError::not_found("tenant"));
     };
-    let carrier = if number.carrier == "sandbox" {
-        "sandbox"
-    } else {
-        "twilio"
-    };
+    let carrier = carrier_name(&number);
     let update = StatusUpdate {
         status: param(&params, "CallStatus").unwrap_or_default().to_owned(),
         duration_seconds: param(&params, "CallDuration").and_then(|d| d.parse().ok()),
@@ -214,7 +262,14 @@ mod tests {
 
     #[test]
     fn twiml_escapes_and_connects() {
-        let xml = connect_twiml("wss://gw.example/media", "a.b", "c\"1", "acme");
+        let xml = connect_twiml(
+            "wss://gw.example/media",
+            "a.b",
+            "c\"1",
+            "acme",
+            &[("campaign", "spring")],
+        );
+        assert!(xml.contains("<Parameter name=\"campaign\" value=\"spring\"/></Stream>"));
         assert!(xml.contains("<Connect><Stream url=\"wss://gw.example/media\">"));
         assert!(xml.contains("<Parameter name=\"callToken\" value=\"a.b\"/>"));
         assert!(xml.contains("value=\"c&quot;1\""));

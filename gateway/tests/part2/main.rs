@@ -6,6 +6,7 @@ mod harness;
 mod billing;
 mod calls;
 mod campaigns;
+mod dialer;
 
 mod limits;
 mod media;

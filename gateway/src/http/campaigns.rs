@@ -1,0 +1,499 @@
+//! The tenant's campaigns on the public API: progress, contacts upload, results (JSON and
+//! CSV) and the do-not-call list.
+//!
+//! * `GET  /api/v1/tenants/{tenant}/campaigns/{campaign}` (viewer): progress and the reason
+//!   the dialer is holding, if it is.
+//! * `POST /api/v1/tenants/{tenant}/campaigns/{campaign}/contacts` (member): a CSV body
+//!   (`text/csv`, at most [`CONTACTS_UPLOAD_LIMIT`] bytes) with a `phone` column and optional
+//!   `id`, `name` and variable columns. Each row is checked (E.164, duplicates within the
+//!   file and against the campaign, the do-not-call list); valid rows are kept and every
+//!   rejected row is reported with its number. Only for campaigns whose `contacts.uploaded`
+//!   is true (others take contacts from their ConfigMap/Secret).
+//! * `GET  …/campaigns/{campaign}/results` (viewer): contacts with state, attempts, last
+//!   outcome and survey answers, paged by contact id (`after`, `limit`).
+//! * `GET  …/campaigns/{campaign}/results.csv` (viewer): the same as CSV, one column per
+//!   survey field (structured value) plus `<field>_raw` (the caller's words).
+//! * `GET|POST /api/v1/tenants/{tenant}/do-not-call` (viewer / member) and
+//!   `DELETE …/do-not-call/{phone}` (admin): the tenant's do-not-call list, honoured when
+//!   contacts are registered or uploaded and again by the dialer before every claim.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchboard_crds::CampaignSpec;
+
+use super::audit::record;
+use super::context::ClientInfo;
+use super::errors::{ApiError, ApiJson};
+use super::principal::TenantAccess;
+use crate::campaigns::{Progress, Rejected, is_e164, parse_contacts, progress_of};
+use crate::state::AppState;
+use crate::store::campaigns::{self, CampaignRow};
+use crate::store::dialer::{self as rows, ContactResult, DoNotCallRow};
+use crate::store::tenants::Role;
+use crate::store::{Tx, now_ms};
+
+/// Largest contacts upload, in bytes (about 100,000 rows of a typical CSV).
+pub const CONTACTS_UPLOAD_LIMIT: usize = 8 * 1024 * 1024;
+/// Largest page of results.
+const RESULTS_PAGE_MAX: i64 = 1000;
+/// Largest CSV export, in contacts.
+const EXPORT_LIMIT: i64 = 200_000;
+
+/// The routes of this module, merged into the API router.
+pub fn routes() -> Router<AppState> {
+    const C: &str = "/api/v1/tenants/{tenant}/campaigns/{campaign}";
+    Router::new()
+        .route(C, get(show))
+        .route(&format!("{C}/contacts"), post(upload_contacts))
+        .route(&format!("{C}/results"), get(results))
+        .route(&format!("{C}/results.csv"), get(results_csv))
+        .route(
+            "/api/v1/tenants/{tenant}/do-not-call",
+            get(list_do_not_call).post(add_do_not_call),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/do-not-call/{phone}",
+            delete(remove_do_not_call),
+        )
+}
+
+async fn campaign_of(
+    tx: &mut Tx,
+    access: &TenantAccess,
+    name: &str,
+) -> Result<CampaignRow, ApiError> {
+    campaigns::get(tx, &access.tenant.id, name)
+        .await?
+        .filter(|c| c.deleted_at.is_none())
+        .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+/// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}`.
+pub async fn show(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Json<Progress>, ApiError> {
+    access.require(Role::Viewer)?;
+    progress_of(&state, &access.tenant.id, &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+/// Result of a contacts upload.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadResult {
+    /// Rows stored now.
+    pub accepted: usize,
+    /// Rows not stored, with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Contacts the campaign has now.
+    pub total: i64,
+}
+
+/// `POST /api/v1/tenants/{tenant}/campaigns/{campaign}/contacts`.
+pub async fn upload_contacts(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, name)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<UploadResult>, ApiError> {
+    access.require(Role::Member)?;
+    let bytes = axum::body::to_bytes(body, CONTACTS_UPLOAD_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("contacts upload is larger than {CONTACTS_UPLOAD_LIMIT} bytes; split it"),
+            )
+        })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::invalid("contacts", "invalid_csv", "the CSV is not UTF-8"))?;
+    let (parsed, mut rejected) =
+        parse_contacts(text).map_err(|e| ApiError::invalid("contacts", "invalid_csv", e))?;
+    let tenant = access.tenant.id.as_str();
+    let mut tx = state.store.write(&access.scope()).await?;
+    let campaign = campaign_of(&mut tx, &access, &name).await?;
+    let uploads_allowed = serde_json::from_str::<CampaignSpec>(&campaign.spec)
+        .map(|spec| spec.contacts.uploaded)
+        .unwrap_or(false);
+    if !uploads_allowed {
+        return Err(ApiError::conflict(
+            "contacts_from_cluster",
+            "this campaign takes its contacts from a ConfigMap or Secret; set contacts.uploaded to upload",
+        ));
+    }
+    let known = known_contacts(&mut tx, tenant, &name).await?;
+    let now = now_ms();
+    let mut accepted = 0;
+    for contact in parsed {
+        let row = contact.row;
+        let refusal = if known.ids.contains(&contact.id) || known.phones.contains(&contact.phone) {
+            Some("already in the campaign (same phone or id)".to_owned())
+        } else if rows::is_do_not_call(&mut tx, tenant, &contact.phone).await? {
+            Some(format!("{} is on the do-not-call list", contact.phone))
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            rejected.push(Rejected { row, error });
+            continue;
+        }
+        campaigns::add_contact(
+            &mut tx,
+            tenant,
+            &name,
+            &contact.id,
+            &contact.phone,
+            contact.name.as_deref(),
+            &contact.variables,
+            now,
+        )
+        .await?;
+        accepted += 1;
+    }
+    rejected.sort_by_key(|r| r.row);
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "campaign.contacts_uploaded",
+        ("campaign", &name),
+        json!({"accepted": accepted, "rejected": rejected.len()}),
+    )
+    .await?;
+    let total = campaigns::state_counts(&mut tx, tenant, &name)
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    tx.commit().await?;
+    Ok(Json(UploadResult {
+        accepted,
+        rejected,
+        total,
+    }))
+}
+
+struct Known {
+    ids: HashSet<String>,
+    phones: HashSet<String>,
+}
+
+async fn known_contacts(tx: &mut Tx, tenant: &str, campaign: &str) -> Result<Known, ApiError> {
+    let mut known = Known {
+        ids: HashSet::new(),
+        phones: HashSet::new(),
+    };
+    let mut after = String::new();
+    loop {
+        let page = rows::results(tx, tenant, campaign, &after, RESULTS_PAGE_MAX).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id.clone();
+        for contact in page {
+            known.ids.insert(contact.id);
+            known.phones.insert(contact.phone);
+        }
+    }
+    Ok(known)
+}
+
+/// Query of the results list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// Contact id to continue after (from the previous page's `next`).
+    pub after: Option<String>,
+    /// Page size (1–1000, default 100).
+    pub limit: Option<i64>,
+}
+
+/// One contact with its answers.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    /// Stored result.
+    #[serde(flatten)]
+    pub contact: ContactResult,
+    /// CSV variables.
+    pub variables: Value,
+    /// Survey answers by field: `{raw, value, callId}`.
+    pub answers: BTreeMap<String, Value>,
+}
+
+/// A page of results.
+#[derive(Debug, Serialize)]
+pub struct ResultsPage {
+    /// Contacts, by id.
+    pub items: Vec<ContactView>,
+    /// Cursor of the next page, absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+async fn page_with_answers(
+    tx: &mut Tx,
+    tenant: &str,
+    campaign: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ContactView>, ApiError> {
+    let contacts = rows::results(tx, tenant, campaign, after, limit).await?;
+    let (Some(first), Some(last)) = (contacts.first(), contacts.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut answers: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for answer in rows::answers_between(tx, tenant, campaign, &first.id, &last.id).await? {
+        let value: Value = serde_json::from_str(&answer.value).unwrap_or(Value::Null);
+        answers
+            .entry(answer.contact_id.clone())
+            .or_default()
+            .insert(
+                answer.field.clone(),
+                json!({"raw": answer.raw, "value": value, "callId": answer.call_id}),
+            );
+    }
+    Ok(contacts
+        .into_iter()
+        .map(|contact| ContactView {
+            variables: serde_json::from_str(&contact.variables).unwrap_or(Value::Null),
+            answers: answers.remove(&contact.id).unwrap_or_default(),
+            contact,
+        })
+        .collect())
+}
+
+/// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results`.
+pub async fn results(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, name)): Path<(String, String)>,
+    Query(query): Query<ResultsQuery>,
+) -> Result<Json<ResultsPage>, ApiError> {
+    access.require(Role::Viewer)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=RESULTS_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "out_of_range",
+            format!("limit must be between 1 and {RESULTS_PAGE_MAX}"),
+        ));
+    }
+    let mut tx = state.store.read(&access.scope()).await?;
+    campaign_of(&mut tx, &access, &name).await?;
+    let after = query.after.unwrap_or_default();
+    let items = page_with_answers(&mut tx, &access.tenant.id, &name, &after, limit).await?;
+    tx.commit().await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|i| i.contact.id.clone()))
+        .flatten();
+    Ok(Json(ResultsPage { items, next }))
+}
+
+/// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv`.
+pub async fn results_csv(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    access.require(Role::Viewer)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let campaign = campaign_of(&mut tx, &access, &name).await?;
+    let items = page_with_answers(&mut tx, &access.tenant.id, &name, "", EXPORT_LIMIT).await?;
+    tx.commit().await?;
+    // Survey fields in question order, then any other answered field.
+    let mut fields: Vec<String> = serde_json::from_str::<CampaignSpec>(&campaign.spec)
+        .ok()
+        .and_then(|spec| spec.agent)
+        .map(|agent| agent.questions.into_iter().map(|q| q.field).collect())
+        .unwrap_or_default();
+    let answered: BTreeSet<&String> = items.iter().flat_map(|i| i.answers.keys()).collect();
+    for field in answered {
+        if !fields.contains(field) {
+            fields.push(field.clone());
+        }
+    }
+    let csv_error = |e: csv::Error| ApiError::internal(&e);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "id",
+        "phone",
+        "name",
+        "state",
+        "attempts",
+        "last_outcome",
+        "last_call_id",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for field in &fields {
+        header.push(field.clone());
+        header.push(format!("{field}_raw"));
+    }
+    writer.write_record(&header).map_err(csv_error)?;
+    for item in items {
+        let c = &item.contact;
+        let mut record = vec![
+            c.id.clone(),
+            c.phone.clone(),
+            c.name.clone().unwrap_or_default(),
+            c.state.clone(),
+            c.attempts.to_string(),
+            c.last_outcome.clone().unwrap_or_default(),
+            c.last_call_id.clone().unwrap_or_default(),
+        ];
+        for field in &fields {
+            let answer = item.answers.get(field);
+            let value = answer
+                .map(|a| &a["value"])
+                .map_or(String::new(), |v| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                });
+            let raw = answer
+                .and_then(|a| a["raw"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            record.push(value);
+            record.push(raw);
+        }
+        writer.write_record(&record).map_err(csv_error)?;
+    }
+    let bytes = writer.into_inner().map_err(|e| ApiError::internal(&e))?;
+    let disposition = format!("attachment; filename=\"{name}-results.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The do-not-call list.
+#[derive(Debug, Serialize)]
+pub struct DoNotCallList {
+    /// Entries by number.
+    pub items: Vec<DoNotCallRow>,
+}
+
+/// `GET /api/v1/tenants/{tenant}/do-not-call`.
+pub async fn list_do_not_call(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<DoNotCallList>, ApiError> {
+    access.require(Role::Viewer)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let items = rows::list_do_not_call(&mut tx, &access.tenant.id).await?;
+    tx.commit().await?;
+    Ok(Json(DoNotCallList { items }))
+}
+
+/// A number to stop calling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDoNotCall {
+    /// E.164 number.
+    pub phone: String,
+    /// Why (free text, at most 200 characters).
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/tenants/{tenant}/do-not-call`: 201 when added, 200 when already listed.
+pub async fn add_do_not_call(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<NewDoNotCall>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Member)?;
+    let phone = body.phone.trim();
+    if !is_e164(phone) {
+        return Err(ApiError::invalid(
+            "phone",
+            "invalid_number",
+            "phone must be E.164, e.g. +15550100",
+        ));
+    }
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 200)
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            "too_long",
+            "reason must be at most 200 characters",
+        ));
+    }
+    let mut tx = state.store.write(&access.scope()).await?;
+    let added = rows::add_do_not_call(
+        &mut tx,
+        &access.tenant.id,
+        phone,
+        body.reason.as_deref(),
+        now_ms(),
+    )
+    .await?;
+    if added {
+        record(
+            &mut tx,
+            &access,
+            &client,
+            "do_not_call.added",
+            ("phone", phone),
+            json!({}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/do-not-call/{phone}` (admin: removing a number allows
+/// calling it again).
+pub async fn remove_do_not_call(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, phone)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Admin)?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    if !rows::remove_do_not_call(&mut tx, &access.tenant.id, &phone).await? {
+        return Err(ApiError::not_found("do-not-call entry"));
+    }
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "do_not_call.removed",
+        ("phone", &phone),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
