@@ -1,0 +1,104 @@
+//! What the gateway's benchmarks share: configuration parsing, a database for the app
+//! (SQLite in a temp dir, or a fresh Postgres schema used through an ordinary RLS-bound
+//! role), a local HTTP server and percentile arithmetic.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use clap::Parser;
+use sqlx::Executor;
+use switchboard_gateway::Config;
+use switchboard_gateway::store::Store;
+
+pub const ROLE: &str = "switchboard_gateway_bench_app";
+
+#[derive(Parser)]
+pub struct Wrapper {
+    #[command(flatten)]
+    pub config: Config,
+}
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A database URL for the app: SQLite in a temp dir, or a fresh Postgres schema used
+/// through an ordinary (RLS-bound) role.
+pub async fn database(
+    admin: Option<String>,
+    dir: &tempfile::TempDir,
+) -> anyhow::Result<(String, &'static str)> {
+    let Some(admin_url) = admin else {
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
+        Store::connect(&url, 1).await?.migrate().await?;
+        return Ok((url, "sqlite"));
+    };
+    sqlx::any::install_default_drivers();
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::AnyPool::connect(&admin_url).await?;
+    pool.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await?;
+    pool.execute(
+        format!(
+            "DO $$ BEGIN CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+        .as_str(),
+    )
+    .await?;
+    let with = |user: Option<&str>| {
+        let (scheme, rest) = admin_url
+            .split_once("://")
+            .unwrap_or(("postgres", &admin_url));
+        let rest = match (user, rest.split_once('@')) {
+            (Some(u), Some((_, host))) => format!("{u}@{host}"),
+            (Some(u), None) => format!("{u}@{rest}"),
+            (None, _) => rest.to_owned(),
+        };
+        let sep = if rest.contains('?') { '&' } else { '?' };
+        format!("{scheme}://{rest}{sep}options[search_path]={schema}")
+    };
+    Store::connect(&with(None), 1).await?.migrate().await?;
+    pool.execute(
+        format!(
+            "GRANT USAGE ON SCHEMA {schema} TO {ROLE}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {ROLE}"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok((with(Some(ROLE)), "postgres"))
+}
+
+pub async fn serve(router: Router) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok(addr)
+}
