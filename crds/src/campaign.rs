@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub const CONDITION_READY: &str = "Ready";
 /// Condition: the campaign passed validation (number ready, plan allows campaigns, sane window).
 pub const CONDITION_VALID: &str = "Valid";
+/// Condition: the gateway's dialer is placing calls now; when `False`, the reason says why not
+/// (`OutsideWindow`, `Suspended`, `TenantSuspended`, `PlanLimitReached`, `Completed`, …).
+pub const CONDITION_DIALING: &str = "Dialing";
 
 /// Desired state of a campaign.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

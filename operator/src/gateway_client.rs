@@ -149,7 +149,7 @@ pub struct RejectedRow {
 }
 
 /// `GET …/progress`: where the dialer is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     /// Lifecycle phase as the dialer sees it.
@@ -172,6 +172,9 @@ pub struct Progress {
     /// Contacts that never answered after every attempt.
     #[serde(default)]
     pub no_answer: i64,
+    /// Why the dialer is not dialling now (`OutsideWindow`, `PlanLimitReached`, …).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Deserialize)]

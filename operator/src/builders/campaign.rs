@@ -7,7 +7,9 @@ use jiff::civil::Time;
 use jiff::tz::TimeZoneDatabase;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
-use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, KeyReference};
+use switchboard_crds::campaign::{
+    CONDITION_DIALING, CONDITION_READY, CONDITION_VALID, KeyReference,
+};
 use switchboard_crds::conditions::{find_condition, is_condition_true};
 use switchboard_crds::{
     Campaign, CampaignPhase, CampaignSpec, CampaignStatus, ConditionStatus, PhoneNumber, Tenant,
@@ -490,7 +492,53 @@ pub fn registered_status(
         generation,
         now,
     );
+    let (dialing, reason, message) = dialing_condition(progress);
+    set_condition(
+        &mut status.conditions,
+        CONDITION_DIALING,
+        dialing,
+        &reason,
+        message,
+        generation,
+        now,
+    );
     status
+}
+
+/// The `Dialing` condition from the dialer's phase and hold reason.
+fn dialing_condition(progress: &Progress) -> (ConditionStatus, String, String) {
+    let explain = |reason: &str| match reason {
+        "OutsideWindow" => "outside the calling window; dialling resumes when it opens",
+        "Suspended" => "spec.suspend is true",
+        "TenantSuspended" => "the tenant is suspended",
+        "PlanLimitReached" => "the plan's monthly call or minute limit is reached",
+        "PlanForbidsCampaigns" => "the tenant's plan does not include campaigns",
+        "FromNumberNotReady" => "the caller-id number is not routed at the gateway yet",
+        "InvalidSchedule" => "the gateway cannot read the schedule",
+        _ => "the gateway is not dialling",
+    };
+    match (progress.phase, progress.reason.as_deref()) {
+        (CampaignPhase::Completed, _) => (
+            ConditionStatus::False,
+            "Completed".into(),
+            "every contact is done".into(),
+        ),
+        (_, Some(reason)) => (
+            ConditionStatus::False,
+            reason.to_owned(),
+            explain(reason).to_owned(),
+        ),
+        (CampaignPhase::Running, None) => (
+            ConditionStatus::True,
+            "Dialing".into(),
+            "calls are being placed within the pacing limits".into(),
+        ),
+        (phase, None) => (
+            ConditionStatus::False,
+            format!("{phase:?}"),
+            "the gateway has not started dialling".into(),
+        ),
+    }
 }
 
 /// How many rejected rows a message lists; the rest are counted.
@@ -806,6 +854,7 @@ mod tests {
             completed: 3,
             failed: 0,
             no_answer: 0,
+            reason: None,
         };
         let result = RegistrationResult {
             registered: true,
@@ -909,6 +958,39 @@ mod tests {
         assert_eq!(
             scripts,
             serde_json::json!({"spring": {"greeting": "hello from spring", "questions": []}})
+        );
+    }
+
+    #[test]
+    fn the_dialing_condition_says_why_calls_are_not_placed() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let progress = |phase, reason: Option<&str>| Progress {
+            phase,
+            total: 4,
+            pending: 4,
+            reason: reason.map(str::to_owned),
+            ..Progress::default()
+        };
+        let dialing = |p: &Progress| {
+            let status = registered_status(&campaign(1), p, None, now);
+            let c = find_condition(&status.conditions, CONDITION_DIALING).unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+        assert_eq!(
+            dialing(&progress(CampaignPhase::Running, None)),
+            ("True".into(), "Dialing".into())
+        );
+        assert_eq!(
+            dialing(&progress(CampaignPhase::Running, Some("OutsideWindow"))),
+            ("False".into(), "OutsideWindow".into())
+        );
+        assert_eq!(
+            dialing(&progress(CampaignPhase::Paused, Some("PlanLimitReached"))),
+            ("False".into(), "PlanLimitReached".into())
+        );
+        assert_eq!(
+            dialing(&progress(CampaignPhase::Completed, None)),
+            ("False".into(), "Completed".into())
         );
     }
 }
