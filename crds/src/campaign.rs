@@ -381,7 +381,11 @@ pub struct CampaignStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Standard conditions: `Ready`, `Valid`.
+    /// Digest (`sha256:<hex>`) of the contacts CSV last registered with the gateway; an edit of
+    /// the ConfigMap or Secret changes it and re-registers the contacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_contacts: Option<String>,
+    /// Standard conditions: `Ready`, `Valid`, `Dialing`.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

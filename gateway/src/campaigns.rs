@@ -1,10 +1,12 @@
-//! Campaign registration by the operator (internal API; see /tmp contract "Gateway internal
-//! API"): `PUT`/`DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` and `GET …/progress`.
+//! Campaign registration by the operator (internal API, bearer `SWITCHBOARD_INTERNAL_TOKEN`):
+//! `PUT`/`DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` and `GET …/progress`.
 //!
-//! The gateway stores the campaign and its contacts and serves progress from the contact
-//! states. Registration is idempotent by CR uid + generation; a new generation updates the
-//! spec (pacing, suspension) and adds new contacts while keeping the state of known ones; a
-//! new uid (the CR was recreated) starts from fresh contacts.
+//! The gateway stores the campaign and its contacts (the dialer in [`crate::dialer`] works
+//! them) and serves progress from the contact states. Registration is idempotent: contacts
+//! are merged by id (known ones keep their dialing state), a new generation also replaces
+//! the spec (pacing, suspension), the same generation again only adds contacts (the operator
+//! re-sends an edited contacts ConfigMap that way), and a new uid (the CR was recreated)
+//! starts from fresh contacts. A finished campaign stays finished unless new contacts arrive.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -186,55 +188,23 @@ pub async fn register(
             "fromNumber is not E.164",
         ));
     }
-    let scope = Scope::tenant(&tenant);
-    let mut tx = state.store.write(&scope).await?;
-    let existing = campaigns::get(&mut tx, &tenant, &name).await?;
-    if let Some(row) = &existing
-        && row.uid == body.uid
-        && row.generation == body.generation
-        && row.deleted_at.is_none()
-    {
-        tx.commit().await?;
-        let contacts = contact_total(&state, &tenant, &name).await?;
-        return Ok(Json(Registered {
-            registered: true,
-            contacts,
-            rejected: Vec::new(),
-        }));
-    }
-    let (contacts, rejected) = match &body.contacts_csv {
+    let (contacts, mut rejected) = match &body.contacts_csv {
         Some(csv) => {
             parse_contacts(csv).map_err(|e| ApiError::invalid("contactsCsv", "invalid_csv", e))?
         }
         None => (Vec::new(), Vec::new()),
     };
+    let scope = Scope::tenant(&tenant);
+    let mut tx = state.store.write(&scope).await?;
+    let existing = campaigns::get(&mut tx, &tenant, &name).await?;
+    let same_generation = existing.as_ref().is_some_and(|row| {
+        row.uid == body.uid && row.generation == body.generation && row.deleted_at.is_none()
+    });
     let now = now_ms();
     if existing.as_ref().is_some_and(|row| row.uid != body.uid) {
         campaigns::clear_contacts(&mut tx, &tenant, &name).await?;
     }
-    let spec = serde_json::to_string(&body.spec).map_err(|e| ApiError::internal(&e))?;
-    let phase = if body.spec.suspend {
-        "Paused"
-    } else {
-        "Running"
-    };
-    campaigns::upsert(
-        &mut tx,
-        &CampaignRow {
-            tenant_id: tenant.clone(),
-            name: name.clone(),
-            namespace: body.namespace,
-            uid: body.uid,
-            generation: body.generation,
-            spec,
-            from_number: body.from_number,
-            phase: phase.to_owned(),
-            deleted_at: None,
-        },
-        now,
-    )
-    .await?;
-    let mut rejected = rejected;
+    let mut added = 0;
     for contact in &contacts {
         if crate::store::dialer::is_do_not_call(&mut tx, &tenant, &contact.phone).await? {
             rejected.push(Rejected {
@@ -243,7 +213,7 @@ pub async fn register(
             });
             continue;
         }
-        campaigns::add_contact(
+        if campaigns::add_contact(
             &mut tx,
             &tenant,
             &name,
@@ -251,6 +221,46 @@ pub async fn register(
             &contact.phone,
             contact.name.as_deref(),
             &contact.variables,
+            now,
+        )
+        .await?
+        {
+            added += 1;
+        }
+    }
+    rejected.sort_by_key(|r| r.row);
+    let was_completed = existing
+        .as_ref()
+        .is_some_and(|row| row.uid == body.uid && row.phase == "Completed");
+    if same_generation {
+        // The same spec again (e.g. the contacts ConfigMap was edited): only contacts change,
+        // and new ones reopen a finished campaign.
+        if added > 0 && was_completed {
+            campaigns::set_phase_if(&mut tx, &tenant, &name, "Running", now).await?;
+        }
+    } else {
+        let spec = serde_json::to_string(&body.spec).map_err(|e| ApiError::internal(&e))?;
+        let phase = if body.spec.suspend {
+            "Paused"
+        } else if was_completed && added == 0 {
+            // Nothing new to call: finished stays finished (no second campaign.finished).
+            "Completed"
+        } else {
+            "Running"
+        };
+        campaigns::upsert(
+            &mut tx,
+            &CampaignRow {
+                tenant_id: tenant.clone(),
+                name: name.clone(),
+                namespace: body.namespace,
+                uid: body.uid,
+                generation: body.generation,
+                spec,
+                from_number: body.from_number,
+                phase: phase.to_owned(),
+                deleted_at: None,
+            },
             now,
         )
         .await?;

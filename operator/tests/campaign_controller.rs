@@ -692,3 +692,48 @@ async fn campaign_scripts_reach_the_runtime_config_and_leave_with_the_campaign()
     assert_eq!(reconcile(&ctx).await.unwrap(), Action::await_change());
     assert_eq!(campaign_scripts(&ctx.client).await, json!({}));
 }
+
+#[tokio::test]
+async fn an_edited_contacts_config_map_registers_the_contacts_again() {
+    let (ctx, gateway, _) = setup(
+        vec![starter()],
+        vec![
+            ready_number(),
+            contacts_config_map(),
+            campaign_manifest(json!({})),
+        ],
+    )
+    .await;
+    reconcile_until_registered(&ctx).await;
+    reconcile(&ctx).await.unwrap();
+    assert_eq!(
+        gateway.requests(Method::PUT).len(),
+        1,
+        "unchanged: no re-registration"
+    );
+
+    let edited = "phone,name\n+14155550101,Ada\n+14155550199,Barbara\n";
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), NS)
+        .patch(
+            "survey-contacts",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"contacts.csv": edited}})),
+        )
+        .await
+        .unwrap();
+    reconcile(&ctx).await.unwrap();
+    let puts = gateway.requests(Method::PUT);
+    assert_eq!(puts.len(), 2, "the edit is registered");
+    assert_eq!(puts[1].body["contactsCsv"], edited);
+    let stored = get_campaign(&ctx.client).await.unwrap();
+    assert!(
+        stored
+            .status
+            .unwrap()
+            .registered_contacts
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    reconcile(&ctx).await.unwrap();
+    assert_eq!(gateway.requests(Method::PUT).len(), 2, "and only once");
+}

@@ -128,7 +128,7 @@ pub async fn clear_contacts(
     Ok(())
 }
 
-/// Adds a contact unless its id exists (its dialing state is kept).
+/// Adds a contact unless its id exists (its dialing state is kept); `true` when added.
 #[allow(clippy::too_many_arguments)]
 pub async fn add_contact(
     conn: &mut AnyConnection,
@@ -139,8 +139,8 @@ pub async fn add_contact(
     name: Option<&str>,
     variables: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
         "INSERT INTO campaign_contacts (tenant_id, campaign, id, phone, name, variables, state, attempts, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (tenant_id, campaign, id) DO NOTHING",
     )
@@ -153,7 +153,7 @@ pub async fn add_contact(
     .bind(now)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Contacts per state.

@@ -42,14 +42,9 @@ async fn campaigns_register_idempotently_and_report_progress() {
         );
         assert_eq!(first.body["contacts"], 2);
         assert_eq!(first.body["rejected"][0]["row"], 2);
-        // Same uid + generation: a no-op.
+        // The same registration again changes nothing.
         let again = app
-            .json(
-                Method::PUT,
-                &path,
-                Some(INTERNAL_TOKEN),
-                Some(body(1, "phone\n+15550009\n")),
-            )
+            .json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(body(1, csv)))
             .await;
         assert_eq!(again.body["contacts"], 2);
         // A new generation adds contacts and keeps known ones.
@@ -62,6 +57,16 @@ async fn campaigns_register_idempotently_and_report_progress() {
             )
             .await;
         assert_eq!(next.body["contacts"], 3, "{}", next.text);
+        // The same generation with an edited contacts ConfigMap adds the new rows.
+        let edited = app
+            .json(
+                Method::PUT,
+                &path,
+                Some(INTERNAL_TOKEN),
+                Some(body(2, "phone\n+15550001\n+15550003\n+15550004\n")),
+            )
+            .await;
+        assert_eq!(edited.body["contacts"], 4, "{}", edited.text);
 
         let progress = app
             .json(
@@ -73,8 +78,8 @@ async fn campaigns_register_idempotently_and_report_progress() {
             .await;
         assert_eq!(progress.status, StatusCode::OK, "{}", progress.text);
         assert_eq!(progress.body["phase"], "Running");
-        assert_eq!(progress.body["total"], 3);
-        assert_eq!(progress.body["pending"], 3);
+        assert_eq!(progress.body["total"], 4);
+        assert_eq!(progress.body["pending"], 4);
         assert_eq!(progress.body["inProgress"], 0);
 
         for _ in 0..2 {
@@ -113,9 +118,9 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
         let body = json!({"namespace": "ns", "uid": "u", "generation": 1,
             "spec": {"fromNumber": "line", "contacts": {"uploaded": true}},
             "fromNumber": "+15550100", "contactsCsv": "phone\n+15550001\n"});
-        app.json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(body))
+        app.json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(body.clone()))
             .await;
-        // The dialer (not part of this crate yet) marks the contact reached.
+        // The dialer marks the contact reached.
         let scope = switchboard_gateway::store::Scope::tenant(&tenant.id);
         let mut tx = app.state.store.write(&scope).await.unwrap();
         sqlx::query("UPDATE campaign_contacts SET state = 'completed' WHERE tenant_id = $1")
@@ -141,6 +146,45 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
             1,
             "{}",
             app.backend
+        );
+        // Registered again (same or new generation, nothing new): still finished, once.
+        for generation in [1, 2] {
+            let mut again = body.clone();
+            again["generation"] = json!(generation);
+            let reply = app
+                .json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(again))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            let progress = app
+                .json(
+                    Method::GET,
+                    &format!("{path}/progress"),
+                    Some(INTERNAL_TOKEN),
+                    None,
+                )
+                .await;
+            assert_eq!(progress.body["phase"], "Completed", "{}", progress.text);
+        }
+        // A new contact reopens it.
+        let mut more = body.clone();
+        more["generation"] = json!(2);
+        more["contactsCsv"] = json!("phone\n+15550001\n+15550002\n");
+        app.json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(more))
+            .await;
+        let progress = app
+            .json(
+                Method::GET,
+                &format!("{path}/progress"),
+                Some(INTERNAL_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(progress.body["phase"], "Running", "{}", progress.text);
+        assert_eq!(progress.body["pending"], 1);
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM webhook_outbox WHERE event_type = 'campaign.finished'")
+                .await,
+            1
         );
         app.finish().await;
     }

@@ -463,10 +463,12 @@ pub fn registered_status(
     campaign: &Campaign,
     progress: &Progress,
     registration: Option<&RegistrationResult>,
+    contacts_digest: Option<&str>,
     now: Timestamp,
 ) -> CampaignStatus {
     let generation = campaign.metadata.generation;
     let mut status = base_status(campaign);
+    status.registered_contacts = contacts_digest.map(str::to_owned);
     let ready_message = match registration {
         Some(result) => registration_message(result),
         None => find_condition(&status.conditions, CONDITION_READY)
@@ -596,14 +598,27 @@ pub fn gateway_problem_status(
 }
 
 /// Whether the gateway already holds this generation: `Ready=True` was set for it.
-pub fn is_registered_generation(campaign: &Campaign) -> bool {
+pub fn is_registered(campaign: &Campaign, contacts_digest: Option<&str>) -> bool {
     let Some(status) = &campaign.status else {
         return false;
     };
-    find_condition(&status.conditions, CONDITION_READY).is_some_and(|c| {
-        c.status == "True"
-            && c.reason == "Registered"
-            && c.observed_generation == campaign.metadata.generation
+    status.registered_contacts.as_deref() == contacts_digest
+        && find_condition(&status.conditions, CONDITION_READY).is_some_and(|c| {
+            c.status == "True"
+                && c.reason == "Registered"
+                && c.observed_generation == campaign.metadata.generation
+        })
+}
+
+/// `sha256:<hex>` of a contacts CSV (`None` for uploaded contacts): the status remembers which
+/// contacts were registered, so an edited ConfigMap or Secret is registered again.
+pub fn contacts_digest(csv: Option<&str>) -> Option<String> {
+    use sha2::Digest;
+    csv.map(|csv| {
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(csv.as_bytes()))
+        )
     })
 }
 
@@ -865,7 +880,7 @@ mod tests {
             }],
         };
         let mut c = campaign(2);
-        let first = registered_status(&c, &progress, Some(&result), now);
+        let first = registered_status(&c, &progress, Some(&result), None, now);
         assert_eq!(first.phase, CampaignPhase::Running);
         assert_eq!(first.progress.as_deref(), Some("30%"));
         assert_eq!(first.observed_generation, Some(2));
@@ -876,18 +891,30 @@ mod tests {
             "registered with the gateway: 10 contacts accepted, 1 rejected (row 3: not E.164)"
         );
         c.status = Some(first.clone());
-        assert!(is_registered_generation(&c));
+        assert!(is_registered(&c, None));
+        let digest = contacts_digest(Some("phone\n+15550100\n"));
+        assert!(
+            !is_registered(&c, digest.as_deref()),
+            "edited contacts register again"
+        );
+        let mut with_contacts = c.clone();
+        with_contacts.status = Some(registered_status(
+            &c,
+            &progress,
+            Some(&result),
+            digest.as_deref(),
+            now,
+        ));
+        assert!(is_registered(&with_contacts, digest.as_deref()));
+        assert_ne!(digest, contacts_digest(Some("phone\n+15550101\n")));
         let later = Timestamp::from_second(9_000).unwrap();
         assert_eq!(
-            registered_status(&c, &progress, None, later),
+            registered_status(&c, &progress, None, None, later),
             first,
             "no churn"
         );
         c.metadata.generation = Some(3);
-        assert!(
-            !is_registered_generation(&c),
-            "a new generation re-registers"
-        );
+        assert!(!is_registered(&c, None), "a new generation re-registers");
     }
 
     #[test]
@@ -911,7 +938,7 @@ mod tests {
         assert!(!is_condition_true(&status.conditions, CONDITION_READY));
         c.status = Some(status);
         assert!(was_invalid(&c));
-        assert!(!is_registered_generation(&c));
+        assert!(!is_registered(&c, None));
     }
 
     #[test]
@@ -972,7 +999,7 @@ mod tests {
             ..Progress::default()
         };
         let dialing = |p: &Progress| {
-            let status = registered_status(&campaign(1), p, None, now);
+            let status = registered_status(&campaign(1), p, None, None, now);
             let c = find_condition(&status.conditions, CONDITION_DIALING).unwrap();
             (c.status.clone(), c.reason.clone())
         };

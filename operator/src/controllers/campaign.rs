@@ -27,9 +27,8 @@ use super::apply::{add_finalizer, apply_namespaced_status, remove_finalizer};
 use super::{Context, Error};
 use crate::builders::campaign::{
     ContactsFacts, Invalid, NumberFacts, Observed, SCRIPTS_FIELD_MANAGER, TenantFacts, Validated,
-    campaign_scripts, config_map_contacts, gateway_problem_status, invalid_status,
-    is_registered_generation, registered_status, secret_contacts, tenant_of_namespace, validate,
-    was_invalid,
+    campaign_scripts, config_map_contacts, contacts_digest, gateway_problem_status, invalid_status,
+    is_registered, registered_status, secret_contacts, tenant_of_namespace, validate, was_invalid,
 };
 use crate::builders::runtime::AGENT_CONFIG_MAP;
 use crate::gateway_client::{
@@ -273,7 +272,14 @@ async fn register_and_mirror(
             if let Some(result) = &registration {
                 report_rejected_rows(ctx, campaign, result).await;
             }
-            let status = registered_status(campaign, &progress, registration.as_ref(), now);
+            let digest = contacts_digest(validated.contacts_csv.as_deref());
+            let status = registered_status(
+                campaign,
+                &progress,
+                registration.as_ref(),
+                digest.as_deref(),
+                now,
+            );
             write_status(campaign, ctx, status).await?;
             Ok(Action::requeue(requeue_for(progress.phase)))
         }
@@ -304,7 +310,10 @@ async fn sync_with_gateway(
     let name = campaign.name_any();
     let tenant = validated.tenant.as_str();
     let mut registration = None;
-    if !is_registered_generation(campaign) {
+    if !is_registered(
+        campaign,
+        contacts_digest(validated.contacts_csv.as_deref()).as_deref(),
+    ) {
         let body = registration_body(campaign, namespace, validated).map_err(SyncError::Other)?;
         registration = Some(gateway.register(tenant, &name, &body).await?);
     }
