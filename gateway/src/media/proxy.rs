@@ -7,7 +7,10 @@
 //! with 1008 (policy violation) before any upstream connection is opened.
 //!
 //! Then the gateway dials the tenant's runtime (tokio-tungstenite), replays the frames it
-//! has read so far, and pumps frames both ways in order. Each direction awaits its send
+//! has read so far — with the `start` message's stream parameters (`tenant`, `callId`, and a
+//! campaign call's `campaign` and `contact`) set from the verified token and the call record,
+//! so the runtime gets them on every carrier (Telnyx sends none of its own) and nobody can
+//! pick another call's script — and pumps frames both ways in order. Each direction awaits its send
 //! before reading the next frame, so a slow side slows the other down (back-pressure through
 //! TCP) instead of growing a buffer. A close from either side is passed on with its code.
 
@@ -25,6 +28,8 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame}
 use super::call_token::CallClaims;
 use crate::kube::tenant_namespace;
 use crate::state::AppState;
+use crate::store::Scope;
+use crate::store::calls;
 use crate::telephony::MediaPermit;
 
 /// Close code: policy violation (bad or missing call token).
@@ -61,6 +66,83 @@ pub fn token_from_start(frame: &Value) -> Option<String> {
         .decode(state)
         .ok()?;
     String::from_utf8(bytes).ok()
+}
+
+/// Sets the stream parameters of a `start` frame to the gateway's own values, in the key the
+/// carrier's format uses (`customParameters` for Twilio, `custom_parameters` for Telnyx).
+/// `params` replace what the carrier sent; `campaign`/`contact` are dropped unless given.
+pub fn with_stream_parameters(mut frame: Value, carrier: &str, params: &[(&str, &str)]) -> Value {
+    let Some(start) = frame.get_mut("start").and_then(Value::as_object_mut) else {
+        return frame;
+    };
+    let key = if start.contains_key("customParameters") {
+        "customParameters"
+    } else if start.contains_key("custom_parameters") || carrier == "telnyx" {
+        "custom_parameters"
+    } else {
+        "customParameters"
+    };
+    let custom = start
+        .entry(key)
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !custom.is_object() {
+        *custom = Value::Object(serde_json::Map::new());
+    }
+    if let Some(custom) = custom.as_object_mut() {
+        custom.remove("campaign");
+        custom.remove("contact");
+        for (name, value) in params {
+            custom.insert((*name).to_owned(), Value::String((*value).to_owned()));
+        }
+    }
+    frame
+}
+
+/// The replayed frames with the `start` frame's parameters set (see
+/// [`with_stream_parameters`]).
+fn authoritative_replay(
+    replay: Vec<Message>,
+    carrier: &str,
+    params: &[(&str, &str)],
+) -> Vec<Message> {
+    replay
+        .into_iter()
+        .map(|message| {
+            let Message::Text(text) = &message else {
+                return message;
+            };
+            match serde_json::from_str::<Value>(text.as_str()) {
+                Ok(frame) if frame.get("event").and_then(Value::as_str) == Some("start") => {
+                    let frame = with_stream_parameters(frame, carrier, params);
+                    Message::Text(frame.to_string().into())
+                }
+                _ => message,
+            }
+        })
+        .collect()
+}
+
+/// The stream parameters the runtime must see for a verified call.
+async fn call_parameters(state: &AppState, claims: &CallClaims) -> Vec<(&'static str, String)> {
+    let mut params = vec![
+        ("tenant", claims.slug.clone()),
+        ("callId", claims.call_id.clone()),
+    ];
+    let call = match state.store.read(&Scope::tenant(&claims.tenant_id)).await {
+        Ok(mut tx) => {
+            let call = calls::get(&mut tx, &claims.tenant_id, &claims.call_id).await;
+            let _ = tx.commit().await;
+            call.ok().flatten()
+        }
+        Err(_) => None,
+    };
+    if let Some(call) = call
+        && let (Some(campaign), Some(contact)) = (call.campaign, call.contact)
+    {
+        params.push(("campaign", campaign));
+        params.push(("contact", contact));
+    }
+    params
 }
 
 /// The runtime WebSocket URL for a call: the configured standalone runtime, or the tenant's
@@ -154,6 +236,9 @@ async fn serve(state: AppState, mut socket: WebSocket) {
             return close(socket, CLOSE_ERROR, "runtime unavailable").await;
         }
     };
+    let params = call_parameters(&state, &claims).await;
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let replay = authoritative_replay(replay, &claims.carrier, &params);
     tracing::info!(tenant = %claims.slug, call_id = %claims.call_id, "media stream connected");
     state.voice.metrics.media_streams.inc();
     pump(socket, upstream, replay, permit).await;
@@ -255,5 +340,29 @@ mod tests {
             token_from_start(&serde_json::json!({"event":"media"})),
             None
         );
+    }
+
+    #[test]
+    fn start_frames_carry_the_gateways_parameters() {
+        let twilio = serde_json::json!({"event": "start", "start": {"customParameters":
+            {"callToken": "t", "campaign": "forged", "callId": "x"}}});
+        let out = with_stream_parameters(twilio, "twilio", &[("callId", "c1"), ("tenant", "acme")]);
+        let custom = &out["start"]["customParameters"];
+        assert_eq!(custom["callId"], "c1");
+        assert_eq!(custom["tenant"], "acme");
+        assert_eq!(custom["callToken"], "t");
+        assert!(
+            custom.get("campaign").is_none(),
+            "only the gateway names a campaign"
+        );
+        let telnyx = serde_json::json!({"event": "start", "start": {"client_state": "dA=="}});
+        let out = with_stream_parameters(
+            telnyx,
+            "telnyx",
+            &[("callId", "c2"), ("campaign", "spring"), ("contact", "ann")],
+        );
+        assert_eq!(out["start"]["custom_parameters"]["campaign"], "spring");
+        assert_eq!(out["start"]["custom_parameters"]["contact"], "ann");
+        assert_eq!(out["start"]["client_state"], "dA==");
     }
 }

@@ -7,7 +7,9 @@
 //! Call Control does not take instructions in the webhook response, so on `call.initiated`
 //! the gateway answers the call through the REST API with `stream_url` pointing at its media
 //! WebSocket and the call token in `client_state` (it comes back in the stream's `start`
-//! message), or rejects it. `call.answered` and `call.hangup` update the call record.
+//! message), or rejects it. `call.answered` and `call.hangup` update the call record; on a
+//! campaign call (outgoing, with the attempt id the dialer put in `client_state`),
+//! `call.answered` also starts the media stream to the gateway (`streaming_start`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,7 +22,7 @@ use switchboard_carriers::signatures::{
 };
 
 use super::{
-    InboundDecision, StatusUpdate, admit_inbound, apply_status, media_url, route,
+    InboundDecision, StatusUpdate, admit_inbound, admit_outbound, apply_status, media_url, route,
     tenant_carrier_secret, tenant_of,
 };
 use crate::http::errors::ApiError;
@@ -55,6 +57,9 @@ struct Payload {
     start_time: Option<String>,
     #[serde(default)]
     end_time: Option<String>,
+    /// Base64 state we set: on campaign calls, the attempt id given when dialling.
+    #[serde(default)]
+    client_state: Option<String>,
 }
 
 fn forbidden() -> ApiError {
@@ -144,6 +149,35 @@ fn seconds_between(start: Option<&str>, end: Option<&str>) -> Option<i64> {
     Some((end - start).num_seconds().max(0))
 }
 
+fn decode_state(state: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(state)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Connects an answered campaign call's media to the gateway, like an inbound call's.
+async fn stream_campaign_call(
+    state: &AppState,
+    number: &NumberRow,
+    call_control_id: &str,
+    attempt: &str,
+) -> Result<(), ApiError> {
+    let Some(answer) = admit_outbound(state, number, "telnyx", call_control_id, attempt).await?
+    else {
+        return Ok(());
+    };
+    let body = json!({
+        "stream_url": media_url(state.config.public_base()),
+        "stream_track": "inbound_track",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "PCMU",
+        "client_state": base64::engine::general_purpose::STANDARD.encode(&answer.token),
+    });
+    command(state, number, call_control_id, "streaming_start", body).await;
+    Ok(())
+}
+
 /// `POST /api/v1/webhooks/telnyx`.
 pub async fn webhook(
     State(state): State<AppState>,
@@ -215,6 +249,12 @@ pub async fn webhook(
             let Some(tenant) = tenant_of(&state, &number.tenant_id).await? else {
                 return Err(ApiError::not_found("tenant"));
             };
+            if envelope.data.event_type == "call.answered"
+                && !incoming
+                && let Some(attempt) = payload.client_state.as_deref().and_then(decode_state)
+            {
+                stream_campaign_call(&state, &number, id, &attempt).await?;
+            }
             let update = if envelope.data.event_type == "call.answered" {
                 StatusUpdate {
                     status: "in-progress".into(),

@@ -162,19 +162,34 @@ async fn twilio_signatures_are_verified_with_the_owning_accounts_token() {
 async fn telnyx_api() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
     let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let log = seen.clone();
-    let router = Router::new().route(
-        "/v2/calls/{id}/actions/{action}",
-        post(
-            move |axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
-                  axum::Json(body): axum::Json<Value>| {
-                let log = log.clone();
+    let dials = seen.clone();
+    let router = Router::new()
+        .route(
+            "/v2/calls/{id}/actions/{action}",
+            post(
+                move |axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+                      axum::Json(body): axum::Json<Value>| {
+                    let log = log.clone();
+                    async move {
+                        log.lock().unwrap().push((format!("{id}/{action}"), body));
+                        axum::Json(json!({"data": {"result": "ok"}}))
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v2/calls",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let log = dials.clone();
                 async move {
-                    log.lock().unwrap().push((format!("{id}/{action}"), body));
-                    axum::Json(json!({"data": {"result": "ok"}}))
+                    let mut log = log.lock().unwrap();
+                    let id = format!("v3:out-{}", log.len() + 1);
+                    log.push(("dial".to_owned(), body));
+                    axum::Json(json!({"data": {"call_control_id": id, "call_leg_id": "leg",
+                        "call_session_id": "session", "is_alive": false, "record_type": "call"}}))
                 }
-            },
-        ),
-    );
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -303,6 +318,113 @@ async fn numbers_on_a_tenants_own_account_verify_with_its_stored_auth_token() {
             "{}: {}",
             app.backend,
             own.text
+        );
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn telnyx_campaign_calls_are_dialled_and_streamed_when_answered() {
+    use switchboard_gateway::dialer::Dialer;
+    use switchboard_gateway::dialer::clock::ManualClock;
+
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+    let (api, seen) = telnyx_api().await;
+    let extra: Vec<String> = [
+        "--telnyx-public-key",
+        &public,
+        "--telnyx-api-key",
+        "KEYtest",
+        "--telnyx-api-base",
+        &api,
+        "--telnyx-connection-id",
+        "conn-1",
+        "--plan-limits",
+        r#"{"free": {"campaigns": true}}"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for app in apps("telnyx_campaign", &extra).await {
+        seen.lock().unwrap().clear();
+        let tenant = app.signup("txc@example.com", "Txc Inc").await;
+        app.route_number("+15550200", &tenant.id, "telnyx", "platform")
+            .await;
+        let registered = app
+            .json(
+                axum::http::Method::PUT,
+                &format!("/internal/v1/tenants/{}/campaigns/survey", tenant.slug),
+                Some(crate::harness::INTERNAL_TOKEN),
+                Some(json!({"namespace": "ns", "uid": "u", "generation": 1, "fromNumber": "+15550200",
+                    "contactsCsv": "id,phone\nann,+15552000001\n",
+                    "spec": {"fromNumber": "line", "contacts": {"uploaded": true},
+                        "schedule": {"timeZone": "UTC", "windowStart": "00:00", "windowEnd": "23:59", "days": []}}})),
+            )
+            .await;
+        assert_eq!(registered.status, StatusCode::OK, "{}", registered.text);
+        let clock = ManualClock::starting_at(1_767_614_400_000); // 2026-01-05 12:00 UTC
+        let dialer = Dialer::new(app.state.clone(), Arc::new(clock.clone()));
+        assert_eq!(dialer.pass().await.unwrap().placed, 1);
+        let dial = seen.lock().unwrap()[0].clone();
+        assert_eq!(dial.0, "dial");
+        assert_eq!(dial.1["connection_id"], "conn-1");
+        assert_eq!(dial.1["from"], "+15550200");
+        assert_eq!(dial.1["to"], "+15552000001");
+        assert_eq!(
+            dial.1["webhook_url"],
+            "https://gateway.test/api/v1/webhooks/telnyx"
+        );
+        let client_state = dial.1["client_state"].as_str().unwrap().to_owned();
+
+        let now = chrono::Utc::now().timestamp();
+        let event = |kind: &str, extra: Value| {
+            let mut payload = json!({"call_control_id": "v3:out-1", "direction": "outgoing",
+                "from": "+15550200", "to": "+15552000001", "client_state": client_state});
+            for (k, v) in extra.as_object().unwrap() {
+                payload[k] = v.clone();
+            }
+            json!({"data": {"event_type": kind, "payload": payload}}).to_string()
+        };
+        let answered = app
+            .raw(telnyx_request(
+                &key,
+                now,
+                &event("call.answered", json!({})),
+            ))
+            .await;
+        assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
+        let commands = seen.lock().unwrap().clone();
+        assert_eq!(commands.len(), 2, "{commands:?}");
+        assert_eq!(commands[1].0, "v3:out-1/streaming_start");
+        assert_eq!(commands[1].1["stream_url"], "wss://gateway.test/media");
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(commands[1].1["client_state"].as_str().unwrap())
+            .unwrap();
+        let claims = app
+            .state
+            .voice
+            .call_tokens
+            .verify(std::str::from_utf8(&token).unwrap(), now)
+            .unwrap();
+        assert_eq!(claims.carrier, "telnyx");
+
+        let hangup = event(
+            "call.hangup",
+            json!({"hangup_cause": "normal_clearing", "start_time": "2026-11-21T10:00:00Z",
+                "end_time": "2026-11-21T10:01:00Z"}),
+        );
+        assert_eq!(
+            app.raw(telnyx_request(&key, now, &hangup)).await.status,
+            StatusCode::OK
+        );
+        dialer.pass().await.unwrap();
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM campaign_contacts WHERE state = 'completed'")
+                .await,
+            1,
+            "{}",
+            app.backend
         );
         app.finish().await;
     }
