@@ -1,10 +1,11 @@
 //! Usage metering and plan limits.
 //!
 //! Counters live per tenant and month (`usage_counters`). Usage that already happened
-//! (minutes, STT, TTS) is recorded under an event id, at most once. Admission checks (a new
-//! call, an API request) increment in one conditional `UPDATE … WHERE counter < limit`, so
-//! concurrent requests on several replicas cannot overshoot a limit. Crossing 80 % and
-//! 100 % of a limit raises one `usage.threshold` customer webhook per metric and month.
+//! (minutes, STT, TTS) is recorded under an event id, at most once. A new call is admitted by
+//! one conditional `UPDATE … WHERE counter < limit`, so concurrent calls on several replicas
+//! cannot overshoot a limit. API-key requests are counted in memory and written in batches
+//! ([`api::ApiMeter`]). Crossing 80 % and 100 % of a limit raises one `usage.threshold`
+//! customer webhook per metric and month.
 
 pub mod api;
 pub mod limits;
@@ -13,11 +14,10 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use switchboard_crds::PlanLimits;
 
-use crate::http::errors::ApiError;
 use crate::outbox;
 use crate::state::AppState;
 use crate::store::usage::{self, Metric};
-use crate::store::{Scope, StoreError, billing, now_ms, tenants};
+use crate::store::{Scope, StoreError, billing, now_ms};
 
 /// Whether a new call may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,48 +179,4 @@ pub async fn record(
     )
     .await?;
     Ok(true)
-}
-
-/// Counts one customer API request (API-key calls) against the monthly limit; 429 with
-/// `Retry-After` (seconds to the next month) once it is reached.
-pub async fn admit_api_request(state: &AppState, tenant_id: &str) -> Result<(), ApiError> {
-    let now = now_ms();
-    let period = limits::period_of(now);
-    let mut tx = state.store.write(&Scope::tenant(tenant_id)).await?;
-    let plan = tenants::by_id(&mut tx, tenant_id)
-        .await?
-        .map(|t| t.plan)
-        .unwrap_or_default();
-    let limits = limits_for(state, &mut tx, tenant_id, &plan).await?;
-    let guards: Vec<_> = as_limit(limits.monthly_api_requests)
-        .map(|l| (Metric::ApiRequests, l))
-        .into_iter()
-        .collect();
-    let Some(value) = usage::increment_within(
-        &mut tx,
-        tenant_id,
-        &period,
-        Metric::ApiRequests,
-        &guards,
-        now,
-    )
-    .await?
-    else {
-        tx.rollback().await?;
-        let mut error = ApiError::too_many_requests(limits::seconds_until_next_period(now));
-        error.code = "usage_limit_reached";
-        error.message = "the monthly API request limit of this plan is reached".to_owned();
-        return Err(error);
-    };
-    raise_thresholds(
-        &mut tx,
-        tenant_id,
-        &period,
-        Metric::ApiRequests,
-        value,
-        limits.monthly_api_requests,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
