@@ -333,7 +333,7 @@ impl Default for RetryTiming {
     }
 }
 
-/// Most pending tenants looked at per poll.
+/// Most pending tenants looked at per poll; more are paged through on the following polls.
 const PENDING_BATCH: i64 = 500;
 
 /// In Kubernetes mode, retries the `provider-keys` Secret of every pending tenant (for
@@ -351,20 +351,30 @@ pub fn spawn_projection_retries(
     Some(tokio::spawn(async move {
         // Per tenant: failed attempts so far and when the next one is due.
         let mut backoff: HashMap<String, (u32, tokio::time::Instant)> = HashMap::new();
+        // Pending tenants are paged by id, so a long list of tenants that keep failing cannot
+        // starve the ones after them; `seen` collects one full pass to forget the others.
+        let mut after = String::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(timing.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let pending = match pending_tenants(&state).await {
-                Ok(pending) => pending,
+            let page = match pending_page(&state, &after).await {
+                Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(%error, "cannot list tenants whose provider keys are pending");
                     continue;
                 }
             };
-            backoff.retain(|tenant, _| pending.contains(tenant));
+            let full_pass = i64::try_from(page.len()).unwrap_or(i64::MAX) < PENDING_BATCH;
+            after = if full_pass {
+                String::new()
+            } else {
+                page.last().cloned().unwrap_or_default()
+            };
             let now = tokio::time::Instant::now();
-            for tenant_id in pending {
+            for tenant_id in page {
+                seen.insert(tenant_id.clone());
                 if backoff.get(&tenant_id).is_some_and(|(_, due)| *due > now) {
                     continue;
                 }
@@ -389,15 +399,22 @@ pub fn spawn_projection_retries(
                     }
                 }
             }
+            if full_pass {
+                // Tenants no longer pending (written by a handler or another replica) are
+                // forgotten once a whole pass did not list them.
+                backoff.retain(|tenant, _| seen.contains(tenant));
+                seen.clear();
+            }
         }
     }))
 }
 
-async fn pending_tenants(state: &AppState) -> Result<HashSet<String>, StoreError> {
+/// The next page of pending tenants after `after` (a tenant id; empty = from the start).
+async fn pending_page(state: &AppState, after: &str) -> Result<Vec<String>, StoreError> {
     let mut tx = system::read(&state.store).await?;
-    let pending = provider_keys::pending(&mut tx, PENDING_BATCH).await?;
+    let page = provider_keys::pending(&mut tx, after, PENDING_BATCH).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(pending.into_iter().collect())
+    Ok(page)
 }
 
 /// `GET /api/v1/tenants/{tenant}/credentials` (member): masked.

@@ -68,13 +68,19 @@ pub async fn mark_possibly_stale(
     Ok(())
 }
 
-/// Tenants whose Secret is behind, oldest id first, at most `limit` (needs a system
-/// transaction on Postgres: `store::system::read`).
-pub async fn pending(conn: &mut AnyConnection, limit: i64) -> Result<Vec<String>, StoreError> {
+/// Tenants whose Secret is behind with an id greater than `after` (empty: from the start),
+/// in id order, at most `limit` (needs a system transaction on Postgres:
+/// `store::system::read`).
+pub async fn pending(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM tenants WHERE provider_keys_projected < provider_keys_generation \
-         ORDER BY id LIMIT $1",
+         AND id > $1 ORDER BY id LIMIT $2",
     )
+    .bind(after)
     .bind(limit)
     .fetch_all(conn)
     .await?)

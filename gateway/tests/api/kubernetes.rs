@@ -273,6 +273,22 @@ async fn provider_keys_converge_once_the_tenant_namespace_exists() {
             "{}: pending after the refused write ({generation}, {projected})",
             app.backend
         );
+        // The retry task finds it across tenants (a system read, admitted by row-level
+        // security on Postgres), paging by id.
+        let mut tx = switchboard_gateway::store::system::read(&app.state.store)
+            .await
+            .unwrap();
+        assert_eq!(
+            provider_keys::pending(&mut tx, "", 10).await.unwrap(),
+            vec![owner.tenant_id.clone()]
+        );
+        assert!(
+            provider_keys::pending(&mut tx, &owner.tenant_id, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tx.commit().await.unwrap();
 
         // The retry task keeps trying (with backoff) while the namespace is missing…
         let timing = RetryTiming {
