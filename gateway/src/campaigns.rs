@@ -181,6 +181,19 @@ pub async fn register(
     ApiJson(body): ApiJson<Registration>,
 ) -> Result<Json<Registered>, ApiError> {
     let tenant = tenant_id(&state, &tenant).await?;
+    register_campaign(&state, &tenant, &name, body)
+        .await
+        .map(Json)
+}
+
+/// Stores a campaign registration (the operator's, or the public API's in standalone mode).
+pub async fn register_campaign(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+    body: Registration,
+) -> Result<Registered, ApiError> {
+    let (tenant, name) = (tenant.to_owned(), name.to_owned());
     if !is_e164(&body.from_number) {
         return Err(ApiError::invalid(
             "fromNumber",
@@ -266,12 +279,12 @@ pub async fn register(
         .await?;
     }
     tx.commit().await?;
-    let contacts = contact_total(&state, &tenant, &name).await?;
-    Ok(Json(Registered {
+    let contacts = contact_total(state, &tenant, &name).await?;
+    Ok(Registered {
         registered: true,
         contacts,
         rejected,
-    }))
+    })
 }
 
 /// Progress of a campaign.

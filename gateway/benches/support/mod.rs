@@ -102,3 +102,20 @@ pub async fn serve(router: Router) -> anyhow::Result<SocketAddr> {
     });
     Ok(addr)
 }
+
+/// Refreshes the planner's statistics of `tables` in the bench schema of `app_url` (as the
+/// admin of `admin_url`), as autovacuum would have on a database in service: a bench that
+/// fills tables from empty would otherwise run on plans made for empty tables.
+pub async fn analyze(admin_url: &str, app_url: &str, tables: &[&str]) -> anyhow::Result<()> {
+    let schema = app_url
+        .rsplit_once("options[search_path]=")
+        .map(|(_, schema)| schema)
+        .ok_or_else(|| anyhow::anyhow!("not a bench schema URL"))?;
+    let pool = sqlx::AnyPool::connect(admin_url).await?;
+    for table in tables {
+        pool.execute(format!("ANALYZE {schema}.{table}").as_str())
+            .await?;
+    }
+    pool.close().await;
+    Ok(())
+}

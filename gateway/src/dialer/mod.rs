@@ -212,19 +212,21 @@ impl Dialer {
         let number = route(&self.state, &campaign.from_number)
             .await?
             .filter(|n| n.tenant_id == campaign.tenant_id);
+        let moved = report.settled + report.expired > 0;
         if let Some(hold) = self
             .hold_reason(&spec, &tenant, number.as_ref(), &window, now)
             .await?
         {
             report.transactions += 2;
-            self.hold(campaign, hold, now).await?;
-            crate::campaigns::progress_of(&self.state, &campaign.tenant_id, &campaign.name).await?;
+            if self.hold(campaign, hold, now).await? || moved {
+                self.refresh_progress(campaign, &mut report).await?;
+            }
             return Ok(report);
         }
         let Some(number) = number else {
             return Ok(report);
         };
-        let claimed = self.claim(campaign, &spec, &number, now).await?;
+        let (claimed, skipped) = self.claim(campaign, &spec, &number, now).await?;
         report.transactions += 1;
         report.claimed = claimed.len() as u64;
         let results: Vec<Result<bool, StoreError>> = futures::stream::iter(claimed)
@@ -240,9 +242,23 @@ impl Dialer {
                 report.not_placed += 1;
             }
         }
+        if moved || report.claimed > 0 || skipped > 0 {
+            self.refresh_progress(campaign, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Recomputes progress after contacts moved, which records the campaign as `Completed`
+    /// (and queues `campaign.finished`) once every contact is done. Skipped on idle passes:
+    /// it counts every contact of the campaign.
+    async fn refresh_progress(
+        &self,
+        campaign: &CampaignRow,
+        report: &mut PassReport,
+    ) -> Result<(), StoreError> {
         report.transactions += 1;
         crate::campaigns::progress_of(&self.state, &campaign.tenant_id, &campaign.name).await?;
-        Ok(report)
+        Ok(())
     }
 
     /// Step 1: time out stuck attempts and move contacts on after ended attempts.
@@ -326,13 +342,14 @@ impl Dialer {
         Ok(None)
     }
 
-    async fn hold(&self, campaign: &CampaignRow, hold: Hold, now: i64) -> Result<(), StoreError> {
+    /// Records why the campaign is not dialling; `true` when that changed.
+    async fn hold(&self, campaign: &CampaignRow, hold: Hold, now: i64) -> Result<bool, StoreError> {
         let mut tx = self
             .state
             .store
             .write(&Scope::tenant(&campaign.tenant_id))
             .await?;
-        if rows::set_phase(
+        let changed = rows::set_phase(
             &mut tx,
             &campaign.tenant_id,
             &campaign.name,
@@ -340,34 +357,35 @@ impl Dialer {
             Some(hold.reason),
             now,
         )
-        .await?
-        {
+        .await?;
+        if changed {
             tracing::info!(
                 campaign = %campaign.name, phase = hold.phase, reason = hold.reason,
                 "campaign is not dialling"
             );
         }
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
-    /// Step 3: claims due contacts within the pacing limits and writes their attempts.
+    /// Step 3: claims due contacts within the pacing limits and writes their attempts; also
+    /// says how many pending contacts were finished for being on the do-not-call list.
     async fn claim(
         &self,
         campaign: &CampaignRow,
         spec: &CampaignSpec,
         number: &NumberRow,
         now: i64,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<(Vec<Claimed>, u64), StoreError> {
         let tenant = campaign.tenant_id.as_str();
         let name = campaign.name.as_str();
         let backend = self.state.store.backend();
         let mut tx = self.state.store.write(&Scope::tenant(tenant)).await?;
         if !rows::lock_campaign(&mut tx, backend, tenant, name).await? {
             tx.commit().await?;
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
-        rows::skip_do_not_call(&mut tx, tenant, name, now).await?;
+        let skipped = rows::skip_do_not_call(&mut tx, tenant, name, now).await?;
         let active = rows::count_active(&mut tx, tenant, name).await?;
         let (started_in_window, last_start) =
             rows::started_since(&mut tx, tenant, name, now - RATE_WINDOW_MS + 1).await?;
@@ -393,7 +411,7 @@ impl Dialer {
         }
         rows::set_phase(&mut tx, tenant, name, "Running", None, now).await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok((claimed, skipped))
     }
 
     fn new_attempt(&self, campaign: &CampaignRow, due: &DueContact, now: i64) -> NewAttempt {

@@ -3,6 +3,12 @@
 //!
 //! * `GET  /api/v1/tenants/{tenant}/campaigns/{campaign}` (viewer): progress and the reason
 //!   the dialer is holding, if it is.
+//! * `PUT|DELETE /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin): create, change or stop
+//!   a campaign. The body is the `Campaign` spec. In Kubernetes mode the gateway applies the
+//!   `Campaign` object (field manager `switchboard-gateway`; `fromNumber` names a PhoneNumber)
+//!   and answers 202; the operator validates and registers it. In standalone mode the gateway
+//!   registers it itself (`fromNumber` is one of the tenant's numbers, E.164; contacts are
+//!   uploaded) and answers 201/200 with the progress.
 //! * `POST /api/v1/tenants/{tenant}/campaigns/{campaign}/contacts` (member): a CSV body
 //!   (`text/csv`, at most [`CONTACTS_UPLOAD_LIMIT`] bytes) with a `phone` column and optional
 //!   `id`, `name` and variable columns. Each row is checked (E.164, duplicates within the
@@ -52,7 +58,7 @@ const EXPORT_LIMIT: i64 = 200_000;
 pub fn routes() -> Router<AppState> {
     const C: &str = "/api/v1/tenants/{tenant}/campaigns/{campaign}";
     Router::new()
-        .route(C, get(show))
+        .route(C, get(show).put(put_campaign).delete(delete_campaign))
         .route(&format!("{C}/contacts"), post(upload_contacts))
         .route(&format!("{C}/results"), get(results))
         .route(&format!("{C}/results.csv"), get(results_csv))
@@ -88,6 +94,293 @@ pub async fn show(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+/// Checks a campaign name (a Kubernetes object name: DNS-1123 label).
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "campaign",
+            "invalid_name",
+            "campaign names are 1-63 lower-case letters, digits and '-', not starting or ending with '-'",
+        ))
+    }
+}
+
+/// Checks what the CRD's schema and CEL rules check in Kubernetes, naming the field.
+pub fn validate_spec(spec: &CampaignSpec) -> Result<(), ApiError> {
+    let range = |field: &str, value: i32, low: i32, high: i32| {
+        if (low..=high).contains(&value) {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                field,
+                "out_of_range",
+                format!("{field} must be between {low} and {high}"),
+            ))
+        }
+    };
+    range("pacing.maxConcurrent", spec.pacing.max_concurrent, 1, 500)?;
+    range(
+        "pacing.callsPerMinute",
+        spec.pacing.calls_per_minute,
+        1,
+        1000,
+    )?;
+    range("retry.maxAttempts", spec.retry.max_attempts, 1, 10)?;
+    range(
+        "retry.backoffSeconds",
+        spec.retry.backoff_seconds,
+        30,
+        86_400,
+    )?;
+    if spec.schedule.window_start == spec.schedule.window_end {
+        return Err(ApiError::invalid(
+            "schedule.windowEnd",
+            "invalid_window",
+            "windowStart and windowEnd must differ",
+        ));
+    }
+    crate::dialer::window::CallingWindow::new(&spec.schedule).map_err(|e| {
+        let field = match e {
+            crate::dialer::window::WindowError::TimeZone(_) => "schedule.timeZone",
+            crate::dialer::window::WindowError::Time(_) => "schedule.windowStart",
+        };
+        ApiError::invalid(field, "invalid_schedule", e.to_string())
+    })?;
+    let sources = [
+        spec.contacts.config_map_ref.is_some(),
+        spec.contacts.secret_ref.is_some(),
+        spec.contacts.uploaded,
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(ApiError::invalid(
+            "contacts",
+            "invalid_contacts",
+            "set exactly one of contacts.configMapRef, contacts.secretRef, contacts.uploaded",
+        ));
+    }
+    if let Some(agent) = &spec.agent {
+        if agent.questions.len() > 50 {
+            return Err(ApiError::invalid(
+                "agent.questions",
+                "too_many",
+                "at most 50 questions",
+            ));
+        }
+        if agent
+            .greeting
+            .as_ref()
+            .is_some_and(|g| g.chars().count() > 1000)
+        {
+            return Err(ApiError::invalid(
+                "agent.greeting",
+                "too_long",
+                "greeting must be at most 1000 characters",
+            ));
+        }
+        if agent
+            .system_prompt
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > 20_000)
+        {
+            return Err(ApiError::invalid(
+                "agent.systemPrompt",
+                "too_long",
+                "systemPrompt must be at most 20000 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn require_campaigns_in_plan(
+    state: &AppState,
+    access: &TenantAccess,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.read(&access.scope()).await?;
+    let limits =
+        crate::usage::limits_for(state, &mut tx, &access.tenant.id, &access.tenant.plan).await?;
+    tx.commit().await?;
+    if limits.campaigns {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "limit_exceeded",
+            "the tenant's plan does not include campaigns",
+        ))
+    }
+}
+
+/// `PUT /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin).
+pub async fn put_campaign(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, name)): Path<(String, String)>,
+    ApiJson(spec): ApiJson<CampaignSpec>,
+) -> Result<Response, ApiError> {
+    access.require(Role::Admin)?;
+    validate_name(&name)?;
+    validate_spec(&spec)?;
+    require_campaigns_in_plan(&state, &access).await?;
+    if state.sandbox.is_some() {
+        return register_standalone(&state, &access, &client, &name, spec).await;
+    }
+    if let Some(kube) = state.kube.client() {
+        let namespace = crate::kube::tenant_namespace(&access.tenant.slug);
+        let mut object = switchboard_crds::Campaign::new(&name, spec);
+        object.metadata.namespace = Some(namespace.clone());
+        kube::Api::<switchboard_crds::Campaign>::namespaced(kube.clone(), &namespace)
+            .patch(
+                &name,
+                &kube::api::PatchParams::apply(crate::kube::FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(&object),
+            )
+            .await
+            .map_err(|e| ApiError::unavailable(format!("cannot apply the Campaign: {e}")))?;
+        audit_campaign(&state, &access, &client, "campaign.applied", &name).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"name": name, "phase": "Pending"})),
+        )
+            .into_response());
+    }
+    Err(ApiError::unavailable(
+        "campaigns are created as Campaign objects in Kubernetes, or here in standalone mode",
+    ))
+}
+
+/// Standalone mode: the gateway is the operator. `fromNumber` must be one of the tenant's
+/// routed numbers and contacts are uploaded.
+async fn register_standalone(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    name: &str,
+    spec: CampaignSpec,
+) -> Result<Response, ApiError> {
+    let number = crate::webhooks::route(state, &spec.from_number)
+        .await?
+        .filter(|n| n.tenant_id == access.tenant.id)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "fromNumber",
+                "unknown_number",
+                "fromNumber must be one of this tenant's numbers, E.164",
+            )
+        })?;
+    if !spec.contacts.uploaded {
+        return Err(ApiError::invalid(
+            "contacts",
+            "invalid_contacts",
+            "standalone campaigns take uploaded contacts: set contacts.uploaded to true",
+        ));
+    }
+    let mut tx = state.store.read(&access.scope()).await?;
+    let existing = campaigns::get(&mut tx, &access.tenant.id, name)
+        .await?
+        .filter(|c| c.deleted_at.is_none());
+    tx.commit().await?;
+    let (uid, generation) = match &existing {
+        Some(row) => (row.uid.clone(), row.generation + 1),
+        None => (crate::store::new_id(), 1),
+    };
+    crate::campaigns::register_campaign(
+        state,
+        &access.tenant.id,
+        name,
+        crate::campaigns::Registration {
+            namespace: "standalone".to_owned(),
+            uid,
+            generation,
+            spec,
+            from_number: number.e164,
+            contacts_csv: None,
+        },
+    )
+    .await?;
+    audit_campaign(state, access, client, "campaign.registered", name).await?;
+    let progress = progress_of(state, &access.tenant.id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(progress)).into_response())
+}
+
+async fn audit_campaign(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    action: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.write(&access.scope()).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        action,
+        ("campaign", name),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin): stops dialling (calls under
+/// way finish). In Kubernetes mode it deletes the `Campaign`, whose finalizer stops the dialer.
+pub async fn delete_campaign(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Admin)?;
+    if state.sandbox.is_none()
+        && let Some(kube) = state.kube.client()
+    {
+        let namespace = crate::kube::tenant_namespace(&access.tenant.slug);
+        let api = kube::Api::<switchboard_crds::Campaign>::namespaced(kube.clone(), &namespace);
+        return match api.delete(&name, &Default::default()).await {
+            Ok(_) => {
+                audit_campaign(&state, &access, &client, "campaign.deleted", &name).await?;
+                Ok(StatusCode::ACCEPTED)
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(ApiError::not_found("campaign")),
+            Err(e) => Err(ApiError::unavailable(format!(
+                "cannot delete the Campaign: {e}"
+            ))),
+        };
+    }
+    let mut tx = state.store.write(&access.scope()).await?;
+    campaign_of(&mut tx, &access, &name).await?;
+    campaigns::stop(&mut tx, &access.tenant.id, &name, now_ms()).await?;
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "campaign.stopped",
+        ("campaign", &name),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Result of a contacts upload.
@@ -166,6 +459,10 @@ pub async fn upload_contacts(
         accepted += 1;
     }
     rejected.sort_by_key(|r| r.row);
+    if accepted > 0 && campaign.phase == "Completed" {
+        // New contacts reopen a finished campaign.
+        campaigns::set_phase_if(&mut tx, tenant, &name, "Running", now).await?;
+    }
     record(
         &mut tx,
         &access,

@@ -164,21 +164,30 @@ pub async fn count_active(
     .await?)
 }
 
-/// Attempts started at or after `since_ms`, and the latest start (for pacing).
+/// Attempts started at or after `since_ms`, and the latest start ever (for pacing). Two
+/// index range reads on `(tenant_id, campaign, created_at)`.
 pub async fn started_since(
     conn: &mut AnyConnection,
     tenant_id: &str,
     campaign: &str,
     since_ms: i64,
 ) -> Result<(i64, Option<i64>), StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT COUNT(*), MAX(created_at) FROM campaign_attempts WHERE tenant_id = $1 AND campaign = $2 AND created_at >= $3",
+    let in_window: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM campaign_attempts WHERE tenant_id = $1 AND campaign = $2 AND created_at >= $3",
     )
     .bind(tenant_id)
     .bind(campaign)
     .bind(since_ms)
+    .fetch_one(&mut *conn)
+    .await?;
+    let latest: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(created_at) FROM campaign_attempts WHERE tenant_id = $1 AND campaign = $2",
+    )
+    .bind(tenant_id)
+    .bind(campaign)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok((in_window, latest))
 }
 
 /// Finishes pending contacts whose number is on the tenant's do-not-call list.

@@ -875,3 +875,231 @@ async fn contacts_upload_reports_rows_and_the_do_not_call_list_is_honoured() {
         rig.app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn campaign_routes_are_isolated_between_tenants() {
+    for app in apps("dialer_isolation", &plan(1000)).await {
+        let rig = rig(
+            app,
+            "iso-a@example.com",
+            spec(json!({})),
+            "id,phone,name\nsecret-contact,+15552000001,Alice Secret\n",
+        )
+        .await;
+        let (app, a) = (&rig.app, &rig.tenant);
+        let dnc = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/do-not-call", a.slug),
+                Some(&a.access),
+                Some(json!({"phone": "+15552000099"})),
+            )
+            .await;
+        assert_eq!(dnc.status, StatusCode::CREATED);
+        let b = app.signup("iso-b@example.com", "Iso B").await;
+        let key = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/api-keys", b.slug),
+                Some(&b.access),
+                Some(json!({"name": "b", "scopes": ["admin"]})),
+            )
+            .await;
+        let b_key = key.body["key"].as_str().unwrap().to_owned();
+        for token in [b.access.as_str(), b_key.as_str()] {
+            for tenant in [&a.slug, &a.id, &b.slug] {
+                let base = format!("/api/v1/tenants/{tenant}");
+                for (method, path, body) in [
+                    (Method::GET, format!("{base}/campaigns/survey"), None),
+                    (
+                        Method::GET,
+                        format!("{base}/campaigns/survey/results"),
+                        None,
+                    ),
+                    (
+                        Method::GET,
+                        format!("{base}/campaigns/survey/results.csv"),
+                        None,
+                    ),
+                    (
+                        Method::DELETE,
+                        format!("{base}/do-not-call/+15552000099"),
+                        None,
+                    ),
+                ] {
+                    let reply = app.json(method.clone(), &path, Some(token), body).await;
+                    assert!(
+                        matches!(reply.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+                        "{method} {path}: {} {}",
+                        reply.status,
+                        reply.text
+                    );
+                    assert!(!reply.text.contains("Alice Secret"));
+                    assert!(!reply.text.contains("secret-contact"));
+                }
+                let upload = app
+                    .raw(
+                        Request::post(format!("{base}/campaigns/survey/contacts"))
+                            .header("authorization", format!("Bearer {token}"))
+                            .header("content-type", "text/csv")
+                            .body(Body::from("phone\n+15552000010\n"))
+                            .unwrap(),
+                    )
+                    .await;
+                assert!(
+                    matches!(upload.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+                    "{}",
+                    upload.text
+                );
+            }
+            // B's own list holds nothing of A's.
+            let list = app
+                .json(
+                    Method::GET,
+                    &format!("/api/v1/tenants/{}/do-not-call", b.slug),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(list.status, StatusCode::OK);
+            assert_eq!(list.body["items"], json!([]));
+        }
+        assert_eq!(
+            rig.app
+                .count("SELECT COUNT(*) FROM campaign_contacts")
+                .await,
+            1,
+            "nothing was uploaded anywhere"
+        );
+        rig.app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn standalone_campaigns_are_created_checked_and_stopped_through_the_api() {
+    for app in apps("dialer_public_api", &plan(1000)).await {
+        let tenant = app.signup("launch@example.com", "Launch Co").await;
+        let sandbox = SandboxCarrier::in_memory().with_signing_key(SANDBOX_TOKEN);
+        sandbox
+            .buy(&PurchaseRequest {
+                e164: FROM.into(),
+                tag: "line".into(),
+                webhooks: WebhookConfig {
+                    voice_url: "https://gateway.test/api/v1/webhooks/twilio/voice".into(),
+                    status_callback_url: None,
+                },
+            })
+            .await
+            .unwrap();
+        app.route_number(FROM, &tenant.id, "sandbox", "platform")
+            .await;
+        // Standalone mode: the gateway holds the sandbox carrier.
+        let mut state = app.state.clone();
+        state.sandbox = Some(sandbox.clone());
+        let router = switchboard_gateway::app(state.clone());
+        let call = |method: Method, path: String, body: Option<Value>| {
+            let router = router.clone();
+            let token = tenant.access.clone();
+            async move {
+                let mut request = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("authorization", format!("Bearer {token}"));
+                let body = match body {
+                    Some(b) => {
+                        request = request.header("content-type", "application/json");
+                        Body::from(b.to_string())
+                    }
+                    None => Body::empty(),
+                };
+                let response = tower::ServiceExt::oneshot(router, request.body(body).unwrap())
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (
+                    status,
+                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+                )
+            }
+        };
+        let path = format!("/api/v1/tenants/{}/campaigns/launch", tenant.slug);
+        let mut good = spec(json!({"fromNumber": FROM}));
+        for (patch, field) in [
+            (
+                json!({"pacing": {"maxConcurrent": 0, "callsPerMinute": 10}}),
+                "pacing.maxConcurrent",
+            ),
+            (
+                json!({"schedule": {"timeZone": "Mars/Base", "windowStart": "09:00", "windowEnd": "17:00"}}),
+                "schedule.timeZone",
+            ),
+            (json!({"fromNumber": "+15559999999"}), "fromNumber"),
+            (
+                json!({"contacts": {"configMapRef": {"name": "c"}}}),
+                "contacts",
+            ),
+        ] {
+            let mut bad = good.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                bad[k] = v.clone();
+            }
+            let (status, body) = call(Method::PUT, path.clone(), Some(bad)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["error"]["field"], field, "{body}");
+        }
+        let (status, body) = call(
+            Method::PUT,
+            format!("/api/v1/tenants/{}/campaigns/Bad_Name", tenant.slug),
+            Some(good.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+        let (status, body) = call(Method::PUT, path.clone(), Some(good.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["phase"], "Running");
+        let uploaded = upload(&app, &tenant, &tenant.access, "launch", contacts_csv(2)).await;
+        assert_eq!(uploaded.body["accepted"], 2, "{}", uploaded.text);
+        let clock = ManualClock::starting_at(at(MONDAY_10AM_NEW_YORK));
+        let dialer = Dialer::new(state.clone(), Arc::new(clock.clone()));
+        dialer.pass().await.unwrap();
+        assert_eq!(sandbox.calls().len(), 2);
+
+        good["suspend"] = json!(true);
+        let (status, _) = call(Method::PUT, path.clone(), Some(good.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        dialer.pass().await.unwrap();
+        let (_, progress) = call(Method::GET, path.clone(), None).await;
+        assert_eq!(progress["phase"], "Paused", "{progress}");
+        assert_eq!(progress["reason"], "Suspended");
+
+        let (status, _) = call(Method::DELETE, path.clone(), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = call(Method::GET, path.clone(), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(Method::DELETE, path.clone(), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_plan_without_campaigns_cannot_create_one() {
+    for app in apps("dialer_public_api_plan", &[]).await {
+        let tenant = app.signup("free@example.com", "Free Co").await;
+        let reply = app
+            .json(
+                Method::PUT,
+                &format!("/api/v1/tenants/{}/campaigns/launch", tenant.slug),
+                Some(&tenant.access),
+                Some(spec(json!({"fromNumber": FROM}))),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+        assert!(reply.text.contains("campaigns"));
+        app.finish().await;
+    }
+}
