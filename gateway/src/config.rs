@@ -14,7 +14,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db?mode=rwc";
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// Every setting of the gateway. Each flag also reads the environment variable named next to it.
-#[derive(Args, Debug, Clone)]
+/// `Debug` is written by hand and prints no secret (keys, tokens, or credentials in URLs).
+#[derive(Args, Clone)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
@@ -163,6 +164,65 @@ pub enum ConfigError {
     /// A master key is not 32 bytes of hex or base64.
     #[error("{0} must be 32 bytes encoded as hex (64 characters) or base64")]
     BadMasterKey(&'static str),
+}
+
+/// How a secret setting shows in `Debug`: whether it is set, never its value.
+pub(crate) fn presence<T>(value: &Option<T>) -> &'static str {
+    if value.is_some() { "<set>" } else { "<unset>" }
+}
+
+/// A connection URL without its user-info (which may hold a password).
+pub(crate) fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://<credentials>@{host}"),
+        _ => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &without_credentials(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("jwt_secret", &presence(&self.jwt_secret))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
+            .field(
+                "master_encryption_key",
+                &presence(&self.master_encryption_key),
+            )
+            .field(
+                "master_encryption_previous_keys",
+                &self.master_encryption_previous_keys.len(),
+            )
+            .field("kubernetes", &self.kubernetes)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(without_credentials),
+            )
+            .field("dev_mode", &self.dev_mode)
+            .field("public_url", &self.public_url)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("rate_limit_ip_per_minute", &self.rate_limit_ip_per_minute)
+            .field(
+                "rate_limit_api_key_per_minute",
+                &self.rate_limit_api_key_per_minute,
+            )
+            .field(
+                "rate_limit_login_per_minute",
+                &self.rate_limit_login_per_minute,
+            )
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("access_token_ttl_seconds", &self.access_token_ttl_seconds)
+            .field("session_ttl_seconds", &self.session_ttl_seconds)
+            .field("mail_outbox", &self.mail_outbox)
+            .field("voice", &self.voice)
+            .field("smtp_url", &self.smtp_url)
+            .field("mail_from", &self.mail_from)
+            .finish()
+    }
 }
 
 /// Secrets resolved from the configuration (generated in dev mode when missing).
@@ -337,5 +397,42 @@ mod tests {
         assert_eq!(key_id("a", b"k1"), key_id("a", b"k1"));
         assert_ne!(key_id("a", b"k1"), key_id("a", b"k2"));
         assert_eq!(key_id("a", b"k1").len(), 8);
+    }
+
+    #[test]
+    fn debug_output_names_no_secret() {
+        let config = Wrapper::try_parse_from([
+            "gateway",
+            "--database-url",
+            "postgres://app:db-password-1@db:5432/switchboard",
+            "--jwt-secret",
+            "jwt-secret-jwt-secret-jwt-secret-0001",
+            "--master-encryption-key",
+            &"ab".repeat(32),
+            "--redis-url",
+            "redis://:redis-password-1@cache:6379",
+            "--internal-token",
+            "internal-token-value-1",
+            "--twilio-auth-token",
+            "twilio-token-value-1",
+            "--stripe-secret-key",
+            "sk_test_value_1",
+        ])
+        .unwrap()
+        .config;
+        let printed = format!("{config:?}");
+        for secret in [
+            "db-password-1",
+            "jwt-secret-jwt",
+            &"ab".repeat(32),
+            "redis-password-1",
+            "internal-token-value-1",
+            "twilio-token-value-1",
+            "sk_test_value_1",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(printed.contains("db:5432/switchboard"));
+        assert!(printed.contains("jwt_secret: \"<set>\""));
     }
 }

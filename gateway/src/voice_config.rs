@@ -3,8 +3,9 @@
 
 use clap::Args;
 
-/// Carrier, media, internal-API and billing settings.
-#[derive(Args, Debug, Clone, Default)]
+/// Carrier, media, internal-API and billing settings. `Debug` (by hand) shows whether each
+/// secret is set, never its value.
+#[derive(Args, Clone, Default)]
 pub struct VoiceConfig {
     /// Auth token of the platform's Twilio account (verifies `X-Twilio-Signature` of webhooks
     /// for numbers the platform owns).
@@ -137,5 +138,36 @@ impl VoiceConfig {
             let (name, id) = entry.split_once('=')?;
             (id.trim() == price).then_some(name.trim())
         })
+    }
+}
+
+impl std::fmt::Debug for VoiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::config::presence;
+        f.debug_struct("VoiceConfig")
+            .field("twilio_auth_token", &presence(&self.twilio_auth_token))
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_api_base", &self.twilio_api_base)
+            .field("telnyx_public_key", &self.telnyx_public_key)
+            .field("sandbox_auth_token", &presence(&self.sandbox_auth_token))
+            .field("telnyx_api_key", &presence(&self.telnyx_api_key))
+            .field("telnyx_api_base", &self.telnyx_api_base)
+            .field("call_token_secret", &presence(&self.call_token_secret))
+            .field("call_token_ttl_seconds", &self.call_token_ttl_seconds)
+            .field("runtime_url", &self.runtime_url)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("internal_token", &presence(&self.internal_token))
+            .field("stripe_secret_key", &presence(&self.stripe_secret_key))
+            .field("stripe_webhook_secrets", &self.stripe_webhook_secrets.len())
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("stripe_meter_event_name", &self.stripe_meter_event_name)
+            .field("stripe_prices", &self.stripe_prices)
+            .field("plan_limits", &self.plan_limits)
+            .field("number_refresh_seconds", &self.number_refresh_seconds)
+            .field("outbox_poll_ms", &self.outbox_poll_ms)
+            .field("telnyx_connection_id", &self.telnyx_connection_id)
+            .field("dialer", &self.dialer)
+            .field("dialer_interval_ms", &self.dialer_interval_ms)
+            .finish()
     }
 }
