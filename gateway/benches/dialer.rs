@@ -24,14 +24,13 @@ use switchboard_gateway::dialer::clock::ManualClock;
 use switchboard_gateway::dialer::{Dialer, PassReport};
 use switchboard_gateway::kube::KubeSync;
 use switchboard_gateway::mailer::MemoryMailer;
-use switchboard_gateway::store::numbers::{self, NumberRow};
-use switchboard_gateway::store::{Backend, Scope, Store, system};
+use switchboard_gateway::store::{Backend, Store};
 use switchboard_gateway::webhooks::{StatusUpdate, apply_status, tenant_of};
 use switchboard_gateway::{AppState, app};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Wrapper, database, env_usize, ms, percentile, serve};
+use support::{Wrapper, database, enterprise_tenant, env_usize, ms, percentile, serve};
 
 const PUBLIC: &str = "https://gateway.bench";
 const INTERNAL: &str = "bench-internal-token";
@@ -97,46 +96,7 @@ async fn main() -> anyhow::Result<()> {
     state.sandbox = Some(sandbox.clone());
     let addr = serve(app(state.clone())).await?;
     let http = reqwest::Client::new();
-    let signup = http
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(
-            &json!({"email": "dialer@example.com", "password": "correct horse battery staple",
-            "name": "Bench", "company": "Dialer Bench"}),
-        )
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let tenant_id = signup["tenant"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let slug = signup["tenant"]["slug"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    // Unlimited plan with campaigns.
-    let mut tx = state.store.write(&Scope::tenant(&tenant_id)).await?;
-    sqlx::query("UPDATE tenants SET plan = 'enterprise' WHERE id = $1")
-        .bind(&tenant_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let mut tx = system::write(&state.store).await?;
-    numbers::upsert(
-        &mut tx,
-        &NumberRow {
-            e164: FROM.into(),
-            tenant_id: tenant_id.clone(),
-            carrier: "sandbox".into(),
-            account: "platform".into(),
-            agent: None,
-            updated_at: 0,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.voice.numbers.reload(&state.store).await?;
+    let (tenant_id, slug) = enterprise_tenant(&state, addr, FROM, "sandbox").await?;
 
     let mut csv = String::from("phone,name\n");
     for i in 0..contacts {

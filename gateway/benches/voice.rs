@@ -23,8 +23,7 @@ use serde_json::json;
 use switchboard_carriers::signatures::twilio_signature;
 use switchboard_gateway::kube::KubeSync;
 use switchboard_gateway::mailer::MemoryMailer;
-use switchboard_gateway::store::numbers::{self, NumberRow};
-use switchboard_gateway::store::{Scope, Store, system};
+use switchboard_gateway::store::Store;
 use switchboard_gateway::{AppState, app};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -33,7 +32,7 @@ const TOKEN: &str = "bench-twilio-token";
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Wrapper, database, env_usize, ms, percentile, serve};
+use support::{Wrapper, database, enterprise_tenant, env_usize, ms, percentile, serve};
 async fn echo_runtime() -> anyhow::Result<SocketAddr> {
     let router = Router::new().route(
         "/media/twilio",
@@ -204,43 +203,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let addr = serve(app(state.clone())).await?;
-    let signup = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(&json!({"email": "bench@example.com", "password": "correct horse battery staple", "name": "Bench", "company": "Bench Co"}))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let tenant_id = signup["tenant"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let slug = signup["tenant"]["slug"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     // Unlimited plan, so the benchmark measures admission rather than refusals.
-    let mut tx = state.store.write(&Scope::tenant(&tenant_id)).await?;
-    sqlx::query("UPDATE tenants SET plan = 'enterprise' WHERE id = $1")
-        .bind(&tenant_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let mut tx = system::write(&state.store).await?;
-    numbers::upsert(
-        &mut tx,
-        &NumberRow {
-            e164: "+15550100".into(),
-            tenant_id: tenant_id.clone(),
-            carrier: "twilio".into(),
-            account: "platform".into(),
-            agent: None,
-            updated_at: 0,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.voice.numbers.reload(&state.store).await?;
+    let (tenant_id, slug) = enterprise_tenant(&state, addr, "+15550100", "twilio").await?;
     webhook_benchmark(addr, backend).await?;
     media_benchmark(&state, addr, runtime, (&tenant_id, &slug)).await?;
     Ok(())

@@ -10,8 +10,9 @@ use std::time::Duration;
 use axum::Router;
 use clap::Parser;
 use sqlx::Executor;
-use switchboard_gateway::Config;
-use switchboard_gateway::store::Store;
+use switchboard_gateway::store::numbers::{self, NumberRow};
+use switchboard_gateway::store::{Scope, Store, system};
+use switchboard_gateway::{AppState, Config};
 
 pub const ROLE: &str = "switchboard_gateway_bench_app";
 
@@ -118,4 +119,53 @@ pub async fn analyze(admin_url: &str, app_url: &str, tables: &[&str]) -> anyhow:
     }
     pool.close().await;
     Ok(())
+}
+
+/// Signs a tenant up over HTTP at `addr`, moves it to the unlimited `enterprise` plan (with
+/// campaigns) and routes `e164` to it on `carrier`'s platform account. Returns (id, slug).
+pub async fn enterprise_tenant(
+    state: &AppState,
+    addr: SocketAddr,
+    e164: &str,
+    carrier: &str,
+) -> anyhow::Result<(String, String)> {
+    let signup = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .json(
+            &serde_json::json!({"email": format!("bench-{carrier}@example.com"),
+            "password": "correct horse battery staple", "name": "Bench", "company": "Bench Co"}),
+        )
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let text = |field: &str| {
+        signup["tenant"][field]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("signup failed: {signup}"))
+    };
+    let (tenant_id, slug) = (text("id")?, text("slug")?);
+    let mut tx = state.store.write(&Scope::tenant(&tenant_id)).await?;
+    sqlx::query("UPDATE tenants SET plan = 'enterprise' WHERE id = $1")
+        .bind(&tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut tx = system::write(&state.store).await?;
+    numbers::upsert(
+        &mut tx,
+        &NumberRow {
+            e164: e164.into(),
+            tenant_id: tenant_id.clone(),
+            carrier: carrier.into(),
+            account: "platform".into(),
+            agent: None,
+            updated_at: 0,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.voice.numbers.reload(&state.store).await?;
+    Ok((tenant_id, slug))
 }

@@ -3,7 +3,18 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{INTERNAL_TOKEN, apps};
+use crate::harness::{INTERNAL_TOKEN, Reply, TestApp, apps};
+
+/// The operator's progress read of the campaign at `path`.
+async fn read_progress(app: &TestApp, path: &str) -> Reply {
+    app.json(
+        Method::GET,
+        &format!("{path}/progress"),
+        Some(INTERNAL_TOKEN),
+        None,
+    )
+    .await
+}
 
 #[tokio::test]
 async fn campaigns_register_idempotently_and_report_progress() {
@@ -16,14 +27,7 @@ async fn campaigns_register_idempotently_and_report_progress() {
                 "fromNumber": "+15550100", "contactsCsv": csv})
         };
         let csv = "phone,name\n+15550001,Ann\nnot-a-number,Bob\n+15550002,Cy\n";
-        let missing = app
-            .json(
-                Method::GET,
-                &format!("{path}/progress"),
-                Some(INTERNAL_TOKEN),
-                None,
-            )
-            .await;
+        let missing = read_progress(&app, &path).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
         let unauth = app
             .json(Method::PUT, &path, Some("nope"), Some(body(1, csv)))
@@ -68,14 +72,7 @@ async fn campaigns_register_idempotently_and_report_progress() {
             .await;
         assert_eq!(edited.body["contacts"], 4, "{}", edited.text);
 
-        let progress = app
-            .json(
-                Method::GET,
-                &format!("{path}/progress"),
-                Some(INTERNAL_TOKEN),
-                None,
-            )
-            .await;
+        let progress = read_progress(&app, &path).await;
         assert_eq!(progress.status, StatusCode::OK, "{}", progress.text);
         assert_eq!(progress.body["phase"], "Running");
         assert_eq!(progress.body["total"], 4);
@@ -88,14 +85,7 @@ async fn campaigns_register_idempotently_and_report_progress() {
                 .await;
             assert_eq!(stopped.status, StatusCode::NO_CONTENT);
         }
-        let gone = app
-            .json(
-                Method::GET,
-                &format!("{path}/progress"),
-                Some(INTERNAL_TOKEN),
-                None,
-            )
-            .await;
+        let gone = read_progress(&app, &path).await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
         app.finish().await;
     }
@@ -130,14 +120,7 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
             .unwrap();
         tx.commit().await.unwrap();
         for _ in 0..2 {
-            let progress = app
-                .json(
-                    Method::GET,
-                    &format!("{path}/progress"),
-                    Some(INTERNAL_TOKEN),
-                    None,
-                )
-                .await;
+            let progress = read_progress(&app, &path).await;
             assert_eq!(progress.body["phase"], "Completed", "{}", progress.text);
         }
         assert_eq!(
@@ -155,14 +138,7 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
                 .json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(again))
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-            let progress = app
-                .json(
-                    Method::GET,
-                    &format!("{path}/progress"),
-                    Some(INTERNAL_TOKEN),
-                    None,
-                )
-                .await;
+            let progress = read_progress(&app, &path).await;
             assert_eq!(progress.body["phase"], "Completed", "{}", progress.text);
         }
         // A new contact reopens it.
@@ -171,14 +147,7 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
         more["contactsCsv"] = json!("phone\n+15550001\n+15550002\n");
         app.json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(more))
             .await;
-        let progress = app
-            .json(
-                Method::GET,
-                &format!("{path}/progress"),
-                Some(INTERNAL_TOKEN),
-                None,
-            )
-            .await;
+        let progress = read_progress(&app, &path).await;
         assert_eq!(progress.body["phase"], "Running", "{}", progress.text);
         assert_eq!(progress.body["pending"], 1);
         assert_eq!(

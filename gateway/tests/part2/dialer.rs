@@ -68,8 +68,8 @@ struct Rig {
     generation: i64,
 }
 
-async fn rig(app: TestApp, email: &str, spec: Value, csv: &str) -> Rig {
-    let tenant = app.signup(email, &format!("{email} co")).await;
+/// A sandbox carrier owning [`FROM`], routed to `tenant`.
+async fn sandbox_owning_from(app: &TestApp, tenant: &Tenant) -> SandboxCarrier {
     let sandbox = SandboxCarrier::in_memory().with_signing_key(SANDBOX_TOKEN);
     sandbox
         .buy(&PurchaseRequest {
@@ -84,6 +84,12 @@ async fn rig(app: TestApp, email: &str, spec: Value, csv: &str) -> Rig {
         .unwrap();
     app.route_number(FROM, &tenant.id, "sandbox", "platform")
         .await;
+    sandbox
+}
+
+async fn rig(app: TestApp, email: &str, spec: Value, csv: &str) -> Rig {
+    let tenant = app.signup(email, &format!("{email} co")).await;
+    let sandbox = sandbox_owning_from(&app, &tenant).await;
     let clock = ManualClock::starting_at(at(MONDAY_10AM_NEW_YORK));
     let dialer = dialer_for(&app, &sandbox, &clock);
     let mut rig = Rig {
@@ -729,6 +735,17 @@ async fn upload(
     .await
 }
 
+/// `POST /api/v1/tenants/{tenant}/do-not-call` as the tenant's owner.
+async fn add_do_not_call(app: &TestApp, tenant: &Tenant, body: Value) -> crate::harness::Reply {
+    app.json(
+        Method::POST,
+        &format!("/api/v1/tenants/{}/do-not-call", tenant.slug),
+        Some(&tenant.access),
+        Some(body),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn contacts_upload_reports_rows_and_the_do_not_call_list_is_honoured() {
     for app in apps("dialer_upload", &plan(1000)).await {
@@ -740,23 +757,14 @@ async fn contacts_upload_reports_rows_and_the_do_not_call_list_is_honoured() {
         )
         .await;
         let (app, tenant) = (&rig.app, &rig.tenant);
-        let dnc = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/tenants/{}/do-not-call", tenant.slug),
-                Some(&tenant.access),
-                Some(json!({"phone": "+15552000003", "reason": "asked not to be called"})),
-            )
-            .await;
+        let dnc = add_do_not_call(
+            app,
+            tenant,
+            json!({"phone": "+15552000003", "reason": "asked not to be called"}),
+        )
+        .await;
         assert_eq!(dnc.status, StatusCode::CREATED, "{}", dnc.text);
-        let bad = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/tenants/{}/do-not-call", tenant.slug),
-                Some(&tenant.access),
-                Some(json!({"phone": "555-0100"})),
-            )
-            .await;
+        let bad = add_do_not_call(app, tenant, json!({"phone": "555-0100"})).await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
         assert!(bad.text.contains("phone"));
 
@@ -832,14 +840,7 @@ async fn contacts_upload_reports_rows_and_the_do_not_call_list_is_honoured() {
         );
 
         // A number listed after upload is skipped by the dialer.
-        let later = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/tenants/{}/do-not-call", tenant.slug),
-                Some(&tenant.access),
-                Some(json!({"phone": "+15552000004"})),
-            )
-            .await;
+        let later = add_do_not_call(app, tenant, json!({"phone": "+15552000004"})).await;
         assert_eq!(later.status, StatusCode::CREATED);
         rig.pass().await;
         let called: Vec<String> = rig.sandbox.calls().into_iter().map(|c| c.to).collect();
@@ -887,14 +888,7 @@ async fn campaign_routes_are_isolated_between_tenants() {
         )
         .await;
         let (app, a) = (&rig.app, &rig.tenant);
-        let dnc = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/tenants/{}/do-not-call", a.slug),
-                Some(&a.access),
-                Some(json!({"phone": "+15552000099"})),
-            )
-            .await;
+        let dnc = add_do_not_call(app, a, json!({"phone": "+15552000099"})).await;
         assert_eq!(dnc.status, StatusCode::CREATED);
         let b = app.signup("iso-b@example.com", "Iso B").await;
         let key = app
@@ -979,20 +973,7 @@ async fn campaign_routes_are_isolated_between_tenants() {
 async fn standalone_campaigns_are_created_checked_and_stopped_through_the_api() {
     for app in apps("dialer_public_api", &plan(1000)).await {
         let tenant = app.signup("launch@example.com", "Launch Co").await;
-        let sandbox = SandboxCarrier::in_memory().with_signing_key(SANDBOX_TOKEN);
-        sandbox
-            .buy(&PurchaseRequest {
-                e164: FROM.into(),
-                tag: "line".into(),
-                webhooks: WebhookConfig {
-                    voice_url: "https://gateway.test/api/v1/webhooks/twilio/voice".into(),
-                    status_callback_url: None,
-                },
-            })
-            .await
-            .unwrap();
-        app.route_number(FROM, &tenant.id, "sandbox", "platform")
-            .await;
+        let sandbox = sandbox_owning_from(&app, &tenant).await;
         // Standalone mode: the gateway holds the sandbox carrier.
         let mut state = app.state.clone();
         state.sandbox = Some(sandbox.clone());
