@@ -171,6 +171,15 @@ pub struct SandboxCarrier {
     state: Arc<Mutex<State>>,
     file: Option<PathBuf>,
     signing_key: Arc<str>,
+    simulated_contacts: Option<SimulatedContacts>,
+}
+
+/// How the sandbox plays the people its outbound calls reach (see
+/// [`SandboxCarrier::with_simulated_contacts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimulatedContacts {
+    /// How long each simulated contact stays on the line before hanging up.
+    pub talk: Duration,
 }
 
 /// Key used to sign simulated webhooks unless another is chosen.
@@ -189,6 +198,7 @@ impl SandboxCarrier {
             state: Arc::default(),
             file: None,
             signing_key: Arc::from(DEFAULT_SIGNING_KEY),
+            simulated_contacts: None,
         }
     }
 
@@ -212,6 +222,7 @@ impl SandboxCarrier {
             })),
             file: Some(path),
             signing_key: Arc::from(DEFAULT_SIGNING_KEY),
+            simulated_contacts: None,
         })
     }
 
@@ -220,6 +231,56 @@ impl SandboxCarrier {
     pub fn with_signing_key(mut self, key: impl AsRef<str>) -> Self {
         self.signing_key = Arc::from(key.as_ref());
         self
+    }
+
+    /// The same account answering its outbound calls itself: each call is picked up by a
+    /// simulated contact who stays silent for `talk` and hangs up, after which the sandbox
+    /// ends the call and posts a signed `completed` status callback (Twilio's form fields) to
+    /// the call's `status_callback_url`. No media flows. Standalone mode uses it so campaigns
+    /// run to the end on a laptop; without it calls stay up until hung up or completed by hand.
+    pub fn with_simulated_contacts(mut self, contacts: SimulatedContacts) -> Self {
+        self.simulated_contacts = Some(contacts);
+        self
+    }
+
+    /// Plays the simulated contact of a placed call (see [`Self::with_simulated_contacts`]).
+    fn simulate_contact(
+        &self,
+        contacts: SimulatedContacts,
+        placed: &PlacedCall,
+        call: &OutboundCall,
+    ) {
+        let Some(url) = call.status_callback_url.clone() else {
+            return;
+        };
+        let sandbox = self.clone();
+        let params = vec![
+            ("CallSid".to_owned(), placed.id.clone()),
+            ("CallStatus".to_owned(), "completed".to_owned()),
+            (
+                "CallDuration".to_owned(),
+                contacts.talk.as_secs().to_string(),
+            ),
+            ("Direction".to_owned(), "outbound-api".to_owned()),
+            ("From".to_owned(), call.from.clone()),
+            ("To".to_owned(), call.to.clone()),
+        ];
+        tokio::spawn(async move {
+            tokio::time::sleep(contacts.talk).await;
+            if !sandbox.complete_call(&params[0].1) {
+                return; // hung up meanwhile
+            }
+            let signature = sandbox.sign_webhook(&url, &params);
+            let sent = reqwest::Client::new()
+                .post(&url)
+                .header(signatures::TWILIO_SIGNATURE_HEADER, signature)
+                .form(&params)
+                .send()
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(error = %error.without_url(), "sandbox could not post a status callback");
+            }
+        });
     }
 
     /// The `X-Twilio-Signature` value for a simulated form webhook to `url` with `params`.
@@ -558,6 +619,9 @@ impl Carrier for SandboxCarrier {
 
     async fn place_call(&self, call: &OutboundCall) -> CarrierResult<PlacedCall> {
         let (placed, hang) = self.record_call(call)?;
+        if let Some(contacts) = self.simulated_contacts {
+            self.simulate_contact(contacts, &placed, call);
+        }
         if hang {
             // The call is placed (and rings); only the answer to the request is lost.
             std::future::pending::<()>().await;

@@ -251,3 +251,55 @@ async fn a_lost_inventory_can_be_restored_without_counting_purchases() {
     };
     assert!(sandbox.restore(clash).is_err());
 }
+
+#[tokio::test]
+async fn simulated_contacts_hang_up_and_the_sandbox_reports_it_signed() {
+    use switchboard_carriers::sandbox::SimulatedContacts;
+
+    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let log = received.clone();
+    let router = axum::Router::new().route(
+        "/status",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let signature = headers
+                        .get("x-twilio-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    log.lock()
+                        .unwrap()
+                        .push((signature, String::from_utf8_lossy(&body).into_owned()));
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/status", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let sandbox = SandboxCarrier::in_memory()
+        .with_signing_key("local-token")
+        .with_simulated_contacts(SimulatedContacts {
+            talk: std::time::Duration::from_millis(100),
+        });
+    sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    let mut outbound = call("+15550100", "+15550001");
+    outbound.status_callback_url = Some(url.clone());
+    let placed = sandbox.place_call(&outbound).await.unwrap();
+    assert_eq!(sandbox.active_calls(), 1, "the contact is on the line");
+    for _ in 0..100 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sandbox.active_calls(), 0, "the contact hung up");
+    let (signature, body) = received.lock().unwrap()[0].clone();
+    assert!(body.contains(&format!("CallSid={}", placed.id)), "{body}");
+    assert!(body.contains("CallStatus=completed"), "{body}");
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+    verify_twilio_form("local-token", &url, &params, &signature).unwrap();
+}

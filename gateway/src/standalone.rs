@@ -14,6 +14,9 @@
 //!
 //! Without `agent/agent.json` the runtime uses its builtin offline providers (an echo agent
 //! that greets and repeats each utterance), so a simulated call works with no keys at all.
+//! Campaign calls the dialer places through the sandbox are picked up by simulated contacts
+//! who stay on the line for [`SIMULATED_TALK`] and hang up (no media), so a campaign runs to
+//! the end and its results, usage and webhooks can be looked at.
 //! Flags and environment variables still win over everything generated here.
 
 use std::io::Write as _;
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 use clap::Args;
 use switchboard_carriers::SandboxCarrier;
+use switchboard_carriers::sandbox::SimulatedContacts;
 use switchboard_runtime::{
     ConfigSource, ConfigStore, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret,
 };
@@ -43,6 +47,9 @@ const SERVE_DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 const SERVE_DEFAULT_MAIL_OUTBOX: &str = "mail-outbox";
 /// Live calls get this long to finish on shutdown.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a simulated contact of the sandbox stays on a campaign call.
+pub const SIMULATED_TALK: Duration = Duration::from_secs(5);
+
 /// How often the runtime re-reads `agent/` and `keys/`.
 const AGENT_POLL: Duration = Duration::from_secs(3);
 
@@ -301,13 +308,17 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         .runtime_url
         .get_or_insert_with(|| format!("ws://{runtime_address}"));
 
-    let sandbox = SandboxCarrier::open(data_dir.join("sandbox.json"))?.with_signing_key(
-        config
-            .voice
-            .sandbox_auth_token
-            .as_deref()
-            .unwrap_or(&secrets.sandbox_auth_token),
-    );
+    let sandbox = SandboxCarrier::open(data_dir.join("sandbox.json"))?
+        .with_signing_key(
+            config
+                .voice
+                .sandbox_auth_token
+                .as_deref()
+                .unwrap_or(&secrets.sandbox_auth_token),
+        )
+        .with_simulated_contacts(SimulatedContacts {
+            talk: SIMULATED_TALK,
+        });
     let events_url = format!(
         "{}/internal/v1/events",
         reachable_url(gateway_address).trim_end_matches('/')

@@ -412,3 +412,110 @@ async fn numbers_api_checks_input_roles_and_survives_a_restart() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     running.shutdown().await;
 }
+
+/// `HH:MM` in UTC, `offset_minutes` from now (wrapping around midnight).
+fn utc_clock(offset_minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let minute = (now / 60 + offset_minutes).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_runs_to_the_end_against_simulated_contacts() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut config = GatewayFlags::try_parse_from(["switchboard-gateway"])
+        .unwrap()
+        .config;
+    config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The platform's operator lets free tenants run campaigns on this host.
+    config.voice.plan_limits = Some(r#"{"free": {"campaigns": true}}"#.to_owned());
+    let args = StandaloneArgs {
+        data_dir: data.path().to_owned(),
+        runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let running = standalone::start(&args, config).await.unwrap();
+    let mut cli = cli(&running, home.path());
+    let signed_up = cli
+        .signup(
+            "campaigns@example.com",
+            PASSWORD,
+            "Cam Paign",
+            "Campaign Co",
+        )
+        .await
+        .unwrap();
+    let tenant = signed_up["tenant"]["slug"].as_str().unwrap().to_owned();
+    let token = access_token(home.path());
+    let bought = cli.buy_number(&tenant, Some("555")).await.unwrap();
+    let number = bought["e164"].as_str().unwrap().to_owned();
+
+    let path = format!("/api/v1/tenants/{tenant}/campaigns/spring");
+    let spec = json!({"fromNumber": number, "contacts": {"uploaded": true},
+        "schedule": {"timeZone": "UTC", "windowStart": utc_clock(-60), "windowEnd": utc_clock(120), "days": []},
+        "pacing": {"maxConcurrent": 5, "callsPerMinute": 600},
+        "agent": {"greeting": "Hello from the spring survey."}});
+    let (status, created) = api(&running, reqwest::Method::PUT, &path, &token, Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let uploaded = reqwest::Client::new()
+        .post(format!("{}{path}/contacts", running.public_url()))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body("phone,name\n+15552000001,Ann\n+15552000002,Bo\n+15552000003,Cy\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::OK);
+
+    // The dialer (once a second) places the calls; simulated contacts hang up after a while
+    // and the sandbox reports it through the signed status callback.
+    let mut progress = Value::Null;
+    for _ in 0..300 {
+        let (_, now) = api(&running, reqwest::Method::GET, &path, &token, None).await;
+        progress = now;
+        if progress["phase"] == "Completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(progress["phase"], "Completed", "{progress}");
+    assert_eq!(progress["completed"], 3, "{progress}");
+    let sandbox = running.state.sandbox.clone().unwrap();
+    assert_eq!(sandbox.calls().len(), 3, "each contact called once");
+
+    let (_, results) = api(
+        &running,
+        reqwest::Method::GET,
+        &format!("{path}/results"),
+        &token,
+        None,
+    )
+    .await;
+    let states: Vec<&str> = results["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["completed", "completed", "completed"], "{results}");
+    let (_, calls) = api(
+        &running,
+        reqwest::Method::GET,
+        &format!("/api/v1/tenants/{tenant}/calls"),
+        &token,
+        None,
+    )
+    .await;
+    let outbound = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["direction"] == "outbound" && c["campaign"] == "spring")
+        .count();
+    assert_eq!(outbound, 3, "{calls}");
+    running.shutdown().await;
+}
