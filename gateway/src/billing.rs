@@ -109,6 +109,8 @@ async fn billing_row(
 }
 
 /// `POST /api/v1/tenants/{tenant}/billing/checkout` (admins).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/checkout", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "A Stripe Checkout session URL"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn checkout(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -175,6 +177,8 @@ pub struct PortalBody {
 }
 
 /// `POST /api/v1/tenants/{tenant}/billing/portal` (admins; needs a Stripe customer).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/portal", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "A Stripe Billing Portal session URL"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn portal(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -226,6 +230,8 @@ pub struct BillingStatus {
 }
 
 /// `GET /api/v1/tenants/{tenant}/billing/status`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/billing/status", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Plan and subscription status"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     access: TenantAccess,

@@ -143,6 +143,8 @@ pub struct CallPage {
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Call records, newest first, filtered by direction, outcome, time and campaign; paged"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -194,6 +196,8 @@ pub struct StatsView {
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls/stats`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/stats", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Counts and minutes by outcome"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -217,6 +221,8 @@ pub async fn stats(
 const EXPORT_LIMIT: i64 = 100_000;
 
 /// `GET /api/v1/tenants/{tenant}/calls/export.csv`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/export.csv", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, content_type = "text/csv", description = "Call records as CSV"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn export_csv(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -285,6 +291,8 @@ pub async fn export_csv(
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls/{id}`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id")),
+    responses((status = 200, description = "One call record"), (status = 404, description = "No such call"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -305,6 +313,8 @@ pub struct TranscriptView {
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls/{id}/transcript`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}/transcript", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id")),
+    responses((status = 200, description = "The conversation's turns in order"), (status = 404, description = "No such call"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn transcript(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -332,6 +342,8 @@ pub struct CdrCredentialView {
 
 /// `POST /api/v1/tenants/{tenant}/cdr-credentials`: creates or rotates the PBX's credential
 /// (admins only).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/cdr-credentials", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 201, description = "New basic-auth credentials for PBX CDR posts (shown once)"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn rotate_cdr_credential(
     State(state): State<AppState>,
     access: TenantAccess,

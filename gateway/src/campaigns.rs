@@ -41,7 +41,7 @@ pub struct Registration {
 }
 
 /// A CSV row that was not accepted.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Rejected {
     /// 1-based data row.
     pub row: usize,
@@ -288,7 +288,7 @@ pub async fn register_campaign(
 }
 
 /// Progress of a campaign.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     /// Phase.

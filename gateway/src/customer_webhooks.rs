@@ -46,6 +46,8 @@ fn view(row: EndpointRow, secret: Option<String>) -> EndpointView {
 }
 
 /// `POST /api/v1/tenants/{tenant}/webhooks`.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 201, description = "Endpoint registered; its signing secret is shown once"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -82,6 +84,8 @@ pub async fn create(
 }
 
 /// `GET /api/v1/tenants/{tenant}/webhooks`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Registered endpoints"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -94,6 +98,8 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/webhooks/{id}`.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/webhooks/{id}", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Endpoint id")),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such endpoint"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -111,6 +117,8 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/tenants/{tenant}/webhooks/deliveries`: the latest 100 messages and their state.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/deliveries", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Recent delivery attempts with their status"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
     access: TenantAccess,

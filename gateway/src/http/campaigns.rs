@@ -35,6 +35,7 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_crds::CampaignSpec;
+use utoipa::{IntoParams, ToSchema};
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -84,6 +85,8 @@ async fn campaign_of(
 }
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
+    responses((status = 200, body = Progress), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -222,6 +225,10 @@ async fn require_campaigns_in_plan(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin).
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
+    request_body(content = Object, description = "The Campaign spec (as in the CRD)"),
+    responses((status = 201, body = Progress, description = "Registered (standalone)"), (status = 200, body = Progress, description = "Changed (standalone)"),
+              (status = 202, description = "Campaign applied; the operator registers it (Kubernetes)"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn put_campaign(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -344,6 +351,8 @@ async fn audit_campaign(
 
 /// `DELETE /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin): stops dialling (calls under
 /// way finish). In Kubernetes mode it deletes the `Campaign`, whose finalizer stops the dialer.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
+    responses((status = 204, description = "Dialling stopped (standalone)"), (status = 202, description = "Campaign deleted (Kubernetes)"), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn delete_campaign(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -384,7 +393,7 @@ pub async fn delete_campaign(
 }
 
 /// Result of a contacts upload.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadResult {
     /// Rows stored now.
@@ -396,6 +405,9 @@ pub struct UploadResult {
 }
 
 /// `POST /api/v1/tenants/{tenant}/campaigns/{campaign}/contacts`.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/contacts", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
+    request_body(content = String, content_type = "text/csv", description = "CSV with a `phone` column; optional `id`, `name` and variable columns"),
+    responses((status = 200, body = UploadResult), (status = 409, body = super::errors::ErrorBody), (status = 413, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn upload_contacts(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -511,7 +523,8 @@ async fn known_contacts(tx: &mut Tx, tenant: &str, campaign: &str) -> Result<Kno
 }
 
 /// Query of the results list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// Contact id to continue after (from the previous page's `next`).
@@ -521,20 +534,22 @@ pub struct ResultsQuery {
 }
 
 /// One contact with its answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactView {
     /// Stored result.
     #[serde(flatten)]
     pub contact: ContactResult,
     /// CSV variables.
+    #[schema(value_type = Object)]
     pub variables: Value,
     /// Survey answers by field: `{raw, value, callId}`.
+    #[schema(value_type = Object)]
     pub answers: BTreeMap<String, Value>,
 }
 
 /// A page of results.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ResultsPage {
     /// Contacts, by id.
     pub items: Vec<ContactView>,
@@ -576,6 +591,8 @@ async fn page_with_answers(
 }
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/results", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name"), ResultsQuery),
+    responses((status = 200, body = ResultsPage), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn results(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -603,6 +620,8 @@ pub async fn results(
 }
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
+    responses((status = 200, content_type = "text/csv", description = "One row per contact; one column per survey field plus `<field>_raw`"), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn results_csv(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -686,13 +705,15 @@ pub async fn results_csv(
 }
 
 /// The do-not-call list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DoNotCallList {
     /// Entries by number.
     pub items: Vec<DoNotCallRow>,
 }
 
 /// `GET /api/v1/tenants/{tenant}/do-not-call`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/do-not-call", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, body = DoNotCallList), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list_do_not_call(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -705,7 +726,7 @@ pub async fn list_do_not_call(
 }
 
 /// A number to stop calling.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDoNotCall {
     /// E.164 number.
@@ -715,6 +736,8 @@ pub struct NewDoNotCall {
 }
 
 /// `POST /api/v1/tenants/{tenant}/do-not-call`: 201 when added, 200 when already listed.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/do-not-call", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id")), request_body = NewDoNotCall,
+    responses((status = 201, description = "Added"), (status = 200, description = "Already listed"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn add_do_not_call(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -771,6 +794,8 @@ pub async fn add_do_not_call(
 
 /// `DELETE /api/v1/tenants/{tenant}/do-not-call/{phone}` (admin: removing a number allows
 /// calling it again).
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/do-not-call/{phone}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("phone" = String, Path, description = "E.164 number")),
+    responses((status = 204, description = "Removed"), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn remove_do_not_call(
     State(state): State<AppState>,
     access: TenantAccess,

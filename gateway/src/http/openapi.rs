@@ -5,12 +5,12 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, audit, auth, credentials, members, tenants};
+use super::{api_keys, audit, auth, campaigns, credentials, members, numbers, tenants};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard gateway API", description = "Accounts, tenants, members, API keys and provider credentials. Authenticate with `Authorization: Bearer <access token or API key>`."),
+    info(title = "Switchboard gateway API", description = "Accounts, tenants, members, API keys, provider credentials, numbers, campaigns, usage, calls, billing and customer webhooks. Authenticate with `Authorization: Bearer <access token or API key>`."),
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout, auth::me, auth::verify_email,
         auth::resend_verification, auth::request_password_reset, auth::confirm_password_reset,
@@ -20,6 +20,16 @@ use super::{api_keys, audit, auth, credentials, members, tenants};
         api_keys::list, api_keys::create, api_keys::revoke,
         credentials::list, credentials::get, credentials::create, credentials::update, credentials::delete,
         audit::list,
+        numbers::list, numbers::buy, numbers::release,
+        campaigns::show, campaigns::put_campaign, campaigns::delete_campaign,
+        campaigns::upload_contacts, campaigns::results, campaigns::results_csv,
+        campaigns::list_do_not_call, campaigns::add_do_not_call, campaigns::remove_do_not_call,
+        crate::usage::api::get, crate::usage::api::history,
+        crate::calls::list, crate::calls::stats, crate::calls::export_csv, crate::calls::get,
+        crate::calls::transcript, crate::calls::rotate_cdr_credential,
+        crate::billing::checkout, crate::billing::portal, crate::billing::status,
+        crate::customer_webhooks::create, crate::customer_webhooks::list,
+        crate::customer_webhooks::delete, crate::customer_webhooks::deliveries,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -29,6 +39,12 @@ use super::{api_keys, audit, auth, credentials, members, tenants};
         (name = "api-keys", description = "Customer API keys"),
         (name = "credentials", description = "Bring-your-own provider credentials"),
         (name = "audit", description = "Audit log"),
+        (name = "numbers", description = "Phone numbers"),
+        (name = "campaigns", description = "Outbound campaigns, contacts, results and the do-not-call list"),
+        (name = "usage", description = "Usage against the plan's limits"),
+        (name = "calls", description = "Call records, transcripts and PBX CDR credentials"),
+        (name = "billing", description = "Stripe Checkout, Billing Portal and subscription status"),
+        (name = "webhooks", description = "Outbound customer webhooks (Standard Webhooks signatures)"),
     )
 )]
 pub struct ApiDoc;

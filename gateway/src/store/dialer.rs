@@ -61,7 +61,7 @@ pub struct EndedAttempt {
 }
 
 /// One contact's result.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactResult {
     /// Contact id.
@@ -102,7 +102,7 @@ pub struct AnswerRow {
 }
 
 /// An entry of a tenant's do-not-call list.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoNotCallRow {
     /// E.164 number.

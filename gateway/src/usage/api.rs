@@ -80,6 +80,8 @@ pub async fn current(state: &AppState, access: &TenantAccess) -> Result<UsageRep
 }
 
 /// `GET /api/v1/tenants/{tenant}/usage`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "This month's usage against the plan's limits"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -102,6 +104,8 @@ pub struct HistoryReply {
 }
 
 /// `GET /api/v1/tenants/{tenant}/usage/history`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage/history", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Usage of past months, newest first"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     access: TenantAccess,

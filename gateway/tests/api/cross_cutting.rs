@@ -183,6 +183,15 @@ async fn observability_request_ids_cors_and_openapi() {
             "/api/v1/auth/signup",
             "/api/v1/tenants/{tenant}/credentials/{id}",
             "/api/v1/tenants/{tenant}/audit-log",
+            "/api/v1/tenants/{tenant}/numbers",
+            "/api/v1/tenants/{tenant}/campaigns/{campaign}",
+            "/api/v1/tenants/{tenant}/campaigns/{campaign}/contacts",
+            "/api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv",
+            "/api/v1/tenants/{tenant}/do-not-call/{phone}",
+            "/api/v1/tenants/{tenant}/usage",
+            "/api/v1/tenants/{tenant}/calls/{id}/transcript",
+            "/api/v1/tenants/{tenant}/billing/checkout",
+            "/api/v1/tenants/{tenant}/webhooks/{id}",
         ] {
             assert!(
                 doc.body["paths"][path].is_object(),
@@ -190,6 +199,21 @@ async fn observability_request_ids_cors_and_openapi() {
             );
         }
         assert!(doc.body["components"]["schemas"]["SignupRequest"].is_object());
+        assert!(doc.body["components"]["schemas"]["UploadResult"].is_object());
+        // Every schema reference resolves.
+        let text = doc.body.to_string();
+        let references: Vec<&str> = text
+            .split("\"$ref\":\"#/components/schemas/")
+            .skip(1)
+            .collect();
+        assert!(references.len() > 10, "{} references", references.len());
+        for reference in references {
+            let name = reference.split('"').next().unwrap();
+            assert!(
+                doc.body["components"]["schemas"][name].is_object(),
+                "dangling schema reference {name}"
+            );
+        }
         assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
         app.finish().await;
     }
