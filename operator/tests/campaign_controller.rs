@@ -195,6 +195,21 @@ async fn reconcile_until_registered(ctx: &Arc<Context>) -> Action {
     reconcile(ctx).await.expect("registered")
 }
 
+/// The standard valid campaign, registered (finalizer added, then PUT to the gateway).
+async fn registered_survey() -> (Arc<Context>, Gateway) {
+    let (ctx, gateway, _) = setup(
+        vec![starter()],
+        vec![
+            ready_number(),
+            contacts_config_map(),
+            campaign_manifest(json!({})),
+        ],
+    )
+    .await;
+    reconcile_until_registered(&ctx).await;
+    (ctx, gateway)
+}
+
 fn condition(campaign: &Campaign, type_: &str) -> (String, String, String) {
     let status = campaign.status.as_ref().expect("status");
     let c = find_condition(&status.conditions, type_).expect("condition");
@@ -440,16 +455,7 @@ async fn a_campaign_outside_a_tenant_namespace_is_invalid() {
 
 #[tokio::test]
 async fn suspend_is_passed_through_as_a_new_generation() {
-    let (ctx, gateway, _) = setup(
-        vec![starter()],
-        vec![
-            ready_number(),
-            contacts_config_map(),
-            campaign_manifest(json!({})),
-        ],
-    )
-    .await;
-    reconcile_until_registered(&ctx).await;
+    let (ctx, gateway) = registered_survey().await;
     let first_generation = gateway.requests(Method::PUT)[0].body["generation"]
         .as_i64()
         .unwrap();
@@ -484,16 +490,7 @@ async fn suspend_is_passed_through_as_a_new_generation() {
 
 #[tokio::test]
 async fn a_suspended_tenant_stops_dialing_until_resumed() {
-    let (ctx, gateway, _) = setup(
-        vec![starter()],
-        vec![
-            ready_number(),
-            contacts_config_map(),
-            campaign_manifest(json!({})),
-        ],
-    )
-    .await;
-    reconcile_until_registered(&ctx).await;
+    let (ctx, gateway) = registered_survey().await;
     let tenants: Api<Tenant> = Api::all(ctx.client.clone());
     let suspend = |suspended: bool| {
         let tenants = tenants.clone();
@@ -695,16 +692,7 @@ async fn campaign_scripts_reach_the_runtime_config_and_leave_with_the_campaign()
 
 #[tokio::test]
 async fn an_edited_contacts_config_map_registers_the_contacts_again() {
-    let (ctx, gateway, _) = setup(
-        vec![starter()],
-        vec![
-            ready_number(),
-            contacts_config_map(),
-            campaign_manifest(json!({})),
-        ],
-    )
-    .await;
-    reconcile_until_registered(&ctx).await;
+    let (ctx, gateway) = registered_survey().await;
     reconcile(&ctx).await.unwrap();
     assert_eq!(
         gateway.requests(Method::PUT).len(),
