@@ -30,6 +30,19 @@ pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
 /// Telnyx error code for hanging up a call that has already ended.
 const CALL_ALREADY_ENDED: &str = "90018";
 
+/// `client_state` as Telnyx carries it on the wire: base64 of our text.
+pub fn encode_client_state(state: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(state.as_bytes())
+}
+
+/// Our text back from a `client_state` Telnyx echoed (`None` if it is not base64 UTF-8).
+pub fn decode_client_state(wire: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(wire)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// How to reach one Telnyx account.
 #[derive(Clone)]
 pub struct TelnyxConfig {
@@ -394,8 +407,7 @@ impl Carrier for TelnyxClient {
             "webhook_url": call.answer_url,
         });
         if let Some(state) = &call.client_state {
-            body["client_state"] =
-                json!(base64::engine::general_purpose::STANDARD.encode(state.as_bytes()));
+            body["client_state"] = json!(encode_client_state(state));
         }
         let placed: Envelope<TelnyxCall> = http::send_json(
             self.request(reqwest::Method::POST, "/calls").json(&body),

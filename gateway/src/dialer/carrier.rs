@@ -8,7 +8,7 @@ use switchboard_carriers::{
 
 use crate::state::AppState;
 use crate::store::numbers::NumberRow;
-use crate::webhooks::tenant_carrier_secret;
+use crate::webhooks::{telnyx, tenant_carrier_secret, twilio_account};
 
 /// Why no carrier client could be built for a number.
 #[derive(Debug, thiserror::Error)]
@@ -36,47 +36,42 @@ pub async fn carrier_for(
     number: &NumberRow,
 ) -> Result<AnyCarrier, CarrierSetupError> {
     let voice = &state.config.voice;
-    let tenant_secret = |vendor: &'static str| async move {
-        tenant_carrier_secret(state, &number.tenant_id, vendor)
-            .await
-            .map_err(|_| CarrierSetupError::NoCredentials(vendor))?
-            .ok_or(CarrierSetupError::NoCredentials(vendor))
-    };
+    let missing = |vendor| CarrierSetupError::NoCredentials(vendor);
     match number.carrier.as_str() {
         "sandbox" => state
             .sandbox
             .clone()
             .map(AnyCarrier::Sandbox)
-            .ok_or(CarrierSetupError::NoCredentials("sandbox")),
+            .ok_or(missing("sandbox")),
         "twilio" => {
-            let (sid, token) = if number.account == "tenant" {
-                let (secret, metadata) = tenant_secret("twilio").await?;
-                let sid = metadata_text(&metadata, &["account_sid", "accountSid"])
-                    .ok_or(CarrierSetupError::NoCredentials("twilio"))?;
-                (sid, secret)
-            } else {
-                match (&voice.twilio_account_sid, &state.voice.twilio_auth_token) {
-                    (Some(sid), Some(token)) => (sid.clone(), token.clone()),
-                    _ => return Err(CarrierSetupError::NoCredentials("twilio")),
-                }
-            };
+            let (sid, token) = twilio_account(state, number)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(missing("twilio"))?;
             let config = TwilioConfig::new(sid, token).with_base_url(voice.twilio_api_base.clone());
             TwilioClient::new(config)
                 .map(AnyCarrier::Twilio)
                 .map_err(|e| CarrierSetupError::Client(e.to_string()))
         }
         "telnyx" => {
-            let (key, connection) = if number.account == "tenant" {
-                let (secret, metadata) = tenant_secret("telnyx").await?;
-                let connection = metadata_text(&metadata, &["connection_id", "connectionId"])
-                    .ok_or(CarrierSetupError::NoCredentials("telnyx"))?;
-                (secret, connection)
+            let key = telnyx::api_key(state, number)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(missing("telnyx"))?;
+            let connection = if number.account == "tenant" {
+                tenant_carrier_secret(state, &number.tenant_id, "telnyx")
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|(_, metadata)| {
+                        metadata_text(&metadata, &["connection_id", "connectionId"])
+                    })
             } else {
-                match (&voice.telnyx_api_key, &voice.telnyx_connection_id) {
-                    (Some(key), Some(connection)) => (key.clone(), connection.clone()),
-                    _ => return Err(CarrierSetupError::NoCredentials("telnyx")),
-                }
-            };
+                voice.telnyx_connection_id.clone()
+            }
+            .ok_or(missing("telnyx"))?;
             let config =
                 TelnyxConfig::new(key, connection).with_base_url(voice.telnyx_api_base.clone());
             TelnyxClient::new(config)

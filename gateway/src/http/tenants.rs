@@ -11,7 +11,7 @@ use super::auth::{MembershipView, rfc3339};
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{Principal, TenantAccess};
-use super::validate::display_text;
+use super::validate::{display_text, is_e164};
 use crate::kube::{TenantReadiness, tenant_namespace};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
@@ -322,14 +322,6 @@ fn is_language_tag(tag: &str) -> bool {
     (2..=3).contains(&primary.len())
         && primary.chars().all(|c| c.is_ascii_lowercase())
         && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| {
-        (2..=15).contains(&digits.len())
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0')
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,16 @@ const MAX_EMAIL_LEN: usize = 254;
 /// Longest slug; the `Tenant` CRD allows 50 so the namespace `tenant-<slug>` fits in 63.
 pub const MAX_SLUG_LEN: usize = 40;
 
+/// `+` then 2–15 digits, the first not zero (the `PhoneNumber` CRD's pattern).
+pub fn is_e164(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
 /// Lower-cases and trims an e-mail address and checks its shape (one `@`, a dotted domain,
 /// no spaces); deliverability is proven by the verification mail, not here.
 pub fn normalize_email(field: &str, raw: &str) -> Result<String, ApiError> {
@@ -92,6 +102,15 @@ pub fn slug_candidate(base: &str, n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn e164_follows_the_crd_pattern() {
+        assert!(is_e164("+15550100"));
+        assert!(!is_e164("+05550100"));
+        assert!(!is_e164("15550100"));
+        assert!(!is_e164("+1"));
+        assert!(!is_e164("+1555010012345678"));
+    }
 
     #[test]
     fn slugs_are_dns_labels() {

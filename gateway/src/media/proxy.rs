@@ -20,10 +20,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame};
+
+use switchboard_carriers::telnyx::decode_client_state;
 
 use super::call_token::CallClaims;
 use crate::kube::tenant_namespace;
@@ -61,11 +62,10 @@ pub fn token_from_start(frame: &Value) -> Option<String> {
             return Some(token.to_owned());
         }
     }
-    let state = start.get("client_state").and_then(Value::as_str)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(state)
-        .ok()?;
-    String::from_utf8(bytes).ok()
+    start
+        .get("client_state")
+        .and_then(Value::as_str)
+        .and_then(decode_client_state)
 }
 
 /// Sets the stream parameters of a `start` frame to the gateway's own values, in the key the
@@ -334,7 +334,7 @@ mod tests {
             serde_json::json!({"event":"start","start":{"customParameters":{"callToken":"t1"}}});
         assert_eq!(token_from_start(&twilio).as_deref(), Some("t1"));
         let telnyx = serde_json::json!({"event":"start","start":{"client_state":
-            base64::engine::general_purpose::STANDARD.encode("t2")}});
+            switchboard_carriers::telnyx::encode_client_state("t2")}});
         assert_eq!(token_from_start(&telnyx).as_deref(), Some("t2"));
         assert_eq!(
             token_from_start(&serde_json::json!({"event":"media"})),

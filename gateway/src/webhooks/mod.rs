@@ -90,6 +90,31 @@ pub async fn tenant_carrier_secret(
     Ok(Some((secret, metadata)))
 }
 
+/// Account SID and auth token of the Twilio account that owns `number`: the platform's from
+/// configuration, or the tenant's stored `twilio` credential (SID in its metadata).
+pub async fn twilio_account(
+    state: &AppState,
+    number: &NumberRow,
+) -> Result<Option<(String, String)>, ApiError> {
+    if number.account != "tenant" {
+        let voice = &state.config.voice;
+        return Ok(voice
+            .twilio_account_sid
+            .clone()
+            .zip(state.voice.twilio_auth_token.clone()));
+    }
+    let Some((secret, metadata)) =
+        tenant_carrier_secret(state, &number.tenant_id, "twilio").await?
+    else {
+        return Ok(None);
+    };
+    Ok(metadata
+        .get("account_sid")
+        .or_else(|| metadata.get("accountSid"))
+        .and_then(|v| v.as_str())
+        .map(|sid| (sid.to_owned(), secret)))
+}
+
 /// The tenant of a routed number.
 pub async fn tenant_of(state: &AppState, tenant_id: &str) -> Result<Option<TenantRow>, StoreError> {
     let mut tx = state.store.read(&Scope::tenant(tenant_id)).await?;

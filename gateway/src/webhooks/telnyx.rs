@@ -14,12 +14,12 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_carriers::signatures::{
     TELNYX_SIGNATURE_HEADER, TELNYX_TIMESTAMP_HEADER, TelnyxPublicKey, verify_telnyx,
 };
+use switchboard_carriers::telnyx::{decode_client_state, encode_client_state};
 
 use super::{
     InboundDecision, StatusUpdate, admit_inbound, admit_outbound, apply_status, media_url, route,
@@ -89,7 +89,11 @@ async fn account_key(
     Ok(key)
 }
 
-async fn api_key(state: &AppState, number: &NumberRow) -> Result<Option<String>, ApiError> {
+/// The API key of the Telnyx account that owns `number` (the platform's or the tenant's).
+pub(crate) async fn api_key(
+    state: &AppState,
+    number: &NumberRow,
+) -> Result<Option<String>, ApiError> {
     if number.account != "tenant" {
         return Ok(state.config.voice.telnyx_api_key.clone());
     }
@@ -110,24 +114,34 @@ async fn command(
         tracing::warn!(number = %number.e164, "no Telnyx API key for this number's account");
         return;
     };
+    if let Err(error) = send_command(state, &key, call_control_id, action, &body).await {
+        tracing::warn!(%error, action, "Telnyx call command failed");
+    }
+}
+
+/// `POST /calls/{id}/actions/{action}` with `key`; the error says what Telnyx answered.
+pub(crate) async fn send_command(
+    state: &AppState,
+    key: &str,
+    call_control_id: &str,
+    action: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
     let base = state.config.voice.telnyx_api_base.trim_end_matches('/');
-    let id: String = url_path_segment(call_control_id);
-    let result = state
+    let id = url_path_segment(call_control_id);
+    let response = state
         .voice
         .http
         .post(format!("{base}/calls/{id}/actions/{action}"))
         .bearer_auth(key)
-        .json(&body)
+        .json(body)
         .send()
-        .await;
-    match result {
-        Ok(response) if response.status().is_success() => {}
-        Ok(response) => {
-            tracing::warn!(status = %response.status(), action, "Telnyx refused a call command")
-        }
-        Err(error) => {
-            tracing::warn!(error = %error.without_url(), action, "Telnyx call command failed")
-        }
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("Telnyx answered {}", response.status()))
     }
 }
 
@@ -149,11 +163,15 @@ fn seconds_between(start: Option<&str>, end: Option<&str>) -> Option<i64> {
     Some((end - start).num_seconds().max(0))
 }
 
-fn decode_state(state: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(state)
-        .ok()?;
-    String::from_utf8(bytes).ok()
+/// Call Control body that streams the call's media to the gateway with its call token.
+fn stream_to_gateway(state: &AppState, token: &str) -> serde_json::Value {
+    json!({
+        "stream_url": media_url(state.config.public_base()),
+        "stream_track": "inbound_track",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "PCMU",
+        "client_state": encode_client_state(token),
+    })
 }
 
 /// Connects an answered campaign call's media to the gateway, like an inbound call's.
@@ -167,13 +185,7 @@ async fn stream_campaign_call(
     else {
         return Ok(());
     };
-    let body = json!({
-        "stream_url": media_url(state.config.public_base()),
-        "stream_track": "inbound_track",
-        "stream_bidirectional_mode": "rtp",
-        "stream_bidirectional_codec": "PCMU",
-        "client_state": base64::engine::general_purpose::STANDARD.encode(&answer.token),
-    });
+    let body = stream_to_gateway(state, &answer.token);
     command(state, number, call_control_id, "streaming_start", body).await;
     Ok(())
 }
@@ -224,13 +236,7 @@ pub async fn webhook(
             match admit_inbound(&state, &number, "telnyx", id, payload.from.as_deref(), &to).await?
             {
                 InboundDecision::Connect { token, .. } => {
-                    let body = json!({
-                        "stream_url": media_url(state.config.public_base()),
-                        "stream_track": "inbound_track",
-                        "stream_bidirectional_mode": "rtp",
-                        "stream_bidirectional_codec": "PCMU",
-                        "client_state": base64::engine::general_purpose::STANDARD.encode(&token),
-                    });
+                    let body = stream_to_gateway(&state, &token);
                     command(&state, &number, id, "answer", body).await;
                 }
                 InboundDecision::Refuse(_) => {
@@ -251,7 +257,10 @@ pub async fn webhook(
             };
             if envelope.data.event_type == "call.answered"
                 && !incoming
-                && let Some(attempt) = payload.client_state.as_deref().and_then(decode_state)
+                && let Some(attempt) = payload
+                    .client_state
+                    .as_deref()
+                    .and_then(decode_client_state)
             {
                 stream_campaign_call(&state, &number, id, &attempt).await?;
             }

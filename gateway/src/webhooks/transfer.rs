@@ -6,9 +6,10 @@
 use serde_json::json;
 
 use super::route;
-use super::tenant_carrier_secret;
 use super::twilio::xml_escape;
+use super::twilio_account;
 use crate::http::errors::ApiError;
+use crate::http::validate::is_e164;
 use crate::state::AppState;
 use crate::store::calls::{self, CallRow};
 use crate::store::numbers::NumberRow;
@@ -42,11 +43,6 @@ impl From<ApiError> for TransferError {
     fn from(_: ApiError) -> Self {
         TransferError::Credentials
     }
-}
-
-fn is_e164(text: &str) -> bool {
-    let digits = text.strip_prefix('+').unwrap_or("");
-    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 async fn our_number(state: &AppState, call: &CallRow) -> Result<Option<NumberRow>, StoreError> {
@@ -103,23 +99,9 @@ async fn twilio(
     to: &str,
 ) -> Result<(), TransferError> {
     let voice = &state.config.voice;
-    let (sid, token) = if number.account == "tenant" {
-        let (secret, metadata) = tenant_carrier_secret(state, &number.tenant_id, "twilio")
-            .await?
-            .ok_or(TransferError::NoCredentials)?;
-        let sid = metadata
-            .get("account_sid")
-            .or_else(|| metadata.get("accountSid"))
-            .and_then(|v| v.as_str())
-            .ok_or(TransferError::NoCredentials)?
-            .to_owned();
-        (sid, secret)
-    } else {
-        match (&voice.twilio_account_sid, &state.voice.twilio_auth_token) {
-            (Some(sid), Some(token)) => (sid.clone(), token.clone()),
-            _ => return Err(TransferError::NoCredentials),
-        }
-    };
+    let (sid, token) = twilio_account(state, number)
+        .await?
+        .ok_or(TransferError::NoCredentials)?;
     let url = format!(
         "{}/Accounts/{sid}/Calls/{call_sid}.json",
         voice.twilio_api_base.trim_end_matches('/')
@@ -150,40 +132,16 @@ async fn telnyx(
     call_control_id: &str,
     to: &str,
 ) -> Result<(), TransferError> {
-    let key = if number.account == "tenant" {
-        tenant_carrier_secret(state, &number.tenant_id, "telnyx")
-            .await?
-            .map(|(secret, _)| secret)
-    } else {
-        state.config.voice.telnyx_api_key.clone()
-    }
-    .ok_or(TransferError::NoCredentials)?;
-    // Call control ids contain `:`, which is fine in a path; anything else is escaped.
-    let id: String = call_control_id
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    let base = state.config.voice.telnyx_api_base.trim_end_matches('/');
-    let response = state
-        .voice
-        .http
-        .post(format!("{base}/calls/{id}/actions/transfer"))
-        .bearer_auth(key)
-        .json(&json!({ "to": to }))
-        .send()
-        .await
-        .map_err(|e| TransferError::Carrier(e.without_url().to_string()))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(TransferError::Carrier(format!(
-            "Telnyx answered {}",
-            response.status()
-        )))
-    }
+    let key = super::telnyx::api_key(state, number)
+        .await?
+        .ok_or(TransferError::NoCredentials)?;
+    super::telnyx::send_command(
+        state,
+        &key,
+        call_control_id,
+        "transfer",
+        &json!({ "to": to }),
+    )
+    .await
+    .map_err(TransferError::Carrier)
 }
