@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_crds::CampaignSpec;
 
 use crate::http::errors::{ApiError, ApiJson};
+use crate::http::validate::is_e164;
 use crate::internal::{Internal, tenant_by_key};
 use crate::outbox;
 use crate::state::AppState;
@@ -73,14 +74,6 @@ pub struct Contact {
     pub name: Option<String>,
     /// Other columns as a JSON object.
     pub variables: String,
-}
-
-/// Whether `text` is an E.164 number (`+` and 2–15 digits, no leading zero).
-pub fn is_e164(text: &str) -> bool {
-    let digits = text.strip_prefix('+').unwrap_or("");
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
 }
 
 /// Parses contacts CSV; rows without a valid E.164 `phone`, and rows repeating an earlier
@@ -217,9 +210,10 @@ pub async fn register_campaign(
     if existing.as_ref().is_some_and(|row| row.uid != body.uid) {
         campaigns::clear_contacts(&mut tx, &tenant, &name).await?;
     }
+    let do_not_call = crate::store::dialer::do_not_call_numbers(&mut tx, &tenant).await?;
     let mut added = 0;
     for contact in &contacts {
-        if crate::store::dialer::is_do_not_call(&mut tx, &tenant, &contact.phone).await? {
+        if do_not_call.contains(&contact.phone) {
             rejected.push(Rejected {
                 row: contact.row,
                 error: format!("{} is on the do-not-call list", contact.phone),
@@ -273,6 +267,7 @@ pub async fn register_campaign(
                 from_number: body.from_number,
                 phase: phase.to_owned(),
                 deleted_at: None,
+                reason: None,
             },
             now,
         )
@@ -335,13 +330,12 @@ pub async fn progress_of(
     let mut tx = state.store.read(&Scope::tenant(tenant)).await?;
     let campaign = campaigns::get(&mut tx, tenant, name).await?;
     let counts = campaigns::state_counts(&mut tx, tenant, name).await?;
-    let reason = crate::store::dialer::reason(&mut tx, tenant, name).await?;
     tx.commit().await?;
     let Some(campaign) = campaign.filter(|c| c.deleted_at.is_none()) else {
         return Ok(None);
     };
     let mut progress = Progress {
-        reason,
+        reason: campaign.reason.clone(),
         ..Progress::default()
     };
     for (state, n) in counts {

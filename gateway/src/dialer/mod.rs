@@ -110,6 +110,13 @@ impl Hold {
             reason,
         }
     }
+
+    const fn failed(reason: &'static str) -> Self {
+        Self {
+            phase: "Failed",
+            reason,
+        }
+    }
 }
 
 /// A claimed contact about to be dialled.
@@ -534,15 +541,6 @@ impl Dialer {
             .dialer_attempts
             .with_label_values(&[result])
             .inc();
-    }
-}
-
-impl Hold {
-    const fn failed(reason: &'static str) -> Self {
-        Self {
-            phase: "Failed",
-            reason,
-        }
     }
 }
 

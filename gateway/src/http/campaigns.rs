@@ -41,7 +41,8 @@ use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
-use crate::campaigns::{Progress, Rejected, is_e164, parse_contacts, progress_of};
+use super::validate::is_e164;
+use crate::campaigns::{Progress, Rejected, parse_contacts, progress_of};
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::dialer::{self as rows, ContactResult, DoNotCallRow};
@@ -442,13 +443,14 @@ pub async fn upload_contacts(
         ));
     }
     let known = known_contacts(&mut tx, tenant, &name).await?;
+    let do_not_call = rows::do_not_call_numbers(&mut tx, tenant).await?;
     let now = now_ms();
     let mut accepted = 0;
     for contact in parsed {
         let row = contact.row;
         let refusal = if known.ids.contains(&contact.id) || known.phones.contains(&contact.phone) {
             Some("already in the campaign (same phone or id)".to_owned())
-        } else if rows::is_do_not_call(&mut tx, tenant, &contact.phone).await? {
+        } else if do_not_call.contains(&contact.phone) {
             Some(format!("{} is on the do-not-call list", contact.phone))
         } else {
             None

@@ -25,10 +25,13 @@ pub struct CampaignRow {
     pub phase: String,
     /// Set when stopped (DELETE).
     pub deleted_at: Option<i64>,
+    /// Why the dialer is not dialling (written by the dialer; `None` while it dials).
+    pub reason: Option<String>,
 }
 
-const COLUMNS: &str =
-    "tenant_id, name, namespace, uid, generation, spec, from_number, phase, deleted_at";
+/// The columns of [`CampaignRow`].
+pub(crate) const COLUMNS: &str =
+    "tenant_id, name, namespace, uid, generation, spec, from_number, phase, deleted_at, reason";
 
 /// A campaign by name.
 pub async fn get(

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::campaigns::CampaignRow;
+use super::campaigns::{COLUMNS as CAMPAIGN_COLUMNS, CampaignRow};
 use super::{Backend, StoreError};
 
 /// A contact that is due for a call.
@@ -116,12 +116,12 @@ pub struct DoNotCallRow {
 /// Campaigns the dialer has work on, across tenants (system scope): live ones, and stopped
 /// or finished ones that still have attempts to settle.
 pub async fn campaigns_to_work(conn: &mut AnyConnection) -> Result<Vec<CampaignRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT c.tenant_id, c.name, c.namespace, c.uid, c.generation, c.spec, c.from_number, c.phase, c.deleted_at \
-         FROM campaigns c WHERE (c.deleted_at IS NULL AND c.phase NOT IN ('Completed', 'Failed')) \
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c \
+         WHERE (c.deleted_at IS NULL AND c.phase NOT IN ('Completed', 'Failed')) \
          OR EXISTS (SELECT 1 FROM campaign_attempts a WHERE a.tenant_id = c.tenant_id AND a.campaign = c.name \
-         AND a.settled_at IS NULL) ORDER BY c.tenant_id, c.name",
-    )
+         AND a.settled_at IS NULL) ORDER BY c.tenant_id, c.name"
+    ))
     .fetch_all(conn)
     .await?)
 }
@@ -451,21 +451,6 @@ pub async fn set_phase(
     Ok(result.rows_affected() == 1)
 }
 
-/// The reason a campaign is not dialling, if any.
-pub async fn reason(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    name: &str,
-) -> Result<Option<String>, StoreError> {
-    let row: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT reason FROM campaigns WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.and_then(|(reason,)| reason))
-}
-
 /// The attempt behind an outbound call being answered.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptCall {
@@ -612,17 +597,15 @@ pub async fn list_do_not_call(
     .await?)
 }
 
-/// Whether a number is on the tenant's list.
-pub async fn is_do_not_call(
+/// The numbers on the tenant's list (to check a whole contact list with one read).
+pub async fn do_not_call_numbers(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    phone: &str,
-) -> Result<bool, StoreError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT phone FROM do_not_call WHERE tenant_id = $1 AND phone = $2")
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let numbers: Vec<String> =
+        sqlx::query_scalar("SELECT phone FROM do_not_call WHERE tenant_id = $1")
             .bind(tenant_id)
-            .bind(phone)
-            .fetch_optional(conn)
+            .fetch_all(conn)
             .await?;
-    Ok(row.is_some())
+    Ok(numbers.into_iter().collect())
 }
