@@ -34,9 +34,15 @@ struct GatewayFlags {
 
 /// Starts the standalone platform on loopback (`port` 0: any) with its data in `data_dir`.
 async fn start(data_dir: &Path, port: u16) -> Running {
+    start_configured(data_dir, port, |_| {}).await
+}
+
+/// [`start`], with `adjust` applied to the gateway's configuration first.
+async fn start_configured(data_dir: &Path, port: u16, adjust: impl FnOnce(&mut Config)) -> Running {
     let mut config = GatewayFlags::try_parse_from(["switchboard-gateway"])
         .unwrap()
         .config;
+    adjust(&mut config);
     // Whatever the environment says (CI sets DATABASE_URL for other tests), this test runs
     // on the standalone default: SQLite in the data folder.
     config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
@@ -427,18 +433,11 @@ fn utc_clock(offset_minutes: i64) -> String {
 async fn a_campaign_runs_to_the_end_against_simulated_contacts() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let mut config = GatewayFlags::try_parse_from(["switchboard-gateway"])
-        .unwrap()
-        .config;
-    config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     // The platform's operator lets free tenants run campaigns on this host.
-    config.voice.plan_limits = Some(r#"{"free": {"campaigns": true}}"#.to_owned());
-    let args = StandaloneArgs {
-        data_dir: data.path().to_owned(),
-        runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let running = standalone::start(&args, config).await.unwrap();
+    let running = start_configured(data.path(), 0, |config| {
+        config.voice.plan_limits = Some(r#"{"free": {"campaigns": true}}"#.to_owned());
+    })
+    .await;
     let mut cli = cli(&running, home.path());
     let signed_up = cli
         .signup(
