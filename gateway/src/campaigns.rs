@@ -152,6 +152,53 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
     Ok((contacts, rejected))
 }
 
+/// Stores parsed contacts in the caller's transaction. A contact `refuse` gives a reason
+/// for, or whose number is on the tenant's do-not-call list, goes into `rejected` (sorted by
+/// row) instead; a contact whose id the campaign has keeps its state. Returns how many were
+/// added.
+pub async fn store_contacts(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    campaign: &str,
+    contacts: &[Contact],
+    refuse: impl Fn(&Contact) -> Option<String>,
+    rejected: &mut Vec<Rejected>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let do_not_call = crate::store::dialer::do_not_call_numbers(&mut *conn, tenant).await?;
+    let mut added = 0;
+    for contact in contacts {
+        let refusal = refuse(contact).or_else(|| {
+            do_not_call
+                .contains(&contact.phone)
+                .then(|| format!("{} is on the do-not-call list", contact.phone))
+        });
+        if let Some(error) = refusal {
+            rejected.push(Rejected {
+                row: contact.row,
+                error,
+            });
+            continue;
+        }
+        if campaigns::add_contact(
+            &mut *conn,
+            tenant,
+            campaign,
+            &contact.id,
+            &contact.phone,
+            contact.name.as_deref(),
+            &contact.variables,
+            now,
+        )
+        .await?
+        {
+            added += 1;
+        }
+    }
+    rejected.sort_by_key(|r| r.row);
+    Ok(added)
+}
+
 async fn tenant_id(state: &AppState, key: &str) -> Result<String, ApiError> {
     Ok(tenant_by_key(state, key)
         .await?
@@ -210,32 +257,16 @@ pub async fn register_campaign(
     if existing.as_ref().is_some_and(|row| row.uid != body.uid) {
         campaigns::clear_contacts(&mut tx, &tenant, &name).await?;
     }
-    let do_not_call = crate::store::dialer::do_not_call_numbers(&mut tx, &tenant).await?;
-    let mut added = 0;
-    for contact in &contacts {
-        if do_not_call.contains(&contact.phone) {
-            rejected.push(Rejected {
-                row: contact.row,
-                error: format!("{} is on the do-not-call list", contact.phone),
-            });
-            continue;
-        }
-        if campaigns::add_contact(
-            &mut tx,
-            &tenant,
-            &name,
-            &contact.id,
-            &contact.phone,
-            contact.name.as_deref(),
-            &contact.variables,
-            now,
-        )
-        .await?
-        {
-            added += 1;
-        }
-    }
-    rejected.sort_by_key(|r| r.row);
+    let added = store_contacts(
+        &mut tx,
+        &tenant,
+        &name,
+        &contacts,
+        |_| None,
+        &mut rejected,
+        now,
+    )
+    .await?;
     let was_completed = existing
         .as_ref()
         .is_some_and(|row| row.uid == body.uid && row.phase == "Completed");

@@ -42,7 +42,7 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
-use crate::campaigns::{Progress, Rejected, parse_contacts, progress_of};
+use crate::campaigns::{Progress, Rejected, parse_contacts, progress_of, store_contacts};
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::dialer::{self as rows, ContactResult, DoNotCallRow};
@@ -443,36 +443,20 @@ pub async fn upload_contacts(
         ));
     }
     let known = known_contacts(&mut tx, tenant, &name).await?;
-    let do_not_call = rows::do_not_call_numbers(&mut tx, tenant).await?;
     let now = now_ms();
-    let mut accepted = 0;
-    for contact in parsed {
-        let row = contact.row;
-        let refusal = if known.ids.contains(&contact.id) || known.phones.contains(&contact.phone) {
-            Some("already in the campaign (same phone or id)".to_owned())
-        } else if do_not_call.contains(&contact.phone) {
-            Some(format!("{} is on the do-not-call list", contact.phone))
-        } else {
-            None
-        };
-        if let Some(error) = refusal {
-            rejected.push(Rejected { row, error });
-            continue;
-        }
-        campaigns::add_contact(
-            &mut tx,
-            tenant,
-            &name,
-            &contact.id,
-            &contact.phone,
-            contact.name.as_deref(),
-            &contact.variables,
-            now,
-        )
-        .await?;
-        accepted += 1;
-    }
-    rejected.sort_by_key(|r| r.row);
+    let accepted = store_contacts(
+        &mut tx,
+        tenant,
+        &name,
+        &parsed,
+        |contact| {
+            (known.ids.contains(&contact.id) || known.phones.contains(&contact.phone))
+                .then(|| "already in the campaign (same phone or id)".to_owned())
+        },
+        &mut rejected,
+        now,
+    )
+    .await?;
     if accepted > 0 && campaign.phase == "Completed" {
         // New contacts reopen a finished campaign.
         campaigns::set_phase_if(&mut tx, tenant, &name, "Running", now).await?;
