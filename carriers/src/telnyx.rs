@@ -224,6 +224,29 @@ impl TelnyxClient {
             .bearer_auth(&self.config.api_key)
     }
 
+    /// Sends a Call Control command (`answer`, `reject`, `streaming_start`, `transfer`, …) to
+    /// the live call `call_control_id`: `POST /calls/{id}/actions/{action}` with `body`. The
+    /// id goes into the path only if it is a safe carrier id (Telnyx's are `v3:` plus
+    /// base64url), so a webhook's value can never reach another endpoint.
+    pub async fn call_command(
+        &self,
+        call_control_id: &str,
+        action: &str,
+        body: &serde_json::Value,
+    ) -> CarrierResult<()> {
+        let path = format!(
+            "/calls/{}/actions/{}",
+            path_id(call_control_id)?,
+            path_id(action)?
+        );
+        http::send(
+            self.request(reqwest::Method::POST, &path).json(body),
+            parse_error,
+        )
+        .await
+        .map(drop)
+    }
+
     /// The first owned number matching one `filter[...]` query parameter.
     async fn first_number(&self, filter: (&str, &str)) -> CarrierResult<Option<OwnedNumber>> {
         let list: Envelope<Vec<TelnyxPhoneNumber>> = http::send_json(

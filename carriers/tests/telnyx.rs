@@ -282,6 +282,25 @@ async fn hangup(
     Json(json!({"data": {"result": "ok"}})).into_response()
 }
 
+async fn command(
+    State(fake): State<Shared>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(&fake, &headers).await {
+        return r;
+    }
+    record(
+        &fake,
+        "POST",
+        &format!("/calls/{id}/actions/{action}"),
+        vec![],
+        body,
+    );
+    Json(json!({"data": {"result": "ok"}})).into_response()
+}
+
 async fn start() -> (TelnyxClient, Shared, String) {
     let fake: Shared = Arc::default();
     let app = Router::new()
@@ -294,6 +313,7 @@ async fn start() -> (TelnyxClient, Shared, String) {
         )
         .route("/v2/calls", post(dial))
         .route("/v2/calls/{id}/actions/hangup", post(hangup))
+        .route("/v2/calls/{id}/actions/{action}", post(command))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v2", listener.local_addr().unwrap());
@@ -469,4 +489,26 @@ async fn dial_encodes_client_state_and_hangup_tolerates_ended_calls() {
         "https://gw.example.com/api/v1/webhooks/telnyx"
     );
     assert_eq!(dial["client_state"], "YXR0ZW1wdC00Mg==");
+}
+
+#[tokio::test]
+async fn call_commands_post_to_the_call_and_refuse_unsafe_ids() {
+    let (client, fake, _) = start().await;
+    client
+        .call_command(
+            "v3:abc-123_XYZ",
+            "answer",
+            &json!({"stream_url": "wss://gw/media"}),
+        )
+        .await
+        .unwrap();
+    let err = client
+        .call_command("v3:../../phone_numbers", "answer", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CarrierError::Permanent { .. }), "{err:?}");
+    let requests = fake.requests.lock().unwrap();
+    assert_eq!(requests.len(), 1, "the unsafe id never left the client");
+    assert_eq!(requests[0].1, "/calls/v3:abc-123_XYZ/actions/answer");
+    assert_eq!(requests[0].3["stream_url"], "wss://gw/media");
 }

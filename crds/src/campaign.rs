@@ -336,6 +336,7 @@ pub enum AnswerType {
 
 /// Lifecycle phase of a campaign.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub enum CampaignPhase {
     /// Validating or waiting for its window.
     #[default]
@@ -348,6 +349,39 @@ pub enum CampaignPhase {
     Completed,
     /// Cannot run (invalid spec, number gone, …).
     Failed,
+}
+
+impl CampaignPhase {
+    /// Every phase, in lifecycle order.
+    pub const ALL: [CampaignPhase; 5] = [
+        CampaignPhase::Pending,
+        CampaignPhase::Running,
+        CampaignPhase::Paused,
+        CampaignPhase::Completed,
+        CampaignPhase::Failed,
+    ];
+
+    /// The wire (and stored) name: `Pending`, `Running`, `Paused`, `Completed`, `Failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignPhase::Pending => "Pending",
+            CampaignPhase::Running => "Running",
+            CampaignPhase::Paused => "Paused",
+            CampaignPhase::Completed => "Completed",
+            CampaignPhase::Failed => "Failed",
+        }
+    }
+}
+
+impl std::str::FromStr for CampaignPhase {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CampaignPhase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown campaign phase {s:?}"))
+    }
 }
 
 /// Observed state of a campaign.
@@ -389,4 +423,151 @@ pub struct CampaignStatus {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A campaign spec field that breaks a rule the CRD's schema and CEL rules enforce at
+/// admission; the gateway's API (standalone mode has no admission) and the operator check
+/// the same rules here, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// The field at fault, as a JSON path (`pacing.maxConcurrent`, `schedule.timeZone`, …).
+    pub field: &'static str,
+    /// Stable machine-readable code (`out_of_range`, `invalid_schedule`, …).
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn in_range(field: &'static str, value: i32, low: i32, high: i32) -> Result<(), SpecError> {
+    if (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            "out_of_range",
+            format!("{field} must be between {low} and {high}"),
+        ))
+    }
+}
+
+impl CampaignSpec {
+    /// Checks every rule of the CRD's schema and CEL validations, in field order; the first
+    /// broken rule is the error.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        self.pacing.validate()?;
+        self.retry.validate()?;
+        self.schedule.validate()?;
+        self.contacts.validate()?;
+        if let Some(agent) = &self.agent {
+            agent.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl Pacing {
+    /// `maxConcurrent` 1–500, `callsPerMinute` 1–1000.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        in_range("pacing.maxConcurrent", self.max_concurrent, 1, 500)?;
+        in_range("pacing.callsPerMinute", self.calls_per_minute, 1, 1000)
+    }
+}
+
+impl RetryPolicy {
+    /// `maxAttempts` 1–10, `backoffSeconds` 30–86400.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        in_range("retry.maxAttempts", self.max_attempts, 1, 10)?;
+        in_range("retry.backoffSeconds", self.backoff_seconds, 30, 86_400)
+    }
+}
+
+impl Schedule {
+    /// The window's bounds differ, are `HH:MM` and the time zone is known; returns the
+    /// resolved [`CallingWindow`](crate::schedule::CallingWindow).
+    pub fn validate(&self) -> Result<crate::schedule::CallingWindow, SpecError> {
+        use crate::schedule::{CallingWindow, WindowError};
+        if self.window_start == self.window_end {
+            return Err(SpecError::new(
+                "schedule.windowEnd",
+                "invalid_window",
+                "windowStart and windowEnd must differ",
+            ));
+        }
+        CallingWindow::new(self).map_err(|e| {
+            let field = match &e {
+                WindowError::TimeZone(_) => "schedule.timeZone",
+                WindowError::Time(text) if *text == self.window_start => "schedule.windowStart",
+                WindowError::Time(_) => "schedule.windowEnd",
+            };
+            SpecError::new(field, "invalid_schedule", e.to_string())
+        })
+    }
+}
+
+impl ContactsSource {
+    /// Exactly one of `configMapRef`, `secretRef` and `uploaded`.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let sources = [
+            self.config_map_ref.is_some(),
+            self.secret_ref.is_some(),
+            self.uploaded,
+        ];
+        if sources.iter().filter(|s| **s).count() == 1 {
+            Ok(())
+        } else {
+            Err(SpecError::new(
+                "contacts",
+                "invalid_contacts",
+                "set exactly one of contacts.configMapRef, contacts.secretRef, contacts.uploaded",
+            ))
+        }
+    }
+}
+
+impl CampaignAgent {
+    /// At most 50 questions, a greeting of at most 1000 and a prompt of at most 20000
+    /// characters.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.questions.len() > 50 {
+            return Err(SpecError::new(
+                "agent.questions",
+                "too_many",
+                "at most 50 questions",
+            ));
+        }
+        if self
+            .greeting
+            .as_ref()
+            .is_some_and(|g| g.chars().count() > 1000)
+        {
+            return Err(SpecError::new(
+                "agent.greeting",
+                "too_long",
+                "greeting must be at most 1000 characters",
+            ));
+        }
+        if self
+            .system_prompt
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > 20_000)
+        {
+            return Err(SpecError::new(
+                "agent.systemPrompt",
+                "too_long",
+                "systemPrompt must be at most 20000 characters",
+            ));
+        }
+        Ok(())
+    }
 }

@@ -6,7 +6,14 @@
 //!
 //! These types are the single source of truth for the CRD YAML under
 //! `charts/switchboard/crds/` (see [`crd_yaml`]) and for what the operator, the gateway and
-//! the runtime exchange.
+//! the runtime exchange. Besides the resources, the contracts between the binaries live here
+//! once, used by every side:
+//!
+//! * [`events`] — runtime → gateway call events;
+//! * [`internal_api`] — operator ↔ gateway internal API bodies and the error body;
+//! * [`naming`] — a tenant's namespace and runtime endpoint from one prefix setting;
+//! * [`schedule`] and [`CampaignSpec::validate`] — calling windows and campaign spec rules;
+//! * [`plan`] — plans and a tenant's effective limits.
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
 // those derive arguments as duplicated attributes.
@@ -15,14 +22,17 @@
 pub mod campaign;
 pub mod conditions;
 pub mod events;
+pub mod internal_api;
+pub mod naming;
 pub mod phone_number;
 pub mod plan;
+pub mod schedule;
 pub mod tenant;
 
-pub use campaign::{Campaign, CampaignPhase, CampaignSpec, CampaignStatus};
+pub use campaign::{Campaign, CampaignPhase, CampaignSpec, CampaignStatus, SpecError};
 pub use conditions::{ConditionStatus, set_condition};
 pub use phone_number::{DeletionPolicy, PhoneNumber, PhoneNumberSpec, PhoneNumberStatus};
-pub use plan::{Plan, PlanLimits};
+pub use plan::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_limits};
 pub use tenant::{CarrierKind, Tenant, TenantSpec, TenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

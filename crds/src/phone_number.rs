@@ -11,6 +11,17 @@ use crate::tenant::CarrierKind;
 /// E.164: a plus sign and up to fifteen digits, no leading zero.
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
 
+/// Whether `text` is E.164 as [`E164_PATTERN`] says: `+` then 2–15 digits, the first not zero.
+/// The gateway checks numbers it is given (contacts, transfers, purchases) with it.
+pub fn is_e164(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
 /// Condition: the number is owned and its webhooks point at the gateway.
 pub const CONDITION_READY: &str = "Ready";
 /// Condition: the last reconcile brought the carrier in line with the spec.

@@ -1,8 +1,20 @@
-//! Plans and their default limits, shared by the operator (quota, number limits) and the
-//! gateway (metering, billing).
+//! Plans, their default limits, and a tenant's effective limits, shared by the operator
+//! (quota, number limits, campaign validation) and the gateway (metering, billing).
+//!
+//! Effective limits are layered, each layer replacing the fields it sets:
+//! 1. the plan's defaults ([`Plan::limits`]);
+//! 2. the platform's overrides per plan ([`PlanOverrides`], `SWITCHBOARD_PLAN_LIMITS`, read by
+//!    the operator and the gateway from the same setting);
+//! 3. the tenant's own overrides (`Tenant.spec.limits`; the gateway's stored overrides).
+//!
+//! [`effective_limits`] is the one implementation both binaries call.
+
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::tenant::LimitOverrides;
 
 /// A tenant's commercial plan. Larger plans get more quota, numbers and monthly usage.
 #[derive(
@@ -123,6 +135,144 @@ pub struct PlanLimits {
     pub campaigns: bool,
 }
 
+/// A partial set of limits: each field present replaces the one below it. A numeric field
+/// set to `null` means unlimited; absent means "keep".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitPatch {
+    /// Calls per calendar month.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monthly_calls: Option<Option<u64>>,
+    /// Call minutes per calendar month.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monthly_minutes: Option<Option<u64>>,
+    /// API requests per calendar month.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monthly_api_requests: Option<Option<u64>>,
+    /// Phone numbers owned at once.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub phone_numbers: Option<Option<u32>>,
+    /// Whether outbound campaigns are allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaigns: Option<bool>,
+}
+
+/// A field that is present (even as `null`) becomes `Some(value)`, so `null` can mean
+/// "unlimited" while an absent field keeps the layer below.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl LimitPatch {
+    /// `limits` with this patch's fields replaced.
+    pub fn apply(&self, mut limits: PlanLimits) -> PlanLimits {
+        if let Some(v) = self.monthly_calls {
+            limits.monthly_calls = v;
+        }
+        if let Some(v) = self.monthly_minutes {
+            limits.monthly_minutes = v;
+        }
+        if let Some(v) = self.monthly_api_requests {
+            limits.monthly_api_requests = v;
+        }
+        if let Some(v) = self.phone_numbers {
+            limits.phone_numbers = v;
+        }
+        if let Some(v) = self.campaigns {
+            limits.campaigns = v;
+        }
+        limits
+    }
+}
+
+impl From<&LimitOverrides> for LimitPatch {
+    /// A Tenant's `spec.limits`: each field set replaces the plan's (the CRD has no way to say
+    /// "unlimited"; a larger plan does that).
+    fn from(overrides: &LimitOverrides) -> Self {
+        Self {
+            monthly_calls: overrides.monthly_calls.map(Some),
+            monthly_minutes: overrides.monthly_minutes.map(Some),
+            monthly_api_requests: overrides.monthly_api_requests.map(Some),
+            phone_numbers: overrides.phone_numbers.map(Some),
+            campaigns: overrides.campaigns,
+        }
+    }
+}
+
+/// The platform's overrides per plan: `SWITCHBOARD_PLAN_LIMITS`, a JSON object of plan name
+/// to a [`LimitPatch`], e.g. `{"free": {"monthlyCalls": 100}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOverrides(BTreeMap<Plan, LimitPatch>);
+
+/// `SWITCHBOARD_PLAN_LIMITS` is not a JSON object of plan names to limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SWITCHBOARD_PLAN_LIMITS must be a JSON object of plan name to limits: {0}")]
+pub struct OverridesError(String);
+
+impl PlanOverrides {
+    /// Parses the setting; unset or blank means no overrides.
+    pub fn parse(text: Option<&str>) -> Result<Self, OverridesError> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(Self::default());
+        };
+        let raw: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| OverridesError(e.to_string()))?;
+        let mut overrides = BTreeMap::new();
+        for (plan, limits) in raw {
+            let plan_kind = plan.parse::<Plan>().map_err(OverridesError)?;
+            if !limits.is_object() {
+                return Err(OverridesError(format!("bad limits for {plan}")));
+            }
+            let patch: LimitPatch = serde_json::from_value(limits)
+                .map_err(|e| OverridesError(format!("bad limits for {plan}: {e}")))?;
+            overrides.insert(plan_kind, patch);
+        }
+        Ok(Self(overrides))
+    }
+
+    /// The override of one plan, if any.
+    pub fn get(&self, plan: Plan) -> Option<&LimitPatch> {
+        self.0.get(&plan)
+    }
+}
+
+/// A tenant's effective limits: `plan`'s defaults, then the platform's override of that plan,
+/// then the tenant's own overrides.
+pub fn effective_limits(
+    plan: Plan,
+    platform: &PlanOverrides,
+    tenant: Option<&LimitPatch>,
+) -> PlanLimits {
+    let mut limits = plan.limits();
+    if let Some(patch) = platform.get(plan) {
+        limits = patch.apply(limits);
+    }
+    if let Some(patch) = tenant {
+        limits = patch.apply(limits);
+    }
+    limits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +293,37 @@ mod tests {
         assert_eq!(Plan::Starter.limits().phone_numbers, Some(2));
         assert_eq!(Plan::Professional.limits().phone_numbers, Some(5));
         assert_eq!(Plan::Enterprise.limits().phone_numbers, None);
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_null_means_unlimited() {
+        let platform = PlanOverrides::parse(Some(r#"{"free":{"monthlyCalls":70}}"#)).unwrap();
+        let free = effective_limits(Plan::Free, &platform, None);
+        assert_eq!(free.monthly_calls, Some(70));
+        assert_eq!(free.monthly_api_requests, Some(1_000));
+        let unlimited: LimitPatch = serde_json::from_str(r#"{"monthlyCalls":null}"#).unwrap();
+        assert_eq!(
+            effective_limits(Plan::Free, &platform, Some(&unlimited)).monthly_calls,
+            None
+        );
+        let spec = LimitOverrides {
+            monthly_calls: Some(5),
+            campaigns: Some(true),
+            ..LimitOverrides::default()
+        };
+        let tenant = effective_limits(Plan::Free, &platform, Some(&LimitPatch::from(&spec)));
+        assert_eq!((tenant.monthly_calls, tenant.campaigns), (Some(5), true));
+        assert_eq!(
+            effective_limits(Plan::Enterprise, &PlanOverrides::default(), None).monthly_calls,
+            None
+        );
+        assert!(PlanOverrides::parse(Some(r#"{"gold":{}}"#)).is_err());
+        assert!(PlanOverrides::parse(Some("[1]")).is_err());
+        assert!(PlanOverrides::parse(Some(r#"{"free":{"monthlyCalls":"many"}}"#)).is_err());
+        assert_eq!(
+            PlanOverrides::parse(Some("  ")),
+            Ok(PlanOverrides::default())
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, PlanLimits};
+use crate::plan::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_limits};
 
 /// Condition: every child object is applied and the runtime is available (or suspended).
 pub const CONDITION_READY: &str = "Ready";
@@ -77,27 +77,11 @@ pub struct TenantSpec {
 }
 
 impl TenantSpec {
-    /// The plan's limits with this tenant's overrides applied.
-    pub fn effective_limits(&self) -> PlanLimits {
-        let mut limits = self.plan.limits();
-        if let Some(overrides) = &self.limits {
-            if let Some(v) = overrides.monthly_calls {
-                limits.monthly_calls = Some(v);
-            }
-            if let Some(v) = overrides.monthly_minutes {
-                limits.monthly_minutes = Some(v);
-            }
-            if let Some(v) = overrides.monthly_api_requests {
-                limits.monthly_api_requests = Some(v);
-            }
-            if let Some(v) = overrides.phone_numbers {
-                limits.phone_numbers = Some(v);
-            }
-            if let Some(v) = overrides.campaigns {
-                limits.campaigns = v;
-            }
-        }
-        limits
+    /// The tenant's effective limits: the plan's, then the platform's override of that plan
+    /// (`SWITCHBOARD_PLAN_LIMITS`), then `spec.limits` (see [`crate::plan::effective_limits`]).
+    pub fn effective_limits(&self, platform: &PlanOverrides) -> PlanLimits {
+        let tenant = self.limits.as_ref().map(LimitPatch::from);
+        effective_limits(self.plan, platform, tenant.as_ref())
     }
 }
 

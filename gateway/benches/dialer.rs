@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 use switchboard_carriers::{Carrier, PurchaseRequest, SandboxCarrier, WebhookConfig};
+use switchboard_crds::CampaignPhase;
+use switchboard_gateway::calls::CallStatus;
+use switchboard_gateway::calls::lifecycle::{StatusUpdate, apply_status};
 use switchboard_gateway::campaigns::progress_of;
 use switchboard_gateway::dialer::clock::ManualClock;
 use switchboard_gateway::dialer::{Dialer, PassReport};
 use switchboard_gateway::kube::KubeSync;
 use switchboard_gateway::mailer::MemoryMailer;
+use switchboard_gateway::store::tenants;
 use switchboard_gateway::store::{Backend, Store};
-use switchboard_gateway::webhooks::{StatusUpdate, apply_status, tenant_of};
 use switchboard_gateway::{AppState, app};
 
 #[path = "support/mod.rs"]
@@ -142,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
 
     let clock = ManualClock::starting_at(1_767_600_000_000);
     let dialer = Dialer::new(state.clone(), Arc::new(clock.clone()));
-    let tenant = tenant_of(&state, &tenant_id)
+    let tenant = tenants::load(&state.store, &tenant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant vanished"))?;
     let before = pg_counters(&state.store).await?;
@@ -166,14 +169,18 @@ async fn main() -> anyhow::Result<()> {
             ended += 1;
             let answered = !ended.is_multiple_of(5);
             let update = StatusUpdate {
-                status: if answered { "completed" } else { "no-answer" }.to_owned(),
+                status: if answered {
+                    CallStatus::Completed
+                } else {
+                    CallStatus::NoAnswer
+                },
                 duration_seconds: Some(if answered { 45 } else { 0 }),
             };
             apply_status(&state, &tenant, "sandbox", &call.id, &update).await?;
         }
-        let finished = progress_of(&state, &tenant_id, "bench")
+        let finished = progress_of(&state.store, &tenant_id, "bench")
             .await?
-            .is_some_and(|p| p.phase == "Completed");
+            .is_some_and(|p| p.phase == CampaignPhase::Completed);
         if finished {
             break;
         }

@@ -40,7 +40,7 @@ fn ms(d: Duration) -> f64 {
 
 async fn start_server(
     database_url: &str,
-) -> (SocketAddr, switchboard_gateway::usage::api::Flusher) {
+) -> (SocketAddr, switchboard_gateway::usage::meter::Flusher) {
     let config = Wrapper::try_parse_from([
         "bench",
         "--database-url",
@@ -77,7 +77,7 @@ async fn start_server(
         .expect("bind");
     let address = listener.local_addr().expect("address");
     // As in `serve`: API-key requests are counted in memory and written every second.
-    let meter = switchboard_gateway::usage::api::spawn_flusher(&state);
+    let meter = switchboard_gateway::workers::spawn_api_meter_flusher(&state);
     tokio::spawn(async move {
         axum::serve(
             listener,

@@ -1,4 +1,4 @@
-//! Part-2 benchmark (prints figures; not a timed test):
+//! Carrier webhooks and the media path (prints figures; not a timed test):
 //!
 //! * inbound voice-webhook throughput and latency percentiles: signed Twilio form webhooks
 //!   over real HTTP, each one routed, verified, metered, recorded and answered with TwiML,
@@ -137,7 +137,7 @@ async fn media_benchmark(
     let (mut direct, _) =
         tokio_tungstenite::connect_async(format!("ws://{runtime}/media/twilio")).await?;
     let (direct_p50, direct_p99) = ping_pong(&mut direct, frames).await?;
-    let token = state.voice.call_tokens.issue(
+    let token = state.call_tokens.issue(
         tenant.0,
         tenant.1,
         "bench-call",

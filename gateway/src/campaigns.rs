@@ -1,5 +1,6 @@
-//! Campaign registration by the operator (internal API, bearer `SWITCHBOARD_INTERNAL_TOKEN`):
-//! `PUT`/`DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` and `GET …/progress`.
+//! Campaigns: registration (by the operator through the internal API, or by the public API in
+//! standalone mode), contacts, progress and completion. The dialer in [`crate::dialer`]
+//! works what is registered here.
 //!
 //! The gateway stores the campaign and its contacts (the dialer in [`crate::dialer`] works
 //! them) and serves progress from the contact states. Registration is idempotent: contacts
@@ -8,57 +9,39 @@
 //! re-sends an edited contacts ConfigMap that way), and a new uid (the CR was recreated)
 //! starts from fresh contacts. A finished campaign stays finished unless new contacts arrive.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use switchboard_crds::CampaignSpec;
+use switchboard_crds::CampaignPhase;
+use switchboard_crds::internal_api::{Progress, Registration, RegistrationResult, RejectedRow};
+use switchboard_crds::phone_number::is_e164;
 
-use crate::http::errors::{ApiError, ApiJson};
-use crate::http::validate::is_e164;
-use crate::internal::{Internal, tenant_by_key};
 use crate::outbox;
-use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
-use crate::store::{Scope, StoreError, now_ms};
+use crate::store::{Scope, Store, StoreError, now_ms};
 
-/// Registration body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// CR namespace.
-    pub namespace: String,
-    /// CR uid.
-    pub uid: String,
-    /// CR generation.
-    pub generation: i64,
-    /// The spec.
-    pub spec: CampaignSpec,
-    /// E.164 caller id.
-    pub from_number: String,
-    /// Contacts CSV (header row with `phone`, optional `id`, `name`, more columns become
-    /// variables); `null` when contacts were uploaded.
-    pub contacts_csv: Option<String>,
+/// Why a campaign registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// A field of the registration is not acceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The spec cannot be stored.
+    #[error("cannot store the campaign spec: {0}")]
+    Spec(#[from] serde_json::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// A CSV row that was not accepted.
-#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Rejected {
-    /// 1-based data row.
-    pub row: usize,
-    /// Why.
-    pub error: String,
-}
-
-/// Registration result.
-#[derive(Debug, Serialize)]
-pub struct Registered {
-    /// Always true on 200.
-    pub registered: bool,
-    /// Contacts known for the campaign.
-    pub contacts: i64,
-    /// Rejected rows.
-    pub rejected: Vec<Rejected>,
+impl From<sqlx::Error> for CampaignError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
 }
 
 /// One contact parsed from CSV.
@@ -78,7 +61,7 @@ pub struct Contact {
 
 /// Parses contacts CSV; rows without a valid E.164 `phone`, and rows repeating an earlier
 /// row's phone or id, are rejected with their (1-based data) row number.
-pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), String> {
+pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<RejectedRow>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -101,7 +84,7 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                rejected.push(Rejected {
+                rejected.push(RejectedRow {
                     row,
                     error: e.to_string(),
                 });
@@ -110,7 +93,7 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
         };
         let phone = record.get(phone_at).unwrap_or_default().to_owned();
         if !is_e164(&phone) {
-            rejected.push(Rejected {
+            rejected.push(RejectedRow {
                 row,
                 error: format!("phone {phone:?} is not E.164"),
             });
@@ -133,7 +116,7 @@ pub fn parse_contacts(text: &str) -> Result<(Vec<Contact>, Vec<Rejected>), Strin
             .get(&format!("phone:{phone}"))
             .or_else(|| seen.get(&format!("id:{id}")));
         if let Some(earlier) = earlier {
-            rejected.push(Rejected {
+            rejected.push(RejectedRow {
                 row,
                 error: format!("duplicate of row {earlier} (same phone or id)"),
             });
@@ -162,7 +145,7 @@ pub async fn store_contacts(
     campaign: &str,
     contacts: &[Contact],
     refuse: impl Fn(&Contact) -> Option<String>,
-    rejected: &mut Vec<Rejected>,
+    rejected: &mut Vec<RejectedRow>,
     now: i64,
 ) -> Result<usize, StoreError> {
     let do_not_call = crate::store::dialer::do_not_call_numbers(&mut *conn, tenant).await?;
@@ -174,7 +157,7 @@ pub async fn store_contacts(
                 .then(|| format!("{} is on the do-not-call list", contact.phone))
         });
         if let Some(error) = refusal {
-            rejected.push(Rejected {
+            rejected.push(RejectedRow {
                 row: contact.row,
                 error,
             });
@@ -199,56 +182,38 @@ pub async fn store_contacts(
     Ok(added)
 }
 
-async fn tenant_id(state: &AppState, key: &str) -> Result<String, ApiError> {
-    Ok(tenant_by_key(state, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?
-        .id)
-}
-
-async fn contact_total(state: &AppState, tenant: &str, name: &str) -> Result<i64, ApiError> {
-    let mut tx = state.store.read(&Scope::tenant(tenant)).await?;
+async fn contact_total(store: &Store, tenant: &str, name: &str) -> Result<i64, StoreError> {
+    let mut tx = store.read(&Scope::tenant(tenant)).await?;
     let counts = campaigns::state_counts(&mut tx, tenant, name).await?;
     tx.commit().await?;
     Ok(counts.iter().map(|(_, n)| n).sum())
 }
 
-/// `PUT /internal/v1/tenants/{tenant}/campaigns/{name}`.
-pub async fn register(
-    _: Internal,
-    State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
-    ApiJson(body): ApiJson<Registration>,
-) -> Result<Json<Registered>, ApiError> {
-    let tenant = tenant_id(&state, &tenant).await?;
-    register_campaign(&state, &tenant, &name, body)
-        .await
-        .map(Json)
-}
-
 /// Stores a campaign registration (the operator's, or the public API's in standalone mode).
 pub async fn register_campaign(
-    state: &AppState,
+    store: &Store,
     tenant: &str,
     name: &str,
     body: Registration,
-) -> Result<Registered, ApiError> {
+) -> Result<RegistrationResult, CampaignError> {
     let (tenant, name) = (tenant.to_owned(), name.to_owned());
     if !is_e164(&body.from_number) {
-        return Err(ApiError::invalid(
-            "fromNumber",
-            "invalid_number",
-            "fromNumber is not E.164",
-        ));
+        return Err(CampaignError::Invalid {
+            field: "fromNumber",
+            code: "invalid_number",
+            message: "fromNumber is not E.164".to_owned(),
+        });
     }
     let (contacts, mut rejected) = match &body.contacts_csv {
-        Some(csv) => {
-            parse_contacts(csv).map_err(|e| ApiError::invalid("contactsCsv", "invalid_csv", e))?
-        }
+        Some(csv) => parse_contacts(csv).map_err(|message| CampaignError::Invalid {
+            field: "contactsCsv",
+            code: "invalid_csv",
+            message,
+        })?,
         None => (Vec::new(), Vec::new()),
     };
     let scope = Scope::tenant(&tenant);
-    let mut tx = state.store.write(&scope).await?;
+    let mut tx = store.write(&scope).await?;
     let existing = campaigns::get(&mut tx, &tenant, &name).await?;
     let same_generation = existing.as_ref().is_some_and(|row| {
         row.uid == body.uid && row.generation == body.generation && row.deleted_at.is_none()
@@ -269,22 +234,29 @@ pub async fn register_campaign(
     .await?;
     let was_completed = existing
         .as_ref()
-        .is_some_and(|row| row.uid == body.uid && row.phase == "Completed");
+        .is_some_and(|row| row.uid == body.uid && row.phase == CampaignPhase::Completed.as_str());
     if same_generation {
         // The same spec again (e.g. the contacts ConfigMap was edited): only contacts change,
         // and new ones reopen a finished campaign.
         if added > 0 && was_completed {
-            campaigns::set_phase_if(&mut tx, &tenant, &name, "Running", now).await?;
+            campaigns::set_phase_if(
+                &mut tx,
+                &tenant,
+                &name,
+                CampaignPhase::Running.as_str(),
+                now,
+            )
+            .await?;
         }
     } else {
-        let spec = serde_json::to_string(&body.spec).map_err(|e| ApiError::internal(&e))?;
+        let spec = serde_json::to_string(&body.spec)?;
         let phase = if body.spec.suspend {
-            "Paused"
+            CampaignPhase::Paused
         } else if was_completed && added == 0 {
             // Nothing new to call: finished stays finished (no second campaign.finished).
-            "Completed"
+            CampaignPhase::Completed
         } else {
-            "Running"
+            CampaignPhase::Running
         };
         campaigns::upsert(
             &mut tx,
@@ -296,7 +268,7 @@ pub async fn register_campaign(
                 generation: body.generation,
                 spec,
                 from_number: body.from_number,
-                phase: phase.to_owned(),
+                phase: phase.as_str().to_owned(),
                 deleted_at: None,
                 reason: None,
             },
@@ -305,60 +277,23 @@ pub async fn register_campaign(
         .await?;
     }
     tx.commit().await?;
-    let contacts = contact_total(state, &tenant, &name).await?;
-    Ok(Registered {
+    let contacts = contact_total(store, &tenant, &name).await?;
+    Ok(RegistrationResult {
         registered: true,
         contacts,
         rejected,
     })
 }
 
-/// Progress of a campaign.
-#[derive(Debug, Serialize, Default, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Phase.
-    pub phase: String,
-    /// Contacts.
-    pub total: i64,
-    /// Not yet dialled.
-    pub pending: i64,
-    /// Being dialled.
-    pub in_progress: i64,
-    /// Reached.
-    pub completed: i64,
-    /// Failed for good.
-    pub failed: i64,
-    /// Not answered after all attempts.
-    pub no_answer: i64,
-    /// Why the dialer is not dialling right now (`Suspended`, `TenantSuspended`,
-    /// `PlanLimitReached`, `OutsideWindow`, `FromNumberNotReady`, …); absent while it dials.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// `GET /internal/v1/tenants/{tenant}/campaigns/{name}/progress`.
-pub async fn progress(
-    _: Internal,
-    State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
-) -> Result<Json<Progress>, ApiError> {
-    let tenant = tenant_id(&state, &tenant).await?;
-    progress_of(&state, &tenant, &name)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("campaign"))
-}
-
 /// A registered (not stopped) campaign's progress from its contact states; the first time
 /// every contact is done it records the campaign as `Completed` and queues
 /// `campaign.finished`.
 pub async fn progress_of(
-    state: &AppState,
+    store: &Store,
     tenant: &str,
     name: &str,
 ) -> Result<Option<Progress>, StoreError> {
-    let mut tx = state.store.read(&Scope::tenant(tenant)).await?;
+    let mut tx = store.read(&Scope::tenant(tenant)).await?;
     let campaign = campaigns::get(&mut tx, tenant, name).await?;
     let counts = campaigns::state_counts(&mut tx, tenant, name).await?;
     tx.commit().await?;
@@ -381,14 +316,14 @@ pub async fn progress_of(
         }
     }
     let finished = progress.total > 0 && progress.pending + progress.in_progress == 0;
-    if finished && campaign.phase != "Completed" {
-        mark_finished(state, tenant, name, &progress).await?;
+    if finished && campaign.phase != CampaignPhase::Completed.as_str() {
+        mark_finished(store, tenant, name, &progress).await?;
     }
     progress.phase = if finished {
         progress.reason = None;
-        "Completed".to_owned()
+        CampaignPhase::Completed
     } else {
-        campaign.phase
+        stored_phase(&campaign.phase)
     };
     Ok(Some(progress))
 }
@@ -396,13 +331,21 @@ pub async fn progress_of(
 /// Records the campaign as completed and queues `campaign.finished` once (the phase update
 /// and the outbox row share a transaction; a concurrent reader loses the race harmlessly).
 async fn mark_finished(
-    state: &AppState,
+    store: &Store,
     tenant: &str,
     name: &str,
     progress: &Progress,
 ) -> Result<(), StoreError> {
-    let mut tx = state.store.write(&Scope::tenant(tenant)).await?;
-    if campaigns::set_phase_if(&mut tx, tenant, name, "Completed", now_ms()).await? {
+    let mut tx = store.write(&Scope::tenant(tenant)).await?;
+    if campaigns::set_phase_if(
+        &mut tx,
+        tenant,
+        name,
+        CampaignPhase::Completed.as_str(),
+        now_ms(),
+    )
+    .await?
+    {
         outbox::enqueue_event(
             &mut tx,
             tenant,
@@ -418,17 +361,21 @@ async fn mark_finished(
     Ok(())
 }
 
-/// `DELETE /internal/v1/tenants/{tenant}/campaigns/{name}` (idempotent).
-pub async fn stop(
-    _: Internal,
-    State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let tenant = tenant_id(&state, &tenant).await?;
-    let mut tx = state.store.write(&Scope::tenant(&tenant)).await?;
-    campaigns::stop(&mut tx, &tenant, &name, now_ms()).await?;
+/// The phase a campaign row stores (written by this module and the dialer, always one of the
+/// CRD's phases); an unreadable one reads as `Pending`, and is logged.
+fn stored_phase(text: &str) -> CampaignPhase {
+    text.parse().unwrap_or_else(|error| {
+        tracing::warn!(%error, "campaign row has an unknown phase");
+        CampaignPhase::Pending
+    })
+}
+
+/// Stops dialling a campaign (idempotent; calls under way finish).
+pub async fn stop(store: &Store, tenant: &str, name: &str) -> Result<(), StoreError> {
+    let mut tx = store.write(&Scope::tenant(tenant)).await?;
+    campaigns::stop(&mut tx, tenant, name, now_ms()).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -446,7 +393,7 @@ mod tests {
         assert_eq!(contacts[1].id, "+15550102");
         assert_eq!(
             rejected,
-            vec![Rejected {
+            vec![RejectedRow {
                 row: 2,
                 error: "phone \"555-0101\" is not E.164".into()
             }]

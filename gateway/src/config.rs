@@ -136,7 +136,16 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAIL_OUTBOX", default_value = "mail-outbox")]
     pub mail_outbox: PathBuf,
 
-    /// Part 2 settings (carriers, media, internal API, Stripe, plan limits).
+    /// Prefix of tenant namespaces: tenant `acme` lives in `{prefix}acme`. The operator's
+    /// setting of the same name; both must see the same value (the Helm chart sets both).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_NAMESPACE_PREFIX",
+        default_value = switchboard_crds::naming::DEFAULT_NAMESPACE_PREFIX
+    )]
+    pub namespace_prefix: String,
+
+    /// Carrier, media, internal-API, billing, plan-limit and dialer settings.
     #[command(flatten)]
     pub voice: crate::voice_config::VoiceConfig,
 
@@ -197,6 +206,7 @@ impl std::fmt::Debug for Config {
                 &self.master_encryption_previous_keys.len(),
             )
             .field("kubernetes", &self.kubernetes)
+            .field("namespace_prefix", &self.namespace_prefix)
             .field(
                 "redis_url",
                 &self.redis_url.as_deref().map(without_credentials),
@@ -291,6 +301,12 @@ impl Config {
     /// The public URL without a trailing slash.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')
+    }
+
+    /// Where tenants' stacks live: namespaces and runtime endpoints from
+    /// `SWITCHBOARD_NAMESPACE_PREFIX`, computed as the operator computes them.
+    pub fn tenant_naming(&self) -> switchboard_crds::naming::TenantNaming {
+        switchboard_crds::naming::TenantNaming::new(self.namespace_prefix.clone())
     }
 }
 

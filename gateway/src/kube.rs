@@ -29,11 +29,6 @@ pub const PROVIDER_SECRET_NAME: &str = "provider-keys";
 /// Annotation naming the gateway's tenant id on the CR.
 pub const TENANT_ID_ANNOTATION: &str = "voice.switchboard.dev/tenant-id";
 
-/// The namespace the operator creates for a tenant.
-pub fn tenant_namespace(slug: &str) -> String {
-    format!("tenant-{slug}")
-}
-
 /// A Kubernetes call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -93,8 +88,10 @@ fn env_token(text: &str) -> String {
         .collect()
 }
 
-/// The `provider-keys` Secret of a tenant from its credentials and their decrypted secrets.
+/// The `provider-keys` Secret of a tenant (in `namespace`, its namespace) from its credentials
+/// and their decrypted secrets.
 pub fn desired_provider_secret(
+    namespace: &str,
     tenant: &TenantRow,
     credentials: &[(CredentialRow, Vec<u8>)],
 ) -> Secret {
@@ -110,7 +107,7 @@ pub fn desired_provider_secret(
     Secret {
         metadata: ObjectMeta {
             name: Some(PROVIDER_SECRET_NAME.into()),
-            namespace: Some(tenant_namespace(&tenant.slug)),
+            namespace: Some(namespace.to_owned()),
             labels: Some(BTreeMap::from([
                 (TENANT_LABEL.to_owned(), tenant.slug.clone()),
                 (
@@ -309,6 +306,7 @@ mod tests {
             updated_at: 0,
         };
         let secret = desired_provider_secret(
+            &switchboard_crds::naming::TenantNaming::default().namespace("acme"),
             &tenant_row(),
             &[
                 (cred("openai", "main", true), b"sk-1".to_vec()),

@@ -1,44 +1,58 @@
 //! `switchboard-gateway`: the public control plane.
 //!
-//! Part 1 (this crate's foundation): accounts (signup, login, rotating refresh tokens, e-mail
-//! verification and password reset), tenants with members, roles and invitations, customer API
-//! keys, bring-your-own provider credentials encrypted with AES-256-GCM, an audit log, and the
-//! cross-cutting HTTP concerns (JSON errors, rate limits, request ids, CORS, body limits,
-//! metrics, readiness). Storage is one [`store::Store`] over Postgres (production, with
-//! row-level security) or SQLite (the embedded default).
+//! The crate by role, from the edge inwards:
 //!
-//! Later parts add routes by merging routers onto [`app`]'s result and new migrations under
-//! `migrations/{postgres,sqlite}/` with the next number.
+//! **Edge** — [`http`] holds every HTTP handler, one module per resource (auth, tenants,
+//! members, API keys, credentials, numbers, campaigns, calls, usage, billing, customer
+//! webhooks, audit), the carrier/Stripe/PBX webhooks (`http::webhooks`), the media WebSocket
+//! entry (`http::media`) and the cluster-internal API (`http::internal`), and assembles the
+//! one router ([`app`]). [`standalone`] runs the whole platform on one host; [`workers`]
+//! starts the background workers for both modes.
+//!
+//! **Domain** (never answers HTTP; errors are `thiserror` enums mapped in `http::errors`):
+//! * [`calls`] — admission of inbound and campaign calls, the call lifecycle, transfers, PBX
+//!   CDRs;
+//! * [`numbers`] — routing a dialled number to its tenant;
+//! * [`carrier_accounts`] — which carrier account owns a number, with which secret;
+//! * [`usage`] — metering and plan limits (the API-request meter included);
+//! * [`billing`] — Stripe sessions, Stripe events, Stripe meter reporting;
+//! * [`campaigns`] and [`dialer`] — campaign registration and progress; placing the calls;
+//! * [`outbox`] — outbound customer webhooks, written with their cause and delivered later;
+//! * [`media`] — call tokens, the per-tenant stream gate, the proxy to tenants' runtimes;
+//! * [`provider_keys`] — tenants' provider keys projected into their namespaces;
+//! * [`kube`] — the Tenant CR and Secrets the gateway applies.
+//!
+//! **Foundations** — [`state`] (one named service per concern), [`config`] and
+//! [`voice_config`], [`store`] (the only place with SQL: Postgres with row-level security, or
+//! SQLite), [`crypto`], [`passwords`], [`tokens`], [`mailer`], [`ratelimit`], [`metrics`].
+//!
+//! Contracts shared with the operator and the runtime (internal-API bodies, tenant naming,
+//! campaign rules, plan limits, runtime events) are `switchboard_crds`'s, not declared here.
 
 pub mod billing;
 pub mod calls;
 pub mod campaigns;
+pub mod carrier_accounts;
 pub mod config;
 pub mod crypto;
-pub mod customer_webhooks;
 pub mod dialer;
 pub mod http;
 pub mod kube;
 pub mod mailer;
+pub mod media;
+pub mod metrics;
+pub mod numbers;
+pub mod outbox;
 pub mod passwords;
+pub mod provider_keys;
 pub mod ratelimit;
+pub mod standalone;
 pub mod state;
 pub mod store;
 pub mod tokens;
-
-// Part 2: carrier webhooks, media entry, usage and limits, call records, billing, outbox.
-pub mod internal;
-pub mod media;
-pub mod meter;
-pub mod numbers;
-pub mod outbox;
-pub mod routes;
-// Issue 8: the single-host platform (gateway + embedded runtime + sandbox carrier).
-pub mod standalone;
-pub mod telephony;
 pub mod usage;
 pub mod voice_config;
-pub mod webhooks;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use http::app;

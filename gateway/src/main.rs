@@ -82,16 +82,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
-    // Part 2: number-table refresh, customer-webhook outbox, business metrics.
-    let _background = switchboard_gateway::telephony::spawn_background(&state);
-    // Kubernetes mode: provider-keys Secrets that could not be written yet (namespace not
-    // created yet) are retried until they are.
-    let _projections = switchboard_gateway::http::credentials::spawn_projection_retries(
-        &state,
-        Default::default(),
-    );
-    // API-key requests are counted in memory and written every second.
-    let meter = switchboard_gateway::usage::api::spawn_flusher(&state);
+    let workers = switchboard_gateway::workers::start(&state);
     let served = axum::serve(
         listener,
         app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -99,8 +90,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("server failed");
-    // The server has drained its requests: write the counts of the last interval.
-    let written = meter.finish().await;
+    // The server has drained its requests: the meter writes the counts of the last interval.
+    let written = workers.stop().await;
     tracing::info!(
         api_requests = written,
         "API request counts written on shutdown"

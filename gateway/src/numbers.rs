@@ -1,6 +1,6 @@
-//! The in-memory dialled-number → tenant table consulted on every voice webhook, reloaded
-//! from the database periodically (and at once after the internal API changes a number), so
-//! routing a call costs a hash lookup instead of a query.
+//! Number routing: the in-memory dialled-number → tenant table consulted on every voice
+//! webhook, reloaded from the database periodically (and at once after a number is routed or
+//! released), so routing a call costs a hash lookup instead of a query.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -35,6 +35,22 @@ impl NumberTable {
     pub fn lookup(&self, dialled: &str) -> Option<NumberRow> {
         let key = normalise(dialled);
         self.inner.read().ok()?.get(&key).cloned()
+    }
+
+    /// The routing row of a dialled number, reloading the table on a miss (a number added
+    /// moments ago must not wait for the next periodic refresh), at most once a second.
+    pub async fn route(
+        &self,
+        store: &Store,
+        dialled: &str,
+    ) -> Result<Option<NumberRow>, StoreError> {
+        if let Some(row) = self.lookup(dialled) {
+            return Ok(Some(row));
+        }
+        if self.reload_after_miss(store).await? {
+            return Ok(self.lookup(dialled));
+        }
+        Ok(None)
     }
 
     /// Replaces the table with the database's current rows.

@@ -260,7 +260,7 @@ pub struct Running {
     gateway: JoinHandle<std::io::Result<()>>,
     runtime: JoinHandle<std::io::Result<()>>,
     runtime_state: RuntimeState,
-    background: Vec<JoinHandle<()>>,
+    workers: crate::workers::Workers,
     runtime_background: CancellationToken,
     event_delivery: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -327,7 +327,7 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
 
     let mut state = AppState::from_config(config).await?;
     state.sandbox = Some(sandbox);
-    let background = crate::telephony::spawn_background(&state);
+    let workers = crate::workers::start(&state);
     let (stop_runtime, runtime_stopped) = watch::channel(false);
     let (stop_gateway, gateway_stopped) = watch::channel(false);
 
@@ -381,7 +381,7 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         gateway,
         runtime,
         runtime_state,
-        background,
+        workers,
         runtime_background,
         event_delivery,
         reloader,
@@ -404,16 +404,12 @@ async fn serve_gateway(
     state: AppState,
     stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    // API-key request counts are written every second, and once more after the drain.
-    let meter = crate::usage::api::spawn_flusher(&state);
-    let served = axum::serve(
+    axum::serve(
         listener,
         crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop_requested(stopped))
-    .await;
-    meter.finish().await;
-    served
+    .await
 }
 
 async fn serve_runtime(
@@ -439,7 +435,11 @@ impl Running {
 
     /// The token the sandbox signs webhooks with.
     pub fn sandbox_auth_token(&self) -> Option<&str> {
-        self.state.voice.sandbox_auth_token.as_deref()
+        self.state
+            .carrier_accounts
+            .platform()
+            .sandbox_auth_token
+            .as_deref()
     }
 
     /// The "what next" text printed on start.
@@ -480,9 +480,8 @@ impl Running {
             Err(error) => tracing::warn!(%error, "gateway server task failed"),
             Ok(Ok(())) => {}
         }
-        for task in self.background {
-            task.abort();
-        }
+        // The gateway has drained: the API meter writes its last counts, the rest stop.
+        self.workers.stop().await;
     }
 }
 

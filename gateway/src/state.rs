@@ -1,15 +1,27 @@
-//! Everything a request handler needs, built once at start.
+//! Everything a request handler and a worker needs, built once at start: the store, the
+//! configuration and one named service per concern.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+use switchboard_carriers::signatures::TelnyxPublicKey;
+use switchboard_crds::PlanOverrides;
+use switchboard_crds::plan::OverridesError;
+
+use crate::carrier_accounts::{CarrierAccounts, PlatformAccounts};
 use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
-use crate::http::metrics::HttpMetrics;
 use crate::kube::KubeSync;
 use crate::mailer::Mailer;
+use crate::media::call_token::CallTokens;
+use crate::media::gate::MediaGate;
+use crate::metrics::{BusinessMetrics, HttpMetrics};
+use crate::numbers::NumberTable;
 use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
+use crate::usage::meter::ApiMeter;
 
 /// Shared state of the gateway (cheap to clone).
 #[derive(Clone)]
@@ -32,10 +44,24 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
     pub http_metrics: HttpMetrics,
-    /// Part 2's services (number routing, call tokens, media gate, business metrics).
-    pub voice: Arc<crate::telephony::Telephony>,
-    /// Batched metering of API-key requests (flushed by `usage::api::spawn_flusher`).
-    pub api_meter: Arc<crate::usage::api::ApiMeter>,
+    /// Business metrics (tenants, calls, minutes, media streams, dialer attempts).
+    pub metrics: BusinessMetrics,
+    /// Dialled number → tenant routing.
+    pub numbers: NumberTable,
+    /// Which carrier account owns a number, with which secret.
+    pub carrier_accounts: CarrierAccounts,
+    /// Signs and verifies the call tokens of media streams.
+    pub call_tokens: CallTokens,
+    /// Concurrent media streams per tenant.
+    pub media_gate: Arc<MediaGate>,
+    /// The platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`).
+    pub plan_limits: Arc<PlanOverrides>,
+    /// The internal API's bearer token (`None`: the internal API is disabled).
+    pub internal_token: Option<String>,
+    /// Outgoing HTTP (Stripe, customer webhooks, carrier REST calls).
+    pub http_client: reqwest::Client,
+    /// Batched metering of API-key requests (flushed by a worker, see [`crate::workers`]).
+    pub api_meter: Arc<ApiMeter>,
     /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
     /// where the operator buys them).
     pub sandbox: Option<switchboard_carriers::SandboxCarrier>,
@@ -59,9 +85,15 @@ pub enum StartupError {
     /// `SMTP_URL` / `MAIL_FROM` cannot be used.
     #[error(transparent)]
     Mail(#[from] crate::mailer::MailSetupError),
-    /// Part 2's settings are invalid.
+    /// `TELNYX_PUBLIC_KEY` is not a base64 Ed25519 key.
+    #[error("TELNYX_PUBLIC_KEY is invalid: {0}")]
+    TelnyxKey(#[from] switchboard_carriers::signatures::SignatureError),
+    /// `SWITCHBOARD_PLAN_LIMITS` is invalid.
     #[error(transparent)]
-    Voice(#[from] crate::telephony::VoiceSetupError),
+    PlanLimits(#[from] OverridesError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 impl AppState {
@@ -106,20 +138,87 @@ impl AppState {
         };
         let registry = prometheus::Registry::new();
         let http_metrics = HttpMetrics::register(&registry)?;
-        let voice = crate::telephony::Telephony::new(&config, &secrets.jwt_secret, &registry)?;
+        let metrics = BusinessMetrics::register(&registry)?;
+        let keyring = Arc::new(keyring);
+        let voice = &config.voice;
+        let carrier_accounts =
+            CarrierAccounts::new(platform_accounts(&config)?, store.clone(), keyring.clone());
+        let call_tokens = CallTokens::new(
+            &call_token_key(voice.call_token_secret.as_deref(), &secrets.jwt_secret),
+            voice.call_token_ttl_seconds,
+        );
+        let media_gate = MediaGate::new(voice.max_concurrent_calls.max(1));
+        let plan_limits = Arc::new(PlanOverrides::parse(voice.plan_limits.as_deref())?);
+        let internal_token = voice.internal_token.clone().filter(|t| !t.is_empty());
+        let http_client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?;
         Ok(Self {
             store,
             config: Arc::new(config),
             tokens: Arc::new(tokens),
-            keyring: Arc::new(keyring),
+            keyring,
             mailer,
             kube,
             limiter,
             registry,
             http_metrics,
-            voice: Arc::new(voice),
+            metrics,
+            numbers: NumberTable::default(),
+            carrier_accounts,
+            call_tokens,
+            media_gate,
+            plan_limits,
+            internal_token,
+            http_client,
             api_meter: Arc::default(),
             sandbox: None,
         })
     }
+}
+
+/// The key signing call tokens: `SWITCHBOARD_CALL_TOKEN_SECRET`, or one derived from the JWT
+/// secret (domain-separated, so the two never coincide).
+fn call_token_key(configured: Option<&str>, jwt_secret: &[u8]) -> Vec<u8> {
+    match configured {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            let mut hasher = Sha256::new();
+            hasher.update(b"switchboard call token\0");
+            hasher.update(jwt_secret);
+            hasher.finalize().to_vec()
+        }
+    }
+}
+
+/// The platform's carrier accounts from configuration; in dev mode a missing sandbox token is
+/// generated (then only in-process sandbox calls can sign).
+fn platform_accounts(config: &Config) -> Result<PlatformAccounts, StartupError> {
+    let voice = &config.voice;
+    let telnyx_public_key = voice
+        .telnyx_public_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty())
+        .map(TelnyxPublicKey::from_base64)
+        .transpose()?;
+    let sandbox_auth_token = match &voice.sandbox_auth_token {
+        Some(token) => Some(token.clone()),
+        None if config.dev_mode => {
+            tracing::warn!(
+                "DEV MODE: generated a random SWITCHBOARD_SANDBOX_AUTH_TOKEN for sandbox webhooks"
+            );
+            Some(crate::store::random_secret())
+        }
+        None => None,
+    };
+    Ok(PlatformAccounts {
+        twilio_account_sid: voice.twilio_account_sid.clone(),
+        twilio_auth_token: voice.twilio_auth_token.clone().filter(|t| !t.is_empty()),
+        twilio_api_base: voice.twilio_api_base.clone(),
+        telnyx_api_key: voice.telnyx_api_key.clone(),
+        telnyx_public_key,
+        telnyx_connection_id: voice.telnyx_connection_id.clone(),
+        telnyx_api_base: voice.telnyx_api_base.clone(),
+        sandbox_auth_token,
+    })
 }

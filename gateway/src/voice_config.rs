@@ -1,5 +1,6 @@
-//! Settings of part 2: carrier webhook secrets, the media path, the internal API, Stripe and
-//! plan-limit overrides. Flattened into [`crate::Config`]; each flag also reads its variable.
+//! Settings of the call path and billing: carrier accounts and webhook secrets, the media
+//! path, the internal API, Stripe, plan-limit overrides and the dialer. Flattened into
+//! [`crate::Config`]; each flag also reads its variable.
 
 use clap::Args;
 
@@ -96,7 +97,8 @@ pub struct VoiceConfig {
     #[arg(long, env = "STRIPE_PRICES", value_delimiter = ',')]
     pub stripe_prices: Vec<String>,
 
-    /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}`.
+    /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}` (the operator's
+    /// setting of the same name; both must see the same value).
     #[arg(long, env = "SWITCHBOARD_PLAN_LIMITS")]
     pub plan_limits: Option<String>,
 

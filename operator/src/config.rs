@@ -1,5 +1,8 @@
 //! Operator settings that shape every tenant's stack (flags and env, see `main.rs`).
 
+use switchboard_crds::PlanOverrides;
+use switchboard_crds::naming;
+
 /// Settings the desired-state builders and controllers need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -13,12 +16,14 @@ pub struct OperatorConfig {
     pub gateway_public_url: String,
     /// Default voice-runtime image (a Tenant may override it).
     pub runtime_image: String,
+    /// The platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`, the gateway's setting).
+    pub plan_limits: PlanOverrides,
 }
 
 impl Default for OperatorConfig {
     fn default() -> Self {
         Self {
-            namespace_prefix: "tenant-".into(),
+            namespace_prefix: naming::DEFAULT_NAMESPACE_PREFIX.into(),
             gateway_namespace: "switchboard-system".into(),
             gateway_internal_url: "http://switchboard-gateway.switchboard-system.svc:8080".into(),
             gateway_public_url: "https://voice.example.com".into(),
@@ -26,13 +31,19 @@ impl Default for OperatorConfig {
                 "ghcr.io/switchboard-voice/switchboard-runtime:{}",
                 env!("CARGO_PKG_VERSION")
             ),
+            plan_limits: PlanOverrides::default(),
         }
     }
 }
 
 impl OperatorConfig {
-    /// The namespace holding a tenant's stack.
+    /// The namespace holding a tenant's stack (the gateway computes it the same way).
     pub fn tenant_namespace(&self, tenant: &str) -> String {
-        format!("{}{}", self.namespace_prefix, tenant)
+        naming::tenant_namespace(&self.namespace_prefix, tenant)
+    }
+
+    /// The in-cluster URL of a tenant's runtime (`status.runtimeEndpoint`).
+    pub fn runtime_endpoint(&self, tenant: &str) -> String {
+        naming::runtime_endpoint(&self.tenant_namespace(tenant))
     }
 }

@@ -1,14 +1,16 @@
 //! Client of the gateway's internal API (cluster-internal, bearer-token authenticated): the
-//! operator registers Campaigns, reads their progress and stops them there.
-//!
-//! Wire format: `/tmp/notes/INTERNAL_API.md` in the design notes, mirrored by the types below.
+//! operator registers Campaigns, reads their progress and stops them there, and routes
+//! numbers. The wire types are the gateway's own, declared once in
+//! `switchboard_crds::internal_api` (re-exported here for the controllers).
 
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
-use serde::{Deserialize, Serialize};
-use switchboard_crds::{CampaignPhase, CampaignSpec};
+use switchboard_crds::internal_api::ErrorBody;
+pub use switchboard_crds::internal_api::{
+    NumberRoute, Progress, Registration, RegistrationResult, RejectedRow,
+};
 
 /// Time to establish a connection; the gateway is in-cluster, so anything slower is an outage.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -84,112 +86,6 @@ impl GatewayError {
     pub fn is_rejection(&self) -> bool {
         matches!(self, GatewayError::Rejected { .. })
     }
-}
-
-/// Body of `PUT /internal/v1/tenants/{tenant}/campaigns/{name}`.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// Namespace of the Campaign (the tenant's namespace).
-    pub namespace: String,
-    /// The Campaign's uid: with `generation`, the idempotency key of the registration.
-    pub uid: String,
-    /// The Campaign's `metadata.generation`.
-    pub generation: i64,
-    /// The spec as applied (camelCase JSON, `suspend` included).
-    pub spec: CampaignSpec,
-    /// The caller ID in E.164, resolved from the PhoneNumber's status.
-    pub from_number: String,
-    /// Contact CSV from the ConfigMap/Secret; `None` when contacts are uploaded to the gateway.
-    pub contacts_csv: Option<String>,
-}
-
-impl fmt::Debug for Registration {
-    /// Contacts are personal data: `Debug` shows their size, not their content.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration")
-            .field("namespace", &self.namespace)
-            .field("uid", &self.uid)
-            .field("generation", &self.generation)
-            .field("spec", &self.spec)
-            .field("from_number", &self.from_number)
-            .field(
-                "contacts_csv",
-                &self
-                    .contacts_csv
-                    .as_ref()
-                    .map(|c| format!("<{} bytes>", c.len())),
-            )
-            .finish()
-    }
-}
-
-/// The gateway's answer to a registration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistrationResult {
-    /// Whether the campaign is registered.
-    #[serde(default)]
-    pub registered: bool,
-    /// Contacts accepted.
-    #[serde(default)]
-    pub contacts: i64,
-    /// Rows of the CSV the gateway refused, with why.
-    #[serde(default)]
-    pub rejected: Vec<RejectedRow>,
-}
-
-/// One refused contact row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RejectedRow {
-    /// Row number in the CSV.
-    pub row: i64,
-    /// Why it was refused.
-    pub error: String,
-}
-
-/// `GET …/progress`: where the dialer is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Lifecycle phase as the dialer sees it.
-    pub phase: CampaignPhase,
-    /// Contacts in the campaign.
-    #[serde(default)]
-    pub total: i64,
-    /// Contacts not yet called or waiting for a retry.
-    #[serde(default)]
-    pub pending: i64,
-    /// Calls under way.
-    #[serde(default)]
-    pub in_progress: i64,
-    /// Contacts reached.
-    #[serde(default)]
-    pub completed: i64,
-    /// Contacts that failed after every attempt.
-    #[serde(default)]
-    pub failed: i64,
-    /// Contacts that never answered after every attempt.
-    #[serde(default)]
-    pub no_answer: i64,
-    /// Why the dialer is not dialling now (`OutsideWindow`, `PlanLimitReached`, …).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    field: Option<String>,
 }
 
 /// A client of the gateway's internal API. Cheap to clone (one connection pool).
@@ -270,11 +166,7 @@ impl GatewayClient {
     }
 
     /// Routes calls to `e164` to a tenant (idempotent: the same route again changes nothing).
-    pub async fn route_number(
-        &self,
-        e164: &str,
-        route: &NumberRoute<'_>,
-    ) -> Result<(), GatewayError> {
+    pub async fn route_number(&self, e164: &str, route: &NumberRoute) -> Result<(), GatewayError> {
         let response = self
             .request(Method::PUT, &["internal", "v1", "numbers", e164])
             .json(route)
@@ -308,21 +200,6 @@ impl GatewayClient {
             .request(method, url)
             .bearer_auth(self.token.expose())
     }
-}
-
-/// Body of `PUT /internal/v1/numbers/{e164}`: which tenant answers a number, and whose carrier
-/// account verifies its webhooks.
-#[derive(Debug, Serialize)]
-pub struct NumberRoute<'a> {
-    /// Tenant name (slug).
-    pub tenant: &'a str,
-    /// `twilio`, `telnyx` or `sandbox`.
-    pub carrier: &'a str,
-    /// `platform` or `tenant`: whose account owns the number.
-    pub account: &'a str,
-    /// Agent that answers, when not the tenant's default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent: Option<&'a str>,
 }
 
 fn campaign_path<'a>(tenant: &'a str, name: &'a str, tail: Option<&'a str>) -> Vec<&'a str> {
@@ -364,6 +241,7 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, Gateway
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_crds::CampaignSpec;
 
     #[test]
     fn tokens_are_redacted_and_never_empty() {

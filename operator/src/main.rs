@@ -55,7 +55,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct ConfigArgs {
     /// Prefix of tenant namespaces.
-    #[arg(long, env = "SWITCHBOARD_NAMESPACE_PREFIX", default_value = "tenant-")]
+    #[arg(long, env = "SWITCHBOARD_NAMESPACE_PREFIX", default_value = switchboard_crds::naming::DEFAULT_NAMESPACE_PREFIX)]
     namespace_prefix: String,
     /// Namespace the gateway runs in (the only ingress source of tenant runtimes).
     #[arg(
@@ -81,17 +81,22 @@ struct ConfigArgs {
     /// Default runtime image.
     #[arg(long, env = "SWITCHBOARD_RUNTIME_IMAGE", default_value_t = OperatorConfig::default().runtime_image)]
     runtime_image: String,
+    /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}` (the gateway's
+    /// setting of the same name; both must see the same value).
+    #[arg(long, env = "SWITCHBOARD_PLAN_LIMITS")]
+    plan_limits: Option<String>,
 }
 
 impl ConfigArgs {
-    fn to_config(&self) -> OperatorConfig {
-        OperatorConfig {
+    fn to_config(&self) -> anyhow::Result<OperatorConfig> {
+        Ok(OperatorConfig {
             namespace_prefix: self.namespace_prefix.clone(),
             gateway_namespace: self.gateway_namespace.clone(),
             gateway_internal_url: self.gateway_internal_url.clone(),
             gateway_public_url: self.gateway_public_url.clone(),
             runtime_image: self.runtime_image.clone(),
-        }
+            plan_limits: switchboard_crds::PlanOverrides::parse(self.plan_limits.as_deref())?,
+        })
     }
 }
 
@@ -227,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Crds { output_dir } => print_or_write_crds(output_dir.as_deref()),
-        Command::Render { file } => render(&file, &cli.run.config.to_config()),
+        Command::Render { file } => render(&file, &cli.run.config.to_config()?),
         Command::Run => run(cli.run).await,
     }
 }
@@ -287,7 +292,7 @@ fn render(file: &Path, config: &OperatorConfig) -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, "info,kube=warn");
-    let config = args.config.to_config();
+    let config = args.config.to_config()?;
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration found (in-cluster or kubeconfig)")?;

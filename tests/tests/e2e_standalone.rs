@@ -20,8 +20,8 @@ use switchboard_cli::session::SessionStore;
 use switchboard_cli::twiml::{self, Answer};
 use switchboard_cli::webhook::{InboundCall, WebhookTarget};
 use switchboard_gateway::Config;
+use switchboard_gateway::calls::admission::{OVER_LIMIT_MESSAGE, UNKNOWN_NUMBER_MESSAGE};
 use switchboard_gateway::standalone::{self, Running, StandaloneArgs};
-use switchboard_gateway::webhooks::{OVER_LIMIT_MESSAGE, UNKNOWN_NUMBER_MESSAGE};
 
 const PASSWORD: &str = "correct horse battery staple";
 const CALLER: &str = "+15551234567";
@@ -252,7 +252,8 @@ async fn signup_number_call_usage_and_the_free_plan_limit() {
     let admitted = &running.state;
     for i in 1..limit {
         let outcome = switchboard_gateway::usage::admit_call(
-            admitted,
+            &admitted.store,
+            &admitted.plan_limits,
             &tenant_id,
             "free",
             &format!("e2e:{i}"),

@@ -166,6 +166,6 @@ pub async fn enterprise_tenant(
     )
     .await?;
     tx.commit().await?;
-    state.voice.numbers.reload(&state.store).await?;
+    state.numbers.reload(&state.store).await?;
     Ok((tenant_id, slug))
 }

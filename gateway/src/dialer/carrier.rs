@@ -2,13 +2,11 @@
 //! (the platform's account from configuration, the tenant's own stored credential, or the
 //! sandbox), and the URLs the carrier calls back on.
 
-use switchboard_carriers::{
-    AnyCarrier, OutboundCall, TelnyxClient, TelnyxConfig, TwilioClient, TwilioConfig,
-};
+use switchboard_carriers::{AnyCarrier, OutboundCall};
 
+use crate::carrier_accounts::AccountError;
 use crate::state::AppState;
 use crate::store::numbers::NumberRow;
-use crate::webhooks::{telnyx, tenant_carrier_secret, twilio_account};
 
 /// Why no carrier client could be built for a number.
 #[derive(Debug, thiserror::Error)]
@@ -19,24 +17,21 @@ pub enum CarrierSetupError {
     /// No credentials for the account that owns the number.
     #[error("no {0} credentials for the account owning the caller id")]
     NoCredentials(&'static str),
+    /// The owning account's stored credentials cannot be read.
+    #[error("cannot read the credentials of the account owning the caller id: {0}")]
+    Account(#[from] AccountError),
     /// The carrier client could not be built.
     #[error("cannot build the carrier client: {0}")]
-    Client(String),
+    Client(#[from] switchboard_carriers::CarrierError),
 }
 
-fn metadata_text(metadata: &serde_json::Value, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .find_map(|k| metadata.get(*k).and_then(|v| v.as_str()))
-        .map(str::to_owned)
-}
-
-/// The carrier client for calls from `number`.
+/// The carrier client for calls from `number`, through the account that owns it.
 pub async fn carrier_for(
     state: &AppState,
     number: &NumberRow,
 ) -> Result<AnyCarrier, CarrierSetupError> {
-    let voice = &state.config.voice;
-    let missing = |vendor| CarrierSetupError::NoCredentials(vendor);
+    let accounts = &state.carrier_accounts;
+    let missing = CarrierSetupError::NoCredentials;
     match number.carrier.as_str() {
         "sandbox" => state
             .sandbox
@@ -44,39 +39,21 @@ pub async fn carrier_for(
             .map(AnyCarrier::Sandbox)
             .ok_or(missing("sandbox")),
         "twilio" => {
-            let (sid, token) = twilio_account(state, number)
-                .await
-                .ok()
-                .flatten()
-                .ok_or(missing("twilio"))?;
-            let config = TwilioConfig::new(sid, token).with_base_url(voice.twilio_api_base.clone());
-            TwilioClient::new(config)
+            let account = accounts.twilio(number).await?.ok_or(missing("twilio"))?;
+            accounts
+                .twilio_client(&account)?
                 .map(AnyCarrier::Twilio)
-                .map_err(|e| CarrierSetupError::Client(e.to_string()))
+                .ok_or(missing("twilio"))
         }
         "telnyx" => {
-            let key = telnyx::api_key(state, number)
-                .await
-                .ok()
-                .flatten()
-                .ok_or(missing("telnyx"))?;
-            let connection = if number.account == "tenant" {
-                tenant_carrier_secret(state, &number.tenant_id, "telnyx")
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|(_, metadata)| {
-                        metadata_text(&metadata, &["connection_id", "connectionId"])
-                    })
-            } else {
-                voice.telnyx_connection_id.clone()
+            let account = accounts.telnyx(number).await?;
+            if account.connection_id.is_none() {
+                return Err(missing("telnyx"));
             }
-            .ok_or(missing("telnyx"))?;
-            let config =
-                TelnyxConfig::new(key, connection).with_base_url(voice.telnyx_api_base.clone());
-            TelnyxClient::new(config)
+            accounts
+                .telnyx_client(&account)?
                 .map(AnyCarrier::Telnyx)
-                .map_err(|e| CarrierSetupError::Client(e.to_string()))
+                .ok_or(missing("telnyx"))
         }
         _ => Err(CarrierSetupError::NotRouted(number.e164.clone())),
     }

@@ -25,19 +25,19 @@ pub mod carrier;
 pub mod clock;
 pub mod pacing;
 pub mod retry;
-pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use switchboard_carriers::{Carrier, CarrierError};
-use switchboard_crds::CampaignSpec;
+use switchboard_crds::schedule::CallingWindow;
+use switchboard_crds::{CampaignPhase, CampaignSpec};
 
 use self::clock::Clock;
 use self::pacing::{RATE_WINDOW_MS, Recent};
 use self::retry::{Next, Outcome};
-use self::window::CallingWindow;
+use crate::calls::CallStatus;
 use crate::state::AppState;
 use crate::store::calls::{self, CallRow};
 use crate::store::campaigns::CampaignRow;
@@ -45,9 +45,8 @@ use crate::store::dialer::{self as rows, DueContact, EndedAttempt, NewAttempt};
 use crate::store::numbers::NumberRow;
 use crate::store::tenants::TenantRow;
 use crate::store::usage as counters;
-use crate::store::{Scope, StoreError, new_id, now_ms, system};
+use crate::store::{Scope, StoreError, new_id, now_ms, system, tenants};
 use crate::usage::{self, Admission};
-use crate::webhooks::{route, tenant_of};
 
 /// An attempt left `dialing` this long (the dialer died before recording the carrier's
 /// answer) ends as `unknown`.
@@ -99,21 +98,21 @@ impl PassReport {
 /// Why a campaign is not dialling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Hold {
-    phase: &'static str,
+    phase: CampaignPhase,
     reason: &'static str,
 }
 
 impl Hold {
     const fn paused(reason: &'static str) -> Self {
         Self {
-            phase: "Paused",
+            phase: CampaignPhase::Paused,
             reason,
         }
     }
 
     const fn failed(reason: &'static str) -> Self {
         Self {
-            phase: "Failed",
+            phase: CampaignPhase::Failed,
             reason,
         }
     }
@@ -191,12 +190,12 @@ impl Dialer {
         self.settle(campaign, spec.as_ref().ok(), now, &mut report)
             .await?;
         let live = campaign.deleted_at.is_none()
-            && campaign.phase != "Completed"
-            && campaign.phase != "Failed";
+            && campaign.phase != CampaignPhase::Completed.as_str()
+            && campaign.phase != CampaignPhase::Failed.as_str();
         if !live {
             return Ok(report);
         }
-        let Some(tenant) = tenant_of(&self.state, &campaign.tenant_id).await? else {
+        let Some(tenant) = tenants::load(&self.state.store, &campaign.tenant_id).await? else {
             return Ok(report);
         };
         let spec = match spec {
@@ -216,7 +215,10 @@ impl Dialer {
                 return Ok(report);
             }
         };
-        let number = route(&self.state, &campaign.from_number)
+        let number = self
+            .state
+            .numbers
+            .route(&self.state.store, &campaign.from_number)
             .await?
             .filter(|n| n.tenant_id == campaign.tenant_id);
         let moved = report.settled + report.expired > 0;
@@ -264,7 +266,8 @@ impl Dialer {
         report: &mut PassReport,
     ) -> Result<(), StoreError> {
         report.transactions += 1;
-        crate::campaigns::progress_of(&self.state, &campaign.tenant_id, &campaign.name).await?;
+        crate::campaigns::progress_of(&self.state.store, &campaign.tenant_id, &campaign.name)
+            .await?;
         Ok(())
     }
 
@@ -323,7 +326,8 @@ impl Dialer {
             return Ok(Some(Hold::paused("TenantSuspended")));
         }
         let mut tx = self.state.store.read(&Scope::tenant(&tenant.id)).await?;
-        let limits = usage::limits_for(&self.state, &mut tx, &tenant.id, &tenant.plan).await?;
+        let limits =
+            usage::limits_for(&mut tx, &self.state.plan_limits, &tenant.id, &tenant.plan).await?;
         let used = counters::get(&mut tx, &tenant.id, &usage::limits::period_of(now_ms())).await?;
         tx.commit().await?;
         if !limits.campaigns {
@@ -342,7 +346,7 @@ impl Dialer {
         }
         if !window.is_open(now) {
             return Ok(Some(Hold {
-                phase: "Running",
+                phase: CampaignPhase::Running,
                 reason: "OutsideWindow",
             }));
         }
@@ -360,14 +364,14 @@ impl Dialer {
             &mut tx,
             &campaign.tenant_id,
             &campaign.name,
-            hold.phase,
+            hold.phase.as_str(),
             Some(hold.reason),
             now,
         )
         .await?;
         if changed {
             tracing::info!(
-                campaign = %campaign.name, phase = hold.phase, reason = hold.reason,
+                campaign = %campaign.name, phase = hold.phase.as_str(), reason = hold.reason,
                 "campaign is not dialling"
             );
         }
@@ -416,7 +420,15 @@ impl Dialer {
                 }
             }
         }
-        rows::set_phase(&mut tx, tenant, name, "Running", None, now).await?;
+        rows::set_phase(
+            &mut tx,
+            tenant,
+            name,
+            CampaignPhase::Running.as_str(),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok((claimed, skipped))
     }
@@ -443,7 +455,14 @@ impl Dialer {
     ) -> Result<bool, StoreError> {
         let attempt = &claimed.attempt;
         let event_id = format!("call:attempt:{}", attempt.id);
-        if usage::admit_call(&self.state, &tenant.id, &tenant.plan, &event_id).await?
+        if usage::admit_call(
+            &self.state.store,
+            &self.state.plan_limits,
+            &tenant.id,
+            &tenant.plan,
+            &event_id,
+        )
+        .await?
             == Admission::OverLimit
         {
             self.end_unplaced(attempt, "plan-limit", false).await?;
@@ -536,7 +555,6 @@ impl Dialer {
 
     fn count(&self, result: &str) {
         self.state
-            .voice
             .metrics
             .dialer_attempts
             .with_label_values(&[result])
@@ -574,7 +592,7 @@ fn call_record(attempt: &NewAttempt, number: &NumberRow, to: &str) -> CallRow {
         direction: "outbound".to_owned(),
         from_number: Some(number.e164.clone()),
         to_number: Some(to.to_owned()),
-        status: "dialing".to_owned(),
+        status: CallStatus::Dialing.as_str().to_owned(),
         started_at: now,
         campaign: Some(attempt.campaign.clone()),
         contact: Some(attempt.contact_id.clone()),

@@ -2,9 +2,11 @@
 //! shown once, stored hashed, scoped (`read` < `write` < `admin`), revocable.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -19,6 +21,13 @@ use crate::state::AppState;
 use crate::store::api_keys::{self, ApiKeyRow};
 use crate::store::now_ms;
 use crate::store::tenants::Role;
+
+/// The API-key routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants/{tenant}/api-keys", get(list).post(create))
+        .route("/api/v1/tenants/{tenant}/api-keys/{id}", delete(revoke))
+}
 
 /// Request to create a key.
 #[derive(Deserialize, ToSchema)]

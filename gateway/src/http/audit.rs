@@ -1,7 +1,9 @@
 //! `GET /api/v1/tenants/{tenant}/audit-log` (admin) and the helper handlers use to record.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Query, State};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -14,6 +16,11 @@ use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::Role;
 use crate::store::{Tx, now_ms};
+
+/// The audit-log route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tenants/{tenant}/audit-log", get(list))
+}
 
 /// Records `action` on `(target type, target id)` by the caller of `access`.
 pub async fn record(

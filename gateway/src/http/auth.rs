@@ -1,9 +1,11 @@
 //! `/api/v1/auth/…`: signup, login, refresh, logout, me, e-mail verification, password reset.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_crds::tenant::AgentSpec;
@@ -23,6 +25,26 @@ use crate::store::sessions::{self, IssuedRefresh, RefreshOutcome};
 use crate::store::tenants::{self, Role, TenantRow};
 use crate::store::users::{self, EmailPurpose, UserRow};
 use crate::store::{Flag, Scope, Tx, new_id, now_ms};
+
+/// The account routes (signup, login, sessions, e-mail verification, password reset).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/signup", post(signup))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/auth/verify-email", post(verify_email))
+        .route(
+            "/api/v1/auth/verify-email/resend",
+            post(resend_verification),
+        )
+        .route("/api/v1/auth/password-reset", post(request_password_reset))
+        .route(
+            "/api/v1/auth/password-reset/confirm",
+            post(confirm_password_reset),
+        )
+}
 
 const EMAIL_VERIFICATION_TTL_MS: i64 = 48 * 3600 * 1000;
 const PASSWORD_RESET_TTL_MS: i64 = 3600 * 1000;

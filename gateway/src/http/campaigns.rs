@@ -34,7 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchboard_crds::CampaignSpec;
+use switchboard_crds::internal_api::{Progress, Registration, RejectedRow};
+use switchboard_crds::{CampaignPhase, CampaignSpec};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit::record;
@@ -42,7 +43,7 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
-use crate::campaigns::{Progress, Rejected, parse_contacts, progress_of, store_contacts};
+use crate::campaigns::{parse_contacts, progress_of, register_campaign, store_contacts};
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::dialer::{self as rows, ContactResult, DoNotCallRow};
@@ -94,7 +95,7 @@ pub async fn show(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Json<Progress>, ApiError> {
     access.require(Role::Viewer)?;
-    progress_of(&state, &access.tenant.id, &name)
+    progress_of(&state.store, &access.tenant.id, &name)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("campaign"))
@@ -119,100 +120,18 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks what the CRD's schema and CEL rules check in Kubernetes, naming the field.
-pub fn validate_spec(spec: &CampaignSpec) -> Result<(), ApiError> {
-    let range = |field: &str, value: i32, low: i32, high: i32| {
-        if (low..=high).contains(&value) {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(
-                field,
-                "out_of_range",
-                format!("{field} must be between {low} and {high}"),
-            ))
-        }
-    };
-    range("pacing.maxConcurrent", spec.pacing.max_concurrent, 1, 500)?;
-    range(
-        "pacing.callsPerMinute",
-        spec.pacing.calls_per_minute,
-        1,
-        1000,
-    )?;
-    range("retry.maxAttempts", spec.retry.max_attempts, 1, 10)?;
-    range(
-        "retry.backoffSeconds",
-        spec.retry.backoff_seconds,
-        30,
-        86_400,
-    )?;
-    if spec.schedule.window_start == spec.schedule.window_end {
-        return Err(ApiError::invalid(
-            "schedule.windowEnd",
-            "invalid_window",
-            "windowStart and windowEnd must differ",
-        ));
-    }
-    crate::dialer::window::CallingWindow::new(&spec.schedule).map_err(|e| {
-        let field = match e {
-            crate::dialer::window::WindowError::TimeZone(_) => "schedule.timeZone",
-            crate::dialer::window::WindowError::Time(_) => "schedule.windowStart",
-        };
-        ApiError::invalid(field, "invalid_schedule", e.to_string())
-    })?;
-    let sources = [
-        spec.contacts.config_map_ref.is_some(),
-        spec.contacts.secret_ref.is_some(),
-        spec.contacts.uploaded,
-    ];
-    if sources.iter().filter(|s| **s).count() != 1 {
-        return Err(ApiError::invalid(
-            "contacts",
-            "invalid_contacts",
-            "set exactly one of contacts.configMapRef, contacts.secretRef, contacts.uploaded",
-        ));
-    }
-    if let Some(agent) = &spec.agent {
-        if agent.questions.len() > 50 {
-            return Err(ApiError::invalid(
-                "agent.questions",
-                "too_many",
-                "at most 50 questions",
-            ));
-        }
-        if agent
-            .greeting
-            .as_ref()
-            .is_some_and(|g| g.chars().count() > 1000)
-        {
-            return Err(ApiError::invalid(
-                "agent.greeting",
-                "too_long",
-                "greeting must be at most 1000 characters",
-            ));
-        }
-        if agent
-            .system_prompt
-            .as_ref()
-            .is_some_and(|p| p.chars().count() > 20_000)
-        {
-            return Err(ApiError::invalid(
-                "agent.systemPrompt",
-                "too_long",
-                "systemPrompt must be at most 20000 characters",
-            ));
-        }
-    }
-    Ok(())
-}
-
 async fn require_campaigns_in_plan(
     state: &AppState,
     access: &TenantAccess,
 ) -> Result<(), ApiError> {
     let mut tx = state.store.read(&access.scope()).await?;
-    let limits =
-        crate::usage::limits_for(state, &mut tx, &access.tenant.id, &access.tenant.plan).await?;
+    let limits = crate::usage::limits_for(
+        &mut tx,
+        &state.plan_limits,
+        &access.tenant.id,
+        &access.tenant.plan,
+    )
+    .await?;
     tx.commit().await?;
     if limits.campaigns {
         Ok(())
@@ -239,13 +158,14 @@ pub async fn put_campaign(
 ) -> Result<Response, ApiError> {
     access.require(Role::Admin)?;
     validate_name(&name)?;
-    validate_spec(&spec)?;
+    // The CRD's schema and CEL rules, checked here too (standalone mode has no admission).
+    spec.validate()?;
     require_campaigns_in_plan(&state, &access).await?;
     if state.sandbox.is_some() {
         return register_standalone(&state, &access, &client, &name, spec).await;
     }
     if let Some(kube) = state.kube.client() {
-        let namespace = crate::kube::tenant_namespace(&access.tenant.slug);
+        let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
         let mut object = switchboard_crds::Campaign::new(&name, spec);
         object.metadata.namespace = Some(namespace.clone());
         kube::Api::<switchboard_crds::Campaign>::namespaced(kube.clone(), &namespace)
@@ -277,7 +197,9 @@ async fn register_standalone(
     name: &str,
     spec: CampaignSpec,
 ) -> Result<Response, ApiError> {
-    let number = crate::webhooks::route(state, &spec.from_number)
+    let number = state
+        .numbers
+        .route(&state.store, &spec.from_number)
         .await?
         .filter(|n| n.tenant_id == access.tenant.id)
         .ok_or_else(|| {
@@ -303,11 +225,11 @@ async fn register_standalone(
         Some(row) => (row.uid.clone(), row.generation + 1),
         None => (crate::store::new_id(), 1),
     };
-    crate::campaigns::register_campaign(
-        state,
+    register_campaign(
+        &state.store,
         &access.tenant.id,
         name,
-        crate::campaigns::Registration {
+        Registration {
             namespace: "standalone".to_owned(),
             uid,
             generation,
@@ -318,7 +240,7 @@ async fn register_standalone(
     )
     .await?;
     audit_campaign(state, access, client, "campaign.registered", name).await?;
-    let progress = progress_of(state, &access.tenant.id, name)
+    let progress = progress_of(&state.store, &access.tenant.id, name)
         .await?
         .ok_or_else(|| ApiError::not_found("campaign"))?;
     let status = if existing.is_some() {
@@ -364,7 +286,7 @@ pub async fn delete_campaign(
     if state.sandbox.is_none()
         && let Some(kube) = state.kube.client()
     {
-        let namespace = crate::kube::tenant_namespace(&access.tenant.slug);
+        let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
         let api = kube::Api::<switchboard_crds::Campaign>::namespaced(kube.clone(), &namespace);
         return match api.delete(&name, &Default::default()).await {
             Ok(_) => {
@@ -400,7 +322,7 @@ pub struct UploadResult {
     /// Rows stored now.
     pub accepted: usize,
     /// Rows not stored, with the reason.
-    pub rejected: Vec<Rejected>,
+    pub rejected: Vec<RejectedRow>,
     /// Contacts the campaign has now.
     pub total: i64,
 }
@@ -457,9 +379,10 @@ pub async fn upload_contacts(
         now,
     )
     .await?;
-    if accepted > 0 && campaign.phase == "Completed" {
+    if accepted > 0 && campaign.phase == CampaignPhase::Completed.as_str() {
         // New contacts reopen a finished campaign.
-        campaigns::set_phase_if(&mut tx, tenant, &name, "Running", now).await?;
+        campaigns::set_phase_if(&mut tx, tenant, &name, CampaignPhase::Running.as_str(), now)
+            .await?;
     }
     record(
         &mut tx,

@@ -1,15 +1,24 @@
-//! The JSON error shape of the API, `{"error": {"code", "message", "field"}}`, and the JSON
-//! body extractor that maps axum's rejections (malformed JSON, unknown or missing fields,
-//! wrong content type, oversized body) to it.
+//! The JSON error shape of the API, `{"error": {"code", "message", "field"}}`
+//! (`switchboard_crds::internal_api::ErrorBody`, which the operator reads too), the JSON body
+//! extractor that maps axum's rejections (malformed JSON, unknown or missing fields, wrong
+//! content type, oversized body) to it, and the one mapping of the domain modules' errors to
+//! HTTP answers.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub use switchboard_crds::internal_api::{ErrorBody, ErrorDetail};
 
+use crate::billing::BillingError;
+use crate::billing::stripe_events::StripeEventError;
+use crate::calls::CallError;
+use crate::calls::cdr::CdrError;
+use crate::campaigns::CampaignError;
+use crate::carrier_accounts::AccountError;
 use crate::store::StoreError;
+use crate::usage::meter::MeterError;
 
 /// An error answered to the client.
 #[derive(Debug, Clone)]
@@ -24,22 +33,6 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds to wait before retrying (429).
     pub retry_after: Option<u64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code.
-    code: &'static str,
-    /// Human-readable explanation.
-    message: String,
-    /// The request field at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
 }
 
 impl ApiError {
@@ -134,11 +127,100 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(error: CallError) -> Self {
+        ApiError::internal(&error)
+    }
+}
+
+impl From<CdrError> for ApiError {
+    fn from(error: CdrError) -> Self {
+        match error {
+            CdrError::Unauthorized => {
+                ApiError::unauthorized("invalid_credentials", "CDR credentials are invalid")
+            }
+            CdrError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::invalid(field, code, message),
+            CdrError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<CampaignError> for ApiError {
+    fn from(error: CampaignError) -> Self {
+        match error {
+            CampaignError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::invalid(field, code, message),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<switchboard_crds::SpecError> for ApiError {
+    fn from(error: switchboard_crds::SpecError) -> Self {
+        ApiError::invalid(error.field, error.code, error.message)
+    }
+}
+
+impl From<MeterError> for ApiError {
+    fn from(error: MeterError) -> Self {
+        match error {
+            MeterError::OverLimit { retry_after_secs } => {
+                let mut answer = ApiError::too_many_requests(retry_after_secs);
+                answer.code = "usage_limit_reached";
+                answer.message = error.to_string();
+                answer
+            }
+            MeterError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        let message = error.to_string();
+        match error {
+            BillingError::NotConfigured | BillingError::Unreachable(_) => {
+                ApiError::unavailable(message)
+            }
+            BillingError::UnknownPlan => ApiError::invalid("plan", "unknown_plan", message),
+            BillingError::NoCustomer => ApiError::conflict("no_customer", message),
+            BillingError::Refused(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "stripe_error", message)
+            }
+        }
+    }
+}
+
+impl From<StripeEventError> for ApiError {
+    fn from(error: StripeEventError) -> Self {
+        let message = error.to_string();
+        match error {
+            StripeEventError::Signature(_) => ApiError::bad_request("invalid_signature", message),
+            StripeEventError::NotJson => ApiError::bad_request("invalid_json", message),
+            StripeEventError::NoId => ApiError::bad_request("invalid_event", message),
+            StripeEventError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.to_owned(),
                 message: self.message,
                 field: self.field,
             },

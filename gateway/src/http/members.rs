@@ -5,9 +5,11 @@
 //! anyone may leave a tenant themselves.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -23,6 +25,25 @@ use crate::state::AppState;
 use crate::store::invitations::{self, InvitationRow};
 use crate::store::tenants::{self, MemberRow, Role, parse_role};
 use crate::store::{Scope, Tx, now_ms, users};
+
+/// The member and invitation routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/invitations/accept", post(accept))
+        .route("/api/v1/tenants/{tenant}/members", get(list))
+        .route(
+            "/api/v1/tenants/{tenant}/members/{user_id}",
+            patch(change_role).delete(remove),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/invitations",
+            get(list_invitations).post(invite),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/invitations/{id}",
+            delete(revoke_invitation),
+        )
+}
 
 const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 

@@ -1,12 +1,30 @@
-//! The HTTP API: routes, extractors and the cross-cutting layers.
+//! Every HTTP handler, and the one place the gateway's router is assembled ([`app`]).
+//!
+//! * The public API under `/api/v1`, one module per resource: [`auth`], [`tenants`],
+//!   [`members`], [`api_keys`], [`credentials`], [`numbers`], [`campaigns`], [`calls`],
+//!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`] (plus [`openapi`]). It shares a
+//!   per-IP rate limit and a body limit.
+//! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
+//!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
+//!   entry) and [`internal`] (the cluster-internal API).
+//! * Cross-cutting: [`errors`] (the error shape and the mapping of domain errors),
+//!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`].
+//!
+//! Handlers parse, authorise and answer; the work is done by the domain modules below
+//! (`calls`, `campaigns`, `usage`, `billing`, …), which never speak HTTP.
 
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod billing;
+pub mod calls;
 pub mod campaigns;
 pub mod context;
 pub mod credentials;
+pub mod customer_webhooks;
 pub mod errors;
+pub mod internal;
+pub mod media;
 pub mod members;
 pub mod metrics;
 pub mod numbers;
@@ -14,7 +32,9 @@ pub mod openapi;
 pub mod principal;
 pub mod ratelimit;
 pub mod tenants;
+pub mod usage;
 pub mod validate;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +45,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::get;
 use switchboard_telemetry::{ReadinessCheck, observability_router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -36,8 +56,9 @@ use errors::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The gateway's router: the API under `/api/v1`, plus `/healthz`, `/readyz` (checks the
-/// database) and `/metrics`. Later parts add routes with [`Router::merge`] on the result.
+/// The gateway's router: the API under `/api/v1`; carrier, Stripe and PBX webhooks, the media
+/// entry and the internal API beside it; `/healthz`, `/readyz` (checks the database) and
+/// `/metrics`.
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that per-IP rate
 /// limits see the peer address.
@@ -54,8 +75,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(api)
         .merge(observability_router(state.registry.clone(), ready))
-        // Part 2: carrier webhooks, media entry, internal API (no per-IP budget).
-        .merge(crate::routes::machine_api(state.clone()))
+        .merge(machine_routes().with_state(state.clone()))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -78,71 +98,30 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
+/// The public API (per-IP limit and body limit apply).
 fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/api/v1/auth/signup", post(auth::signup))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/auth/me", get(auth::me))
-        .route("/api/v1/auth/verify-email", post(auth::verify_email))
-        .route(
-            "/api/v1/auth/verify-email/resend",
-            post(auth::resend_verification),
-        )
-        .route(
-            "/api/v1/auth/password-reset",
-            post(auth::request_password_reset),
-        )
-        .route(
-            "/api/v1/auth/password-reset/confirm",
-            post(auth::confirm_password_reset),
-        )
-        .route("/api/v1/invitations/accept", post(members::accept))
-        .route("/api/v1/tenants", get(tenants::list))
-        .route(
-            "/api/v1/tenants/{tenant}",
-            get(tenants::get).patch(tenants::patch),
-        )
-        .route("/api/v1/tenants/{tenant}/members", get(members::list))
-        .route(
-            "/api/v1/tenants/{tenant}/members/{user_id}",
-            patch(members::change_role).delete(members::remove),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/invitations",
-            get(members::list_invitations).post(members::invite),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/invitations/{id}",
-            delete(members::revoke_invitation),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/api-keys",
-            get(api_keys::list).post(api_keys::create),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/api-keys/{id}",
-            delete(api_keys::revoke),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/credentials",
-            get(credentials::list).post(credentials::create),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/credentials/{id}",
-            get(credentials::get)
-                .patch(credentials::update)
-                .delete(credentials::delete),
-        )
-        .route("/api/v1/tenants/{tenant}/audit-log", get(audit::list))
-        // Part 2: usage, calls, billing, customer webhooks.
-        .merge(crate::routes::tenant_api())
-        // Issue 8: the tenant's phone numbers (sandbox purchases in standalone mode).
+        .merge(auth::routes())
+        .merge(tenants::routes())
+        .merge(members::routes())
+        .merge(api_keys::routes())
+        .merge(credentials::routes())
+        .merge(audit::routes())
         .merge(numbers::routes())
-        // Issue 7: campaign progress, contacts upload, results and the do-not-call list.
         .merge(campaigns::routes())
+        .merge(calls::routes())
+        .merge(usage::routes())
+        .merge(billing::routes())
+        .merge(customer_webhooks::routes())
+}
+
+/// Carrier, Stripe and PBX webhooks, the media WebSocket and the internal API.
+fn machine_routes() -> Router<AppState> {
+    Router::new()
+        .merge(webhooks::routes())
+        .merge(media::routes())
+        .merge(internal::routes())
 }
 
 /// CORS for the configured origins only; `None` (no CORS headers at all) when the list is empty.

@@ -35,11 +35,11 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
-use crate::kube::{FIELD_MANAGER, tenant_namespace};
+use crate::kube::FIELD_MANAGER;
 use crate::state::AppState;
+use crate::store::now_ms;
 use crate::store::numbers::{self, NumberRow};
 use crate::store::tenants::Role;
-use crate::store::{Tx, now_ms};
 
 /// Serialises purchases in this process, so two concurrent requests cannot both pass the
 /// plan's number limit (standalone mode runs exactly one gateway; in Kubernetes the operator
@@ -162,18 +162,6 @@ pub struct NumberList {
     pub items: Vec<NumberView>,
 }
 
-/// The routing rows of one tenant, by number. (Scoped by tenant in the query as well as by
-/// row-level security on Postgres.)
-async fn rows_of_tenant(tx: &mut Tx, tenant_id: &str) -> Result<Vec<NumberRow>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT e164, tenant_id, carrier, account, agent, updated_at FROM phone_numbers \
-         WHERE tenant_id = $1 ORDER BY e164",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut **tx)
-    .await?)
-}
-
 /// `GET /api/v1/tenants/{tenant}/numbers` (viewer): the numbers routed to the tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/numbers", tag = "numbers",
     params(("tenant" = String, Path, description = "Tenant slug or id")),
@@ -184,7 +172,7 @@ pub async fn list(
 ) -> Result<Json<NumberList>, ApiError> {
     access.require(Role::Viewer)?;
     let mut tx = state.store.read(&access.scope()).await?;
-    let rows = rows_of_tenant(&mut tx, &access.tenant.id).await?;
+    let rows = numbers::for_tenant(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     let objects = if state.sandbox.is_none() {
         // Kubernetes mode: numbers being bought exist only as objects so far. A cluster
@@ -250,15 +238,21 @@ async fn phone_numbers(state: &AppState, slug: &str) -> Result<Vec<PhoneNumber>,
     let Some(kube) = state.kube.client() else {
         return Ok(Vec::new());
     };
-    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &tenant_namespace(slug));
+    let namespace = state.config.tenant_naming().namespace(slug);
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
     Ok(api.list(&ListParams::default()).await?.items)
 }
 
 /// 403 `limit_exceeded` when the tenant already has as many numbers as its plan allows.
 async fn check_number_limit(state: &AppState, access: &TenantAccess) -> Result<(), ApiError> {
     let mut tx = state.store.read(&access.scope()).await?;
-    let limits =
-        crate::usage::limits_for(state, &mut tx, &access.tenant.id, &access.tenant.plan).await?;
+    let limits = crate::usage::limits_for(
+        &mut tx,
+        &state.plan_limits,
+        &access.tenant.id,
+        &access.tenant.plan,
+    )
+    .await?;
     let routed = numbers::count_for_tenant(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     let Some(limit) = limits.phone_numbers else {
@@ -390,7 +384,7 @@ async fn buy_sandbox(
         }
         return Err(error);
     }
-    state.voice.numbers.reload(&state.store).await?;
+    state.numbers.reload(&state.store).await?;
     Ok(NumberView::routed(row, Some(owned.id)))
 }
 
@@ -420,13 +414,14 @@ async fn route_number(
 /// The server-side-apply body of a `PhoneNumber` the gateway asks the operator to buy.
 pub fn desired_phone_number(
     name: &str,
+    namespace: &str,
     tenant_slug: &str,
     wish: &NumberWish,
 ) -> Result<serde_json::Value, serde_json::Error> {
     let object = PhoneNumber {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            namespace: Some(tenant_namespace(tenant_slug)),
+            namespace: Some(namespace.to_owned()),
             labels: Some(
                 [
                     (TENANT_LABEL.to_owned(), tenant_slug.to_owned()),
@@ -475,10 +470,10 @@ async fn apply_phone_number(
     };
     let simple = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("number-{}", &simple[..10]);
-    let body = desired_phone_number(&name, &access.tenant.slug, wish)
+    let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
+    let body = desired_phone_number(&name, &namespace, &access.tenant.slug, wish)
         .map_err(|e| ApiError::internal(&e))?;
-    let api: Api<PhoneNumber> =
-        Api::namespaced(kube.clone(), &tenant_namespace(&access.tenant.slug));
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -521,7 +516,7 @@ pub async fn release(
     access.require(Role::Admin)?;
     let e164 = crate::numbers::normalise(&e164);
     let mut tx = state.store.read(&access.scope()).await?;
-    let owned = rows_of_tenant(&mut tx, &access.tenant.id)
+    let owned = numbers::for_tenant(&mut tx, &access.tenant.id)
         .await?
         .into_iter()
         .any(|row| row.e164 == e164);
@@ -560,7 +555,7 @@ async fn release_sandbox(
     )
     .await?;
     tx.commit().await?;
-    state.voice.numbers.reload(&state.store).await?;
+    state.numbers.reload(&state.store).await?;
     // Routing is gone first, so a failed release leaves a number the tenant no longer sees
     // (and no longer pays for) rather than one that rings without an owner.
     if let Some(number) = sandbox
@@ -587,8 +582,8 @@ async fn delete_phone_number(
     let Some(kube) = state.kube.client() else {
         return Err(no_backend());
     };
-    let api: Api<PhoneNumber> =
-        Api::namespaced(kube.clone(), &tenant_namespace(&access.tenant.slug));
+    let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
     let objects = phone_numbers(state, &access.tenant.slug)
         .await
         .map_err(|e| kube_error(&e))?;
@@ -659,7 +654,8 @@ mod tests {
             area_code: Some("415".into()),
             number: None,
         };
-        let body = desired_phone_number("number-1", "acme", &wish).unwrap();
+        let namespace = switchboard_crds::naming::TenantNaming::default().namespace("acme");
+        let body = desired_phone_number("number-1", &namespace, "acme", &wish).unwrap();
         assert_eq!(body["apiVersion"], "voice.switchboard.dev/v1alpha1");
         assert_eq!(body["kind"], "PhoneNumber");
         assert_eq!(body["metadata"]["namespace"], "tenant-acme");

@@ -5,7 +5,10 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, audit, auth, campaigns, credentials, members, numbers, tenants};
+use super::{
+    api_keys, audit, auth, billing, calls, campaigns, credentials, customer_webhooks, members,
+    numbers, tenants, usage,
+};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
@@ -24,12 +27,12 @@ use super::{api_keys, audit, auth, campaigns, credentials, members, numbers, ten
         campaigns::show, campaigns::put_campaign, campaigns::delete_campaign,
         campaigns::upload_contacts, campaigns::results, campaigns::results_csv,
         campaigns::list_do_not_call, campaigns::add_do_not_call, campaigns::remove_do_not_call,
-        crate::usage::api::get, crate::usage::api::history,
-        crate::calls::list, crate::calls::stats, crate::calls::export_csv, crate::calls::get,
-        crate::calls::transcript, crate::calls::rotate_cdr_credential,
-        crate::billing::checkout, crate::billing::portal, crate::billing::status,
-        crate::customer_webhooks::create, crate::customer_webhooks::list,
-        crate::customer_webhooks::delete, crate::customer_webhooks::deliveries,
+        usage::get, usage::history,
+        calls::list, calls::stats, calls::export_csv, calls::get,
+        calls::transcript, calls::rotate_cdr_credential,
+        billing::checkout, billing::portal, billing::status,
+        customer_webhooks::create, customer_webhooks::list,
+        customer_webhooks::delete, customer_webhooks::deliveries,
     ),
     modifiers(&BearerAuth),
     tags(

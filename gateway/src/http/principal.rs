@@ -99,9 +99,12 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, 
     {
         return Err(ApiError::too_many_requests(retry_after_secs));
     }
-    // Part 2: API-key requests count against the plan's monthly API request limit (counted in
-    // memory, written in batches: see `usage::api::ApiMeter`).
-    state.api_meter.admit(state, &tenant_id).await?;
+    // API-key requests count against the plan's monthly API request limit (counted in
+    // memory, written in batches: see `usage::meter::ApiMeter`).
+    state
+        .api_meter
+        .admit(&state.store, &state.plan_limits, &tenant_id)
+        .await?;
     Ok(Principal::ApiKey(row))
 }
 

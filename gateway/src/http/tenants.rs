@@ -1,7 +1,9 @@
 //! `/api/v1/tenants…`: the caller's tenants, and one tenant with its agent configuration.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
+use axum::routing;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchboard_crds::tenant::{AgentSpec, LlmProvider, SttProvider, TtsProvider};
@@ -12,11 +14,21 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{Principal, TenantAccess};
 use super::validate::{display_text, is_e164};
-use crate::kube::{TenantReadiness, tenant_namespace};
+use crate::kube::TenantReadiness;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::{self, Role, TenantRow};
 use crate::store::{Scope, now_ms};
+
+/// The tenant routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants", routing::get(list))
+        .route(
+            "/api/v1/tenants/{tenant}",
+            routing::get(self::get).patch(patch),
+        )
+}
 
 /// A tenant as shown to its members.
 #[derive(Serialize, ToSchema)]
@@ -63,7 +75,7 @@ impl TenantView {
             name: tenant.name.clone(),
             plan: tenant.plan.clone(),
             suspended: tenant.suspended.0,
-            namespace: tenant_namespace(&tenant.slug),
+            namespace: state.config.tenant_naming().namespace(&tenant.slug),
             agent,
             role,
             readiness,

@@ -7,15 +7,7 @@ const MAX_EMAIL_LEN: usize = 254;
 /// Longest slug; the `Tenant` CRD allows 50 so the namespace `tenant-<slug>` fits in 63.
 pub const MAX_SLUG_LEN: usize = 40;
 
-/// `+` then 2–15 digits, the first not zero (the `PhoneNumber` CRD's pattern).
-pub fn is_e164(text: &str) -> bool {
-    let Some(digits) = text.strip_prefix('+') else {
-        return false;
-    };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-}
+pub use switchboard_crds::phone_number::is_e164;
 
 /// Lower-cases and trims an e-mail address and checks its shape (one `@`, a dotted domain,
 /// no spaces); deliverability is proven by the verification mail, not here.

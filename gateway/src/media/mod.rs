@@ -1,4 +1,6 @@
-//! The media entry point: call tokens and the WebSocket proxy to tenants' runtimes.
+//! The media path: call tokens ([`call_token`]) issued at admission, the per-tenant stream
+//! limit ([`gate`]), and the WebSocket proxy from carriers to tenants' runtimes ([`proxy`]).
 
 pub mod call_token;
+pub mod gate;
 pub mod proxy;

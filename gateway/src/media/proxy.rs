@@ -1,4 +1,5 @@
-//! `GET /media`: the only way into a tenant's runtime.
+//! The media proxy: the only way into a tenant's runtime (the WebSocket entry `GET /media` is
+//! `http::media`, which hands the upgraded socket to [`serve`]).
 //!
 //! The carrier opens the WebSocket, sends `connected` and then `start`, whose custom
 //! parameters (Twilio `customParameters.callToken`; Telnyx `custom_parameters.callToken` or
@@ -17,9 +18,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::{self, CloseFrame as AxumCloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame};
@@ -27,11 +26,11 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame}
 use switchboard_carriers::telnyx::decode_client_state;
 
 use super::call_token::CallClaims;
-use crate::kube::tenant_namespace;
+use super::gate::MediaPermit;
+use crate::config::Config;
 use crate::state::AppState;
 use crate::store::Scope;
 use crate::store::calls;
-use crate::telephony::MediaPermit;
 
 /// Close code: policy violation (bad or missing call token).
 pub const CLOSE_POLICY: u16 = 1008;
@@ -128,13 +127,13 @@ async fn call_parameters(state: &AppState, claims: &CallClaims) -> Vec<(&'static
         ("tenant", claims.slug.clone()),
         ("callId", claims.call_id.clone()),
     ];
-    let call = match state.store.read(&Scope::tenant(&claims.tenant_id)).await {
-        Ok(mut tx) => {
-            let call = calls::get(&mut tx, &claims.tenant_id, &claims.call_id).await;
-            let _ = tx.commit().await;
-            call.ok().flatten()
+    let call = match call_record(state, claims).await {
+        Ok(call) => call,
+        Err(error) => {
+            // The stream still connects; the runtime just gets no campaign script.
+            tracing::warn!(%error, call_id = %claims.call_id, "cannot read the call record for its stream parameters");
+            None
         }
-        Err(_) => None,
     };
     if let Some(call) = call
         && let (Some(campaign), Some(contact)) = (call.campaign, call.contact)
@@ -145,29 +144,36 @@ async fn call_parameters(state: &AppState, claims: &CallClaims) -> Vec<(&'static
     params
 }
 
-/// The runtime WebSocket URL for a call: the configured standalone runtime, or the tenant's
-/// runtime Service in Kubernetes. The path names the carrier's frame format.
-pub fn upstream_url(state: &AppState, claims: &CallClaims) -> Option<String> {
+async fn call_record(
+    state: &AppState,
+    claims: &CallClaims,
+) -> Result<Option<calls::CallRow>, crate::store::StoreError> {
+    let mut tx = state.store.read(&Scope::tenant(&claims.tenant_id)).await?;
+    let call = calls::get(&mut tx, &claims.tenant_id, &claims.call_id).await?;
+    tx.commit().await?;
+    Ok(call)
+}
+
+/// The runtime WebSocket URL for a call: the configured standalone runtime, or in Kubernetes
+/// the tenant's runtime endpoint (`switchboard_crds::naming`, the operator's
+/// `status.runtimeEndpoint`) over `ws://`. The path names the carrier's frame format.
+pub fn upstream_url(config: &Config, claims: &CallClaims) -> Option<String> {
     let format = if claims.carrier == "telnyx" {
         "telnyx"
     } else {
         "twilio"
     };
-    if let Some(base) = &state.config.voice.runtime_url {
+    if let Some(base) = &config.voice.runtime_url {
         return Some(format!("{}/media/{format}", base.trim_end_matches('/')));
     }
-    if state.config.kubernetes {
-        return Some(format!(
-            "ws://voice-runtime.{}.svc.cluster.local:8080/media/{format}",
-            tenant_namespace(&claims.slug)
-        ));
+    if config.kubernetes {
+        let endpoint = config.tenant_naming().runtime_endpoint(&claims.slug);
+        let endpoint = endpoint
+            .strip_prefix("http://")
+            .map_or_else(|| endpoint.clone(), |rest| format!("ws://{rest}"));
+        return Some(format!("{endpoint}/media/{format}"));
     }
     None
-}
-
-/// `GET /media`.
-pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve(state, socket))
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -200,23 +206,26 @@ async fn read_until_start(socket: &mut WebSocket) -> Option<(Vec<Message>, Strin
     None
 }
 
-async fn serve(state: AppState, mut socket: WebSocket) {
+/// Serves one carrier media WebSocket: reads until `start`, verifies its call token, takes a
+/// media slot of the tenant, dials the runtime and pumps frames both ways until either side
+/// closes.
+pub async fn serve(state: AppState, mut socket: WebSocket) {
     let Some((replay, token)) = read_until_start(&mut socket).await else {
         return close(socket, CLOSE_POLICY, "call token missing").await;
     };
     let now = chrono::Utc::now().timestamp();
-    let claims = match state.voice.call_tokens.verify(&token, now) {
+    let claims = match state.call_tokens.verify(&token, now) {
         Ok(claims) => claims,
         Err(error) => {
             tracing::warn!(%error, "media stream refused");
             return close(socket, CLOSE_POLICY, "invalid call token").await;
         }
     };
-    let Some(permit) = state.voice.media_gate.try_enter(&claims.tenant_id) else {
+    let Some(permit) = state.media_gate.try_enter(&claims.tenant_id) else {
         tracing::info!(tenant = %claims.slug, "media stream refused: concurrent-call limit");
         return close(socket, CLOSE_TRY_LATER, "too many concurrent calls").await;
     };
-    let Some(url) = upstream_url(&state, &claims) else {
+    let Some(url) = upstream_url(&state.config, &claims) else {
         tracing::error!("no runtime configured (set SWITCHBOARD_RUNTIME_URL in standalone mode)");
         return close(socket, CLOSE_ERROR, "runtime unavailable").await;
     };
@@ -240,9 +249,9 @@ async fn serve(state: AppState, mut socket: WebSocket) {
     let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let replay = authoritative_replay(replay, &claims.carrier, &params);
     tracing::info!(tenant = %claims.slug, call_id = %claims.call_id, "media stream connected");
-    state.voice.metrics.media_streams.inc();
+    state.metrics.media_streams.inc();
     pump(socket, upstream, replay, permit).await;
-    state.voice.metrics.media_streams.dec();
+    state.metrics.media_streams.dec();
 }
 
 type Upstream =

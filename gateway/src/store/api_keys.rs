@@ -116,7 +116,7 @@ pub async fn authenticate(
 }
 
 /// Records a use, at most once a minute per key. Called by the API-request meter's batched
-/// flush (`usage::api::ApiMeter`), never on the request path.
+/// flush (`usage::meter::ApiMeter`), never on the request path.
 pub async fn touch(
     conn: &mut AnyConnection,
     tenant_id: &str,

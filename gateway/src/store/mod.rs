@@ -12,22 +12,19 @@
 
 pub mod api_keys;
 pub mod audit;
-pub mod credentials;
-pub mod invitations;
-// Issue 4: is the tenant's provider-keys Secret behind its credentials (migration 0002)?
-pub mod provider_keys;
-pub mod sessions;
-pub mod tenants;
-pub mod users;
-
-// Part 2 (calls, usage, billing, customer webhooks).
 pub mod billing;
 pub mod calls;
 pub mod campaigns;
+pub mod credentials;
 pub mod dialer;
+pub mod invitations;
 pub mod numbers;
+pub mod provider_keys;
+pub mod sessions;
 pub mod system;
+pub mod tenants;
 pub mod usage;
+pub mod users;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -57,6 +57,21 @@ pub async fn all(conn: &mut AnyConnection) -> Result<Vec<NumberRow>, StoreError>
     .await?)
 }
 
+/// The routing rows of one tenant, by number (scoped by tenant in the query as well as by
+/// row-level security on Postgres).
+pub async fn for_tenant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<NumberRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e164, tenant_id, carrier, account, agent, updated_at FROM phone_numbers \
+         WHERE tenant_id = $1 ORDER BY e164",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// How many numbers a tenant routes.
 pub async fn count_for_tenant(
     conn: &mut AnyConnection,

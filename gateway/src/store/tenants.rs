@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
-use super::{Flag, StoreError};
+use super::{Flag, Scope, Store, StoreError, system};
 
 /// A member's role. Each role can do everything the roles below it can.
 #[derive(
@@ -282,4 +282,21 @@ pub async fn count_owners(conn: &mut AnyConnection, tenant_id: &str) -> Result<i
 /// Parses a stored role.
 pub fn parse_role(name: &str) -> Result<Role, StoreError> {
     Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+}
+
+/// A tenant by id, in a read transaction of its own scope.
+pub async fn load(store: &Store, tenant_id: &str) -> Result<Option<TenantRow>, StoreError> {
+    let mut tx = store.read(&Scope::tenant(tenant_id)).await?;
+    let tenant = by_id(&mut tx, tenant_id).await?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// A tenant by slug or id across tenants (for callers that name a tenant: the operator, the
+/// runtime, a PBX), in a system read transaction.
+pub async fn load_by_key(store: &Store, key: &str) -> Result<Option<TenantRow>, StoreError> {
+    let mut tx = system::read(store).await?;
+    let tenant = by_slug_or_id(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(tenant)
 }

@@ -244,3 +244,54 @@ pub async fn raise_alert(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// A billed-minutes event not yet reported to Stripe, with its tenant's Stripe customer.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnreportedMinutes {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Usage event id.
+    pub id: String,
+    /// Minutes.
+    pub amount: i64,
+    /// When recorded (Unix ms).
+    pub created_at: i64,
+    /// The tenant's Stripe customer.
+    pub stripe_customer_id: String,
+}
+
+/// Up to `limit` call-minute events newer than `since` that are not yet reported, of tenants
+/// with a Stripe customer and a live subscription, oldest first (in a system transaction).
+pub async fn unreported_minutes(
+    conn: &mut AnyConnection,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<UnreportedMinutes>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e.tenant_id, e.id, e.amount, e.created_at, b.stripe_customer_id FROM usage_events e \
+         JOIN billing_accounts b ON b.tenant_id = e.tenant_id \
+         WHERE e.metric = 'call_minutes' AND e.meter_reported_at IS NULL AND e.created_at > $1 \
+         AND b.stripe_customer_id IS NOT NULL AND b.subscription_status IN ('active', 'trialing', 'past_due') \
+         ORDER BY e.created_at LIMIT $2",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Marks a usage event as reported to Stripe.
+pub async fn mark_reported(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE usage_events SET meter_reported_at = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(at)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

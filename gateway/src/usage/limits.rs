@@ -1,62 +1,8 @@
-//! Effective plan limits: the plan's defaults (`switchboard_crds::Plan::limits`), then the
-//! operator's overrides per plan (`SWITCHBOARD_PLAN_LIMITS`), then the tenant's own overrides
-//! (stored with its billing row). Pure functions, unit tested.
-
-use std::collections::HashMap;
+//! Limit arithmetic: metering periods, when the next one starts, which threshold notices a
+//! counter has reached. (The limits themselves are `switchboard_crds::effective_limits`.)
+//! Pure functions, unit tested.
 
 use chrono::{Datelike, TimeZone, Utc};
-use serde_json::Value;
-use switchboard_crds::{Plan, PlanLimits};
-
-/// Overrides per plan name, each a JSON object of `PlanLimits` fields (camelCase).
-#[derive(Debug, Clone, Default)]
-pub struct PlanOverrides(HashMap<String, Value>);
-
-/// `SWITCHBOARD_PLAN_LIMITS` is not a JSON object of objects.
-#[derive(Debug, thiserror::Error)]
-#[error("SWITCHBOARD_PLAN_LIMITS must be a JSON object of plan name to limits: {0}")]
-pub struct OverridesError(String);
-
-impl PlanOverrides {
-    /// Parses `{"free": {"monthlyCalls": 100}, …}`.
-    pub fn parse(text: Option<&str>) -> Result<Self, OverridesError> {
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            return Ok(Self::default());
-        };
-        let map: HashMap<String, Value> =
-            serde_json::from_str(text).map_err(|e| OverridesError(e.to_string()))?;
-        for (plan, limits) in &map {
-            plan.parse::<Plan>().map_err(OverridesError)?;
-            merge(Plan::Free.limits(), limits)
-                .ok_or_else(|| OverridesError(format!("bad limits for {plan}")))?;
-        }
-        Ok(Self(map))
-    }
-}
-
-fn merge(base: PlanLimits, patch: &Value) -> Option<PlanLimits> {
-    let mut value = serde_json::to_value(base).ok()?;
-    let (Value::Object(target), Value::Object(patch)) = (&mut value, patch) else {
-        return None;
-    };
-    for (key, v) in patch {
-        target.insert(key.clone(), v.clone());
-    }
-    serde_json::from_value(value).ok()
-}
-
-/// The limits of a tenant on `plan` (unknown plan names get the free plan's, the safe side).
-pub fn effective(plan: &str, overrides: &PlanOverrides, tenant_overrides: &str) -> PlanLimits {
-    let plan: Plan = plan.parse().unwrap_or(Plan::Free);
-    let mut limits = plan.limits();
-    if let Some(patch) = overrides.0.get(plan.as_str()) {
-        limits = merge(limits, patch).unwrap_or(limits);
-    }
-    if let Ok(patch) = serde_json::from_str::<Value>(tenant_overrides) {
-        limits = merge(limits, &patch).unwrap_or(limits);
-    }
-    limits
-}
 
 /// The metering period of a Unix-ms instant: `YYYY-MM` in UTC.
 pub fn period_of(now_ms: i64) -> String {
@@ -100,23 +46,6 @@ pub fn levels_reached(value: i64, limit: Option<u64>) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overrides_apply_in_order() {
-        let overrides = PlanOverrides::parse(Some(r#"{"free":{"monthlyCalls":70}}"#)).unwrap();
-        let free = effective("free", &overrides, "{}");
-        assert_eq!(free.monthly_calls, Some(70));
-        assert_eq!(free.monthly_api_requests, Some(1_000));
-        let tenant = effective("free", &overrides, r#"{"monthlyCalls":null}"#);
-        assert_eq!(tenant.monthly_calls, None);
-        assert_eq!(effective("gold", &overrides, "{}").monthly_calls, Some(70));
-        assert_eq!(
-            effective("enterprise", &PlanOverrides::default(), "{}").monthly_calls,
-            None
-        );
-        assert!(PlanOverrides::parse(Some(r#"{"gold":{}}"#)).is_err());
-        assert!(PlanOverrides::parse(Some("[1]")).is_err());
-    }
 
     #[test]
     fn periods_and_retry_after() {

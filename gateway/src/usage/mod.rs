@@ -4,20 +4,23 @@
 //! (minutes, STT, TTS) is recorded under an event id, at most once. A new call is admitted by
 //! one conditional `UPDATE … WHERE counter < limit`, so concurrent calls on several replicas
 //! cannot overshoot a limit. API-key requests are counted in memory and written in batches
-//! ([`api::ApiMeter`]). Crossing 80 % and 100 % of a limit raises one `usage.threshold`
+//! ([`meter::ApiMeter`]). Crossing 80 % and 100 % of a limit raises one `usage.threshold`
 //! customer webhook per metric and month.
+//!
+//! Limits are the tenant's effective ones ([`limits_for`]): computed by
+//! `switchboard_crds::effective_limits`, the function the operator uses too, from the plan,
+//! the platform's `SWITCHBOARD_PLAN_LIMITS` and the tenant's stored overrides.
 
-pub mod api;
 pub mod limits;
+pub mod meter;
 
 use serde_json::json;
 use sqlx::AnyConnection;
-use switchboard_crds::PlanLimits;
+use switchboard_crds::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_limits};
 
 use crate::outbox;
-use crate::state::AppState;
 use crate::store::usage::{self, Metric};
-use crate::store::{Scope, StoreError, billing, now_ms};
+use crate::store::{Scope, Store, StoreError, billing, now_ms};
 
 /// Whether a new call may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,22 +45,28 @@ fn as_limit(limit: Option<u64>) -> Option<i64> {
     limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
 }
 
-/// The effective limits of a tenant, read in the caller's tenant-scoped transaction.
+/// The effective limits of a tenant on `plan` (unknown plan names get the free plan's, the
+/// safe side), read in the caller's tenant-scoped transaction. Stored overrides that do not
+/// parse are ignored.
 pub async fn limits_for(
-    state: &AppState,
     conn: &mut AnyConnection,
+    platform: &PlanOverrides,
     tenant_id: &str,
     plan: &str,
 ) -> Result<PlanLimits, StoreError> {
-    let overrides = billing::get(conn, tenant_id)
+    let tenant = billing::get(conn, tenant_id)
         .await?
-        .map(|b| b.limit_overrides)
-        .unwrap_or_else(|| "{}".to_owned());
-    Ok(limits::effective(
-        plan,
-        &state.voice.plan_overrides,
-        &overrides,
+        .and_then(|b| serde_json::from_str::<LimitPatch>(&b.limit_overrides).ok());
+    Ok(effective_limits(
+        plan_or_free(plan),
+        platform,
+        tenant.as_ref(),
     ))
+}
+
+/// The stored plan name as a [`Plan`]; unknown names get the free plan, the safe side.
+pub fn plan_or_free(plan: &str) -> Plan {
+    plan.parse().unwrap_or(Plan::Free)
 }
 
 /// Raises the 80 % / 100 % notices `value` has newly reached, in the caller's transaction.
@@ -95,15 +104,16 @@ pub async fn raise_thresholds(
 /// Counts a new call under `event_id` (the carrier call id, so a retried webhook counts once)
 /// unless the tenant is at its call or minute limit.
 pub async fn admit_call(
-    state: &AppState,
+    store: &Store,
+    platform: &PlanOverrides,
     tenant_id: &str,
     plan: &str,
     event_id: &str,
 ) -> Result<Admission, StoreError> {
     let now = now_ms();
     let period = limits::period_of(now);
-    let mut tx = state.store.write(&Scope::tenant(tenant_id)).await?;
-    let limits = limits_for(state, &mut tx, tenant_id, plan).await?;
+    let mut tx = store.write(&Scope::tenant(tenant_id)).await?;
+    let limits = limits_for(&mut tx, platform, tenant_id, plan).await?;
     if !usage::claim_event(
         &mut tx,
         tenant_id,
@@ -150,8 +160,8 @@ pub async fn admit_call(
 /// Records usage that already happened (minutes, STT, TTS) once per `event_id`. Returns
 /// whether it was new.
 pub async fn record(
-    state: &AppState,
     conn: &mut AnyConnection,
+    platform: &PlanOverrides,
     tenant_id: &str,
     plan: &str,
     event_id: &str,
@@ -168,7 +178,7 @@ pub async fn record(
         return Ok(false);
     }
     let value = usage::add(&mut *conn, tenant_id, &period, metric, amount, now).await?;
-    let limits = limits_for(state, &mut *conn, tenant_id, plan).await?;
+    let limits = limits_for(&mut *conn, platform, tenant_id, plan).await?;
     raise_thresholds(
         conn,
         tenant_id,
@@ -179,4 +189,19 @@ pub async fn record(
     )
     .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_plans_get_the_free_plans_limits_with_its_overrides() {
+        let overrides = PlanOverrides::parse(Some(r#"{"free":{"monthlyCalls":70}}"#)).unwrap();
+        assert_eq!(
+            effective_limits(plan_or_free("gold"), &overrides, None).monthly_calls,
+            Some(70)
+        );
+        assert_eq!(plan_or_free("enterprise"), Plan::Enterprise);
+    }
 }

@@ -73,7 +73,10 @@ async fn api_keys_work_as_bearer_tokens_within_their_scopes() {
         );
         // Key uses are written with the API-request meter's batch (every second in `serve`;
         // this harness runs no ticker, so flush by hand).
-        app.state.api_meter.flush(&app.state).await;
+        app.state
+            .api_meter
+            .flush(&app.state.store, &app.state.plan_limits)
+            .await;
         let listed = app.get(&format!("{t}/api-keys"), &owner.access).await;
         assert!(
             listed.body[0]["last_used_at"].is_string(),
@@ -264,7 +267,7 @@ async fn provider_credentials_are_encrypted_masked_and_defaulted() {
             assert_eq!(row.get::<String, _>(1), app.state.keyring.current_key_id());
         }
         let decrypted =
-            switchboard_gateway::http::credentials::load_decrypted(&app.state, &owner.tenant_id)
+            switchboard_gateway::provider_keys::load_decrypted(&app.state, &owner.tenant_id)
                 .await
                 .unwrap();
         let secrets: Vec<String> = decrypted

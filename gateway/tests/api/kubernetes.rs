@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
-use switchboard_gateway::http::credentials::{RetryTiming, spawn_projection_retries};
 use switchboard_gateway::kube::KubeSync;
+use switchboard_gateway::provider_keys::{RetryTiming, spawn_projection_retries};
 use switchboard_gateway::store::{Scope, provider_keys};
 
 use crate::common::{Options, TestApp, apps, sqlite_app};

@@ -12,5 +12,6 @@ mod keys_and_credentials;
 mod kubernetes;
 mod members;
 mod metering;
+mod numbers;
 mod rls;
 mod smtp;

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 use switchboard_gateway::store::Scope;
-use switchboard_gateway::usage::api::spawn_flusher;
+use switchboard_gateway::workers::spawn_api_meter_flusher;
 
 use crate::common::{Options, TestApp, apps};
 
@@ -69,12 +69,21 @@ async fn api_key_requests_are_counted_in_memory_and_flushed_in_batches() {
         assert_eq!(usage.body["usage"]["apiRequests"], 25, "{}", usage.text);
 
         // One flush writes the count and the key's last use.
-        assert_eq!(app.state.api_meter.flush(&app.state).await, 25);
+        assert_eq!(
+            app.state
+                .api_meter
+                .flush(&app.state.store, &app.state.plan_limits)
+                .await,
+            25
+        );
         let (count, used) = stored(&app, &owner.tenant_id, &key_id).await;
         assert_eq!(count, 25, "{}", app.backend);
         assert!(used.is_some(), "{}: last use written", app.backend);
         assert_eq!(
-            app.state.api_meter.flush(&app.state).await,
+            app.state
+                .api_meter
+                .flush(&app.state.store, &app.state.plan_limits)
+                .await,
             0,
             "nothing left"
         );
@@ -83,7 +92,7 @@ async fn api_key_requests_are_counted_in_memory_and_flushed_in_batches() {
 
         // The flusher's final flush (what `serve` runs after draining on shutdown) writes the
         // requests of the last interval.
-        let flusher = spawn_flusher(&app.state);
+        let flusher = spawn_api_meter_flusher(&app.state);
         for _ in 0..10 {
             assert_eq!(app.get(&t, &key).await.status, StatusCode::OK);
         }
@@ -105,7 +114,10 @@ async fn api_key_requests_are_counted_in_memory_and_flushed_in_batches() {
                 .unflushed(&owner.tenant_id, usage.body["period"].as_str().unwrap()),
             1
         );
-        app.state.api_meter.flush(&app.state).await;
+        app.state
+            .api_meter
+            .flush(&app.state.store, &app.state.plan_limits)
+            .await;
         assert_eq!(stored(&app, &owner.tenant_id, &key_id).await.0, 36);
         app.finish().await;
     }

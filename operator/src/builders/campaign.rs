@@ -1,22 +1,17 @@
 //! A Campaign's validation and status as pure functions: spec and observations in, verdict or
 //! status out. The controller only gathers the observations and talks to the gateway.
 
-use std::sync::LazyLock;
-
-use jiff::civil::Time;
-use jiff::tz::TimeZoneDatabase;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use switchboard_crds::campaign::{
     CONDITION_DIALING, CONDITION_READY, CONDITION_VALID, KeyReference,
 };
 use switchboard_crds::conditions::{find_condition, is_condition_true};
+use switchboard_crds::internal_api::{Progress, RegistrationResult};
 use switchboard_crds::{
-    Campaign, CampaignPhase, CampaignSpec, CampaignStatus, ConditionStatus, PhoneNumber, Tenant,
-    set_condition,
+    Campaign, CampaignPhase, CampaignSpec, CampaignStatus, ConditionStatus, PhoneNumber,
+    PlanOverrides, Tenant, set_condition,
 };
-
-use crate::gateway_client::{Progress, RegistrationResult};
 
 /// Key of the agent ConfigMap holding the namespace's campaign scripts (the runtime reads
 /// `campaigns.json`: campaign name → agent override and survey questions).
@@ -127,20 +122,20 @@ pub struct TenantFacts {
     pub name: String,
     /// `spec.suspended`.
     pub suspended: bool,
-    /// `spec.effective_limits().campaigns`.
+    /// `spec.effective_limits(platform).campaigns`.
     pub campaigns_allowed: bool,
     /// Calls the runtime takes at once: `maxConcurrentCalls × replicas`.
     pub call_capacity: i64,
 }
 
 impl TenantFacts {
-    /// The facts of a stored Tenant.
-    pub fn of(tenant: &Tenant) -> Self {
+    /// The facts of a stored Tenant, its limits under the platform's plan overrides.
+    pub fn of(tenant: &Tenant, platform: &PlanOverrides) -> Self {
         let runtime = &tenant.spec.runtime;
         Self {
             name: tenant.metadata.name.clone().unwrap_or_default(),
             suspended: tenant.spec.suspended,
-            campaigns_allowed: tenant.spec.effective_limits().campaigns,
+            campaigns_allowed: tenant.spec.effective_limits(platform).campaigns,
             call_capacity: i64::from(runtime.max_concurrent_calls) * i64::from(runtime.replicas),
         }
     }
@@ -240,7 +235,7 @@ fn utf8_contacts(bytes: &[u8], kind: &str, reference: &KeyReference) -> Contacts
 /// The namespace, not a label on the Campaign, decides: tenants can edit their Campaigns'
 /// labels but not the namespace they live in, so a label could point at another tenant.
 pub fn tenant_of_namespace<'a>(namespace: &'a str, prefix: &str) -> Option<&'a str> {
-    namespace.strip_prefix(prefix).filter(|t| !t.is_empty())
+    switchboard_crds::naming::tenant_of_namespace(prefix, namespace)
 }
 
 /// Checks a campaign against its tenant, number, schedule, pacing and contacts, in the order
@@ -299,61 +294,21 @@ fn check_number(name: &str, number: Option<&NumberFacts>) -> Result<String, Inva
     }
 }
 
+/// The schedule rules shared with the gateway (`switchboard_crds::schedule`): `HH:MM` bounds
+/// that differ and a known IANA time zone.
 fn check_schedule(spec: &CampaignSpec) -> Result<(), Invalid> {
-    let schedule = &spec.schedule;
-    let start = parse_hh_mm(&schedule.window_start).ok_or_else(|| invalid_time("windowStart"))?;
-    let end = parse_hh_mm(&schedule.window_end).ok_or_else(|| invalid_time("windowEnd"))?;
-    if start == end {
-        return Err(Invalid::new(
-            InvalidReason::InvalidSchedule,
-            "windowStart and windowEnd are equal: the window would be empty",
-        ));
-    }
-    if !is_known_time_zone(&schedule.time_zone) {
-        return Err(Invalid::new(
-            InvalidReason::InvalidSchedule,
-            format!(
-                "timeZone {:?} is not an IANA time zone (e.g. America/New_York)",
-                schedule.time_zone
-            ),
-        ));
-    }
-    Ok(())
+    spec.schedule
+        .validate()
+        .map(drop)
+        .map_err(|e| Invalid::new(InvalidReason::InvalidSchedule, e.to_string()))
 }
 
-fn invalid_time(field: &str) -> Invalid {
-    Invalid::new(
-        InvalidReason::InvalidSchedule,
-        format!("schedule.{field} must be HH:MM (24 h)"),
-    )
-}
-
-/// `HH:MM` on a 24-hour clock, exactly two digits each.
-pub fn parse_hh_mm(text: &str) -> Option<Time> {
-    let (hours, minutes) = text.split_once(':')?;
-    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-    if !two_digits(hours) || !two_digits(minutes) {
-        return None;
-    }
-    Time::new(hours.parse().ok()?, minutes.parse().ok()?, 0, 0).ok()
-}
-
-/// The bundled copy of the IANA database, so validation does not depend on the image's files.
-static TZDB: LazyLock<TimeZoneDatabase> = LazyLock::new(TimeZoneDatabase::bundled);
-
-/// Whether `name` is a zone of the IANA time-zone database.
-pub fn is_known_time_zone(name: &str) -> bool {
-    !name.is_empty() && TZDB.get(name).is_ok()
-}
-
+/// The pacing ranges shared with the gateway, then what this tenant's runtime can take.
 fn check_pacing(spec: &CampaignSpec, capacity: i64) -> Result<(), Invalid> {
     let pacing = &spec.pacing;
-    if pacing.max_concurrent < 1 || pacing.calls_per_minute < 1 {
-        return Err(Invalid::new(
-            InvalidReason::InvalidPacing,
-            "pacing.maxConcurrent and pacing.callsPerMinute must be at least 1",
-        ));
-    }
+    pacing
+        .validate()
+        .map_err(|e| Invalid::new(InvalidReason::InvalidPacing, e.to_string()))?;
     if i64::from(pacing.max_concurrent) > capacity {
         return Err(Invalid::new(
             InvalidReason::InvalidPacing,
@@ -635,7 +590,7 @@ pub fn was_invalid(campaign: &Campaign) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway_client::RejectedRow;
+    use switchboard_crds::internal_api::RejectedRow;
 
     fn spec() -> CampaignSpec {
         serde_json::from_value(serde_json::json!({

@@ -8,8 +8,9 @@ use switchboard_crds::{TENANT_LABEL, Tenant};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "switchboard-operator";
-/// `app.kubernetes.io/name` of the runtime pods; also the Deployment and Service name.
-pub const RUNTIME_NAME: &str = "voice-runtime";
+/// `app.kubernetes.io/name` of the runtime pods; also the Deployment and Service name (the
+/// gateway reaches the Service by this name: see `switchboard_crds::naming`).
+pub const RUNTIME_NAME: &str = switchboard_crds::naming::RUNTIME_SERVICE;
 
 /// Labels on every object the operator creates for `tenant`.
 pub fn tenant_labels(tenant: &str) -> BTreeMap<String, String> {

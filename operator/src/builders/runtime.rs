@@ -20,8 +20,9 @@ use super::labels::{RUNTIME_NAME, child_meta, runtime_labels, runtime_selector, 
 use super::quota::runtime_resources;
 use crate::config::OperatorConfig;
 
-/// Port the runtime serves media WebSockets, health and metrics on.
-pub const RUNTIME_PORT: i32 = 8080;
+/// Port the runtime serves media WebSockets, health and metrics on (the Service's port the
+/// gateway dials: see `switchboard_crds::naming`).
+pub const RUNTIME_PORT: i32 = switchboard_crds::naming::RUNTIME_PORT as i32;
 /// Port of the gateway's internal API.
 pub const GATEWAY_PORT: i32 = 8080;
 /// ConfigMap holding the agent configuration (`agent.json`), mounted into the runtime.
@@ -334,7 +335,8 @@ pub fn pod_disruption_budget(tenant: &Tenant, namespace: &str) -> Option<PodDisr
     })
 }
 
-/// In-cluster URL of the runtime Service.
+/// In-cluster URL of the runtime Service (`status.runtimeEndpoint`); the gateway derives the
+/// same URL from the same function.
 pub fn runtime_endpoint(namespace: &str) -> String {
-    format!("http://{RUNTIME_NAME}.{namespace}.svc.cluster.local:{RUNTIME_PORT}")
+    switchboard_crds::naming::runtime_endpoint(namespace)
 }

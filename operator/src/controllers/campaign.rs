@@ -175,7 +175,7 @@ async fn observe(campaign: &Campaign, namespace: &str, ctx: &Context) -> Result<
         Some(name) => Api::<Tenant>::all(client.clone())
             .get_opt(name)
             .await?
-            .map(|t| TenantFacts::of(&t)),
+            .map(|t| TenantFacts::of(&t, &ctx.config.plan_limits)),
         None => None,
     };
     let number = Api::<PhoneNumber>::namespaced(client.clone(), namespace)

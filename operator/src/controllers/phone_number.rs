@@ -10,7 +10,7 @@
 //!   with the key, so an operator that died between the carrier's "bought" and our write
 //!   adopts that number on the next reconcile instead of buying a second one. A `spec.number`
 //!   the account already owns is imported rather than bought.
-//! * **Limits**: the tenant's plan (`Tenant.spec.effective_limits().phone_numbers`) is checked
+//! * **Limits**: the tenant's plan (`Tenant.spec.effective_limits(..).phone_numbers`) is checked
 //!   under a per-namespace lock before anything is bought: `Ready=False, LimitExceeded`.
 //! * **Delete**: behind a finalizer, `deletionPolicy: Release` gives the number back (also a
 //!   purchase that was never recorded, found by its tag); `Retain` keeps it on the account.
@@ -528,7 +528,10 @@ async fn reserve_slot(
         .list(&ListParams::default())
         .await?
         .items;
-    let limit = tenant.spec.effective_limits().phone_numbers;
+    let limit = tenant
+        .spec
+        .effective_limits(&ctx.config.plan_limits)
+        .phone_numbers;
     let held = numbers_held_by_others(&others, &number.name_any());
     if limit_reached(limit, held) {
         return Ok(Some(Outcome::NotReady {
@@ -719,10 +722,10 @@ async fn route_at_gateway(
     let own_account =
         tenant.spec.carrier.credentials_secret_ref.is_some() && tenant.spec.carrier.kind == kind;
     let route = NumberRoute {
-        tenant: tenant.metadata.name.as_deref().unwrap_or_default(),
-        carrier: kind.as_str(),
-        account: if own_account { "tenant" } else { "platform" },
-        agent: number.spec.agent.as_deref(),
+        tenant: tenant.metadata.name.clone().unwrap_or_default(),
+        carrier: kind.as_str().to_owned(),
+        account: Some(if own_account { "tenant" } else { "platform" }.to_owned()),
+        agent: number.spec.agent.clone(),
     };
     gateway.route_number(e164, &route).await?;
     Ok(())

@@ -1,0 +1,135 @@
+//! `GET /api/v1/tenants/{tenant}/usage` and `/usage/history`: a tenant's usage against its
+//! effective limits (see [`crate::usage`]).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing;
+use serde::{Deserialize, Serialize};
+use switchboard_crds::PlanLimits;
+
+use super::errors::ApiError;
+use super::principal::TenantAccess;
+use crate::state::AppState;
+use crate::store::now_ms;
+use crate::store::usage::{self, UsageRow};
+use crate::usage::limits::period_of;
+use crate::usage::limits_for;
+
+/// The usage routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants/{tenant}/usage", routing::get(self::get))
+        .route(
+            "/api/v1/tenants/{tenant}/usage/history",
+            routing::get(history),
+        )
+}
+
+/// Usage of the current month against the plan's limits.
+#[derive(Debug, Serialize)]
+pub struct UsageReply {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Plan name.
+    pub plan: String,
+    /// Counters.
+    pub usage: UsageView,
+    /// Effective limits (`null` = unlimited).
+    pub limits: PlanLimits,
+}
+
+/// Counters in customer units.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Calls.
+    pub call_count: i64,
+    /// Billed call minutes.
+    pub call_minutes: i64,
+    /// API requests.
+    pub api_requests: i64,
+    /// Speech-to-text minutes (fractional).
+    pub stt_minutes: f64,
+    /// Text-to-speech characters.
+    pub tts_characters: i64,
+}
+
+impl From<UsageRow> for UsageView {
+    fn from(row: UsageRow) -> Self {
+        Self {
+            period: row.period,
+            call_count: row.call_count,
+            call_minutes: row.call_minutes,
+            api_requests: row.api_requests,
+            stt_minutes: row.stt_ms as f64 / 60_000.0,
+            tts_characters: row.tts_characters,
+        }
+    }
+}
+
+/// The current month's usage and limits of a tenant (used by billing status too).
+pub async fn current(state: &AppState, access: &TenantAccess) -> Result<UsageReply, ApiError> {
+    let period = period_of(now_ms());
+    let mut tx = state.store.read(&access.scope()).await?;
+    let mut row = usage::get(&mut tx, &access.tenant.id, &period).await?;
+    let limits = limits_for(
+        &mut tx,
+        &state.plan_limits,
+        &access.tenant.id,
+        &access.tenant.plan,
+    )
+    .await?;
+    tx.commit().await?;
+    // API requests admitted but not yet written by the meter count too.
+    row.api_requests += state.api_meter.unflushed(&access.tenant.id, &period);
+    Ok(UsageReply {
+        period,
+        plan: access.tenant.plan.clone(),
+        usage: row.into(),
+        limits,
+    })
+}
+
+/// `GET /api/v1/tenants/{tenant}/usage`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "This month's usage against the plan's limits"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<UsageReply>, ApiError> {
+    Ok(Json(current(&state, &access).await?))
+}
+
+/// Query of the history.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Months to return (1–36, default 12).
+    pub months: Option<i64>,
+}
+
+/// Past months, newest first.
+#[derive(Debug, Serialize)]
+pub struct HistoryReply {
+    /// One entry per month with usage.
+    pub months: Vec<UsageView>,
+}
+
+/// `GET /api/v1/tenants/{tenant}/usage/history`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage/history", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, description = "Usage of past months, newest first"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    let months = query.months.unwrap_or(12).clamp(1, 36);
+    let mut tx = state.store.read(&access.scope()).await?;
+    let rows = usage::history(&mut tx, &access.tenant.id, months).await?;
+    tx.commit().await?;
+    Ok(Json(HistoryReply {
+        months: rows.into_iter().map(UsageView::from).collect(),
+    }))
+}

@@ -1,0 +1,45 @@
+//! `POST /api/v1/webhooks/cdr/{tenant}`: call detail records from a tenant's PBX, with the
+//! tenant's own basic-auth credential (see [`crate::calls::cdr`]).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+
+use crate::calls::cdr::{self, CdrBody, CdrError, CdrReply};
+use crate::http::errors::{ApiError, ApiJson};
+use crate::state::AppState;
+use crate::store::tenants;
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    )
+    .ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// `POST /api/v1/webhooks/cdr/{tenant}`.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CdrBody>,
+) -> Result<Json<CdrReply>, ApiError> {
+    let (user, password) = basic(&headers).ok_or(CdrError::Unauthorized)?;
+    // Unknown tenants and bad passwords look the same to the caller.
+    let tenant = tenants::load_by_key(&state.store, &key)
+        .await?
+        .ok_or(CdrError::Unauthorized)?;
+    Ok(Json(
+        cdr::ingest(&state.store, &tenant.id, &user, &password, body).await?,
+    ))
+}

@@ -1,0 +1,206 @@
+//! The tenant phone-number API with the sandbox carrier attached (standalone mode), on SQLite
+//! and, when `DATABASE_URL` points at Postgres, on Postgres as a non-superuser role (so
+//! row-level security applies). The full standalone process over real sockets is covered by
+//! `tests/tests/e2e_standalone.rs`.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use switchboard_carriers::SandboxCarrier;
+
+use crate::common::{Options, TestApp, apps};
+
+/// The harness's app with a sandbox carrier attached, as `standalone` does.
+fn with_sandbox(mut app: TestApp) -> (TestApp, SandboxCarrier) {
+    let sandbox = SandboxCarrier::in_memory();
+    app.state.sandbox = Some(sandbox.clone());
+    app.router = switchboard_gateway::app(app.state.clone());
+    (app, sandbox)
+}
+
+#[tokio::test]
+async fn buy_list_limit_isolation_and_release() {
+    for app in apps("numbers_api", Options::default()).await {
+        let (app, sandbox) = with_sandbox(app);
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let other = app.signup("owner@other.test", "Other").await;
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+
+        let bought = app
+            .post(&numbers, Some(&acme.access), json!({"areaCode": "555"}))
+            .await;
+        assert_eq!(bought.status, StatusCode::CREATED, "{}", bought.text);
+        let e164 = bought.body["e164"].as_str().unwrap().to_owned();
+        assert_eq!(e164, "+15550100");
+        assert_eq!(bought.body["carrier"], "sandbox");
+        // Routed at once, to this tenant.
+        let route = app.state.numbers.lookup(&e164).unwrap();
+        assert_eq!(route.tenant_id, acme.tenant_id);
+        assert_eq!(route.carrier, "sandbox");
+
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(listed.body["items"][0]["status"], "Ready");
+
+        // Free plan: one number. The second purchase is refused before the carrier is asked.
+        let refused = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert_eq!(refused.body["error"]["code"], "limit_exceeded");
+        assert_eq!(sandbox.purchase_count(), 1);
+
+        // Another tenant neither sees nor releases it.
+        let peek = app.get(&numbers, &other.access).await;
+        assert_eq!(peek.status, StatusCode::NOT_FOUND);
+        let theirs = format!("/api/v1/tenants/{}/numbers", other.slug);
+        assert_eq!(
+            app.get(&theirs, &other.access).await.body["items"],
+            json!([])
+        );
+        let steal = app.delete(&format!("{theirs}/{e164}"), &other.access).await;
+        assert_eq!(steal.status, StatusCode::NOT_FOUND);
+        assert!(app.state.numbers.lookup(&e164).is_some());
+        assert_eq!(sandbox.owned_numbers().len(), 1);
+
+        // Release: unrouted and back with the carrier; both steps are audited.
+        let released = app.delete(&format!("{numbers}/{e164}"), &acme.access).await;
+        assert_eq!(released.status, StatusCode::NO_CONTENT, "{}", released.text);
+        assert!(app.state.numbers.lookup(&e164).is_none());
+        assert!(sandbox.owned_numbers().is_empty());
+        let audit = app
+            .get(
+                &format!("/api/v1/tenants/{}/audit-log", acme.slug),
+                &acme.access,
+            )
+            .await;
+        let actions: Vec<_> = audit.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert!(actions.contains(&"number.purchased"), "{actions:?}");
+        assert!(actions.contains(&"number.released"), "{actions:?}");
+
+        // The slot is free again.
+        let again = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_carrier_backend_purchases_are_unavailable() {
+    for app in apps("numbers_api_no_backend", Options::default()).await {
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+        let reply = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.text
+        );
+        assert_eq!(app.get(&numbers, &acme.access).await.status, StatusCode::OK);
+        let unauthenticated = app
+            .call(axum::http::Method::GET, &numbers, None, None)
+            .await;
+        assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+        app.finish().await;
+    }
+}
+
+/// Kubernetes mode: `POST` applies a `PhoneNumber` for the operator to buy (202), `GET` shows
+/// it pending and then routed, `DELETE` deletes the object (202). Against kube-fake-client's
+/// in-memory API server; the operator's part (buying, routing) is played by the test.
+#[tokio::test]
+async fn kubernetes_mode_applies_and_deletes_phone_number_objects() {
+    use kube::api::{Api, Patch, PatchParams};
+    use switchboard_crds::phone_number::PhoneNumber;
+    use switchboard_gateway::kube::KubeSync;
+    use switchboard_gateway::store::numbers::{self, NumberRow};
+    use switchboard_gateway::store::system;
+
+    for mut app in apps("numbers_api_kubernetes", Options::default()).await {
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<PhoneNumber>()
+            .with_status_subresource::<PhoneNumber>()
+            .build()
+            .await
+            .unwrap();
+        app.state.kube = KubeSync::with_client(client.clone());
+        app.router = switchboard_gateway::app(app.state.clone());
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+
+        let requested = app
+            .post(&numbers, Some(&acme.access), json!({"areaCode": "415"}))
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.text);
+        assert_eq!(requested.body["status"], "Pending");
+        let name = requested.body["name"].as_str().unwrap().to_owned();
+        let api: Api<PhoneNumber> = Api::namespaced(client.clone(), "tenant-acme");
+        let object = api.get(&name).await.unwrap();
+        assert_eq!(object.spec.area_code.as_deref(), Some("415"));
+        assert_eq!(object.spec.country, "US");
+        assert_eq!(
+            object.metadata.labels.unwrap()["voice.switchboard.dev/tenant"],
+            "acme"
+        );
+
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(listed.body["items"][0]["name"], name.as_str());
+        assert_eq!(listed.body["items"][0]["status"], "Pending");
+        // The pending object already takes the free plan's only slot.
+        let second = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text);
+        assert_eq!(second.body["error"]["code"], "limit_exceeded");
+        assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
+
+        // The operator buys it and routes it.
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"e164": "+14155550123"}})),
+        )
+        .await
+        .unwrap();
+        let mut tx = system::write(&app.state.store).await.unwrap();
+        numbers::upsert(
+            &mut tx,
+            &NumberRow {
+                e164: "+14155550123".into(),
+                tenant_id: acme.tenant_id.clone(),
+                carrier: "twilio".into(),
+                account: "platform".into(),
+                agent: None,
+                updated_at: 0,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(
+            listed.body["items"],
+            json!([{"e164": "+14155550123", "name": name, "carrier": "twilio", "status": "Ready",
+                    "agent": null, "updatedAt": listed.body["items"][0]["updatedAt"]}])
+        );
+
+        let unknown = app
+            .delete(&format!("{numbers}/+14155550999"), &acme.access)
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let released = app
+            .delete(&format!("{numbers}/+14155550123"), &acme.access)
+            .await;
+        assert_eq!(released.status, StatusCode::ACCEPTED, "{}", released.text);
+        assert!(
+            api.list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        app.finish().await;
+    }
+}
