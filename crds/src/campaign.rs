@@ -440,7 +440,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             field,
             code,
@@ -489,29 +489,6 @@ impl RetryPolicy {
     pub fn validate(&self) -> Result<(), SpecError> {
         in_range("retry.maxAttempts", self.max_attempts, 1, 10)?;
         in_range("retry.backoffSeconds", self.backoff_seconds, 30, 86_400)
-    }
-}
-
-impl Schedule {
-    /// The window's bounds differ, are `HH:MM` and the time zone is known; returns the
-    /// resolved [`CallingWindow`](crate::schedule::CallingWindow).
-    pub fn validate(&self) -> Result<crate::schedule::CallingWindow, SpecError> {
-        use crate::schedule::{CallingWindow, WindowError};
-        if self.window_start == self.window_end {
-            return Err(SpecError::new(
-                "schedule.windowEnd",
-                "invalid_window",
-                "windowStart and windowEnd must differ",
-            ));
-        }
-        CallingWindow::new(self).map_err(|e| {
-            let field = match &e {
-                WindowError::TimeZone(_) => "schedule.timeZone",
-                WindowError::Time(text) if *text == self.window_start => "schedule.windowStart",
-                WindowError::Time(_) => "schedule.windowEnd",
-            };
-            SpecError::new(field, "invalid_schedule", e.to_string())
-        })
     }
 }
 
@@ -569,5 +546,74 @@ impl CampaignAgent {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn spec(patch: serde_json::Value) -> CampaignSpec {
+        let mut base = serde_json::json!({
+            "fromNumber": "main",
+            "contacts": {"uploaded": true},
+            "schedule": {"timeZone": "Europe/Berlin", "windowStart": "22:00", "windowEnd": "06:00"}
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn field(patch: serde_json::Value) -> &'static str {
+        spec(patch).validate().unwrap_err().field
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        assert_eq!(spec(serde_json::json!({})).validate(), Ok(()));
+        assert_eq!(
+            field(serde_json::json!({"pacing": {"maxConcurrent": 501, "callsPerMinute": 1}})),
+            "pacing.maxConcurrent"
+        );
+        assert_eq!(
+            field(serde_json::json!({"retry": {"maxAttempts": 3, "backoffSeconds": 10}})),
+            "retry.backoffSeconds"
+        );
+        let schedule = |zone: &str, start: &str, end: &str| serde_json::json!({"schedule": {"timeZone": zone, "windowStart": start, "windowEnd": end}});
+        assert_eq!(
+            field(schedule("UTC", "09:00", "09:00")),
+            "schedule.windowEnd"
+        );
+        assert_eq!(
+            field(schedule("Mars/Base", "09:00", "17:00")),
+            "schedule.timeZone"
+        );
+        assert_eq!(
+            field(schedule("UTC", "9:00", "17:00")),
+            "schedule.windowStart"
+        );
+        assert_eq!(
+            field(schedule("UTC", "09:00", "24:00")),
+            "schedule.windowEnd"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"contacts": {"uploaded": true, "configMapRef": {"name": "c"}}})
+            ),
+            "contacts"
+        );
+        assert_eq!(
+            field(serde_json::json!({"agent": {"greeting": "x".repeat(1001)}})),
+            "agent.greeting"
+        );
+        let error = spec(serde_json::json!({"pacing": {"maxConcurrent": 0, "callsPerMinute": 1}}))
+            .validate()
+            .unwrap_err();
+        assert_eq!(error.code, "out_of_range");
+        assert_eq!(
+            error.message,
+            "pacing.maxConcurrent must be between 1 and 500"
+        );
     }
 }

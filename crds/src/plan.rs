@@ -14,8 +14,6 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::tenant::LimitOverrides;
-
 /// A tenant's commercial plan. Larger plans get more quota, numbers and monthly usage.
 #[derive(
     Clone,
@@ -205,20 +203,6 @@ impl LimitPatch {
     }
 }
 
-impl From<&LimitOverrides> for LimitPatch {
-    /// A Tenant's `spec.limits`: each field set replaces the plan's (the CRD has no way to say
-    /// "unlimited"; a larger plan does that).
-    fn from(overrides: &LimitOverrides) -> Self {
-        Self {
-            monthly_calls: overrides.monthly_calls.map(Some),
-            monthly_minutes: overrides.monthly_minutes.map(Some),
-            monthly_api_requests: overrides.monthly_api_requests.map(Some),
-            phone_numbers: overrides.phone_numbers.map(Some),
-            campaigns: overrides.campaigns,
-        }
-    }
-}
-
 /// The platform's overrides per plan: `SWITCHBOARD_PLAN_LIMITS`, a JSON object of plan name
 /// to a [`LimitPatch`], e.g. `{"free": {"monthlyCalls": 100}}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -306,12 +290,9 @@ mod tests {
             effective_limits(Plan::Free, &platform, Some(&unlimited)).monthly_calls,
             None
         );
-        let spec = LimitOverrides {
-            monthly_calls: Some(5),
-            campaigns: Some(true),
-            ..LimitOverrides::default()
-        };
-        let tenant = effective_limits(Plan::Free, &platform, Some(&LimitPatch::from(&spec)));
+        let tenant: LimitPatch =
+            serde_json::from_str(r#"{"monthlyCalls":5,"campaigns":true}"#).unwrap();
+        let tenant = effective_limits(Plan::Free, &platform, Some(&tenant));
         assert_eq!((tenant.monthly_calls, tenant.campaigns), (Some(5), true));
         assert_eq!(
             effective_limits(Plan::Enterprise, &PlanOverrides::default(), None).monthly_calls,

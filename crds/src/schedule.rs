@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use jiff::civil::Weekday as CivilWeekday;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 
-use crate::campaign::{Schedule, Weekday};
+use crate::campaign::{Schedule, SpecError, Weekday};
 
 /// A schedule that cannot be evaluated.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,6 +119,28 @@ impl CallingWindow {
         } else {
             false
         }
+    }
+}
+
+impl Schedule {
+    /// The window's bounds differ, are `HH:MM` and the time zone is known; returns the
+    /// resolved [`CallingWindow`].
+    pub fn validate(&self) -> Result<CallingWindow, SpecError> {
+        if self.window_start == self.window_end {
+            return Err(SpecError::new(
+                "schedule.windowEnd",
+                "invalid_window",
+                "windowStart and windowEnd must differ",
+            ));
+        }
+        CallingWindow::new(self).map_err(|e| {
+            let field = match &e {
+                WindowError::TimeZone(_) => "schedule.timeZone",
+                WindowError::Time(text) if *text == self.window_start => "schedule.windowStart",
+                WindowError::Time(_) => "schedule.windowEnd",
+            };
+            SpecError::new(field, "invalid_schedule", e.to_string())
+        })
     }
 }
 

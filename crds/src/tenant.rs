@@ -385,6 +385,20 @@ pub struct LimitOverrides {
     pub campaigns: Option<bool>,
 }
 
+impl From<&LimitOverrides> for LimitPatch {
+    /// A Tenant's `spec.limits`: each field set replaces the plan's (the CRD has no way to say
+    /// "unlimited"; a larger plan does that).
+    fn from(overrides: &LimitOverrides) -> Self {
+        Self {
+            monthly_calls: overrides.monthly_calls.map(Some),
+            monthly_minutes: overrides.monthly_minutes.map(Some),
+            monthly_api_requests: overrides.monthly_api_requests.map(Some),
+            phone_numbers: overrides.phone_numbers.map(Some),
+            campaigns: overrides.campaigns,
+        }
+    }
+}
+
 /// Observed state of a tenant.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -408,4 +422,38 @@ pub struct TenantStatus {
     /// Campaigns of this tenant.
     #[serde(default)]
     pub campaigns: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_limits_override_the_platforms_which_override_the_plan() {
+        let spec: TenantSpec = serde_json::from_value(serde_json::json!({
+            "displayName": "Acme", "plan": "free",
+            "limits": {"monthlyCalls": 5, "campaigns": true}
+        }))
+        .unwrap();
+        let platform =
+            PlanOverrides::parse(Some(r#"{"free":{"monthlyCalls":70,"monthlyMinutes":3}}"#))
+                .unwrap();
+        let limits = spec.effective_limits(&platform);
+        assert_eq!(
+            limits.monthly_calls,
+            Some(5),
+            "the tenant's own override wins"
+        );
+        assert_eq!(limits.monthly_minutes, Some(3), "then the platform's");
+        assert_eq!(limits.monthly_api_requests, Some(1_000), "then the plan's");
+        assert!(limits.campaigns);
+        assert_eq!(
+            TenantSpec {
+                limits: None,
+                ..spec
+            }
+            .effective_limits(&PlanOverrides::default()),
+            Plan::Free.limits()
+        );
+    }
 }

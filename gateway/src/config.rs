@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clap::{ArgAction, Args};
-use sha2::{Digest, Sha256};
+
+use crate::voice_config::presence;
 
 /// The default embedded database: a SQLite file next to the process, created on start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db?mode=rwc";
@@ -175,11 +176,6 @@ pub enum ConfigError {
     BadMasterKey(&'static str),
 }
 
-/// How a secret setting shows in `Debug`: whether it is set, never its value.
-pub(crate) fn presence<T>(value: &Option<T>) -> &'static str {
-    if value.is_some() { "<set>" } else { "<unset>" }
-}
-
 /// A connection URL without its user-info (which may hold a password).
 pub(crate) fn without_credentials(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
@@ -303,6 +299,16 @@ impl Config {
         self.public_url.trim_end_matches('/')
     }
 
+    /// The e-mail settings.
+    pub fn mail(&self) -> crate::mailer::MailSettings {
+        crate::mailer::MailSettings {
+            smtp_url: self.smtp_url.clone(),
+            mail_from: self.mail_from.clone(),
+            outbox: self.mail_outbox.clone(),
+            public_url: self.public_url.clone(),
+        }
+    }
+
     /// Where tenants' stacks live: namespaces and runtime endpoints from
     /// `SWITCHBOARD_NAMESPACE_PREFIX`, computed as the operator computes them.
     pub fn tenant_naming(&self) -> switchboard_crds::naming::TenantNaming {
@@ -324,16 +330,6 @@ pub fn decode_master_key(text: &str, name: &'static str) -> Result<[u8; 32], Con
     bytes
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .ok_or(ConfigError::BadMasterKey(name))
-}
-
-/// A short, stable identifier of a key (the first 8 hex digits of a domain-separated SHA-256),
-/// stored next to what the key protects so that rotation knows which key to use.
-pub fn key_id(domain: &str, key: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(domain.as_bytes());
-    hasher.update([0]);
-    hasher.update(key);
-    hex::encode(&hasher.finalize()[..4])
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -406,13 +402,6 @@ mod tests {
         assert!(config.kubernetes);
         let standalone = parse(&["--kubernetes", "false"]);
         assert!(!standalone.kubernetes);
-    }
-
-    #[test]
-    fn key_ids_differ_per_key_and_are_stable() {
-        assert_eq!(key_id("a", b"k1"), key_id("a", b"k1"));
-        assert_ne!(key_id("a", b"k1"), key_id("a", b"k2"));
-        assert_eq!(key_id("a", b"k1").len(), 8);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::config::key_id;
+use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 12;
 const KEY_ID_DOMAIN: &str = "switchboard-master-key";
@@ -112,9 +112,26 @@ pub fn credential_aad(tenant_id: &str, credential_id: &str) -> String {
     format!("provider-credential:{tenant_id}:{credential_id}")
 }
 
+/// A short, stable identifier of a key (the first 8 hex digits of a domain-separated SHA-256),
+/// stored next to what the key protects so that rotation knows which key to use.
+pub fn key_id(domain: &str, key: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(domain.as_bytes());
+    hasher.update([0]);
+    hasher.update(key);
+    hex::encode(&hasher.finalize()[..4])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_differ_per_key_and_are_stable() {
+        assert_eq!(key_id("a", b"k1"), key_id("a", b"k1"));
+        assert_ne!(key_id("a", b"k1"), key_id("a", b"k2"));
+        assert_eq!(key_id("a", b"k1").len(), 8);
+    }
 
     #[test]
     fn round_trip_and_nonces_are_fresh() {

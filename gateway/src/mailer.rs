@@ -4,7 +4,7 @@
 //! lettre over tokio, TLS by rustls). Without `SMTP_URL` — standalone installs — the
 //! [`FileMailer`] writes each message as a JSON file into an outbox folder (the operator of a
 //! single host reads links from there). [`MemoryMailer`] keeps messages in memory for tests.
-//! [`from_config`] picks one at start and says which in the log.
+//! [`from_settings`] picks one at start and says which in the log.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,8 +18,6 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
-
-use crate::config::Config;
 
 /// One message.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -186,19 +184,32 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// The mailer the configuration asks for: SMTP when `SMTP_URL` is set (then `MAIL_FROM` is
+/// The mail settings of the configuration (`Config::mail`).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// `MAIL_FROM`.
+    pub mail_from: Option<String>,
+    /// `SWITCHBOARD_MAIL_OUTBOX`.
+    pub outbox: PathBuf,
+    /// The gateway's public URL (its host names us to the relay).
+    pub public_url: String,
+}
+
+/// The mailer the settings ask for: SMTP when `SMTP_URL` is set (then `MAIL_FROM` is
 /// required and must be a mailbox), else the outbox folder. Logs which, without credentials.
-pub fn from_config(config: &Config) -> Result<Arc<dyn Mailer>, MailSetupError> {
-    let Some(url) = &config.smtp_url else {
-        tracing::info!(outbox = %config.mail_outbox.display(), "SMTP_URL is not set: e-mail is written as JSON files into the outbox folder");
-        return Ok(Arc::new(FileMailer::new(config.mail_outbox.clone())));
+pub fn from_settings(settings: &MailSettings) -> Result<Arc<dyn Mailer>, MailSetupError> {
+    let Some(url) = &settings.smtp_url else {
+        tracing::info!(outbox = %settings.outbox.display(), "SMTP_URL is not set: e-mail is written as JSON files into the outbox folder");
+        return Ok(Arc::new(FileMailer::new(settings.outbox.clone())));
     };
-    let from = config
+    let from = settings
         .mail_from
         .as_deref()
         .filter(|f| !f.trim().is_empty())
         .ok_or(MailSetupError::MissingFrom)?;
-    let hello = reqwest::Url::parse(&config.public_url)
+    let hello = reqwest::Url::parse(&settings.public_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned));
     let mailer = SmtpMailer::new(url, from, hello.as_deref())?;

@@ -102,7 +102,7 @@ impl AppState {
     /// through SMTP (`SMTP_URL`) or into the outbox folder.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
         // SMTP when SMTP_URL is set, else the outbox folder (logged either way).
-        let mailer = crate::mailer::from_config(&config)?;
+        let mailer = crate::mailer::from_settings(&config.mail())?;
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         if config.migrate_on_start {
             store.migrate().await?;

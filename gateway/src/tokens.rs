@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::key_id;
+use crate::crypto::key_id;
 
 const KEY_ID_DOMAIN: &str = "switchboard-jwt";
 /// The audience of access tokens for the gateway's API.

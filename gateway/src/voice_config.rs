@@ -143,9 +143,13 @@ impl VoiceConfig {
     }
 }
 
+/// How a secret setting shows in `Debug`: whether it is set, never its value.
+pub(crate) fn presence<T>(value: &Option<T>) -> &'static str {
+    if value.is_some() { "<set>" } else { "<unset>" }
+}
+
 impl std::fmt::Debug for VoiceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::config::presence;
         f.debug_struct("VoiceConfig")
             .field("twilio_auth_token", &presence(&self.twilio_auth_token))
             .field("twilio_account_sid", &self.twilio_account_sid)

@@ -12,11 +12,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::audit::record;
-use super::auth::rfc3339;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{API_KEY_SCOPES, TenantAccess, role_of_scopes};
 use super::validate::display_text;
+use super::validate::rfc3339;
 use crate::state::AppState;
 use crate::store::api_keys::{self, ApiKeyRow};
 use crate::store::now_ms;

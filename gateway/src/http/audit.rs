@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::rfc3339;
 use super::context::ClientInfo;
 use super::errors::ApiError;
 use super::principal::TenantAccess;
+use super::validate::rfc3339;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::Role;

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::context::ClientInfo;
 use super::errors::ApiError;
 use super::principal::Principal;
-use super::tenants::TenantView;
-use super::validate::{display_text, normalize_email, slug_candidate, slugify};
+use super::tenants::{MembershipView, TenantView};
+use super::validate::{display_text, normalize_email, rfc3339, slug_candidate, slugify};
 use crate::mailer::Email;
 use crate::passwords::{decoy_hash, hash_password, password_weakness, verify_password};
 use crate::ratelimit::{Decision, LimitClass};
@@ -171,19 +171,6 @@ pub struct LoginResponse {
     pub tokens: TokenPair,
 }
 
-/// A tenant membership as listed in `me`.
-#[derive(Serialize, ToSchema)]
-pub struct MembershipView {
-    /// Tenant id.
-    pub tenant_id: String,
-    /// Tenant slug.
-    pub slug: String,
-    /// Tenant name.
-    pub name: String,
-    /// The user's role.
-    pub role: Role,
-}
-
 /// `me` response.
 #[derive(Serialize, ToSchema)]
 pub struct MeResponse {
@@ -195,13 +182,6 @@ pub struct MeResponse {
     /// The API key's id, when called with an API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
-}
-
-/// Formats Unix milliseconds as RFC 3339.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 fn issue_tokens(

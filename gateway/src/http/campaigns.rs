@@ -125,13 +125,7 @@ async fn require_campaigns_in_plan(
     access: &TenantAccess,
 ) -> Result<(), ApiError> {
     let mut tx = state.store.read(&access.scope()).await?;
-    let limits = crate::usage::limits_for(
-        &mut tx,
-        &state.plan_limits,
-        &access.tenant.id,
-        &access.tenant.plan,
-    )
-    .await?;
+    let limits = access.limits(state, &mut tx).await?;
     tx.commit().await?;
     if limits.campaigns {
         Ok(())

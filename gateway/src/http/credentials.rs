@@ -22,11 +22,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::audit::record;
-use super::auth::rfc3339;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::display_text;
+use super::validate::rfc3339;
 use crate::crypto::credential_aad;
 use crate::provider_keys::converge;
 use crate::state::AppState;

@@ -15,11 +15,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::audit::record;
-use super::auth::rfc3339;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{Principal, TenantAccess};
 use super::validate::normalize_email;
+use super::validate::rfc3339;
 use crate::mailer::Email;
 use crate::state::AppState;
 use crate::store::invitations::{self, InvitationRow};

@@ -30,11 +30,11 @@ use switchboard_crds::{CarrierKind, TENANT_LABEL};
 use utoipa::ToSchema;
 
 use super::audit::record;
-use super::auth::rfc3339;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
+use super::validate::rfc3339;
 use crate::kube::FIELD_MANAGER;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -246,13 +246,7 @@ async fn phone_numbers(state: &AppState, slug: &str) -> Result<Vec<PhoneNumber>,
 /// 403 `limit_exceeded` when the tenant already has as many numbers as its plan allows.
 async fn check_number_limit(state: &AppState, access: &TenantAccess) -> Result<(), ApiError> {
     let mut tx = state.store.read(&access.scope()).await?;
-    let limits = crate::usage::limits_for(
-        &mut tx,
-        &state.plan_limits,
-        &access.tenant.id,
-        &access.tenant.plan,
-    )
-    .await?;
+    let limits = access.limits(state, &mut tx).await?;
     let routed = numbers::count_for_tenant(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
     let Some(limit) = limits.phone_numbers else {

@@ -161,6 +161,15 @@ pub struct TenantAccess {
 }
 
 impl TenantAccess {
+    /// The tenant's effective limits, read in the caller's transaction.
+    pub async fn limits(
+        &self,
+        state: &AppState,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<switchboard_crds::PlanLimits, crate::store::StoreError> {
+        crate::usage::limits_for(conn, &state.plan_limits, &self.tenant.id, &self.tenant.plan).await
+    }
+
     /// 403 unless the caller's role is at least `minimum`.
     pub fn require(&self, minimum: Role) -> Result<(), ApiError> {
         if self.role >= minimum {

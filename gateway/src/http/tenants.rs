@@ -9,11 +9,10 @@ use serde_json::{Map, Value, json};
 use switchboard_crds::tenant::{AgentSpec, LlmProvider, SttProvider, TtsProvider};
 use utoipa::ToSchema;
 
-use super::auth::{MembershipView, rfc3339};
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{Principal, TenantAccess};
-use super::validate::{display_text, is_e164};
+use super::validate::{display_text, is_e164, rfc3339};
 use crate::kube::TenantReadiness;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
@@ -28,6 +27,19 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tenants/{tenant}",
             routing::get(self::get).patch(patch),
         )
+}
+
+/// A tenant membership as listed in `me`.
+#[derive(Serialize, ToSchema)]
+pub struct MembershipView {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Tenant slug.
+    pub slug: String,
+    /// Tenant name.
+    pub name: String,
+    /// The user's role.
+    pub role: Role,
 }
 
 /// A tenant as shown to its members.

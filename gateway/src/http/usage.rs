@@ -14,7 +14,6 @@ use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::usage::{self, UsageRow};
 use crate::usage::limits::period_of;
-use crate::usage::limits_for;
 
 /// The usage routes.
 pub fn routes() -> Router<AppState> {
@@ -75,13 +74,7 @@ pub async fn current(state: &AppState, access: &TenantAccess) -> Result<UsageRep
     let period = period_of(now_ms());
     let mut tx = state.store.read(&access.scope()).await?;
     let mut row = usage::get(&mut tx, &access.tenant.id, &period).await?;
-    let limits = limits_for(
-        &mut tx,
-        &state.plan_limits,
-        &access.tenant.id,
-        &access.tenant.plan,
-    )
-    .await?;
+    let limits = access.limits(state, &mut tx).await?;
     tx.commit().await?;
     // API requests admitted but not yet written by the meter count too.
     row.api_requests += state.api_meter.unflushed(&access.tenant.id, &period);

@@ -1,4 +1,4 @@
-//! Input rules shared by the handlers.
+//! Input rules and output formats shared by the handlers.
 
 use super::errors::ApiError;
 
@@ -89,6 +89,13 @@ pub fn slug_candidate(base: &str, n: u32) -> String {
     let keep = MAX_SLUG_LEN - suffix.len();
     let stem: String = base.chars().take(keep).collect();
     format!("{}{suffix}", stem.trim_end_matches('-'))
+}
+
+/// Formats Unix milliseconds as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

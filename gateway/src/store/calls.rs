@@ -407,3 +407,110 @@ pub async fn set_cdr_credential(
     .await?;
     Ok(())
 }
+
+/// Where a call is (`calls::lifecycle` moves it). Stored in [`CallRow::status`] as its wire
+/// name: the carriers' own words, Twilio's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    /// The dialer wrote the attempt; the carrier has not been asked yet.
+    Dialing,
+    /// The carrier accepted the call request.
+    Queued,
+    /// The carrier started the call.
+    Initiated,
+    /// The callee's phone rings.
+    Ringing,
+    /// Answered and connected.
+    InProgress,
+    /// Ended after being answered.
+    Completed,
+    /// The callee was busy.
+    Busy,
+    /// Nobody answered.
+    NoAnswer,
+    /// The call could not be placed.
+    Failed,
+    /// Hung up (or rejected) before being answered.
+    Canceled,
+}
+
+impl CallStatus {
+    /// Every status.
+    pub const ALL: [CallStatus; 10] = [
+        CallStatus::Dialing,
+        CallStatus::Queued,
+        CallStatus::Initiated,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::NoAnswer,
+        CallStatus::Failed,
+        CallStatus::Canceled,
+    ];
+
+    /// The stored and wire name (`in-progress`, `no-answer`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Dialing => "dialing",
+            CallStatus::Queued => "queued",
+            CallStatus::Initiated => "initiated",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Failed => "failed",
+            CallStatus::Canceled => "canceled",
+        }
+    }
+
+    /// The status a carrier names (Twilio's `CallStatus` words), `None` for others.
+    pub fn parse(text: &str) -> Option<Self> {
+        CallStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the status ends the call.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            CallStatus::Completed
+                | CallStatus::Busy
+                | CallStatus::NoAnswer
+                | CallStatus::Failed
+                | CallStatus::Canceled
+        )
+    }
+}
+
+impl std::fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_only_ends_are_terminal() {
+        for status in CallStatus::ALL {
+            assert_eq!(CallStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(
+            CallStatus::parse("in-progress"),
+            Some(CallStatus::InProgress)
+        );
+        assert_eq!(CallStatus::parse("answered"), None);
+        let terminal: Vec<_> = CallStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(CallStatus::as_str)
+            .collect();
+        assert_eq!(
+            terminal,
+            ["completed", "busy", "no-answer", "failed", "canceled"]
+        );
+    }
+}

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::json;
 use switchboard_gateway::AppState;
 use switchboard_gateway::mailer::{
-    Email, MailError, MailSetupError, Mailer, SmtpMailer, SmtpUrl, from_config,
+    Email, MailError, MailSetupError, Mailer, SmtpMailer, SmtpUrl, from_settings,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -345,11 +345,13 @@ async fn mail_settings_are_checked_at_start() {
     );
     settings.mail_from = None;
     assert!(matches!(
-        from_config(&settings),
+        from_settings(&settings.mail()),
         Err(MailSetupError::MissingFrom)
     ));
     settings.mail_from = Some("not an address".into());
-    let error = from_config(&settings).err().expect("bad MAIL_FROM refused");
+    let error = from_settings(&settings.mail())
+        .err()
+        .expect("bad MAIL_FROM refused");
     assert!(matches!(error, MailSetupError::BadFrom(_)), "{error:?}");
     assert!(error.to_string().contains("MAIL_FROM"), "{error}");
     // The gateway refuses to start with it.
@@ -359,9 +361,11 @@ async fn mail_settings_are_checked_at_start() {
         "AppState::from_config must refuse a bad MAIL_FROM"
     );
     settings.mail_from = Some("Switchboard <no-reply@switchboard.test>".into());
-    assert!(from_config(&settings).is_ok());
+    assert!(from_settings(&settings.mail()).is_ok());
     settings.smtp_url = Some("ftp://smtp.example.com".parse().unwrap());
-    let error = from_config(&settings).err().expect("bad SMTP_URL refused");
+    let error = from_settings(&settings.mail())
+        .err()
+        .expect("bad SMTP_URL refused");
     assert!(matches!(error, MailSetupError::BadUrl(_)), "{error:?}");
 }
 

@@ -105,6 +105,13 @@ fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_form", "body is not form-encoded"))
 }
 
+/// The carrier's call id, which every Twilio callback carries.
+fn call_sid(params: &[(String, String)]) -> Result<&str, ApiError> {
+    param(params, "CallSid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))
+}
+
 /// The campaign attempt an outbound call's answer URL names (`?attempt=…`).
 fn attempt_of(uri: &OriginalUri) -> Option<String> {
     let query = uri.0.query()?;
@@ -133,9 +140,7 @@ pub async fn voice(
 ) -> Result<Response, ApiError> {
     let params = parse_form(&body)?;
     let to = param(&params, "To").unwrap_or_default();
-    let call_sid = param(&params, "CallSid")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
+    let call_sid = call_sid(&params)?;
     if let Some(attempt) = attempt_of(&uri) {
         let from = param(&params, "From").unwrap_or_default();
         let Some(number) = state.numbers.route(&state.store, from).await? else {
@@ -193,9 +198,7 @@ pub async fn status(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let params = parse_form(&body)?;
-    let call_sid = param(&params, "CallSid")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("CallSid", "missing_field", "CallSid is required"))?;
+    let call_sid = call_sid(&params)?;
     // Inbound calls dialled our number (`To`); outbound calls come from it (`From`).
     let mut number = None;
     for candidate in [param(&params, "To"), param(&params, "From")]
