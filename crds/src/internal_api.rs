@@ -186,10 +186,19 @@ mod tests {
         };
         let json = serde_json::to_value(&registration).unwrap();
         assert_eq!(json["fromNumber"], "+15550100");
+        assert_eq!(json["generation"], 3);
+        assert_eq!(json["spec"]["pacing"]["maxConcurrent"], 2);
         assert_eq!(json["contactsCsv"], "phone\n+15550101\n");
         let debug = format!("{registration:?}");
         assert!(!debug.contains("+15550101"), "contacts stay out of logs");
         assert!(debug.contains("<16 bytes>"), "{debug}");
+        let uploaded = Registration {
+            contacts_csv: None,
+            ..registration
+        };
+        let json = serde_json::to_value(&uploaded).unwrap();
+        assert!(json["contactsCsv"].is_null(), "null, not absent");
+        assert!(json.as_object().unwrap().contains_key("contactsCsv"));
     }
 
     #[test]
