@@ -102,6 +102,18 @@ def check_workloads(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
                     env.get("SWITCHBOARD_GATEWAY_NAMESPACE") == NAMESPACE)
     c.check(f"{tag}: chart renders no Secret objects",
             not [d for d in docs if d["kind"] == "Secret"])
+    # Operator and gateway derive tenant namespaces, runtime endpoints and effective plan
+    # limits from the same settings (switchboard_crds::naming and ::plan).
+    envs = {}
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        for role in ("operator", "gateway"):
+            if doc["metadata"]["name"].endswith(f"-{role}"):
+                envs[role] = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+    if len(envs) == 2:
+        for var in ("SWITCHBOARD_NAMESPACE_PREFIX", "SWITCHBOARD_PLAN_LIMITS"):
+            c.check(f"{tag}: operator and gateway get the same {var}",
+                    envs["operator"].get(var) == envs["gateway"].get(var),
+                    f"{envs['operator'].get(var)!r} != {envs['gateway'].get(var)!r}")
 
 
 def rules_of(docs: list[dict[str, Any]], kind: str, suffix: str) -> list[dict[str, Any]]:
