@@ -9,7 +9,7 @@
 //! one router ([`app`]). [`standalone`] runs the whole platform on one host; [`workers`]
 //! starts the background workers for both modes.
 //!
-//! **Domain** (never answers HTTP; errors are `thiserror` enums mapped in `http::errors`):
+//! **Domain** (never answers HTTP; its `thiserror` enums become answers in `http/errors.rs`):
 //! * [`calls`] — admission of inbound and campaign calls, the call lifecycle, transfers, PBX
 //!   CDRs;
 //! * [`numbers`] — routing a dialled number to its tenant;
