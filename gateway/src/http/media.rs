@@ -6,7 +6,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::media::proxy;
+use crate::media::proxy::{self, MediaContext};
 use crate::state::AppState;
 
 /// The media route (mounted beside the public API, without its per-IP budget).
@@ -16,5 +16,12 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /media`.
 pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| proxy::serve(state, socket))
+    let context = MediaContext {
+        store: state.store.clone(),
+        config: state.config.clone(),
+        call_tokens: state.call_tokens.clone(),
+        media_gate: state.media_gate.clone(),
+        metrics: state.metrics.clone(),
+    };
+    upgrade.on_upgrade(move |socket| proxy::serve(context, socket))
 }

@@ -15,6 +15,7 @@
 //! before reading the next frame, so a slow side slows the other down (back-pressure through
 //! TCP) instead of growing a buffer. A close from either side is passed on with its code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -25,12 +26,27 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame as TsCloseFrame}
 
 use switchboard_carriers::telnyx::decode_client_state;
 
-use super::call_token::CallClaims;
-use super::gate::MediaPermit;
+use super::call_token::{CallClaims, CallTokens};
+use super::gate::{MediaGate, MediaPermit};
 use crate::config::Config;
-use crate::state::AppState;
-use crate::store::Scope;
+use crate::metrics::BusinessMetrics;
 use crate::store::calls;
+use crate::store::{Scope, Store};
+
+/// What the proxy needs of the gateway (cheap to clone; one per stream).
+#[derive(Clone)]
+pub struct MediaContext {
+    /// The database (the call record names a campaign call's script).
+    pub store: Store,
+    /// The configuration (runtime URL, Kubernetes mode, tenant naming).
+    pub config: Arc<Config>,
+    /// Verifies the stream's call token.
+    pub call_tokens: CallTokens,
+    /// The tenant's concurrent-stream limit.
+    pub media_gate: Arc<MediaGate>,
+    /// `switchboard_media_streams_active`.
+    pub metrics: BusinessMetrics,
+}
 
 /// Close code: policy violation (bad or missing call token).
 pub const CLOSE_POLICY: u16 = 1008;
@@ -122,7 +138,7 @@ fn authoritative_replay(
 }
 
 /// The stream parameters the runtime must see for a verified call.
-async fn call_parameters(state: &AppState, claims: &CallClaims) -> Vec<(&'static str, String)> {
+async fn call_parameters(state: &MediaContext, claims: &CallClaims) -> Vec<(&'static str, String)> {
     let mut params = vec![
         ("tenant", claims.slug.clone()),
         ("callId", claims.call_id.clone()),
@@ -145,7 +161,7 @@ async fn call_parameters(state: &AppState, claims: &CallClaims) -> Vec<(&'static
 }
 
 async fn call_record(
-    state: &AppState,
+    state: &MediaContext,
     claims: &CallClaims,
 ) -> Result<Option<calls::CallRow>, crate::store::StoreError> {
     let mut tx = state.store.read(&Scope::tenant(&claims.tenant_id)).await?;
@@ -209,7 +225,7 @@ async fn read_until_start(socket: &mut WebSocket) -> Option<(Vec<Message>, Strin
 /// Serves one carrier media WebSocket: reads until `start`, verifies its call token, takes a
 /// media slot of the tenant, dials the runtime and pumps frames both ways until either side
 /// closes.
-pub async fn serve(state: AppState, mut socket: WebSocket) {
+pub async fn serve(state: MediaContext, mut socket: WebSocket) {
     let Some((replay, token)) = read_until_start(&mut socket).await else {
         return close(socket, CLOSE_POLICY, "call token missing").await;
     };
