@@ -9,11 +9,13 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use super::ProviderError;
+use super::stt::{SttSession, Transcript};
 use crate::config::Secret;
 
 /// Audio frames buffered towards Deepgram before new ones are dropped (2 s).
@@ -71,7 +73,7 @@ impl DeepgramStream {
     }
 
     /// Queues 16 kHz little-endian audio; never waits (drops when Deepgram falls behind).
-    pub fn send_audio(&self, pcm16le: Vec<u8>) -> bool {
+    pub fn send_pcm16le(&self, pcm16le: Vec<u8>) -> bool {
         self.tx.try_send(Command::Audio(pcm16le)).is_ok()
     }
 
@@ -87,6 +89,36 @@ impl DeepgramStream {
             Ok(Err(_)) => Err(ProviderError::Transport("Deepgram stream closed".into())),
             Ok(Ok(text)) => Ok(text),
         }
+    }
+}
+
+impl SttSession for DeepgramStream {
+    fn name(&self) -> &'static str {
+        "deepgram"
+    }
+
+    fn is_streaming(&self) -> bool {
+        true
+    }
+
+    fn send_audio(&self, pcm_16k: &[i16]) -> bool {
+        let bytes = pcm_16k.iter().flat_map(|s| s.to_le_bytes()).collect();
+        self.send_pcm16le(bytes)
+    }
+
+    fn transcribe_turn<'a>(
+        &'a self,
+        _audio_8k: &'a [i16],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Transcript, ProviderError>> {
+        Box::pin(async move {
+            let text = self.finalize(timeout).await?;
+            // The stream is billed as it is sent (see `send_audio`), not per turn.
+            Ok(Transcript {
+                text,
+                billed_seconds: 0.0,
+            })
+        })
     }
 }
 
