@@ -18,6 +18,7 @@ pub mod events;
 pub mod phone_number;
 pub mod plan;
 pub mod tenant;
+pub mod turn_taking;
 
 pub use campaign::{Campaign, CampaignPhase, CampaignSpec, CampaignStatus};
 pub use conditions::{ConditionStatus, set_condition};

@@ -6,7 +6,7 @@
 //! from a queue by the [`speaker`]. This module holds what is left: the conversation (history,
 //! replies, tools, DTMF, usage, hang-ups) and the socket.
 
-mod listener;
+pub(crate) mod listener;
 mod speaker;
 
 use std::sync::Arc;
@@ -26,8 +26,10 @@ use crate::pacer::{LEAD_FRAMES, Paced};
 use crate::protocol::{
     Carrier, FrameError, Inbound, Outbound, StreamStart, encode_outbound, parse_inbound,
 };
-use crate::providers::{ChatMessage, ProviderError, Providers, SttSession};
+use crate::providers::stt::StreamingOptions;
+use crate::providers::{ChatMessage, ProviderError, Providers, SttEvent, SttSession};
 use crate::reply::{self, Finished, ReplyEvent, ReplyInput, ReplyJob};
+use crate::turn::{Cue, TurnTaking};
 use listener::{Heard, Listener};
 use speaker::{Speaker, TurnStart};
 /// DTMF digits are sent to the agent this long after the last key (or at `#`).
@@ -129,6 +131,8 @@ struct Call {
     started_at: Instant,
     last_media: Instant,
     listener: Listener,
+    /// Words and end-of-speech events of a streaming STT.
+    stt_events: Option<mpsc::Receiver<SttEvent>>,
     heard: Vec<Heard>,
     speaker: Speaker,
     paced: Vec<Paced>,
@@ -188,9 +192,9 @@ impl Call {
             .as_ref()
             .and_then(|name| snapshot.campaigns.get(name));
         let (system_prompt, greeting, tools, survey_fields) = agent_setup(&snapshot, campaign);
-        let stt = open_stt(&providers, &ctx).await;
+        let taking = TurnTaking::of(&snapshot.agent);
+        let (stt, stt_events) = open_stt(&providers, &taking, &ctx).await;
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
-        let end_of_turn = u32::try_from(snapshot.agent.end_of_turn_silence_ms).unwrap_or(700);
         let mut this = Self {
             carrier,
             stream_id: start.stream_id,
@@ -199,7 +203,8 @@ impl Call {
             providers,
             started_at: Instant::now(),
             last_media: Instant::now(),
-            listener: Listener::new(end_of_turn, stt, ctx.metrics.frames_in.clone()),
+            listener: Listener::new(&taking, stt),
+            stt_events,
             heard: Vec::new(),
             speaker: Speaker::new(start.codec),
             paced: Vec::new(),
@@ -246,6 +251,14 @@ impl Call {
                     Some(Ok(_)) => Ok(()),
                 },
                 Some(event) = self.replies_rx.recv() => self.on_reply_event(event, socket).await,
+                event = next_event(&mut self.stt_events) => match event {
+                    Some(event) => self.on_stt_event(event, socket).await,
+                    // The stream ended; turns go on by the VAD alone.
+                    None => {
+                        self.stt_events = None;
+                        Ok(())
+                    }
+                },
                 _ = pace.tick(), if self.speaker.is_sending() => self.send_due(socket).await,
                 _ = housekeeping.tick() => self.housekeeping(socket).await,
                 () = hard_stop.cancelled() => Err(EndReason::Shutdown),
@@ -328,7 +341,26 @@ impl Call {
     async fn on_media(&mut self, payload: &[u8], socket: &mut WebSocket) -> Result<(), EndReason> {
         self.last_media = Instant::now();
         let mut heard = std::mem::take(&mut self.heard);
-        self.listener.on_media(self.codec, payload, &mut heard);
+        let frames = self.listener.on_media(self.codec, payload, &mut heard);
+        self.ctx.metrics.frames_in.inc_by(frames);
+        let mut outcome = Ok(());
+        for event in heard.drain(..) {
+            outcome = self.on_heard(event, socket).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        self.heard = heard;
+        outcome
+    }
+
+    async fn on_stt_event(
+        &mut self,
+        event: SttEvent,
+        socket: &mut WebSocket,
+    ) -> Result<(), EndReason> {
+        let mut heard = std::mem::take(&mut self.heard);
+        self.listener.on_stt_event(event, &mut heard);
         let mut outcome = Ok(());
         for event in heard.drain(..) {
             outcome = self.on_heard(event, socket).await;
@@ -750,23 +782,42 @@ impl Call {
     }
 }
 
-/// Opens the call's speech-to-text session; a streaming provider that cannot be reached
-/// fails at the first turn (the caller hears the fallback).
-async fn open_stt(providers: &Providers, ctx: &CallContext) -> Arc<dyn SttSession> {
-    match crate::providers::stt::open_session(&providers.stt, ctx.config.provider_timeout).await {
-        Ok(session) => session,
-        Err((session, ProviderError::MissingKey(key))) => {
+/// Opens the call's speech-to-text session (with turn events when the end of turn adapts
+/// to the transcript); a streaming provider that cannot be reached fails at the first turn
+/// (the caller hears the fallback).
+async fn open_stt(
+    providers: &Providers,
+    taking: &TurnTaking,
+    ctx: &CallContext,
+) -> (Arc<dyn SttSession>, Option<mpsc::Receiver<SttEvent>>) {
+    let options = StreamingOptions {
+        turn_events: taking.end_of_turn.adaptive,
+        endpointing_ms: taking.end_of_turn.wait_ms(Cue::Complete),
+    };
+    let opened =
+        crate::providers::stt::open_session(&providers.stt, options, ctx.config.provider_timeout)
+            .await;
+    match &opened.error {
+        None => {}
+        Some(ProviderError::MissingKey(key)) => {
             tracing::warn!(key, "speech-to-text not configured");
-            session
         }
-        Err((session, error)) => {
+        Some(error) => {
             ctx.metrics
                 .provider_errors
-                .with_label_values(&["stt", session.name()])
+                .with_label_values(&["stt", opened.session.name()])
                 .inc();
             tracing::warn!(%error, "cannot open the speech-to-text stream");
-            session
         }
+    }
+    (opened.session, opened.events)
+}
+
+/// The next event of an optional channel (never, without one).
+async fn next_event<T>(events: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

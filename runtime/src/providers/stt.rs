@@ -206,6 +206,47 @@ pub(crate) fn deepgram_key(key: &Result<Secret, &'static str>) -> Result<Secret,
     require_key(key.as_ref().ok(), "DEEPGRAM_API_KEY")
 }
 
+/// What a streaming STT reports while the caller speaks (for the end-of-turn decision).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SttEvent {
+    /// Words: an interim guess (replaced by the next) or final ones.
+    Words {
+        /// The words.
+        text: String,
+        /// Final (will not change) rather than interim.
+        is_final: bool,
+        /// The provider's endpointing detected the end of speech.
+        speech_final: bool,
+        /// Where these words end in the stream (ms of audio sent).
+        end_ms: u64,
+    },
+    /// No words for the provider's utterance-end gap.
+    UtteranceEnd {
+        /// Where the last word ended in the stream (ms of audio sent).
+        last_word_end_ms: u64,
+    },
+}
+
+/// How the end-of-turn decision wants a streaming STT to report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamingOptions {
+    /// Ask for interim results, endpointing and utterance-end events.
+    pub turn_events: bool,
+    /// Silence (ms) after which the provider marks speech final.
+    pub endpointing_ms: u32,
+}
+
+/// A call's STT session, and its events when it streams them.
+#[derive(Debug)]
+pub struct OpenedStt {
+    /// The session.
+    pub session: Arc<dyn SttSession>,
+    /// Turn events of a streaming session opened with [`StreamingOptions::turn_events`].
+    pub events: Option<tokio::sync::mpsc::Receiver<SttEvent>>,
+    /// Why a streaming session could not be opened (it then fails at the first turn).
+    pub error: Option<ProviderError>,
+}
+
 /// The caller's words of one turn.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Transcript {
@@ -293,10 +334,7 @@ impl SttSession for UnavailableStt {
 
 /// Opens the call's session: connects streaming providers now (a failure surfaces at the
 /// first turn, as a provider error the caller hears the fallback for).
-pub async fn open_session(
-    stt: &Stt,
-    timeout: Duration,
-) -> Result<Arc<dyn SttSession>, (Arc<dyn SttSession>, ProviderError)> {
+pub async fn open_session(stt: &Stt, options: StreamingOptions, timeout: Duration) -> OpenedStt {
     let Stt::Deepgram {
         base,
         key,
@@ -304,22 +342,36 @@ pub async fn open_session(
         language,
     } = stt
     else {
-        return Ok(Arc::new(PerTurnStt(stt.clone())));
+        return OpenedStt {
+            session: Arc::new(PerTurnStt(stt.clone())),
+            events: None,
+            error: None,
+        };
     };
     let connected = match deepgram_key(key) {
         Ok(key) => {
-            super::deepgram::DeepgramStream::connect(base, &key, model, language, timeout).await
+            let settings = super::deepgram::Settings {
+                model,
+                language,
+                options,
+            };
+            super::deepgram::DeepgramStream::connect(base, &key, settings, timeout).await
         }
         Err(error) => Err(error),
     };
     match connected {
-        Ok(stream) => Ok(Arc::new(stream)),
-        Err(error) => Err((
-            Arc::new(UnavailableStt {
+        Ok((stream, events)) => OpenedStt {
+            session: Arc::new(stream),
+            events,
+            error: None,
+        },
+        Err(error) => OpenedStt {
+            session: Arc::new(UnavailableStt {
                 name: stt.name(),
                 reason: format!("Deepgram stream not open: {error}"),
             }),
-            error,
-        )),
+            events: None,
+            error: Some(error),
+        },
     }
 }
