@@ -13,6 +13,8 @@
 //!
 //! A policy "with transcript" gets the words a streaming STT would send, simulated from the
 //! corpus' own text (see [`simulated_transcript`]); without, it runs on audio alone.
+//!
+//! With `TURN_EVAL_DEBUG` set, each missed segment and false barge-in is listed on stderr.
 
 pub mod corpus;
 pub mod sounds;
