@@ -340,18 +340,9 @@ impl Call {
 
     async fn on_media(&mut self, payload: &[u8], socket: &mut WebSocket) -> Result<(), EndReason> {
         self.last_media = Instant::now();
-        let mut heard = std::mem::take(&mut self.heard);
-        let frames = self.listener.on_media(self.codec, payload, &mut heard);
+        let frames = self.listener.on_media(self.codec, payload, &mut self.heard);
         self.ctx.metrics.frames_in.inc_by(frames);
-        let mut outcome = Ok(());
-        for event in heard.drain(..) {
-            outcome = self.on_heard(event, socket).await;
-            if outcome.is_err() {
-                break;
-            }
-        }
-        self.heard = heard;
-        outcome
+        self.act_on_heard(socket).await
     }
 
     async fn on_stt_event(
@@ -359,8 +350,13 @@ impl Call {
         event: SttEvent,
         socket: &mut WebSocket,
     ) -> Result<(), EndReason> {
+        self.listener.on_stt_event(event, &mut self.heard);
+        self.act_on_heard(socket).await
+    }
+
+    /// Acts on what the listener heard, in order.
+    async fn act_on_heard(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
         let mut heard = std::mem::take(&mut self.heard);
-        self.listener.on_stt_event(event, &mut heard);
         let mut outcome = Ok(());
         for event in heard.drain(..) {
             outcome = self.on_heard(event, socket).await;
