@@ -376,6 +376,8 @@ pub struct EndOfTurn {
     config: EndOfTurnConfig,
     finals: String,
     interim: String,
+    /// The cue of the words so far (read every frame, so kept rather than recomputed).
+    cue: Cue,
     speech_final: bool,
     utterance_end: bool,
 }
@@ -387,6 +389,7 @@ impl EndOfTurn {
             config,
             finals: String::new(),
             interim: String::new(),
+            cue: Cue::Unknown,
             speech_final: false,
             utterance_end: false,
         }
@@ -401,6 +404,7 @@ impl EndOfTurn {
     pub fn reset(&mut self) {
         self.finals.clear();
         self.interim.clear();
+        self.cue = Cue::Unknown;
         self.speech_final = false;
         self.utterance_end = false;
     }
@@ -419,6 +423,11 @@ impl EndOfTurn {
         } else {
             self.interim = text.to_owned();
         }
+        self.cue = if self.interim.is_empty() {
+            cue_of(&self.finals)
+        } else {
+            cue_of(&self.interim)
+        };
         // Words after an end-of-speech signal mean the caller went on.
         self.speech_final = speech_final;
         if !text.is_empty() {
@@ -433,11 +442,7 @@ impl EndOfTurn {
 
     /// The cue of the words so far.
     pub fn cue(&self) -> Cue {
-        if self.interim.is_empty() {
-            cue_of(&self.finals)
-        } else {
-            cue_of(&self.interim)
-        }
+        self.cue
     }
 
     /// Silent frames that end the turn now.
