@@ -28,6 +28,7 @@ pub mod phone_number;
 pub mod plan;
 pub mod schedule;
 pub mod tenant;
+pub mod turn_taking;
 
 pub use campaign::{Campaign, CampaignPhase, CampaignSpec, CampaignStatus, SpecError};
 pub use conditions::{ConditionStatus, set_condition};

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_limits};
+use crate::turn_taking::TurnTakingSpec;
 
 /// Condition: every child object is applied and the runtime is available (or suspended).
 pub const CONDITION_READY: &str = "Ready";
@@ -181,6 +182,10 @@ pub struct AgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
     pub transfer_number: Option<String>,
+
+    /// Voice-activity detection, barge-in and end-of-turn tuning (runtime defaults if unset).
+    #[serde(default, skip_serializing_if = "TurnTakingSpec::is_default")]
+    pub turn_taking: TurnTakingSpec,
 }
 
 fn default_system_prompt() -> String {
@@ -211,6 +216,7 @@ impl Default for AgentSpec {
             max_call_seconds: default_max_call_seconds(),
             end_of_turn_silence_ms: default_end_of_turn_ms(),
             transfer_number: None,
+            turn_taking: TurnTakingSpec::default(),
         }
     }
 }

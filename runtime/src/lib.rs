@@ -11,6 +11,7 @@
 pub mod call;
 pub mod codec;
 pub mod config;
+pub mod eval;
 pub mod events;
 pub mod metrics;
 pub mod pacer;
@@ -19,6 +20,7 @@ pub mod providers;
 pub(crate) mod reply;
 pub mod resample;
 pub mod server;
+pub mod turn;
 pub mod vad;
 
 pub use config::{AgentSnapshot, ConfigSource, ConfigStore, ProviderKeys, RuntimeConfig, Secret};

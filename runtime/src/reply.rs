@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::providers::deepgram::DeepgramStream;
 use crate::providers::llm::SentenceSplitter;
-use crate::providers::{ChatMessage, LlmOutcome, ProviderError, Providers, Tts};
+use crate::providers::{ChatMessage, LlmOutcome, ProviderError, Providers, SttSession, Tts};
 use crate::resample::Resampler;
 
 /// What the reply answers.
@@ -31,7 +30,7 @@ pub(crate) struct ReplyJob {
     pub history: Vec<ChatMessage>,
     pub tools: Arc<Vec<serde_json::Value>>,
     pub providers: Arc<Providers>,
-    pub stt_stream: Option<Arc<DeepgramStream>>,
+    pub stt: Arc<dyn SttSession>,
     pub timeout: Duration,
     pub fallback_text: String,
     pub events: mpsc::UnboundedSender<ReplyEvent>,
@@ -101,7 +100,7 @@ pub(crate) async fn run(job: ReplyJob) {
         ReplyInput::Utterance(audio) => match transcribe(&job, audio).await {
             Ok(text) => text,
             Err(error) => {
-                report_failure(&job, "stt", job.providers.stt.name(), &error);
+                report_failure(&job, "stt", job.stt.name(), &error);
                 finished.failed = true;
                 let fallback = job.fallback_text.clone();
                 speak_with_fallback(&job, &mut finished, vec![fallback]).await;
@@ -152,18 +151,14 @@ fn report_failure(
 
 async fn transcribe(job: &ReplyJob, audio: &[i16]) -> Result<String, ProviderError> {
     let started = Instant::now();
-    let text = match &job.stt_stream {
-        Some(stream) => stream.finalize(job.timeout).await?,
-        None => job.providers.stt.transcribe(audio, job.timeout).await?,
-    };
-    // Streaming STT bills the whole call's audio (counted by the call); per-turn STT the turn.
-    let seconds = if job.stt_stream.is_some() {
-        0.0
-    } else {
-        audio.len() as f64 / 8000.0
-    };
-    send_caller_text(job, text.clone(), Some(started.elapsed()), seconds);
-    Ok(text)
+    let transcript = job.stt.transcribe_turn(audio, job.timeout).await?;
+    send_caller_text(
+        job,
+        transcript.text.clone(),
+        Some(started.elapsed()),
+        transcript.billed_seconds,
+    );
+    Ok(transcript.text)
 }
 
 /// The builtin echo agent: the reply audio is the caller's own utterance, so the whole media

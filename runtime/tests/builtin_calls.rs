@@ -112,7 +112,10 @@ async fn barge_in_clears_audio_and_records_what_was_heard() {
         .await;
     // Speak over the agent at real-time pace.
     carrier
-        .send_audio(&speech(0.5), Duration::from_millis(20))
+        .send_audio(
+            &words("Hold on, wait a second, I need to ask you something else."),
+            Duration::from_millis(20),
+        )
         .await;
     carrier
         .wait_for("clear", |m| m.iter().any(|m| m["event"] == "clear"))
@@ -250,4 +253,69 @@ async fn a_silent_carrier_is_hung_up_after_the_media_timeout() {
             ..
         }
     )));
+}
+
+/// Whole call with the default turn-taking: a cough while the agent speaks does not cut it
+/// off; the caller saying "stop" does, and the transcript keeps what had been heard.
+/// The cough is the corpus generator's; "Stop." is `espeak-ng`'s (installed by `.ci/run`).
+#[tokio::test]
+async fn a_cough_does_not_interrupt_the_agent_and_stop_does() {
+    use switchboard_runtime::eval::sounds;
+    let stop = words("Stop.");
+    let mut rng = fastrand::Rng::with_seed(11);
+    // A loud double cough (about -8 dBFS peak) on a quiet line.
+    let cough: Vec<i16> = loop {
+        let cough = sounds::cough(&mut rng, 0.4);
+        if cough.len() > 3000 {
+            break cough.iter().map(|s| (s * 32768.0) as i16).collect();
+        }
+    };
+
+    let mut agent = builtin_agent();
+    agent.greeting = "Welcome to the example company. This greeting is deliberately long so that the caller has plenty of time to cough and then to interrupt it before it is over, which is exactly what this test does.".into();
+    let runtime = start_runtime(agent, ProviderKeys::default(), |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+    carrier
+        .wait_for("greeting audio", |m| {
+            m.iter().filter(|m| m["event"] == "media").count() > 20
+        })
+        .await;
+    let pace = Duration::from_millis(20);
+    carrier.send_audio(&silence(0.4), pace).await;
+    carrier.send_audio(&cough, pace).await;
+    carrier.send_audio(&silence(0.8), pace).await;
+    assert!(
+        !carrier.messages().iter().any(|m| m["event"] == "clear"),
+        "a cough interrupted the agent"
+    );
+    let before_stop = carrier.media_frames();
+
+    carrier.send_audio(&stop, pace).await;
+    carrier.send_audio(&silence(0.3), pace).await;
+    carrier
+        .wait_for("clear", |m| m.iter().any(|m| m["event"] == "clear"))
+        .await;
+    assert!(
+        before_stop > 60,
+        "the greeting kept playing through the cough"
+    );
+
+    carrier.stop().await;
+    let events = runtime.gateway.wait_for_call_end().await;
+    let turns = transcript(&events);
+    let (role, text, heard, interrupted) = &turns[0];
+    assert_eq!(role, "Agent");
+    assert!(interrupted, "stopped by the caller");
+    let heard = heard.clone().unwrap();
+    assert!(!heard.is_empty() && heard.len() < text.len(), "{heard:?}");
+    assert!(text.starts_with(&heard));
+    assert!(
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TranscriptTurn { .. }))
+            .count()
+            >= 2,
+        "the caller's turn follows"
+    );
 }

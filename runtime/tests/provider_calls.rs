@@ -270,25 +270,97 @@ async fn elevenlabs(
     chunked(tone_pcm(&text, 16_000, 30))
 }
 
+/// Deepgram's live endpoint as documented: interim `Results` while the caller speaks, a final
+/// one with `speech_final: true` once `endpointing` ms of quiet have passed, `UtteranceEnd`
+/// after `utterance_end_ms` without words, and a `from_finalize` answer to `Finalize`. Speech is
+/// told from quiet by the level of each 20 ms message of 16 kHz audio.
 async fn deepgram_listen(
     State(p): State<FakeProviders>,
     headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if bearer(&headers) != "Token dg-key" {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let number = |name: &str| query.get(name).and_then(|v| v.parse::<u64>().ok());
+    let turn_events = query.get("interim_results").map(String::as_str) == Some("true");
+    let endpointing_ms = number("endpointing").unwrap_or(10);
+    let utterance_end_ms = number("utterance_end_ms");
+    p.saw(format!(
+        "deepgram query interim={turn_events} endpointing={endpointing_ms} utterance_end={utterance_end_ms:?}"
+    ));
     upgrade.on_upgrade(move |mut socket| async move {
         let mut audio_bytes = 0usize;
+        let mut speech_start: Option<f64> = None;
+        let mut last_speech_end = 0.0f64;
+        let mut quiet_ms = 0u64;
+        let mut finalised = false;
+        let mut utterance_ended = true;
+        let results = |start: f64, end: f64, is_final: bool, speech_final: bool, text: &str| {
+            json!({"type":"Results","channel_index":[0,1],"start":start,"duration":end - start,
+                "is_final":is_final,"speech_final":speech_final,"from_finalize":false,
+                "channel":{"alternatives":[{"transcript":text,"confidence":0.99,"words":[]}]}})
+        };
         while let Some(Ok(message)) = socket.recv().await {
             match message {
-                WsMessage::Binary(bytes) => audio_bytes += bytes.len(),
+                WsMessage::Binary(bytes) => {
+                    let seconds = |bytes: usize| bytes as f64 / 32_000.0;
+                    let samples: Vec<i16> = bytes
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                        .collect();
+                    let rms = (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>()
+                        / samples.len().max(1) as f64)
+                        .sqrt();
+                    let start = seconds(audio_bytes);
+                    audio_bytes += bytes.len();
+                    let end = seconds(audio_bytes);
+                    let mut replies = Vec::new();
+                    if rms > 300.0 {
+                        quiet_ms = 0;
+                        last_speech_end = end;
+                        let first = *speech_start.get_or_insert(start);
+                        finalised = false;
+                        utterance_ended = false;
+                        // An interim guess every 200 ms of speech.
+                        if turn_events && ((end - first) * 1000.0) as u64 % 200 < 20 {
+                            replies.push(results(first, end, false, false, "hello from"));
+                        }
+                    } else {
+                        quiet_ms += ((end - start) * 1000.0).round() as u64;
+                        if let Some(first) = speech_start
+                            && !finalised
+                            && turn_events
+                            && quiet_ms >= endpointing_ms
+                        {
+                            finalised = true;
+                            speech_start = None;
+                            replies.push(results(first, last_speech_end, true, true, "hello from deepgram"));
+                        }
+                        if let Some(gap) = utterance_end_ms
+                            && !utterance_ended
+                            && finalised
+                            && quiet_ms >= gap
+                        {
+                            utterance_ended = true;
+                            replies.push(json!({"type":"UtteranceEnd","channel":[0,1],"last_word_end":last_speech_end}));
+                        }
+                    }
+                    for reply in replies {
+                        let _ = socket.send(WsMessage::text(reply.to_string())).await;
+                    }
+                }
                 WsMessage::Text(text) if text.contains("Finalize") => {
                     p.saw(format!("deepgram audio {audio_bytes}"));
-                    let results = json!({"type":"Results","channel_index":[0,1],"duration":1.0,"start":0.0,
-                        "is_final":true,"speech_final":true,"from_finalize":true,
-                        "channel":{"alternatives":[{"transcript":"hello from deepgram","confidence":0.99,"words":[]}]}});
-                    let _ = socket.send(WsMessage::text(results.to_string())).await;
+                    // Words not yet sent as final are flushed now.
+                    let words = if finalised { "" } else { "hello from deepgram" };
+                    finalised = true;
+                    speech_start = None;
+                    let flush = json!({"type":"Results","channel_index":[0,1],"duration":0.0,"start":0.0,
+                        "is_final":true,"speech_final":false,"from_finalize":true,
+                        "channel":{"alternatives":[{"transcript":words,"confidence":0.99,"words":[]}]}});
+                    let _ = socket.send(WsMessage::text(flush.to_string())).await;
                 }
                 WsMessage::Text(text) if text.contains("CloseStream") => break,
                 _ => {}
@@ -518,7 +590,7 @@ async fn barge_in_cancels_the_language_model_request_in_flight() {
         .await;
     assert!(!providers.chat_cancelled.load(Ordering::SeqCst));
     carrier
-        .send_audio(&speech(0.4), Duration::from_millis(20))
+        .send_audio(&words("Wait, stop."), Duration::from_millis(20))
         .await;
     carrier
         .wait_for("clear", |m| {
@@ -653,5 +725,47 @@ async fn campaign_survey_answers_are_recorded_raw_and_structured() {
     assert_eq!(
         record["function"]["parameters"]["properties"]["field"]["enum"],
         json!(["satisfaction"])
+    );
+}
+
+#[tokio::test]
+async fn deepgram_endpointing_ends_a_turn_before_the_vad_silence_would() {
+    let providers = FakeProviders::new(ChatMode::Answer);
+    let base = providers.start().await;
+    let mut agent = agent_with(
+        LlmSpec::default(),
+        SttSpec {
+            provider: SttProvider::Deepgram,
+            model: None,
+            base_url: Some(base.clone()),
+        },
+        TtsSpec::default(),
+    );
+    // The VAD alone would wait two seconds of silence.
+    agent.end_of_turn_silence_ms = 2000;
+    let keys = ProviderKeys::from_pairs([("DEEPGRAM_API_KEY", "dg-key")]);
+    let runtime = start_runtime(agent, keys, |_| {}).await;
+    let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+    carrier.start(params()).await;
+    let pace = Duration::from_millis(20);
+    carrier.send_audio(&speech(1.0), pace).await;
+    // 1.2 s of quiet line: Deepgram marks speech final after its endpointing (300 ms by
+    // default), the VAD agrees, and the agent answers well before the 2 s silence.
+    carrier.send_audio(&silence(1.2), pace).await;
+    assert!(
+        carrier.media_frames() > 0,
+        "no reply within 1.2 s of the caller stopping"
+    );
+    carrier.stop().await;
+    let events = runtime.gateway.wait_for_call_end().await;
+    let turns = transcript(&events);
+    assert_eq!(turns[0].1, "hello from deepgram");
+    assert_eq!(turns[1].1, "You said: hello from deepgram");
+    let seen = providers.seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(
+            &"deepgram query interim=true endpointing=300 utterance_end=Some(1000)".to_owned()
+        ),
+        "{seen:?}"
     );
 }

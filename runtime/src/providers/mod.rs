@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use crate::config::{AgentSnapshot, Secret};
 
 pub use llm::{ChatMessage, Llm, LlmOutcome, ToolCall};
-pub use stt::Stt;
+pub use stt::{Stt, SttEvent, SttSession, Transcript};
 pub use tts::Tts;
 
 /// Why a provider request failed.

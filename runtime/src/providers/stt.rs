@@ -1,8 +1,10 @@
 //! Speech-to-text: builtin (voice activity only), OpenAI-compatible transcriptions (one request
 //! per caller turn) and Deepgram streaming (one WebSocket per call, see [`super::deepgram`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use switchboard_crds::tenant::{SttProvider, SttSpec};
 
 use super::{ProviderError, check_status, require_key};
@@ -202,4 +204,174 @@ pub fn wav_16k(audio_8k: &[i16]) -> Vec<u8> {
 /// Key required by Deepgram, for callers that open the stream.
 pub(crate) fn deepgram_key(key: &Result<Secret, &'static str>) -> Result<Secret, ProviderError> {
     require_key(key.as_ref().ok(), "DEEPGRAM_API_KEY")
+}
+
+/// What a streaming STT reports while the caller speaks (for the end-of-turn decision).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SttEvent {
+    /// Words: an interim guess (replaced by the next) or final ones.
+    Words {
+        /// The words.
+        text: String,
+        /// Final (will not change) rather than interim.
+        is_final: bool,
+        /// The provider's endpointing detected the end of speech.
+        speech_final: bool,
+        /// Where these words end in the stream (ms of audio sent).
+        end_ms: u64,
+    },
+    /// No words for the provider's utterance-end gap.
+    UtteranceEnd {
+        /// Where the last word ended in the stream (ms of audio sent).
+        last_word_end_ms: u64,
+    },
+}
+
+/// How the end-of-turn decision wants a streaming STT to report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamingOptions {
+    /// Ask for interim results, endpointing and utterance-end events.
+    pub turn_events: bool,
+    /// Silence (ms) after which the provider marks speech final.
+    pub endpointing_ms: u32,
+}
+
+/// A call's STT session, and its events when it streams them.
+#[derive(Debug)]
+pub struct OpenedStt {
+    /// The session.
+    pub session: Arc<dyn SttSession>,
+    /// Turn events of a streaming session opened with [`StreamingOptions::turn_events`].
+    pub events: Option<tokio::sync::mpsc::Receiver<SttEvent>>,
+    /// Why a streaming session could not be opened (it then fails at the first turn).
+    pub error: Option<ProviderError>,
+}
+
+/// The caller's words of one turn.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transcript {
+    /// What the caller said.
+    pub text: String,
+    /// Audio seconds this turn adds to the call's STT usage (streaming sessions bill the
+    /// call's whole stream as it is sent, so they report zero here).
+    pub billed_seconds: f64,
+}
+
+/// A call's speech-to-text, whatever the vendor: per-turn providers transcribe the turn's
+/// audio when it ends; streaming ones are fed every frame and flushed at the end of a turn.
+///
+/// Boxed futures keep the trait object-safe: one session per call, one turn at a time, so the
+/// allocation is noise next to the network round trip.
+pub trait SttSession: Send + Sync + std::fmt::Debug {
+    /// Provider name for events and metrics.
+    fn name(&self) -> &'static str;
+
+    /// True when the session wants every frame of the call through [`Self::send_audio`].
+    fn is_streaming(&self) -> bool {
+        false
+    }
+
+    /// Queues 16 kHz audio of the call; never waits. False when it was not accepted.
+    fn send_audio(&self, _pcm_16k: &[i16]) -> bool {
+        false
+    }
+
+    /// The text of the turn that just ended; `audio_8k` is the turn's audio at 8 kHz.
+    fn transcribe_turn<'a>(
+        &'a self,
+        audio_8k: &'a [i16],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Transcript, ProviderError>>;
+}
+
+/// A provider asked once per turn (builtin, OpenAI-compatible).
+#[derive(Debug)]
+pub struct PerTurnStt(pub Stt);
+
+impl SttSession for PerTurnStt {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn transcribe_turn<'a>(
+        &'a self,
+        audio_8k: &'a [i16],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Transcript, ProviderError>> {
+        Box::pin(async move {
+            let text = self.0.transcribe(audio_8k, timeout).await?;
+            Ok(Transcript {
+                text,
+                billed_seconds: audio_8k.len() as f64 / 8000.0,
+            })
+        })
+    }
+}
+
+/// A streaming session that could not be opened: every turn reports why.
+#[derive(Debug)]
+pub struct UnavailableStt {
+    /// Provider name.
+    pub name: &'static str,
+    /// Why the session is not there.
+    pub reason: String,
+}
+
+impl SttSession for UnavailableStt {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn transcribe_turn<'a>(
+        &'a self,
+        _audio_8k: &'a [i16],
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<Transcript, ProviderError>> {
+        let error = ProviderError::Transport(self.reason.clone());
+        Box::pin(async move { Err(error) })
+    }
+}
+
+/// Opens the call's session: connects streaming providers now (a failure surfaces at the
+/// first turn, as a provider error the caller hears the fallback for).
+pub async fn open_session(stt: &Stt, options: StreamingOptions, timeout: Duration) -> OpenedStt {
+    let Stt::Deepgram {
+        base,
+        key,
+        model,
+        language,
+    } = stt
+    else {
+        return OpenedStt {
+            session: Arc::new(PerTurnStt(stt.clone())),
+            events: None,
+            error: None,
+        };
+    };
+    let connected = match deepgram_key(key) {
+        Ok(key) => {
+            let settings = super::deepgram::Settings {
+                model,
+                language,
+                options,
+            };
+            super::deepgram::DeepgramStream::connect(base, &key, settings, timeout).await
+        }
+        Err(error) => Err(error),
+    };
+    match connected {
+        Ok((stream, events)) => OpenedStt {
+            session: Arc::new(stream),
+            events,
+            error: None,
+        },
+        Err(error) => OpenedStt {
+            session: Arc::new(UnavailableStt {
+                name: stt.name(),
+                reason: format!("Deepgram stream not open: {error}"),
+            }),
+            events: None,
+            error: Some(error),
+        },
+    }
 }

@@ -311,6 +311,14 @@ pub fn speech(seconds: f32) -> Vec<i16> {
     switchboard_runtime::vad::signals::speech_like((8000.0 * seconds) as usize, 0, 8000.0)
 }
 
+/// Words as a caller says them (`espeak-ng` through the telephone band, -24 dBFS speech): the
+/// neural VAD believes real speech more than the synthetic [`speech`] signal, so tests that
+/// need the caller to interrupt use words.
+pub fn words(text: &str) -> Vec<i16> {
+    switchboard_runtime::eval::corpus::spoken("en-us", 175, text, -24.0)
+        .unwrap_or_else(|error| panic!("cannot synthesise the caller: {error}"))
+}
+
 pub fn silence(seconds: f32) -> Vec<i16> {
     switchboard_runtime::vad::signals::noise((8000.0 * seconds) as usize, 3, 20.0)
 }

@@ -1,10 +1,14 @@
-//! One call: the media WebSocket loop, turn-taking, barge-in and the agent's replies.
+//! One call: the media WebSocket loop, the conversation, barge-in and the agent's replies.
 //!
 //! A single task owns the socket and all call state; replies run as separate tasks that report
 //! back over a channel. Nothing on the audio path awaits a provider: inbound frames are decoded,
-//! classified and forwarded in microseconds, and outbound audio is paced from a queue.
+//! classified and forwarded in microseconds by the [`listener`], and outbound audio is paced
+//! from a queue by the [`speaker`]. This module holds what is left: the conversation (history,
+//! replies, tools, DTMF, usage, hang-ups) and the socket.
 
-use std::collections::VecDeque;
+pub(crate) mod listener;
+mod speaker;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,20 +22,16 @@ use crate::codec::G711;
 use crate::config::{AgentSnapshot, RuntimeConfig};
 use crate::events::{CallRef, EventSink};
 use crate::metrics::Metrics;
-use crate::pacer::{FRAME_BYTES, LEAD_FRAMES, Paced, Pacer};
+use crate::pacer::{LEAD_FRAMES, Paced};
 use crate::protocol::{
     Carrier, FrameError, Inbound, Outbound, StreamStart, encode_outbound, parse_inbound,
 };
-use crate::providers::deepgram::DeepgramStream;
-use crate::providers::{ChatMessage, Providers, Stt};
+use crate::providers::stt::StreamingOptions;
+use crate::providers::{ChatMessage, ProviderError, Providers, SttEvent, SttSession};
 use crate::reply::{self, Finished, ReplyEvent, ReplyInput, ReplyJob};
-use crate::resample::Resampler;
-use crate::vad::{FRAME_MS, FRAME_SAMPLES, TurnConfig, TurnDetector, TurnEvent, Vad};
-
-/// Audio kept from before speech was detected, so the first syllable is not clipped.
-const PREROLL_FRAMES: usize = 10;
-/// Longest caller turn kept for transcription (60 s at 8 kHz).
-const MAX_UTTERANCE_SAMPLES: usize = 8000 * 60;
+use crate::turn::{Cue, TurnTaking};
+use listener::{Heard, Listener};
+use speaker::{Speaker, TurnStart};
 /// DTMF digits are sent to the agent this long after the last key (or at `#`).
 const DTMF_IDLE: Duration = Duration::from_millis(1500);
 /// Provider failures in a row before the agent apologises and hangs up.
@@ -113,26 +113,6 @@ struct ActiveReply {
 }
 
 #[derive(Default)]
-struct Segment {
-    text: String,
-    total_bytes: usize,
-    sent_bytes: usize,
-    acked: bool,
-}
-
-/// The agent's current turn as the caller hears it.
-struct AgentSpeech {
-    turn: u32,
-    segments: Vec<Segment>,
-    finished: Option<Box<Finished>>,
-    /// When the caller's turn ended (voice-to-voice latency starts here).
-    caller_turn_end: Option<Instant>,
-    first_audio_at: Option<Instant>,
-    hangup_after: Option<EndReason>,
-    offset_ms: u64,
-}
-
-#[derive(Default)]
 struct Usage {
     stt_seconds: f64,
     tts_characters: u64,
@@ -149,25 +129,17 @@ struct Call {
     snapshot: Arc<AgentSnapshot>,
     providers: Arc<Providers>,
     started_at: Instant,
-    // Inbound audio.
-    vad: Vad,
-    turns: TurnDetector,
-    decoded: Vec<i16>,
-    partial: Vec<i16>,
-    preroll: VecDeque<i16>,
-    utterance: Vec<i16>,
-    stt_stream: Option<Arc<DeepgramStream>>,
-    upsampler: Resampler,
     last_media: Instant,
-    // Outbound audio.
-    pacer: Pacer,
+    listener: Listener,
+    /// Words and end-of-speech events of a streaming STT.
+    stt_events: Option<mpsc::Receiver<SttEvent>>,
+    heard: Vec<Heard>,
+    speaker: Speaker,
     paced: Vec<Paced>,
-    encoded: Vec<u8>,
     // Conversation.
     history: Vec<ChatMessage>,
     tools: Arc<Vec<serde_json::Value>>,
     reply: Option<ActiveReply>,
-    speaking: Option<AgentSpeech>,
     replies_tx: mpsc::UnboundedSender<ReplyEvent>,
     replies_rx: mpsc::UnboundedReceiver<ReplyEvent>,
     next_turn: u32,
@@ -220,9 +192,9 @@ impl Call {
             .as_ref()
             .and_then(|name| snapshot.campaigns.get(name));
         let (system_prompt, greeting, tools, survey_fields) = agent_setup(&snapshot, campaign);
-        let stt_stream = open_stt_stream(&providers.stt, &ctx).await;
+        let taking = TurnTaking::of(&snapshot.agent);
+        let (stt, stt_events) = open_stt(&providers, &taking, &ctx).await;
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
-        let end_of_turn = u32::try_from(snapshot.agent.end_of_turn_silence_ms).unwrap_or(700);
         let mut this = Self {
             carrier,
             stream_id: start.stream_id,
@@ -230,22 +202,15 @@ impl Call {
             call,
             providers,
             started_at: Instant::now(),
-            vad: Vad::default(),
-            turns: TurnDetector::new(TurnConfig::from_silence_ms(end_of_turn)),
-            decoded: Vec::with_capacity(FRAME_SAMPLES),
-            partial: Vec::with_capacity(FRAME_SAMPLES),
-            preroll: VecDeque::with_capacity(PREROLL_FRAMES * FRAME_SAMPLES),
-            utterance: Vec::new(),
-            stt_stream,
-            upsampler: Resampler::new(8000, crate::providers::stt::STT_RATE),
             last_media: Instant::now(),
-            pacer: Pacer::new(start.codec.silence()),
+            listener: Listener::new(&taking, stt),
+            stt_events,
+            heard: Vec::new(),
+            speaker: Speaker::new(start.codec),
             paced: Vec::new(),
-            encoded: Vec::new(),
             history: vec![ChatMessage::new("system", system_prompt)],
             tools: Arc::new(tools),
             reply: None,
-            speaking: None,
             replies_tx,
             replies_rx,
             next_turn: 0,
@@ -286,7 +251,15 @@ impl Call {
                     Some(Ok(_)) => Ok(()),
                 },
                 Some(event) = self.replies_rx.recv() => self.on_reply_event(event, socket).await,
-                _ = pace.tick(), if self.pacer.is_active() => self.send_due(socket).await,
+                event = next_event(&mut self.stt_events) => match event {
+                    Some(event) => self.on_stt_event(event, socket).await,
+                    // The stream ended; turns go on by the VAD alone.
+                    None => {
+                        self.stt_events = None;
+                        Ok(())
+                    }
+                },
+                _ = pace.tick(), if self.speaker.is_sending() => self.send_due(socket).await,
                 _ = housekeeping.tick() => self.housekeeping(socket).await,
                 () = hard_stop.cancelled() => Err(EndReason::Shutdown),
             };
@@ -300,12 +273,11 @@ impl Call {
         if let Some(reply) = self.reply.take() {
             reply.cancel.cancel();
         }
-        if self.speaking.is_some() {
-            self.finish_speech(true);
-        }
+        self.finish_speech(true);
+        self.usage.stt_seconds += self.listener.streamed_seconds();
         let (llm, stt, tts) = (
             self.providers.llm.name(),
-            self.providers.stt.name(),
+            self.listener.stt().name(),
             self.providers.tts.name(),
         );
         self.ctx.events.emit(
@@ -347,7 +319,7 @@ impl Call {
         match parse_inbound(text) {
             Ok(Inbound::Media { payload, .. }) => self.on_media(&payload, socket).await,
             Ok(Inbound::Mark { name }) => {
-                self.on_mark(&name);
+                self.speaker.on_mark(&name);
                 Ok(())
             }
             Ok(Inbound::Dtmf { digit }) => self.on_dtmf(digit, socket).await,
@@ -368,91 +340,45 @@ impl Call {
 
     async fn on_media(&mut self, payload: &[u8], socket: &mut WebSocket) -> Result<(), EndReason> {
         self.last_media = Instant::now();
-        self.decoded.clear();
-        self.codec.decode_into(payload, &mut self.decoded);
-        let mut offset = 0;
-        while offset < self.decoded.len() {
-            let take = (FRAME_SAMPLES - self.partial.len()).min(self.decoded.len() - offset);
-            self.partial
-                .extend_from_slice(&self.decoded[offset..offset + take]);
-            offset += take;
-            if self.partial.len() == FRAME_SAMPLES {
-                let frame = std::mem::take(&mut self.partial);
-                let event = self.on_frame(&frame);
-                self.partial = frame;
-                self.partial.clear();
-                self.on_turn_event(event, socket).await?;
-            }
-        }
-        Ok(())
+        let frames = self.listener.on_media(self.codec, payload, &mut self.heard);
+        self.ctx.metrics.frames_in.inc_by(frames);
+        self.act_on_heard(socket).await
     }
 
-    /// Classifies one 20 ms frame, keeps the audio of the caller's turn, feeds streaming STT.
-    fn on_frame(&mut self, frame: &[i16]) -> TurnEvent {
-        self.ctx.metrics.frames_in.inc();
-        if let Some(stream) = &self.stt_stream {
-            let mut wide = Vec::with_capacity(frame.len() * 2);
-            self.upsampler.process(frame, &mut wide);
-            let bytes: Vec<u8> = wide.iter().flat_map(|s| s.to_le_bytes()).collect();
-            if stream.send_audio(bytes) {
-                self.usage.stt_seconds += f64::from(FRAME_MS) / 1000.0;
-            }
-        }
-        let voiced = self.vad.is_speech(frame);
-        let was_in_utterance = self.turns.in_utterance();
-        let event = self.turns.push(voiced);
-        if was_in_utterance {
-            if self.utterance.len() < MAX_UTTERANCE_SAMPLES {
-                self.utterance.extend_from_slice(frame);
-            }
-        } else if self.turns.in_utterance() {
-            self.utterance.clear();
-            self.utterance.extend(self.preroll.iter().copied());
-            self.utterance.extend_from_slice(frame);
-        }
-        if self.preroll.len() + frame.len() > PREROLL_FRAMES * FRAME_SAMPLES {
-            self.preroll.drain(..frame.len());
-        }
-        self.preroll.extend(frame.iter().copied());
-        event
-    }
-
-    async fn on_turn_event(
+    async fn on_stt_event(
         &mut self,
-        event: TurnEvent,
+        event: SttEvent,
         socket: &mut WebSocket,
     ) -> Result<(), EndReason> {
+        self.listener.on_stt_event(event, &mut self.heard);
+        self.act_on_heard(socket).await
+    }
+
+    /// Acts on what the listener heard, in order.
+    async fn act_on_heard(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
+        let mut heard = std::mem::take(&mut self.heard);
+        let mut outcome = Ok(());
+        for event in heard.drain(..) {
+            outcome = self.on_heard(event, socket).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        self.heard = heard;
+        outcome
+    }
+
+    async fn on_heard(&mut self, event: Heard, socket: &mut WebSocket) -> Result<(), EndReason> {
         match event {
-            TurnEvent::SpeechStarted if self.agent_busy() => self.barge_in(socket).await,
-            TurnEvent::TurnEnded { .. } => {
-                // Drop the trailing end-of-turn silence: it is not part of what was said.
-                let silence = self.snapshot.agent.end_of_turn_silence_ms.max(0) as usize * 8;
-                let keep = self.utterance.len().saturating_sub(silence);
-                self.utterance.truncate(keep);
-                let audio = Arc::new(std::mem::take(&mut self.utterance));
+            Heard::SpeechStarted if self.agent_busy() => self.barge_in(socket).await,
+            Heard::SpeechStarted => Ok(()),
+            Heard::TurnEnded(audio) => {
                 self.caller_turn_end = Some(Instant::now());
                 if !self.goodbye_started {
                     self.start_reply(ReplyInput::Utterance(audio), None);
                 }
                 Ok(())
             }
-            TurnEvent::Discarded => {
-                self.utterance.clear();
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn on_mark(&mut self, name: &str) {
-        let Some((turn, segment)) = parse_mark(name) else {
-            return;
-        };
-        if let Some(speech) = self.speaking.as_mut()
-            && speech.turn == turn
-            && let Some(segment) = speech.segments.get_mut(segment as usize)
-        {
-            segment.acked = true;
         }
     }
 
@@ -485,7 +411,7 @@ impl Call {
     // ---- replies -------------------------------------------------------------------------
 
     fn agent_busy(&self) -> bool {
-        self.reply.is_some() || self.speaking.is_some() || self.pacer.is_active()
+        self.reply.is_some() || self.speaker.has_turn() || self.speaker.is_sending()
     }
 
     fn start_reply(&mut self, input: ReplyInput, hangup_after: Option<EndReason>) {
@@ -501,7 +427,7 @@ impl Call {
             history: self.history.clone(),
             tools: self.tools.clone(),
             providers: self.providers.clone(),
-            stt_stream: self.stt_stream.clone(),
+            stt: self.listener.stt().clone(),
             timeout: self.ctx.config.provider_timeout,
             fallback_text: self.ctx.config.fallback_text.clone(),
             events: self.replies_tx.clone(),
@@ -547,28 +473,16 @@ impl Call {
                 }
             }
             ReplyEvent::Audio { turn, segment, pcm } if Some(turn) == self.current_turn() => {
-                self.encoded.clear();
-                self.codec.encode_into(&pcm, &mut self.encoded);
-                let bytes = self.encoded.len();
-                let speech = self.speech_for(turn);
-                while speech.segments.len() <= segment as usize {
-                    speech.segments.push(Segment::default());
-                }
-                speech.segments[segment as usize].total_bytes += bytes;
-                self.pacer
-                    .push_audio(segment_key(turn, segment), &self.encoded);
+                let start = self.turn_start();
+                self.speaker.push_audio(turn, segment, &pcm, start);
             }
             ReplyEvent::SegmentEnd {
                 turn,
                 segment,
                 text,
             } if Some(turn) == self.current_turn() => {
-                let speech = self.speech_for(turn);
-                while speech.segments.len() <= segment as usize {
-                    speech.segments.push(Segment::default());
-                }
-                speech.segments[segment as usize].text = text;
-                self.pacer.push_mark(mark_name(turn, segment));
+                let start = self.turn_start();
+                self.speaker.end_segment(turn, segment, text, start);
             }
             ReplyEvent::ProviderFailed {
                 stage,
@@ -598,19 +512,13 @@ impl Call {
         Ok(())
     }
 
-    fn speech_for(&mut self, turn: u32) -> &mut AgentSpeech {
-        let offset = self.offset_ms();
-        let hangup_after = self.reply.as_ref().and_then(|r| r.hangup_after);
-        let caller_turn_end = self.caller_turn_end;
-        self.speaking.get_or_insert_with(|| AgentSpeech {
-            turn,
-            segments: Vec::new(),
-            finished: None,
-            caller_turn_end,
-            first_audio_at: None,
-            hangup_after,
-            offset_ms: offset,
-        })
+    /// How the agent turn now starting is described, should this event start one.
+    fn turn_start(&self) -> TurnStart {
+        TurnStart {
+            offset_ms: self.offset_ms(),
+            caller_turn_end: self.caller_turn_end,
+            hangup_after: self.reply.as_ref().and_then(|r| r.hangup_after),
+        }
     }
 
     async fn on_reply_finished(
@@ -618,6 +526,7 @@ impl Call {
         finished: Box<Finished>,
         socket: &mut WebSocket,
     ) -> Result<(), EndReason> {
+        let start = self.turn_start();
         let reply = self.reply.take();
         self.usage.tts_characters += finished.tts_characters;
         self.usage.prompt_tokens += finished.llm.prompt_tokens;
@@ -642,18 +551,15 @@ impl Call {
         }
         let said_nothing = finished.text.is_empty();
         let turn = finished.turn;
-        if said_nothing && self.speaking.is_none() {
+        if said_nothing && !self.speaker.has_turn() {
             // Nothing to play (noise, or a tool call without words).
             if let Some(reason) = hangup_after {
                 self.say_goodbye(reason);
             }
             return Ok(());
         }
-        let speech = self.speech_for(turn);
-        speech.finished = Some(finished);
-        if hangup_after.is_some() {
-            speech.hangup_after = hangup_after;
-        }
+        self.speaker
+            .reply_finished(turn, finished, hangup_after, start);
         self.maybe_finish_speech(socket).await
     }
 
@@ -706,12 +612,10 @@ impl Call {
         if let Some(reply) = self.reply.take() {
             reply.cancel.cancel();
         }
-        self.pacer.clear();
+        self.speaker.clear();
         self.send(socket, Outbound::Clear).await?;
-        let hangup = hangup.or(self.speaking.as_ref().and_then(|s| s.hangup_after));
-        if self.speaking.is_some() {
-            self.finish_speech(true);
-        }
+        let hangup = hangup.or(self.speaker.hangup_after());
+        self.finish_speech(true);
         if let Some(reason) = hangup {
             self.hangup_at = Some((Instant::now(), reason));
         }
@@ -720,9 +624,7 @@ impl Call {
 
     /// Completes the agent turn once the reply is finished and all its audio is out.
     async fn maybe_finish_speech(&mut self, _socket: &mut WebSocket) -> Result<(), EndReason> {
-        let done =
-            self.speaking.as_ref().is_some_and(|s| s.finished.is_some()) && !self.pacer.is_active();
-        if done {
+        if self.speaker.turn_complete() {
             let hangup = self.finish_speech(false);
             if let Some(reason) = hangup {
                 // Let the last frames (sent ahead of real time) play out before hanging up.
@@ -733,39 +635,25 @@ impl Call {
         Ok(())
     }
 
-    /// Emits the agent's transcript turn and latencies; returns a pending hang-up.
+    /// Ends the agent's turn, if one is under way: emits its transcript turn and latencies;
+    /// returns a pending hang-up.
     fn finish_speech(&mut self, interrupted: bool) -> Option<EndReason> {
-        let speech = self.speaking.take()?;
-        let spoken: Vec<&str> = speech.segments.iter().map(|s| s.text.as_str()).collect();
-        let text = speech
-            .finished
-            .as_ref()
-            .map(|f| f.text.clone())
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| spoken.join(" "));
-        let heard = if interrupted {
-            heard_text(&speech.segments)
-        } else {
-            text.clone()
-        };
+        let spoken = self.speaker.finish(interrupted)?;
         let index = self.transcript_index;
-        if !text.is_empty() || !heard.is_empty() {
+        if !spoken.text.is_empty() || !spoken.heard.is_empty() {
             self.emit_turn(
                 Role::Agent,
-                text,
-                Some(heard.clone()),
+                spoken.text,
+                Some(spoken.heard.clone()),
                 interrupted,
-                speech.offset_ms,
+                spoken.offset_ms,
             );
         }
-        if !heard.is_empty() {
-            self.history.push(ChatMessage::new("assistant", heard));
+        if !spoken.heard.is_empty() {
+            self.history
+                .push(ChatMessage::new("assistant", spoken.heard));
         }
-        let voice_to_voice = match (speech.caller_turn_end, speech.first_audio_at) {
-            (Some(end), Some(first)) => Some(first.saturating_duration_since(end)),
-            _ => None,
-        };
-        if let Some(finished) = &speech.finished {
+        if let Some(finished) = &spoken.finished {
             self.ctx.events.emit(
                 &self.call,
                 EventKind::TurnLatency {
@@ -773,54 +661,39 @@ impl Call {
                     stt_ms: None,
                     llm_first_token_ms: finished.llm.first_token.map(|d| d.as_millis() as u64),
                     tts_first_audio_ms: finished.tts_first_audio.map(|d| d.as_millis() as u64),
-                    voice_to_voice_ms: voice_to_voice.map(|d| d.as_millis() as u64),
+                    voice_to_voice_ms: spoken.voice_to_voice.map(|d| d.as_millis() as u64),
                 },
             );
         }
-        speech.hangup_after
+        spoken.hangup_after
     }
 
     // ---- outbound ------------------------------------------------------------------------
 
     async fn send_due(&mut self, socket: &mut WebSocket) -> Result<(), EndReason> {
         let mut paced = std::mem::take(&mut self.paced);
-        self.pacer.due(Instant::now(), &mut paced);
+        if let Some(latency) = self.speaker.due(Instant::now(), &mut paced) {
+            self.observe_stage("voice_to_voice", latency);
+        }
+        let mut outcome = Ok(());
         for item in paced.drain(..) {
-            match item {
-                Paced::Frame { segment, bytes } => {
-                    self.note_sent(segment);
-                    self.send(socket, Outbound::Media(&bytes[..])).await?;
+            outcome = match item {
+                Paced::Frame { bytes, .. } => {
                     self.ctx.metrics.frames_out.inc();
+                    self.send(socket, Outbound::Media(&bytes[..])).await
                 }
-                Paced::Mark(name) => self.send(socket, Outbound::Mark(&name)).await?,
+                Paced::Mark(name) => self.send(socket, Outbound::Mark(&name)).await,
+            };
+            if outcome.is_err() {
+                break;
             }
         }
         self.paced = paced;
-        if !self.pacer.is_active() {
+        outcome?;
+        if !self.speaker.is_sending() {
             self.maybe_finish_speech(socket).await?;
         }
         Ok(())
-    }
-
-    fn note_sent(&mut self, key: u64) {
-        let (turn, segment) = split_key(key);
-        let Some(speech) = self.speaking.as_mut().filter(|s| s.turn == turn) else {
-            return;
-        };
-        if speech.first_audio_at.is_none() {
-            let now = Instant::now();
-            speech.first_audio_at = Some(now);
-            if let Some(end) = speech.caller_turn_end {
-                self.ctx
-                    .metrics
-                    .stage_latency
-                    .with_label_values(&["voice_to_voice"])
-                    .observe(now.saturating_duration_since(end).as_secs_f64());
-            }
-        }
-        if let Some(s) = speech.segments.get_mut(segment as usize) {
-            s.sent_bytes += FRAME_BYTES;
-        }
     }
 
     async fn send(
@@ -905,34 +778,42 @@ impl Call {
     }
 }
 
-/// Opens the per-call stream of a streaming STT provider; failures surface at the first turn.
-async fn open_stt_stream(stt: &Stt, ctx: &CallContext) -> Option<Arc<DeepgramStream>> {
-    let Stt::Deepgram {
-        base,
-        key,
-        model,
-        language,
-    } = stt
-    else {
-        return None;
+/// Opens the call's speech-to-text session (with turn events when the end of turn adapts
+/// to the transcript); a streaming provider that cannot be reached fails at the first turn
+/// (the caller hears the fallback).
+async fn open_stt(
+    providers: &Providers,
+    taking: &TurnTaking,
+    ctx: &CallContext,
+) -> (Arc<dyn SttSession>, Option<mpsc::Receiver<SttEvent>>) {
+    let options = StreamingOptions {
+        turn_events: taking.end_of_turn.adaptive,
+        endpointing_ms: taking.end_of_turn.wait_ms(Cue::Complete),
     };
-    let key = match crate::providers::stt::deepgram_key(key) {
-        Ok(key) => key,
-        Err(error) => {
-            tracing::warn!(%error, "Deepgram not configured");
-            return None;
+    let opened =
+        crate::providers::stt::open_session(&providers.stt, options, ctx.config.provider_timeout)
+            .await;
+    match &opened.error {
+        None => {}
+        Some(ProviderError::MissingKey(key)) => {
+            tracing::warn!(key, "speech-to-text not configured");
         }
-    };
-    match DeepgramStream::connect(base, &key, model, language, ctx.config.provider_timeout).await {
-        Ok(stream) => Some(Arc::new(stream)),
-        Err(error) => {
+        Some(error) => {
             ctx.metrics
                 .provider_errors
-                .with_label_values(&["stt", "deepgram"])
+                .with_label_values(&["stt", opened.session.name()])
                 .inc();
-            tracing::warn!(%error, "cannot open Deepgram stream");
-            None
+            tracing::warn!(%error, "cannot open the speech-to-text stream");
         }
+    }
+    (opened.session, opened.events)
+}
+
+/// The next event of an optional channel (never, without one).
+async fn next_event<T>(events: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -996,47 +877,6 @@ fn agent_setup(
     (prompt, greeting, tools, fields)
 }
 
-/// What the caller heard of an interrupted turn: acknowledged segments in full, then the
-/// share of the next segment that had been sent (less the frames sent ahead of real time).
-fn heard_text(segments: &[Segment]) -> String {
-    let mut heard = Vec::new();
-    for segment in segments {
-        if segment.acked {
-            heard.push(segment.text.clone());
-            continue;
-        }
-        let lead = LEAD_FRAMES as usize * FRAME_BYTES;
-        let played = segment.sent_bytes.saturating_sub(lead);
-        if played > 0 && segment.total_bytes > 0 {
-            let words: Vec<&str> = segment.text.split_whitespace().collect();
-            let share = (played as f64 / segment.total_bytes as f64).min(1.0);
-            let count = (words.len() as f64 * share).floor() as usize;
-            if count > 0 {
-                heard.push(words[..count].join(" "));
-            }
-        }
-        break;
-    }
-    heard.join(" ")
-}
-
-fn segment_key(turn: u32, segment: u32) -> u64 {
-    (u64::from(turn) << 32) | u64::from(segment)
-}
-
-fn split_key(key: u64) -> (u32, u32) {
-    ((key >> 32) as u32, key as u32)
-}
-
-fn mark_name(turn: u32, segment: u32) -> String {
-    format!("t{turn}s{segment}")
-}
-
-fn parse_mark(name: &str) -> Option<(u32, u32)> {
-    let (turn, segment) = name.strip_prefix('t')?.split_once('s')?;
-    Some((turn.parse().ok()?, segment.parse().ok()?))
-}
-
 fn end_reason_label(reason: EndReason) -> &'static str {
     match reason {
         EndReason::CallerHangup => "caller_hangup",
@@ -1047,40 +887,5 @@ fn end_reason_label(reason: EndReason) -> &'static str {
         EndReason::MediaTimeout => "media_timeout",
         EndReason::Shutdown => "shutdown",
         EndReason::ProtocolError => "protocol_error",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marks_round_trip() {
-        assert_eq!(parse_mark(&mark_name(3, 7)), Some((3, 7)));
-        assert_eq!(parse_mark("nope"), None);
-        assert_eq!(split_key(segment_key(5, 9)), (5, 9));
-    }
-
-    #[test]
-    fn heard_text_counts_acknowledged_and_played_words() {
-        let segments = vec![
-            Segment {
-                text: "Hello there.".into(),
-                total_bytes: 1600,
-                sent_bytes: 1600,
-                acked: true,
-            },
-            Segment {
-                text: "one two three four five six".into(),
-                total_bytes: 6000,
-                sent_bytes: 3000 + LEAD_FRAMES as usize * FRAME_BYTES,
-                acked: false,
-            },
-            Segment {
-                text: "never sent".into(),
-                ..Segment::default()
-            },
-        ];
-        assert_eq!(heard_text(&segments), "Hello there. one two three");
     }
 }

@@ -1,0 +1,213 @@
+//! The neural VAD: `earshot` (pure Rust, ~40 KiB of bundled weights) on the call's audio
+//! upsampled to the 16 kHz it was trained on, listening only to the foreground.
+//!
+//! earshot scores 16 ms frames of 256 samples; a 20 ms telephone frame becomes 320 samples at
+//! 16 kHz, so one or two scores complete per frame and the frame takes the highest of them.
+//!
+//! A frame is foreground when it stands [`FOREGROUND_MARGIN_DB`] above the line's background
+//! (the 10th percentile of the last two seconds' frame levels) and above an absolute floor.
+//! Background frames score 0: six talkers in a café or music on the line are speech-like to
+//! any frame classifier, but they are steady, while a caller talking to the agent stands out
+//! from them. The network only runs on the foreground and a short hangover after it (its state
+//! is reset and primed with the last frames when it starts again), which keeps its cost to a
+//! fraction of the stream: a quiet line costs a level measurement per frame.
+
+use earshot::Detector;
+
+use super::energy::level_dbfs;
+use super::{FRAME_SAMPLES, VoiceActivity};
+use crate::resample::Resampler;
+
+/// earshot's frame: 16 ms at 16 kHz.
+const EARSHOT_FRAME: usize = 256;
+/// How far (dB) above the background a frame must be to be heard.
+pub const FOREGROUND_MARGIN_DB: f32 = 6.0;
+/// Frames quieter than this (dBFS) are never speech.
+pub const ABSOLUTE_FLOOR_DB: f32 = -60.0;
+/// Frame levels the background is estimated from (2 s).
+const BACKGROUND_FRAMES: usize = 100;
+/// The background is re-estimated every this many frames.
+const BACKGROUND_EVERY: u32 = 5;
+/// The network keeps running this many frames after the last foreground frame (300 ms), so
+/// pauses between words do not cost it its context.
+const HANGOVER_FRAMES: u32 = 15;
+/// Frames of 8 kHz audio replayed into a restarted network (its 48 ms window and context).
+const PRIME_FRAMES: usize = 5;
+
+/// The neural detector of one stream (about 10 KiB of state).
+pub struct NeuralVad {
+    detector: Box<Detector>,
+    upsampler: Resampler,
+    pending: Vec<i16>,
+    /// The last frames at 8 kHz, to prime a restarted network.
+    recent: Vec<i16>,
+    /// The last frames' levels, starting as a silent line: a caller who speaks first is not
+    /// taken for the background.
+    levels: [f32; BACKGROUND_FRAMES],
+    next_level: usize,
+    since_estimate: u32,
+    background_db: f32,
+    /// Frames since the last foreground frame (the network runs while this is short).
+    quiet_run: u32,
+    running: bool,
+}
+
+impl std::fmt::Debug for NeuralVad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NeuralVad")
+            .field("background_db", &self.background_db)
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NeuralVad {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NeuralVad {
+    /// A detector for a new stream.
+    pub fn new() -> Self {
+        Self {
+            detector: Detector::default_boxed(),
+            upsampler: Resampler::new(8000, 16_000),
+            pending: Vec::with_capacity(2 * EARSHOT_FRAME),
+            recent: Vec::with_capacity(PRIME_FRAMES * 160),
+            levels: [-90.0; BACKGROUND_FRAMES],
+            next_level: 0,
+            since_estimate: 0,
+            background_db: -90.0,
+            quiet_run: HANGOVER_FRAMES,
+            running: false,
+        }
+    }
+
+    /// The current background estimate (dBFS).
+    pub fn background_db(&self) -> f32 {
+        self.background_db
+    }
+
+    /// True while the network is running.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    fn track_background(&mut self, level: f32) {
+        self.levels[self.next_level] = level;
+        self.next_level = (self.next_level + 1) % BACKGROUND_FRAMES;
+        self.since_estimate += 1;
+        if self.since_estimate >= BACKGROUND_EVERY {
+            self.since_estimate = 0;
+            let mut sorted = self.levels;
+            let (_, tenth, _) =
+                sorted.select_nth_unstable_by(BACKGROUND_FRAMES / 10, f32::total_cmp);
+            self.background_db = *tenth;
+        }
+    }
+
+    /// Scores `frame` with the network; the highest score of the earshot frames it completes.
+    fn score(&mut self, frame: &[i16]) -> f32 {
+        self.upsampler.process(frame, &mut self.pending);
+        let mut best = 0.0f32;
+        let mut start = 0;
+        while self.pending.len() - start >= EARSHOT_FRAME {
+            let score = self
+                .detector
+                .predict_i16(&self.pending[start..start + EARSHOT_FRAME]);
+            best = best.max(score);
+            start += EARSHOT_FRAME;
+        }
+        self.pending.drain(..start);
+        best
+    }
+
+    fn remember(&mut self, frame: &[i16]) {
+        self.recent.extend_from_slice(frame);
+        let excess = self
+            .recent
+            .len()
+            .saturating_sub(PRIME_FRAMES * FRAME_SAMPLES);
+        self.recent.drain(..excess);
+    }
+}
+
+impl VoiceActivity for NeuralVad {
+    fn name(&self) -> &'static str {
+        "neural"
+    }
+
+    fn speech_probability(&mut self, frame: &[i16]) -> f32 {
+        let level = level_dbfs(frame);
+        // Judged against the background before this frame joins it.
+        let foreground =
+            level > ABSOLUTE_FLOOR_DB && level > self.background_db + FOREGROUND_MARGIN_DB;
+        self.track_background(level);
+        self.quiet_run = if foreground { 0 } else { self.quiet_run + 1 };
+        if self.quiet_run >= HANGOVER_FRAMES {
+            self.running = false;
+            self.remember(frame);
+            return 0.0;
+        }
+        if !self.running {
+            // Start from a clean state primed with the audio just before this frame.
+            self.detector.reset();
+            self.upsampler = Resampler::new(8000, 16_000);
+            self.pending.clear();
+            let recent = std::mem::take(&mut self.recent);
+            for previous in recent.chunks(FRAME_SAMPLES) {
+                self.score(previous);
+            }
+            self.recent = recent;
+            self.running = true;
+        }
+        self.remember(frame);
+        let score = self.score(frame);
+        if foreground { score } else { 0.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::signals::{noise, speech_like};
+    use super::*;
+
+    fn probabilities(vad: &mut NeuralVad, signal: &[i16]) -> Vec<f32> {
+        signal
+            .chunks(160)
+            .map(|frame| vad.speech_probability(frame))
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_line_costs_no_network_and_speech_wakes_it() {
+        let mut vad = NeuralVad::new();
+        let quiet = probabilities(&mut vad, &noise(160 * 100, 1, 30.0));
+        assert!(quiet.iter().all(|p| *p == 0.0));
+        assert!(!vad.is_running());
+        let speech = probabilities(&mut vad, &speech_like(160 * 50, 0, 8000.0));
+        assert!(vad.is_running());
+        let loud = speech.iter().filter(|p| **p >= 0.5).count();
+        assert!(loud > 35, "{loud} of 50 frames");
+        assert!(vad.pending.len() < EARSHOT_FRAME);
+        // Back to the quiet line: after the hangover the network stops again.
+        probabilities(&mut vad, &noise(160 * 20, 2, 30.0));
+        assert!(!vad.is_running());
+    }
+
+    #[test]
+    fn steady_sound_becomes_background() {
+        let mut vad = NeuralVad::new();
+        // Loud steady noise (about -30 dBFS): foreground at first, background within 2 s.
+        probabilities(&mut vad, &noise(160 * 150, 3, 1000.0));
+        assert!(
+            (-34.0..-26.0).contains(&vad.background_db()),
+            "{}",
+            vad.background_db()
+        );
+        let later = probabilities(&mut vad, &noise(160 * 50, 4, 1000.0));
+        assert!(later.iter().all(|p| *p == 0.0));
+        assert!(!vad.is_running());
+    }
+}
