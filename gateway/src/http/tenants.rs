@@ -301,6 +301,9 @@ fn validate_agent(agent: &AgentSpec) -> Result<(), ApiError> {
     if !(100..=5_000).contains(&agent.end_of_turn_silence_ms) {
         return invalid("agent.endOfTurnSilenceMs", "between 100 and 5000");
     }
+    if let Err(message) = agent.turn_taking.validate() {
+        return invalid("agent.turnTaking", &message);
+    }
     if let Some(number) = &agent.transfer_number
         && !is_e164(number)
     {

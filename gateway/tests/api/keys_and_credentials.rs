@@ -345,6 +345,25 @@ async fn tenant_agent_configuration_is_patched_and_validated() {
             .patch(&t, &owner.access, json!({"agent": {"maxCallSeconds": 5}}))
             .await;
         assert_eq!(invalid.body["error"]["field"], "agent.maxCallSeconds");
+        let turn = app
+            .patch(
+                &t,
+                &owner.access,
+                json!({"agent": {"turnTaking": {"bargeInConfirmMs": 5}}}),
+            )
+            .await;
+        assert_eq!(
+            turn.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            turn.text
+        );
+        assert_eq!(turn.body["error"]["field"], "agent.turnTaking");
+        assert!(
+            turn.text.contains("bargeInConfirmMs"),
+            "the message names the setting: {}",
+            turn.text
+        );
         let top = app
             .patch(&t, &owner.access, json!({"plan": "enterprise"}))
             .await;
