@@ -11,6 +11,7 @@ use kube::runtime::events::Reporter;
 use switchboard_carriers::SandboxCarrier;
 use switchboard_crds::Tenant;
 use switchboard_operator::controllers::phone_number::{Carriers, TelnyxAccount, TwilioAccount};
+use switchboard_operator::controllers::watch::ControllerSettings;
 use switchboard_operator::controllers::{self, Context};
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::leader::{LeaseSettings, run_as_leader};
@@ -217,6 +218,8 @@ struct RunArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", global = true)]
     identity: Option<String>,
+    #[command(flatten)]
+    controllers: ControllerArgs,
     /// Log format: text or json.
     #[arg(
         long,
@@ -225,6 +228,34 @@ struct RunArgs {
         global = true
     )]
     log_format: LogFormat,
+}
+
+/// How hard the controllers may push the API server (see `ControllerSettings`).
+#[derive(Args, Debug)]
+struct ControllerArgs {
+    /// Tenant reconciles run at once.
+    #[arg(long, env = "SWITCHBOARD_TENANT_CONCURRENCY", default_value_t = ControllerSettings::default().tenant_concurrency, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    tenant_concurrency: u16,
+    /// PhoneNumber reconciles run at once.
+    #[arg(long, env = "SWITCHBOARD_NUMBER_CONCURRENCY", default_value_t = ControllerSettings::default().number_concurrency, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    number_concurrency: u16,
+    /// Campaign reconciles run at once.
+    #[arg(long, env = "SWITCHBOARD_CAMPAIGN_CONCURRENCY", default_value_t = ControllerSettings::default().campaign_concurrency, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    campaign_concurrency: u16,
+    /// Milliseconds a burst of changes to one object is gathered into one reconcile (0: off).
+    #[arg(long, env = "SWITCHBOARD_RECONCILE_DEBOUNCE_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000), global = true)]
+    reconcile_debounce_ms: u64,
+}
+
+impl ControllerArgs {
+    fn to_settings(&self) -> ControllerSettings {
+        ControllerSettings {
+            tenant_concurrency: self.tenant_concurrency,
+            number_concurrency: self.number_concurrency,
+            campaign_concurrency: self.campaign_concurrency,
+            debounce: std::time::Duration::from_millis(self.reconcile_debounce_ms),
+        }
+    }
 }
 
 #[tokio::main]
@@ -316,7 +347,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let gateway = gateway_client(&config.gateway_internal_url)?;
     let carriers = args.carriers.to_carriers()?;
-    let mut ctx = Context::new(client.clone(), config, metrics, reporter).with_carriers(carriers);
+    let settings = args.controllers.to_settings();
+    tracing::info!(?settings, "controller settings");
+    let mut ctx = Context::new(client.clone(), config, metrics, reporter)
+        .with_carriers(carriers)
+        .with_settings(settings);
     if let Some(gateway) = gateway {
         ctx = ctx.with_gateway(gateway);
     }

@@ -817,7 +817,9 @@ async fn the_tenant_status_counts_ready_numbers() {
     .await;
     let ctx = operator(client.clone(), carriers_with(&sandbox));
     let tenants: Api<Tenant> = Api::all(client.clone());
+    // As the controller would: its caches kept up to date by the watches.
     let reconcile_tenant = || async {
+        ctx.caches.relist(&ctx.client).await.unwrap();
         let current = tenants.get("acme").await.unwrap();
         tenant::reconcile(Arc::new(current), ctx.clone()).await
     };

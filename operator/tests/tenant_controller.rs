@@ -28,11 +28,13 @@ async fn get_tenant(client: &Client, name: &str) -> Tenant {
         .expect("tenant exists")
 }
 
-/// Reconciles the stored Tenant as the controller would after a watch event.
+/// Reconciles the stored Tenant as the controller would after a watch event, its caches
+/// up to date with the API server (as the watches keep them).
 async fn reconcile(
     ctx: &Arc<Context>,
     name: &str,
 ) -> Result<kube::runtime::controller::Action, Error> {
+    ctx.caches.relist(&ctx.client).await.expect("relist");
     let current = get_tenant(&ctx.client, name).await;
     tenant::reconcile(Arc::new(current), ctx.clone()).await
 }

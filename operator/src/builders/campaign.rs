@@ -230,14 +230,6 @@ fn utf8_contacts(bytes: &[u8], kind: &str, reference: &KeyReference) -> Contacts
     }
 }
 
-/// The tenant a namespace belongs to: `tenant-acme` → `acme` with prefix `tenant-`.
-///
-/// The namespace, not a label on the Campaign, decides: tenants can edit their Campaigns'
-/// labels but not the namespace they live in, so a label could point at another tenant.
-pub fn tenant_of_namespace<'a>(namespace: &'a str, prefix: &str) -> Option<&'a str> {
-    switchboard_crds::naming::tenant_of_namespace(prefix, namespace)
-}
-
 /// Checks a campaign against its tenant, number, schedule, pacing and contacts, in the order
 /// a human would fix them: the first problem found is the reason.
 pub fn validate(spec: &CampaignSpec, observed: &Observed) -> Result<Validated, Invalid> {
@@ -781,13 +773,6 @@ mod tests {
             secret_contacts(&secret, &reference),
             ContactsFacts::Csv("phone\n+1555\n".into())
         );
-    }
-
-    #[test]
-    fn tenants_come_from_the_namespace() {
-        assert_eq!(tenant_of_namespace("tenant-acme", "tenant-"), Some("acme"));
-        assert_eq!(tenant_of_namespace("tenant-", "tenant-"), None);
-        assert_eq!(tenant_of_namespace("default", "tenant-"), None);
     }
 
     #[test]

@@ -17,19 +17,22 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::predicates;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, ContactsSource};
 use switchboard_crds::{Campaign, CampaignPhase, CampaignStatus, PhoneNumber, Tenant};
 
-use super::apply::{add_finalizer, apply_namespaced_status, remove_finalizer};
+use super::cache::spec_hash;
+use super::lifecycle::{self, Reconciled, error_policy, publish, reconcile_with};
+use super::watch::{hash_of, reconciled, spec_and_lifecycle, watched};
 use super::{Context, Error};
 use crate::builders::campaign::{
     ContactsFacts, Invalid, NumberFacts, Observed, SCRIPTS_FIELD_MANAGER, TenantFacts, Validated,
     campaign_scripts, config_map_contacts, contacts_digest, gateway_problem_status, invalid_status,
-    is_registered, registered_status, secret_contacts, tenant_of_namespace, validate, was_invalid,
+    is_registered, registered_status, secret_contacts, validate, was_invalid,
 };
+use crate::builders::labels::tenant_of_namespace;
 use crate::builders::runtime::AGENT_CONFIG_MAP;
 use crate::gateway_client::{
     GatewayClient, GatewayError, Progress, Registration, RegistrationResult,
@@ -37,7 +40,6 @@ use crate::gateway_client::{
 
 /// Finalizer that holds a Campaign until the gateway has stopped dialing it.
 pub const FINALIZER: &str = "voice.switchboard.dev/stop-dialing";
-const CONTROLLER: &str = "campaign";
 /// Mirror progress this often while calls are being placed.
 const REQUEUE_RUNNING: Duration = Duration::from_secs(15);
 /// A registered campaign waiting for its window: notice soon when dialing starts.
@@ -49,28 +51,35 @@ const REQUEUE_IDLE: Duration = Duration::from_secs(300);
 
 /// Runs the Campaign controller until `shutdown` resolves.
 ///
-/// Besides Campaigns it watches PhoneNumbers and Tenants, so a number becoming Ready or a
-/// tenant being suspended reconciles the campaigns that depend on it at once.
+/// Besides Campaigns it watches PhoneNumbers and Tenants, so a number becoming Ready (or going)
+/// or a tenant being suspended reconciles the campaigns that depend on it at once. Each wakes
+/// the controller only when what validation reads of it changes; a Campaign itself only on
+/// spec, deletion and finalizer changes, not on the progress the operator mirrors into it.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Campaign>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
+    let (store, campaigns) = reconciled(Api::<Campaign>::all(client.clone()), spec_and_lifecycle);
     let prefix = ctx.config.namespace_prefix.clone();
-    controller
-        .watches(
-            Api::<PhoneNumber>::all(client.clone()),
-            watcher::Config::default(),
+    Controller::for_stream(campaigns, store.clone())
+        .with_config(ctx.settings.config(ctx.settings.campaign_concurrency))
+        .watches_stream(
+            watched(
+                Api::<PhoneNumber>::all(client.clone()),
+                |n: &PhoneNumber| {
+                    let facts = NumberFacts::of(n);
+                    Some(hash_of(&(
+                        facts.ready,
+                        facts.e164,
+                        n.metadata.deletion_timestamp.is_some(),
+                    )))
+                },
+            ),
             campaigns_calling_from(store.clone()),
         )
-        .watches(
-            Api::<Tenant>::all(client),
-            watcher::Config::default(),
+        .watches_stream(
+            watched(Api::<Tenant>::all(client), predicates::generation),
             campaigns_of_tenant(store, prefix),
         )
         .graceful_shutdown_on(shutdown)
@@ -114,46 +123,31 @@ fn campaigns_of_tenant(
     }
 }
 
+impl Reconciled for Campaign {
+    const CONTROLLER: &'static str = "campaign";
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self, client: &Client) -> Api<Self> {
+        Api::namespaced(client.clone(), &self.namespace().unwrap_or_default())
+    }
+
+    /// Only an operator that can reach the gateway holds Campaigns back on deletion; without
+    /// a token nothing was registered, so nothing needs stopping.
+    fn needs_finalizer(&self, ctx: &Context) -> bool {
+        ctx.gateway().is_ok()
+    }
+}
+
 /// Reconciles one Campaign (entry point for the controller and for tests).
 pub async fn reconcile(campaign: Arc<Campaign>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
-    let key = backoff_key(&campaign);
-    let has_finalizer = campaign.finalizers().iter().any(|f| f == FINALIZER);
-    let result = if campaign.meta().deletion_timestamp.is_some() {
-        stop_then_release(&campaign, &ctx).await
-    } else if !has_finalizer && ctx.gateway().is_ok() {
-        // Only an operator that can reach the gateway holds Campaigns back on deletion;
-        // without a token nothing was registered, so nothing needs stopping.
-        add_finalizer(
-            &campaigns_api(&ctx, &campaign),
-            campaign.as_ref(),
-            FINALIZER,
-        )
-        .await
-        .map(|()| Action::await_change())
-    } else {
-        converge(&campaign, &ctx).await
-    };
-    if result.is_ok() {
-        ctx.reset_backoff(&key);
-    }
-    result
-}
-
-/// Requeues a failed reconcile with per-object backoff.
-pub fn error_policy(campaign: Arc<Campaign>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.kind());
-    tracing::warn!(campaign = %campaign.name_any(), namespace = ?campaign.namespace(), %error, "reconcile failed");
-    ctx.backoff_after_failure(&backoff_key(&campaign), error)
-}
-
-/// Backoff is shared with other controllers: keep Campaign keys apart from Tenant names.
-fn backoff_key(campaign: &Campaign) -> String {
-    format!(
-        "campaign/{}/{}",
-        campaign.namespace().unwrap_or_default(),
-        campaign.name_any()
+    let ctx = ctx.as_ref();
+    reconcile_with(
+        campaign,
+        ctx,
+        |campaign| async move { converge(&campaign, ctx).await },
+        |campaign| async move { stop_dialing(&campaign, ctx).await },
     )
+    .await
 }
 
 async fn converge(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
@@ -178,9 +172,11 @@ async fn observe(campaign: &Campaign, namespace: &str, ctx: &Context) -> Result<
             .map(|t| TenantFacts::of(&t, &ctx.config.plan_limits)),
         None => None,
     };
+    // A number being deleted is about to be released: campaigns must not dial from it.
     let number = Api::<PhoneNumber>::namespaced(client.clone(), namespace)
         .get_opt(&campaign.spec.from_number)
         .await?
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
         .map(|n| NumberFacts::of(&n));
     let contacts = read_contacts(&campaign.spec.contacts, namespace, ctx).await?;
     Ok(Observed {
@@ -402,11 +398,9 @@ async fn report_rejected_rows(ctx: &Context, campaign: &Campaign, result: &Regis
     .await;
 }
 
-/// Deleting a Campaign stops dialing at the gateway before the object goes.
-async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
-    if !campaign.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
+/// Deleting a Campaign stops dialing at the gateway before the object goes (the finalizer
+/// step removes the finalizer once this succeeded).
+async fn stop_dialing(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
     let namespace = campaign.namespace().unwrap_or_default();
     if let Some(tenant) = tenant_of_namespace(&namespace, &ctx.config.namespace_prefix) {
         // Unlike an invalid campaign, a deleted one must not go while the gateway may still
@@ -426,18 +420,28 @@ async fn stop_then_release(campaign: &Campaign, ctx: &Context) -> Result<Action,
         },
     )
     .await;
-    remove_finalizer(&campaigns_api(ctx, campaign), campaign, FINALIZER).await?;
     Ok(Action::await_change())
 }
 
 /// Writes the namespace's campaign scripts into the agent ConfigMap the runtime mounts, so
-/// answered campaign calls run the campaign's greeting and questions.
+/// answered campaign calls run the campaign's greeting and questions. Applied only when the
+/// scripts differ from what this operator last applied to the namespace (after a restart, the
+/// first reconcile per namespace applies them once).
 async fn publish_scripts(ctx: &Context, namespace: &str) -> Result<(), Error> {
     let campaigns = Api::<Campaign>::namespaced(ctx.client.clone(), namespace)
         .list(&ListParams::default())
         .await?
         .items;
     let scripts = campaign_scripts(namespace, &campaigns)?;
+    let hash = spec_hash(&scripts);
+    let published = |ctx: &Context| {
+        ctx.published_scripts
+            .lock()
+            .is_ok_and(|p| p.get(namespace) == Some(&hash))
+    };
+    if published(ctx) {
+        return Ok(());
+    }
     Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
         .patch(
             AGENT_CONFIG_MAP,
@@ -445,6 +449,9 @@ async fn publish_scripts(ctx: &Context, namespace: &str) -> Result<(), Error> {
             &Patch::Apply(&scripts),
         )
         .await?;
+    if let Ok(mut published) = ctx.published_scripts.lock() {
+        published.insert(namespace.to_owned(), hash);
+    }
     Ok(())
 }
 
@@ -454,18 +461,7 @@ async fn write_status(
     ctx: &Context,
     status: CampaignStatus,
 ) -> Result<(), Error> {
-    let previous = campaign.status.clone().unwrap_or_default();
-    if previous == status {
-        return Ok(());
-    }
-    let namespace = campaign
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    apply_namespaced_status::<Campaign, _>(&ctx.client, &namespace, &campaign.name_any(), &status)
-        .await?;
-    for event in transition_events(&previous, &status) {
-        publish(ctx, campaign, event).await;
-    }
+    lifecycle::write_status(ctx, campaign, status, transition_events).await?;
     Ok(())
 }
 
@@ -517,25 +513,6 @@ pub fn transition_events(previous: &CampaignStatus, current: &CampaignStatus) ->
         });
     }
     events
-}
-
-async fn publish(ctx: &Context, campaign: &Campaign, event: Event) {
-    // Events are best-effort: failing to record one must not fail the reconcile.
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &campaign.object_ref(&()))
-        .await
-    {
-        tracing::debug!(%error, "cannot publish event");
-    }
-}
-
-/// The Campaign API of `campaign`'s namespace.
-fn campaigns_api(ctx: &Context, campaign: &Campaign) -> Api<Campaign> {
-    Api::namespaced(
-        ctx.client.clone(),
-        &campaign.namespace().unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

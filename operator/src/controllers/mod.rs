@@ -1,9 +1,12 @@
 //! Controllers: compare desired state with the cluster and converge them.
 
 pub mod apply;
+pub mod cache;
 pub mod campaign;
+pub mod lifecycle;
 pub mod phone_number;
 pub mod tenant;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,9 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
+
+use cache::Caches;
+use watch::ControllerSettings;
 
 use crate::config::OperatorConfig;
 use crate::gateway_client::{GatewayClient, GatewayError};
@@ -66,6 +72,13 @@ pub struct Context {
     pub recorder: Recorder,
     /// Carrier accounts of the PhoneNumber controller (platform credentials, sandbox).
     pub carriers: Arc<phone_number::Carriers>,
+    /// What the Tenant controller knows of the cluster without asking (kept by watches).
+    pub caches: Arc<Caches>,
+    /// Concurrency and debounce of the controllers.
+    pub settings: ControllerSettings,
+    /// Hash of the campaign scripts last applied per namespace, so an unchanged set is not
+    /// applied again.
+    pub(crate) published_scripts: Mutex<HashMap<String, u64>>,
     backoff: Backoff,
     gateway: Option<GatewayClient>,
 }
@@ -86,7 +99,16 @@ impl Context {
             backoff: Backoff::default(),
             gateway: None,
             carriers: Arc::default(),
+            caches: Arc::default(),
+            settings: ControllerSettings::default(),
+            published_scripts: Mutex::default(),
         }
+    }
+
+    /// The context with these controller settings.
+    pub fn with_settings(mut self, settings: ControllerSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// The context with these carrier accounts (by default: no platform accounts and an

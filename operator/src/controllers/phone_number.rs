@@ -30,9 +30,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::predicates;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use switchboard_carriers::{
     AnyCarrier, Carrier, CarrierError, OwnedNumber, PurchaseRequest, WebhookConfig,
@@ -48,16 +48,17 @@ use desired::{
     CREATE_FAILED_ANNOTATION, CREATE_PENDING_ANNOTATION, CREATE_SUCCEEDED_ANNOTATION,
     IDEMPOTENCY_KEY_ANNOTATION, carrier_kind, credentials_secret, external_name, idempotency_key,
     limit_reached, not_ready_status, number_query, numbers_held_by_others, ready_status, reason,
-    sandbox_record, sync_failed_status, tenant_of_namespace,
+    sandbox_record, sync_failed_status,
 };
 
-use super::apply::apply_namespaced_status;
+use super::lifecycle::{self, Reconciled, error_policy, reconcile_with};
+use super::watch::{hash_of, reconciled, spec_and_lifecycle, watched};
 use super::{Context, Error};
+use crate::builders::labels::tenant_of_namespace;
 use crate::gateway_client::NumberRoute;
 
 /// Finalizer that holds a PhoneNumber until its number is released (or retained).
 pub const FINALIZER: &str = "voice.switchboard.dev/release-number";
-const CONTROLLER: &str = "phone-number";
 /// Periodic observe of a Ready number (drifted webhooks, numbers released out of band).
 const REQUEUE_READY: Duration = Duration::from_secs(600);
 /// Retry while the Tenant is missing or its credentials are incomplete (Secrets are not watched).
@@ -116,8 +117,10 @@ fn retry_delay(error: &CarrierError) -> Duration {
 
 /// Runs the PhoneNumber controller until `shutdown` resolves.
 ///
-/// Tenants are watched too: a plan upgrade or new credentials re-reconcile the tenant's
-/// numbers at once instead of at the next periodic retry.
+/// Tenants are watched too: a plan upgrade or new credentials (spec changes) re-reconcile the
+/// tenant's numbers at once instead of at the next periodic retry. A number wakes its
+/// controller on spec, deletion, finalizer and annotation changes (annotations carry the
+/// external name and the purchase's progress), not on the operator's own status writes.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -128,16 +131,15 @@ pub async fn run(
         Err(error) => tracing::warn!(%error, "cannot restore sandbox numbers"),
     }
     let client = ctx.client.clone();
-    let controller = Controller::new(
+    let (numbers, stream) = reconciled(
         Api::<PhoneNumber>::all(client.clone()),
-        watcher::Config::default(),
+        |n: &PhoneNumber| Some(hash_of(&(spec_and_lifecycle(n), n.annotations()))),
     );
-    let numbers = controller.store();
     let config = ctx.config.clone();
-    controller
-        .watches(
-            Api::<Tenant>::all(client),
-            watcher::Config::default(),
+    Controller::for_stream(stream, numbers.clone())
+        .with_config(ctx.settings.config(ctx.settings.number_concurrency))
+        .watches_stream(
+            watched(Api::<Tenant>::all(client), predicates::generation),
             move |tenant: Tenant| {
                 let namespace = config.tenant_namespace(&tenant.name_any());
                 numbers
@@ -180,79 +182,24 @@ pub async fn restore_sandbox(ctx: &Context) -> Result<usize, Error> {
     Ok(restored)
 }
 
-fn backoff_key(number: &PhoneNumber) -> String {
-    format!(
-        "phonenumber/{}/{}",
-        number.namespace().unwrap_or_default(),
-        number.name_any()
-    )
+impl Reconciled for PhoneNumber {
+    const CONTROLLER: &'static str = "phone-number";
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self, client: &Client) -> Api<Self> {
+        Api::namespaced(client.clone(), &self.namespace().unwrap_or_default())
+    }
 }
 
 /// Reconciles one PhoneNumber (entry point for the controller and for tests).
 pub async fn reconcile(number: Arc<PhoneNumber>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
-    let key = backoff_key(&number);
-    let has_finalizer = number.finalizers().iter().any(|f| f == FINALIZER);
-    let result = if number.meta().deletion_timestamp.is_some() {
-        if has_finalizer {
-            cleanup_then_let_go(&number, &ctx).await
-        } else {
-            Ok(Action::await_change())
-        }
-    } else if !has_finalizer {
-        // The watch event for this write triggers the next reconcile.
-        set_finalizer(&ctx, &number, true)
-            .await
-            .map(|()| Action::await_change())
-    } else {
-        apply(&number, &ctx).await
-    };
-    if result.is_ok() {
-        ctx.reset_backoff(&key);
-    }
-    result
-}
-
-async fn cleanup_then_let_go(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
-    let action = cleanup(number, ctx).await?;
-    set_finalizer(ctx, number, false).await?;
-    Ok(action)
-}
-
-/// Adds or removes [`FINALIZER`]. The resourceVersion makes the merge patch conditional, so
-/// a concurrent change to the list fails (and is retried) instead of being lost.
-async fn set_finalizer(ctx: &Context, number: &PhoneNumber, present: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> = number
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let namespace = number.namespace().unwrap_or_default();
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": number.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
-    Api::<PhoneNumber>::namespaced(ctx.client.clone(), &namespace)
-        .patch(
-            &number.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Requeues a failed reconcile with per-object backoff.
-pub fn error_policy(number: Arc<PhoneNumber>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.kind());
-    tracing::warn!(number = %number.name_any(), %error, "reconcile failed");
-    ctx.backoff_after_failure(&backoff_key(&number), error)
+    reconcile_with(
+        number,
+        &ctx,
+        |number| apply(number, &ctx),
+        |number| cleanup(number, &ctx),
+    )
+    .await
 }
 
 /// The Tenant owning the number's namespace, if any.
@@ -282,7 +229,8 @@ async fn carrier_for(
         .client(kind, Some((secret_name, secret.as_ref()))))
 }
 
-async fn apply(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
+async fn apply(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Error> {
+    let number = number.as_ref();
     let namespace = number.namespace().unwrap_or_default();
     let key = idempotency_key(number);
     let Some(tenant) = load_tenant(ctx, &namespace).await? else {
@@ -638,29 +586,23 @@ async fn patch_annotations(
     Ok(())
 }
 
-/// Writes the status if it changed, then publishes `action` and any Ready transition.
+/// Writes the status if it changed, publishing any new failure; then publishes `action`
+/// (what this reconcile did at the carrier), changed status or not.
 async fn write_status(
     number: &PhoneNumber,
     ctx: &Context,
     status: PhoneNumberStatus,
     action: Option<(&'static str, String)>,
 ) -> Result<(), Error> {
-    let previous = number.status.clone().unwrap_or_default();
-    if previous != status {
-        let namespace = number.namespace().unwrap_or_default();
-        apply_namespaced_status::<PhoneNumber, _>(
-            &ctx.client,
-            &namespace,
-            &number.name_any(),
-            &status,
-        )
-        .await?;
-    }
+    lifecycle::write_status(ctx, number, status, |previous, current| {
+        failure_transition(previous, current)
+            .map(|(reason, note)| event(EventType::Warning, &reason, note))
+            .into_iter()
+            .collect()
+    })
+    .await?;
     if let Some((reason, note)) = action {
-        publish(ctx, number, EventType::Normal, reason, note).await;
-    }
-    if let Some((reason, note)) = failure_transition(&previous, &status) {
-        publish(ctx, number, EventType::Warning, &reason, note).await;
+        publish_event(ctx, number, EventType::Normal, reason, note).await;
     }
     Ok(())
 }
@@ -686,24 +628,24 @@ fn failure_transition(
         })
 }
 
-async fn publish(
+fn event(type_: EventType, reason: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
+}
+
+async fn publish_event(
     ctx: &Context,
     number: &PhoneNumber,
     type_: EventType,
     reason: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    // Events are best-effort: failing to record one must not fail the reconcile.
-    if let Err(error) = ctx.recorder.publish(&event, &number.object_ref(&())).await {
-        tracing::debug!(%error, "cannot publish event");
-    }
+    lifecycle::publish(ctx, number, event(type_, reason, note)).await;
 }
 
 /// Tells the gateway which tenant answers `e164`, so inbound calls route at once. Sent on every
@@ -747,12 +689,13 @@ async fn unroute_at_gateway(number: &PhoneNumber, ctx: &Context) {
 
 /// Releases the number at the carrier unless the policy is Retain. A purchase that was never
 /// recorded (pending, no external name) is found by its tag and released too.
-async fn cleanup(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Error> {
+    let number = number.as_ref();
     unroute_at_gateway(number, ctx).await;
     if number.spec.deletion_policy == DeletionPolicy::Retain {
         if let Some(id) = external_name(number) {
             let note = format!("number {id} stays on the carrier account (deletionPolicy: Retain)");
-            publish(ctx, number, EventType::Normal, "Retained", note).await;
+            publish_event(ctx, number, EventType::Normal, "Retained", note).await;
         }
         return Ok(Action::await_change());
     }
@@ -789,7 +732,7 @@ async fn cleanup(number: &PhoneNumber, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .and_then(|s| s.e164.clone())
         .unwrap_or_else(|| id.clone());
-    publish(
+    publish_event(
         ctx,
         number,
         EventType::Normal,

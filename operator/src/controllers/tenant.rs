@@ -1,8 +1,14 @@
 //! The Tenant controller: a Tenant becomes an isolated voice stack in its own namespace.
 //!
-//! Each reconcile server-side-applies the whole desired stack (idempotent, and it repairs hand
-//! edits and deletions), reads back the runtime's availability, and writes status only when it
-//! changed. Deleting a Tenant first deletes its PhoneNumbers (which release their numbers at the
+//! A reconcile builds the whole desired stack and applies only the objects that differ from
+//! what the cluster holds, as the watch caches tell it ([`super::cache`]): a new Tenant costs
+//! one apply per object, an unchanged one no request at all, and a deleted or hand-edited child
+//! is put back. The runtime's availability and the counts of numbers and campaigns come from
+//! the same caches, and status is written only when it changed. The controller wakes only on
+//! meaningful changes: the Tenant's spec, deletion or finalizers, a child deleted or edited by
+//! someone else, the runtime becoming (un)available, a number or campaign count changing.
+//!
+//! Deleting a Tenant first deletes its PhoneNumbers (which release their numbers at the
 //! carrier) while the tenant's credentials still exist; only then is the finalizer removed and
 //! the namespace garbage-collected.
 
@@ -11,40 +17,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use switchboard_crds::conditions::is_condition_true;
 use switchboard_crds::tenant::{
     CONDITION_NAMESPACE_READY, CONDITION_READY, CONDITION_RUNTIME_READY, CONDITION_SUSPENDED,
 };
-use switchboard_crds::{
-    Campaign, ConditionStatus, PhoneNumber, Tenant, TenantStatus, set_condition,
-};
+use switchboard_crds::{ConditionStatus, PhoneNumber, Tenant, TenantStatus, set_condition};
 
-use super::apply::{
-    add_finalizer, apply_cluster, apply_cluster_status, apply_namespaced, delete_if_present,
-    remove_finalizer,
-};
+use super::cache::{Child, ChildKey, Plan, Rollout, SPEC_HASH_ANNOTATION, spec_hash};
+use super::lifecycle::{Reconciled, publish, reconcile_with, write_status};
+use super::watch::{reconciled, spec_and_lifecycle};
 use super::{Context, Error};
-use crate::builders::labels::{FIELD_MANAGER, RUNTIME_NAME, tenant_name};
+use crate::builders::labels::{RUNTIME_NAME, tenant_name};
 use crate::builders::runtime::{desired_replicas, runtime_endpoint};
 use crate::builders::{InvalidTenant, TenantStack, desired_stack};
 
 /// Finalizer that holds a Tenant until its numbers are released.
 pub const FINALIZER: &str = "voice.switchboard.dev/release-numbers";
-const CONTROLLER: &str = "tenant";
-/// Requeue while the runtime is still rolling out.
-const REQUEUE_NOT_READY: Duration = Duration::from_secs(30);
-/// Periodic resync: drift in objects we do not watch is corrected at least this often.
-const REQUEUE_READY: Duration = Duration::from_secs(300);
+/// Safety-net resync while the runtime is still rolling out (its availability is watched).
+const REQUEUE_NOT_READY: Duration = Duration::from_secs(300);
+/// Safety-net resync of a settled tenant. It reads only the caches: no request unless
+/// something differs.
+const REQUEUE_READY: Duration = Duration::from_secs(3600);
+
+impl Reconciled for Tenant {
+    const CONTROLLER: &'static str = "tenant";
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self, client: &Client) -> Api<Self> {
+        Api::all(client.clone())
+    }
+}
 
 /// What the cluster said about the applied stack.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,175 +72,154 @@ pub struct Observed {
 }
 
 /// Runs the Tenant controller until `shutdown` resolves.
+///
+/// The caches are filled first (every watch has listed once), so the first reconciles already
+/// know which objects exist and apply nothing that is in place.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let prefix = ctx.config.namespace_prefix.clone();
-    let managed =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
-    Controller::new(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-    .owns(Api::<Namespace>::all(client.clone()), managed)
-    // A number becoming Ready (or going) changes the Tenant's status count.
-    .watches(
-        Api::<PhoneNumber>::all(client.clone()),
-        watcher::Config::default(),
-        move |number| {
-            number.namespace().and_then(|ns| {
-                ns.strip_prefix(prefix.as_str())
-                    .map(ObjectRef::<Tenant>::new)
+    let (wake, woken) = mpsc::channel(1024);
+    let caches = ctx.caches.clone();
+    let watches = caches.watch(client.clone(), ctx.config.namespace_prefix.clone(), wake);
+    let controller = async {
+        ctx.caches.wait_until_synced().await;
+        tracing::info!("tenant caches synced");
+        let (store, tenants) = reconciled(Api::<Tenant>::all(client), spec_and_lifecycle);
+        Controller::for_stream(tenants, store)
+            .with_config(ctx.settings.config(ctx.settings.tenant_concurrency))
+            .reconcile_on(woken)
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, super::lifecycle::error_policy, ctx.clone())
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(tenant = %object.name, "reconciled"),
+                    Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+                }
             })
-        },
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::debug!(tenant = %object.name, "reconciled"),
-            Err(error) => tracing::debug!(%error, "reconcile did not complete"),
-        }
-    })
-    .await;
+            .await;
+    };
+    // The watches run until the controller has shut down.
+    tokio::select! {
+        () = controller => {}
+        () = watches => tracing::warn!("tenant cache watches ended"),
+    }
 }
 
 /// Reconciles one Tenant (entry point for the controller and for tests).
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
-    let name = tenant.name_any();
-    let result = if tenant.meta().deletion_timestamp.is_some() {
-        cleanup_then_release(&tenant, &ctx).await
-    } else if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
-        // The watch event for this write triggers the next reconcile.
-        add_finalizer(
-            &Api::<Tenant>::all(ctx.client.clone()),
-            tenant.as_ref(),
-            FINALIZER,
-        )
-        .await
-        .map(|()| Action::await_change())
-    } else {
-        apply(&tenant, &ctx).await
-    };
-    if result.is_ok() {
-        ctx.reset_backoff(&name);
-    }
-    result
-}
-
-async fn cleanup_then_release(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
-    let action = cleanup(tenant, ctx).await?;
-    remove_finalizer(&Api::<Tenant>::all(ctx.client.clone()), tenant, FINALIZER).await?;
-    Ok(action)
-}
-
-/// Requeues a failed reconcile with per-object backoff.
-pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.kind());
-    if !matches!(error, Error::Waiting(_)) {
-        tracing::warn!(tenant = %tenant.name_any(), %error, "reconcile failed");
-    }
-    ctx.backoff_after_failure(&tenant.name_any(), error)
-}
-
-async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    let now = Timestamp::now();
-    let stack = match desired_stack(tenant, &ctx.config) {
-        Ok(stack) => stack,
-        Err(invalid) => return report_invalid(tenant, ctx, &invalid, now).await,
-    };
-    let observed = apply_stack(&stack, tenant, ctx).await?;
-    let namespace = ctx.config.tenant_namespace(&tenant_name(tenant));
-    let status = desired_status(tenant, &namespace, &observed, now);
-    write_status(tenant, ctx, status.clone()).await?;
-    Ok(
-        if is_condition_true(&status.conditions, CONDITION_READY) || tenant.spec.suspended {
-            Action::requeue(REQUEUE_READY)
-        } else {
-            Action::requeue(REQUEUE_NOT_READY)
-        },
+    reconcile_with(
+        tenant,
+        &ctx,
+        |tenant| apply(tenant, &ctx),
+        |tenant| cleanup(tenant, &ctx),
     )
+    .await
 }
 
-/// Applies every object of the stack, namespace first, and reads back what the cluster reports.
+async fn apply(tenant: Arc<Tenant>, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let stack = match desired_stack(&tenant, &ctx.config) {
+        Ok(stack) => stack,
+        Err(invalid) => return report_invalid(&tenant, ctx, &invalid, now).await,
+    };
+    let observed = apply_stack(&stack, &tenant, ctx).await?;
+    let namespace = ctx.config.tenant_namespace(&tenant_name(&tenant));
+    let status = desired_status(&tenant, &namespace, &observed, now);
+    let ready = is_condition_true(&status.conditions, CONDITION_READY);
+    ctx.metrics
+        .observe_tenant(&tenant.name_any(), condition_map(&status));
+    write_status(ctx, tenant.as_ref(), status, transition_events).await?;
+    Ok(if ready || tenant.spec.suspended {
+        Action::requeue(REQUEUE_READY)
+    } else {
+        Action::requeue(REQUEUE_NOT_READY)
+    })
+}
+
+/// Applies the objects of the stack that differ from the cluster, namespace first, and reads
+/// what the caches report.
 async fn apply_stack(
     stack: &TenantStack,
     tenant: &Tenant,
     ctx: &Context,
 ) -> Result<Observed, Error> {
-    let client = &ctx.client;
-    apply_cluster(client, &stack.namespace).await?;
-    apply_namespaced(client, &stack.resource_quota).await?;
-    apply_namespaced(client, &stack.limit_range).await?;
+    ensure(ctx, &stack.namespace).await?;
+    ensure(ctx, &stack.resource_quota).await?;
+    ensure(ctx, &stack.limit_range).await?;
     for policy in &stack.network_policies {
-        apply_namespaced(client, policy).await?;
+        ensure(ctx, policy).await?;
     }
-    apply_namespaced::<ServiceAccount>(client, &stack.service_account).await?;
-    apply_namespaced::<ConfigMap>(client, &stack.agent_config).await?;
-    let deployment = apply_namespaced(client, &stack.deployment).await?;
-    apply_namespaced(client, &stack.service).await?;
+    ensure::<ServiceAccount>(ctx, &stack.service_account).await?;
+    ensure::<ConfigMap>(ctx, &stack.agent_config).await?;
+    ensure(ctx, &stack.deployment).await?;
+    ensure(ctx, &stack.service).await?;
     let namespace = stack.namespace.name_any();
     match &stack.pod_disruption_budget {
-        Some(pdb) => {
-            apply_namespaced(client, pdb).await?;
-        }
-        None => delete_if_present::<PodDisruptionBudget>(client, &namespace, RUNTIME_NAME).await?,
+        Some(pdb) => ensure(ctx, pdb).await?,
+        None => remove::<PodDisruptionBudget>(ctx, &namespace, RUNTIME_NAME).await?,
     }
-    let (ready_numbers, campaigns) = count_tenant_objects(ctx, &namespace).await?;
-    Ok(observe_deployment(
-        &deployment,
+    let rollout = ctx
+        .caches
+        .children
+        .rollout(&ChildKey::new::<k8s_openapi::api::apps::v1::Deployment>(
+            &namespace,
+            RUNTIME_NAME,
+        ))
+        .unwrap_or_default();
+    let (ready_numbers, campaigns) = ctx.caches.objects.counts(&namespace);
+    Ok(observe_rollout(
+        rollout,
         desired_replicas(tenant),
-        ready_numbers,
-        campaigns,
+        saturating_i32(ready_numbers),
+        saturating_i32(campaigns),
     ))
 }
 
-fn observe_deployment(
-    deployment: &Deployment,
-    desired: i32,
-    ready_numbers: i32,
-    campaigns: i32,
-) -> Observed {
-    let status = deployment.status.clone().unwrap_or_default();
-    let generation = deployment.metadata.generation.unwrap_or_default();
-    Observed {
-        desired_replicas: desired,
-        available_replicas: status.available_replicas.unwrap_or(0),
-        rollout_observed: status.observed_generation.unwrap_or(0) >= generation,
-        ready_numbers,
-        campaigns,
+/// Applies `desired` unless the cache says the cluster already holds it. The applied object
+/// carries the hash of `desired` ([`SPEC_HASH_ANNOTATION`]), and the answer is written through
+/// to the cache.
+async fn ensure<K: Child>(ctx: &Context, desired: &K) -> Result<(), Error> {
+    let hash = spec_hash(desired);
+    if ctx.caches.children.plan(&ChildKey::of(desired), hash) == Plan::Skip {
+        return Ok(());
+    }
+    let mut object = desired.clone();
+    object
+        .annotations_mut()
+        .insert(SPEC_HASH_ANNOTATION.to_owned(), format!("{hash:016x}"));
+    let namespace = object.namespace().unwrap_or_default();
+    let applied = super::apply::apply(&K::api(&ctx.client, &namespace), &object).await?;
+    ctx.caches.children.record_applied(&applied);
+    Ok(())
+}
+
+/// Deletes a child that is no longer wanted, if the cache says it exists.
+async fn remove<K: Child>(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let key = ChildKey::new::<K>(namespace, name);
+    if !ctx.caches.children.contains(&key) {
+        return Ok(());
+    }
+    ctx.caches.children.record_deleted(&key);
+    match K::api(&ctx.client, namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
     }
 }
 
-async fn count_tenant_objects(ctx: &Context, namespace: &str) -> Result<(i32, i32), Error> {
-    let numbers = Api::<PhoneNumber>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?;
-    let ready = numbers
-        .items
-        .iter()
-        .filter(|n| {
-            n.status.as_ref().is_some_and(|s| {
-                is_condition_true(
-                    &s.conditions,
-                    switchboard_crds::phone_number::CONDITION_READY,
-                )
-            })
-        })
-        .count();
-    let campaigns = Api::<Campaign>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .len();
-    Ok((saturating_i32(ready), saturating_i32(campaigns)))
+fn observe_rollout(rollout: Rollout, desired: i32, ready_numbers: i32, campaigns: i32) -> Observed {
+    Observed {
+        desired_replicas: desired,
+        available_replicas: rollout.available_replicas,
+        rollout_observed: rollout.observed(),
+        ready_numbers,
+        campaigns,
+    }
 }
 
 fn saturating_i32(n: usize) -> i32 {
@@ -353,23 +342,10 @@ async fn report_invalid(
         generation,
         now,
     );
-    write_status(tenant, ctx, status).await?;
+    ctx.metrics
+        .observe_tenant(&tenant.name_any(), condition_map(&status));
+    write_status(ctx, tenant, status, transition_events).await?;
     Ok(Action::await_change())
-}
-
-/// Writes the status if it differs from the stored one, publishing Events on transitions.
-async fn write_status(tenant: &Tenant, ctx: &Context, status: TenantStatus) -> Result<(), Error> {
-    let name = tenant.name_any();
-    ctx.metrics.observe_tenant(&name, condition_map(&status));
-    let previous = tenant.status.clone().unwrap_or_default();
-    if previous == status {
-        return Ok(());
-    }
-    apply_cluster_status::<Tenant, _>(&ctx.client, &name, &status).await?;
-    for event in transition_events(&previous, &status) {
-        publish(ctx, tenant, event).await;
-    }
-    Ok(())
 }
 
 fn condition_map(status: &TenantStatus) -> BTreeMap<String, String> {
@@ -418,17 +394,10 @@ fn transition_events(previous: &TenantStatus, current: &TenantStatus) -> Vec<Eve
     events
 }
 
-async fn publish(ctx: &Context, tenant: &Tenant, event: Event) {
-    // Events are best-effort: failing to record one must not fail the reconcile.
-    if let Err(error) = ctx.recorder.publish(&event, &tenant.object_ref(&())).await {
-        tracing::debug!(%error, "cannot publish event");
-    }
-}
-
 /// Deletes the tenant's PhoneNumbers and waits until they are gone (each releases its number
 /// behind its own finalizer, using credentials that still exist because the namespace does).
-async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    let name = tenant_name(tenant);
+async fn cleanup(tenant: Arc<Tenant>, ctx: &Context) -> Result<Action, Error> {
+    let name = tenant_name(&tenant);
     let namespace = ctx.config.tenant_namespace(&name);
     let numbers: Api<PhoneNumber> = Api::namespaced(ctx.client.clone(), &namespace);
     let remaining = numbers.list(&ListParams::default()).await?.items;
@@ -436,7 +405,7 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.forget_tenant(&name);
         publish(
             ctx,
-            tenant,
+            tenant.as_ref(),
             Event {
                 type_: EventType::Normal,
                 reason: "Deleted".into(),

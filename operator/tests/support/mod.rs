@@ -3,11 +3,17 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
+use axum::body::Bytes;
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, StreamBody};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use kube_fake_client::{ClientBuilder, interceptor};
@@ -16,6 +22,7 @@ use switchboard_operator::OperatorConfig;
 use switchboard_operator::controllers::Context;
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::metrics::Metrics;
+use tokio::sync::broadcast;
 
 /// Counts writes to status subresources, so tests can assert that nothing was written.
 #[derive(Clone, Default)]
@@ -53,8 +60,17 @@ pub async fn fake_api_seeded(
     objects: Vec<serde_json::Value>,
     status_writes: WriteCounter,
 ) -> Client {
+    in_memory_api(tenants, objects, status_writes).await.client
+}
+
+/// The in-memory API server, seeded like [`fake_api_seeded`], with its request counts.
+pub async fn in_memory_api(
+    tenants: Vec<Tenant>,
+    objects: Vec<serde_json::Value>,
+    status_writes: WriteCounter,
+) -> InMemoryApi {
     let counter = status_writes.0.clone();
-    let client = ClientBuilder::new()
+    let fake = ClientBuilder::new()
         .with_resource::<Tenant>()
         .with_resource::<PhoneNumber>()
         .with_resource::<Campaign>()
@@ -62,6 +78,7 @@ pub async fn fake_api_seeded(
         .with_status_subresource::<PhoneNumber>()
         .with_status_subresource::<Campaign>()
         .with_status_subresource::<Deployment>()
+        .with_status_subresource::<ResourceQuota>()
         .with_runtime_objects(objects)
         .with_objects(tenants.into_iter().map(file_cluster_scoped).collect())
         .with_interceptor_funcs(interceptor::Funcs::new().patch_status(move |_| {
@@ -71,7 +88,18 @@ pub async fn fake_api_seeded(
         .build()
         .await
         .expect("fake API server");
-    cluster_scope_shim(client)
+    let requests = Requests::default();
+    let shim = Shim {
+        fake,
+        namespaces: NamespaceStore::default(),
+        hub: WatchHub::default(),
+        requests: Some(requests.clone()),
+    };
+    InMemoryApi {
+        client: shim.clone().into_client(),
+        requests,
+        shim,
+    }
 }
 
 /// Seeds a Tenant where the shim looks for it (seeding keeps a deletionTimestamp, so a
@@ -132,84 +160,632 @@ const CLUSTER_SCOPE_NAMESPACE: &str = "_cluster";
 const TENANTS_PATH: &str = "/apis/voice.switchboard.dev/v1alpha1/tenants";
 const NAMESPACES_PATH: &str = "/api/v1/namespaces";
 
+/// The in-memory API server: kube-fake-client behind the shim below.
+#[derive(Clone)]
+pub struct InMemoryApi {
+    /// A client whose every request is counted in [`InMemoryApi::requests`] (the operator's).
+    pub client: Client,
+    /// Requests by verb and resource, as the API server saw them.
+    pub requests: Requests,
+    shim: Shim,
+}
+
+impl InMemoryApi {
+    /// A client whose requests are not counted: the tests' own and the simulated cluster's
+    /// (kube-controller-manager) writes, which the operator's figures must not include.
+    pub fn uncounted_client(&self) -> Client {
+        let mut shim = self.shim.clone();
+        shim.requests = None;
+        shim.into_client()
+    }
+
+    /// Every change the API server makes, as its watches report them (for simulators).
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.shim.hub.tx.subscribe()
+    }
+
+    /// Serves the API over HTTP on `127.0.0.1` (for an operator in another process) and
+    /// returns its address. Requests over HTTP are counted like those of [`Self::client`].
+    pub async fn serve_http(&self) -> std::net::SocketAddr {
+        let shim = self.shim.clone();
+        let service = tower::service_fn(move |request: axum::extract::Request| {
+            let shim = shim.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let request = http::Request::from_parts(parts, kube::client::Body::from(bytes));
+                let response = match shim.handle(request).await {
+                    Ok(response) => response.map(axum::body::Body::new),
+                    Err(error) => http::Response::builder()
+                        .status(500)
+                        .body(axum::body::Body::from(error.to_string()))
+                        .expect("response"),
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let app = axum::Router::new().fallback_service(service);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    }
+}
+
+/// Requests the API server answered, by verb (`get`, `list`, `watch`, `create`, `update`,
+/// `patch`, `delete`) and resource (`deployments`, `tenants/status` …).
+#[derive(Clone, Default)]
+pub struct Requests(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+
+impl Requests {
+    /// All counts so far.
+    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
+        self.0.lock().expect("lock").clone()
+    }
+
+    /// Requests so far.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+
+    /// Requests that change something (create, update, patch, delete) so far.
+    pub fn writes(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|((verb, _), _)| is_write(verb))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn count(&self, verb: &str, resource: &str) {
+        *self
+            .0
+            .lock()
+            .expect("lock")
+            .entry((verb.to_owned(), resource.to_owned()))
+            .or_default() += 1;
+    }
+}
+
+/// Whether `verb` changes state.
+pub fn is_write(verb: &str) -> bool {
+    matches!(verb, "create" | "update" | "patch" | "delete")
+}
+
+/// Counts by verb of `after - before`.
+pub fn by_verb(
+    before: &BTreeMap<(String, String), u64>,
+    after: &BTreeMap<(String, String), u64>,
+) -> BTreeMap<String, u64> {
+    let mut verbs = BTreeMap::new();
+    for (key, n) in after {
+        let delta = n - before.get(key).copied().unwrap_or(0);
+        if delta > 0 {
+            *verbs.entry(key.0.clone()).or_default() += delta;
+        }
+    }
+    verbs
+}
+
+/// One change, as the API server's watches report it.
+pub struct Change {
+    seq: u64,
+    /// `/api/v1/configmaps`, `/apis/apps/v1/deployments` … (no namespace).
+    pub collection: String,
+    /// The object's namespace (`None` for cluster-scoped objects).
+    pub namespace: Option<String>,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    /// The object.
+    pub object: Arc<serde_json::Value>,
+    line: Bytes,
+}
+
+/// Changes fanned out to watches. Publishing and subscribing happen under one lock, so a watch
+/// that starts from a list's cursor gets every later change exactly once.
+#[derive(Clone)]
+struct WatchHub {
+    state: Arc<Mutex<HubState>>,
+    tx: broadcast::Sender<Arc<Change>>,
+}
+
+struct HubState {
+    seq: u64,
+    recent: VecDeque<Arc<Change>>,
+}
+
+/// The changes after a cursor, and a receiver of those still to come.
+type Subscription = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
+/// Changes kept for watches that start from an older cursor (the list → watch gap).
+const RECENT_CHANGES: usize = 16_384;
+
+impl Default for WatchHub {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(HubState {
+                seq: 0,
+                recent: VecDeque::new(),
+            })),
+            tx: broadcast::channel(1 << 16).0,
+        }
+    }
+}
+
+impl WatchHub {
+    fn cursor(&self) -> String {
+        format!("h{}", self.state.lock().expect("lock").seq)
+    }
+
+    fn publish(&self, collection: String, kind: &'static str, mut object: serde_json::Value) {
+        strip_namespace(&mut object);
+        let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
+        let mut state = self.state.lock().expect("lock");
+        state.seq += 1;
+        let line = {
+            let mut line =
+                serde_json::to_vec(&serde_json::json!({"type": kind, "object": &object}))
+                    .expect("json");
+            line.push(b'\n');
+            Bytes::from(line)
+        };
+        let change = Arc::new(Change {
+            seq: state.seq,
+            collection,
+            namespace,
+            kind,
+            object: Arc::new(object),
+            line,
+        });
+        state.recent.push_back(change.clone());
+        if state.recent.len() > RECENT_CHANGES {
+            state.recent.pop_front();
+        }
+        let _ = self.tx.send(change);
+    }
+
+    /// The changes after `cursor` and a receiver of those still to come; `None` when the
+    /// cursor is unknown or too old (the client must list again: 410 Gone).
+    fn subscribe(&self, cursor: &str) -> Option<Subscription> {
+        let from: u64 = cursor.strip_prefix('h')?.parse().ok()?;
+        let state = self.state.lock().expect("lock");
+        let oldest = state.recent.front().map_or(state.seq + 1, |c| c.seq);
+        if from + 1 < oldest {
+            return None;
+        }
+        let replay = state
+            .recent
+            .iter()
+            .filter(|c| c.seq > from)
+            .cloned()
+            .collect();
+        Some((replay, self.tx.subscribe()))
+    }
+}
+
+/// A request path: `/api/v1[/namespaces/{ns}]/{resource}[/{name}[/status]]` or the same
+/// under `/apis/{group}/{version}`.
+struct Target {
+    collection: String,
+    resource: String,
+    namespaced_in: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+impl Target {
+    fn parse(path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let (prefix, rest) = match *segments.first()? {
+            "api" => (format!("/api/{}", segments.get(1)?), &segments[2..]),
+            "apis" => (
+                format!("/apis/{}/{}", segments.get(1)?, segments.get(2)?),
+                &segments[3..],
+            ),
+            _ => return None,
+        };
+        let (namespaced_in, rest) = if rest.len() >= 3 && rest[0] == "namespaces" {
+            (Some(rest[1].to_owned()), &rest[2..])
+        } else {
+            (None, rest)
+        };
+        let resource = (*rest.first()?).to_owned();
+        Some(Self {
+            collection: format!("{prefix}/{resource}"),
+            name: rest.get(1).map(|n| (*n).to_owned()),
+            status: rest.get(2) == Some(&"status"),
+            resource,
+            namespaced_in,
+        })
+    }
+}
+
+fn query_params(request: &http::Request<kube::client::Body>) -> Vec<(String, String)> {
+    request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn with_query(uri: &http::Uri, params: &[(String, String)]) -> http::Uri {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let path = uri.path();
+    if query.is_empty() {
+        path.parse().expect("uri")
+    } else {
+        format!("{path}?{query}").parse().expect("uri")
+    }
+}
+
+/// `k=v`, `k==v`, `k!=v`, `k` and `!k` terms, comma-separated.
+fn matches_labels(object: &serde_json::Value, selector: &str) -> bool {
+    let labels = &object["metadata"]["labels"];
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        if let Some((key, value)) = term.split_once("!=") {
+            labels[key].as_str() != Some(value)
+        } else if let Some((key, value)) = term.split_once('=') {
+            labels[key].as_str() == Some(value.trim_start_matches('='))
+        } else if let Some(key) = term.strip_prefix('!') {
+            labels.get(key).is_none()
+        } else {
+            labels.get(term).is_some()
+        }
+    })
+}
+
+type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn boxed(body: kube::client::Body) -> ResponseBody {
+    body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+}
+
 /// kube-fake-client 0.3 cannot serve two cluster-scoped kinds the operator writes: it registers
 /// every custom resource as namespaced (its registry has a TODO for cluster scope), so it refuses
 /// Tenants; and its path parser rejects `/api/v1/namespaces/{name}`, so it cannot serve
-/// Namespace objects at all. This shim files Tenants under a hidden namespace of the fake
-/// (removing it from the answers) and keeps Namespace objects in a small store of its own;
-/// every other request goes to the fake untouched. Known gap: owner-reference garbage
-/// collection of a deleted Tenant's children is not simulated.
-fn cluster_scope_shim(fake: Client) -> Client {
-    let namespaces = NamespaceStore::default();
-    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
-        let fake = fake.clone();
-        let namespaces = namespaces.clone();
-        async move {
-            let path = request.uri().path().to_owned();
-            if let Some(rest) = path.strip_prefix(NAMESPACES_PATH) {
-                let segments: Vec<String> = rest
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
-                if segments.len() <= 1 {
-                    let method = request.method().clone();
-                    let body = request
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| kube::Error::Service(e.into()))?
-                        .to_bytes();
-                    return Ok(namespaces.handle(
-                        &method,
-                        segments.first().map(String::as_str),
-                        &body,
-                    ));
-                }
+/// Namespace objects at all. It has no watches either, and truncates paged lists. This shim
+/// files Tenants under a hidden namespace of the fake (removing it from the answers), keeps
+/// Namespace objects in a small store of its own, answers lists whole with a cursor, and serves
+/// watches from the changes it forwarded (every write passes through it). Every other request
+/// goes to the fake untouched. Known gaps: owner-reference garbage collection of a deleted
+/// Tenant's children is not simulated, and watches never time out (a real API server ends them
+/// after `timeoutSeconds` and the client resumes).
+#[derive(Clone)]
+struct Shim {
+    fake: Client,
+    namespaces: NamespaceStore,
+    hub: WatchHub,
+    requests: Option<Requests>,
+}
+
+impl Shim {
+    fn into_client(self) -> Client {
+        Client::new(
+            tower::service_fn(move |request| self.clone().handle(request)),
+            "default",
+        )
+    }
+
+    async fn handle(
+        self,
+        request: http::Request<kube::client::Body>,
+    ) -> Result<http::Response<ResponseBody>, kube::Error> {
+        let path = request.uri().path().to_owned();
+        let Some(target) = Target::parse(&path) else {
+            return Ok(self.fake.send(request).await?.map(boxed));
+        };
+        let params = query_params(&request);
+        let watching = params
+            .iter()
+            .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+        let method = request.method().clone();
+        let verb = match (method.as_str(), target.name.is_some()) {
+            ("GET", _) if watching => "watch",
+            ("GET", true) => "get",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            _ => "other",
+        };
+        if let Some(requests) = &self.requests {
+            let resource = if target.status {
+                format!("{}/status", target.resource)
+            } else {
+                target.resource.clone()
+            };
+            requests.count(verb, &resource);
+        }
+        if verb == "watch" {
+            return Ok(self.watch(&target, &params));
+        }
+        let cursor = self.hub.cursor();
+        let mut request = request;
+        if verb == "list" {
+            // Whole lists: the fake truncates at `limit` without a continue token.
+            let kept: Vec<_> = params
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "limit" | "continue" | "resourceVersion" | "resourceVersionMatch"
+                    )
+                })
+                .cloned()
+                .collect();
+            *request.uri_mut() = with_query(request.uri(), &kept);
+        }
+        let response = if target.collection == NAMESPACES_PATH && target.namespaced_in.is_none() {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| kube::Error::Service(e.into()))?
+                .to_bytes();
+            let (response, change) = self
+                .namespaces
+                .handle(&method, target.name.as_deref(), &body);
+            if let Some((kind, object)) = change {
+                self.hub.publish(target.collection.clone(), kind, object);
             }
-            let is_tenant = path.starts_with(TENANTS_PATH);
-            let (request, unchanged) = skip_noop_apply(&fake, request).await?;
-            if let Some(current) = unchanged {
-                return Ok(current);
-            }
-            let mut request = request;
-            if is_tenant {
-                let rewritten = path.replacen(
-                    TENANTS_PATH,
-                    &format!("/apis/voice.switchboard.dev/v1alpha1/namespaces/{CLUSTER_SCOPE_NAMESPACE}/tenants"),
-                    1,
-                );
-                let query = request
-                    .uri()
-                    .query()
-                    .map(|q| format!("?{q}"))
-                    .unwrap_or_default();
-                *request.uri_mut() = format!("{rewritten}{query}").parse().expect("valid uri");
-            }
-            let response = fake.send(request).await?;
-            if !is_tenant {
-                return Ok::<_, kube::Error>(response);
-            }
+            response
+        } else {
+            self.forward(request, &target, verb).await?
+        };
+        if verb != "list" || !response.status().is_success() {
+            return Ok(response.map(boxed));
+        }
+        let (parts, body) = response.into_parts();
+        let mut list: serde_json::Value = serde_json::from_slice(
+            &body
+                .collect()
+                .await
+                .map_err(|e| kube::Error::Service(e.into()))?
+                .to_bytes(),
+        )
+        .unwrap_or_default();
+        list["metadata"]["resourceVersion"] = serde_json::json!(cursor);
+        Ok(http::Response::from_parts(
+            parts,
+            boxed(kube::client::Body::from(
+                serde_json::to_vec(&list).expect("json"),
+            )),
+        ))
+    }
+
+    /// Forwards a request to the fake (Tenants into their hidden namespace), publishing the
+    /// change a successful write made.
+    async fn forward(
+        &self,
+        request: http::Request<kube::client::Body>,
+        target: &Target,
+        verb: &str,
+    ) -> Result<http::Response<kube::client::Body>, kube::Error> {
+        let path = request.uri().path().to_owned();
+        let is_tenant = path.starts_with(TENANTS_PATH);
+        let mut request = request;
+        if is_tenant {
+            let rewritten = path.replacen(
+                TENANTS_PATH,
+                &format!("/apis/voice.switchboard.dev/v1alpha1/namespaces/{CLUSTER_SCOPE_NAMESPACE}/tenants"),
+                1,
+            );
+            let query = request
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            *request.uri_mut() = format!("{rewritten}{query}").parse().expect("valid uri");
+        }
+        let request = null_tests_pass_on_missing_paths(&self.fake, request).await?;
+        let (request, unchanged) = skip_noop_apply(&self.fake, request).await?;
+        // A deletion's answer may be a Status; the watch reports the object.
+        let before_delete = if verb == "delete" {
+            let get = http::Request::get(request.uri().path())
+                .body(kube::client::Body::empty())
+                .expect("request");
+            let current = self.fake.send(get).await?;
+            json_body(current).await?.1
+        } else {
+            None
+        };
+        let noop = unchanged.is_some();
+        let response = match unchanged {
+            Some(current) => current,
+            None => self.fake.send(request).await?,
+        };
+        let (parts, bytes) = {
             let (parts, body) = response.into_parts();
             let bytes = body
                 .collect()
                 .await
                 .map_err(|e| kube::Error::Service(e.into()))?
                 .to_bytes();
-            let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(mut value) => {
-                    strip_namespace(&mut value);
-                    serde_json::to_vec(&value).expect("json")
-                }
-                Err(_) => bytes.to_vec(),
-            };
-            Ok(http::Response::from_parts(
-                parts,
-                kube::client::Body::from(body),
-            ))
+            (parts, bytes)
+        };
+        let mut value = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        if parts.status.is_success() && is_write(verb) && !noop {
+            let answered = value.clone().filter(|v| v["kind"] != "Status");
+            if let Some(object) = answered.or(before_delete) {
+                let gone = object["metadata"]["deletionTimestamp"].is_string()
+                    && object["metadata"]["finalizers"]
+                        .as_array()
+                        .is_none_or(|f| f.is_empty());
+                let kind = match verb {
+                    "create" => "ADDED",
+                    "delete" if gone || object["metadata"]["deletionTimestamp"].is_null() => {
+                        "DELETED"
+                    }
+                    _ if gone => "DELETED",
+                    _ => "MODIFIED",
+                };
+                self.hub.publish(target.collection.clone(), kind, object);
+            }
         }
-    });
-    Client::new(service, "default")
+        if !is_tenant {
+            return Ok(http::Response::from_parts(
+                parts,
+                kube::client::Body::from(bytes.to_vec()),
+            ));
+        }
+        let body = match value.as_mut() {
+            Some(value) => {
+                strip_namespace(value);
+                serde_json::to_vec(value).expect("json")
+            }
+            None => bytes.to_vec(),
+        };
+        Ok(http::Response::from_parts(
+            parts,
+            kube::client::Body::from(body),
+        ))
+    }
+
+    /// A watch: the changes after the request's cursor, then live ones, as JSON lines.
+    fn watch(&self, target: &Target, params: &[(String, String)]) -> http::Response<ResponseBody> {
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let selector = param("labelSelector");
+        let collection = target.collection.clone();
+        let namespace = target.namespaced_in.clone();
+        let wanted = move |change: &Change| {
+            change.collection == collection
+                && (namespace.is_none() || change.namespace == namespace)
+                && (selector.is_empty() || matches_labels(&change.object, &selector))
+        };
+        let gone = || {
+            let line = serde_json::json!({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+                "code": 410, "message": "too old resource version"}});
+            let mut bytes = serde_json::to_vec(&line).expect("json");
+            bytes.push(b'\n');
+            Bytes::from(bytes)
+        };
+        let lines: futures::stream::BoxStream<'static, Bytes> =
+            match self.hub.subscribe(&param("resourceVersion")) {
+                None => futures::stream::once(async move { gone() }).boxed(),
+                Some((replay, receiver)) => {
+                    let last = replay.last().map_or(0, |c| c.seq);
+                    let wanted = Arc::new(wanted);
+                    let replayed = {
+                        let wanted = wanted.clone();
+                        futures::stream::iter(
+                            replay
+                                .into_iter()
+                                .filter(move |c| wanted(c))
+                                .map(|c| c.line.clone())
+                                .collect::<Vec<_>>(),
+                        )
+                    };
+                    let live =
+                        futures::stream::unfold((receiver, false), move |(mut receiver, ended)| {
+                            let wanted = wanted.clone();
+                            async move {
+                                if ended {
+                                    return None;
+                                }
+                                loop {
+                                    match receiver.recv().await {
+                                        Ok(change) if change.seq > last && wanted(&change) => {
+                                            return Some((change.line.clone(), (receiver, false)));
+                                        }
+                                        Ok(_) => {}
+                                        // Too slow a reader: make it list again.
+                                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                                            return Some((gone(), (receiver, true)));
+                                        }
+                                        Err(broadcast::error::RecvError::Closed) => return None,
+                                    }
+                                }
+                            }
+                        });
+                    replayed.chain(live).boxed()
+                }
+            };
+        let body = StreamBody::new(lines.map(|line| Ok::<_, BoxError>(Frame::data(line))));
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(body.boxed_unsync())
+            .expect("response")
+    }
+}
+
+async fn json_body(
+    response: http::Response<kube::client::Body>,
+) -> Result<(http::StatusCode, Option<serde_json::Value>), kube::Error> {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| kube::Error::Service(e.into()))?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes)
+            .ok()
+            .filter(|_| status.is_success()),
+    ))
+}
+
+/// The API server's JSON patch lets `{"op": "test", "value": null}` pass on a missing path
+/// (kube-runtime's finalizer helper relies on it when an object has no finalizers yet); the
+/// fake's JSON patch fails it. Such tests are checked here and dropped when they hold.
+async fn null_tests_pass_on_missing_paths(
+    fake: &Client,
+    request: http::Request<kube::client::Body>,
+) -> Result<http::Request<kube::client::Body>, kube::Error> {
+    let is_json_patch = request.method() == http::Method::PATCH
+        && request
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json-patch"));
+    if !is_json_patch {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| kube::Error::Service(e.into()))?
+        .to_bytes();
+    let rebuilt =
+        |bytes: Vec<u8>| http::Request::from_parts(parts.clone(), kube::client::Body::from(bytes));
+    let Ok(serde_json::Value::Array(operations)) = serde_json::from_slice(&bytes) else {
+        return Ok(rebuilt(bytes.to_vec()));
+    };
+    let get = http::Request::get(parts.uri.path())
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let (_, current) = json_body(fake.send(get).await?).await?;
+    let Some(current) = current else {
+        return Ok(rebuilt(bytes.to_vec()));
+    };
+    let kept: Vec<_> = operations
+        .into_iter()
+        .filter(|op| {
+            let null_test = op["op"] == "test" && op["value"].is_null();
+            let path = op["path"].as_str().unwrap_or_default();
+            !(null_test && current.pointer(path).is_none_or(|v| v.is_null()))
+        })
+        .collect();
+    Ok(rebuilt(serde_json::to_vec(&kept).expect("json")))
 }
 
 /// The real API server does not write (nor bump `generation`) when an apply changes nothing;
@@ -294,45 +870,68 @@ struct NamespaceStore {
 }
 
 impl NamespaceStore {
+    /// Answers a request; a write also returns the change for the watches.
     fn handle(
         &self,
         method: &http::Method,
         name: Option<&str>,
         body: &[u8],
-    ) -> http::Response<kube::client::Body> {
+    ) -> (
+        http::Response<kube::client::Body>,
+        Option<(&'static str, serde_json::Value)>,
+    ) {
         let mut objects = self.objects.lock().expect("lock");
         match (method.as_str(), name) {
             ("GET", None) => {
                 let items: Vec<_> = objects.values().cloned().collect();
-                json_response(
-                    200,
-                    serde_json::json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}, "items": items}),
+                (
+                    json_response(
+                        200,
+                        serde_json::json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}, "items": items}),
+                    ),
+                    None,
                 )
             }
             ("GET", Some(name)) => match objects.get(name) {
-                Some(object) => json_response(200, object.clone()),
-                None => not_found(name),
+                Some(object) => (json_response(200, object.clone()), None),
+                None => (not_found(name), None),
             },
             ("DELETE", Some(name)) => match objects.remove(name) {
-                Some(object) => json_response(200, object),
-                None => not_found(name),
+                Some(object) => (
+                    json_response(200, object.clone()),
+                    Some(("DELETED", object)),
+                ),
+                None => (not_found(name), None),
             },
             ("PATCH", Some(name)) => {
                 let patch: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let created = !objects.contains_key(name);
                 let object = objects.entry(name.to_owned()).or_insert_with(|| {
                     serde_json::json!({
                         "apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": name, "uid": uuid_like(name), "creationTimestamp": "2026-01-01T00:00:00Z"}
                     })
                 });
+                let before = object.clone();
                 merge(object, &patch);
+                if !created && *object == before {
+                    // Like the API server: an apply that changes nothing writes nothing.
+                    return (json_response(200, object.clone()), None);
+                }
                 let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
                 object["metadata"]["resourceVersion"] = serde_json::json!(version.to_string());
-                json_response(200, object.clone())
+                let kind = if created { "ADDED" } else { "MODIFIED" };
+                (
+                    json_response(200, object.clone()),
+                    Some((kind, object.clone())),
+                )
             }
-            _ => json_response(
-                405,
-                serde_json::json!({"kind": "Status", "code": 405, "message": "not supported by the test shim"}),
+            _ => (
+                json_response(
+                    405,
+                    serde_json::json!({"kind": "Status", "code": 405, "message": "not supported by the test shim"}),
+                ),
+                None,
             ),
         }
     }

@@ -1,4 +1,4 @@
-//! Pure decisions of the PhoneNumber controller: which tenant a number belongs to, its
+//! Pure decisions of the PhoneNumber controller: the number's
 //! idempotency key, whether the plan allows another number, what to search for, and the
 //! status to write. No API calls here, so every rule is unit-tested directly.
 
@@ -36,13 +36,6 @@ pub mod reason {
     pub const NOT_FOUND_AT_CARRIER: &str = "NotFoundAtCarrier";
     /// The carrier is being asked; the result is not known yet.
     pub const CREATING: &str = "Creating";
-}
-
-/// The tenant owning namespace `namespace`, given the operator's namespace prefix.
-pub fn tenant_of_namespace<'a>(namespace: &'a str, prefix: &str) -> Option<&'a str> {
-    namespace
-        .strip_prefix(prefix)
-        .filter(|tenant| !tenant.is_empty())
 }
 
 /// The idempotency key for `number`: the recorded one, else one derived from its uid.
@@ -263,13 +256,6 @@ mod tests {
             voice_url: Some("https://gw/api/v1/webhooks/twilio/voice".into()),
             status_callback_url: None,
         }
-    }
-
-    #[test]
-    fn tenant_comes_from_the_namespace_prefix() {
-        assert_eq!(tenant_of_namespace("tenant-acme", "tenant-"), Some("acme"));
-        assert_eq!(tenant_of_namespace("tenant-", "tenant-"), None);
-        assert_eq!(tenant_of_namespace("default", "tenant-"), None);
     }
 
     #[test]

@@ -1,0 +1,782 @@
+//! What the Tenant controller knows about the cluster without asking it: a digest of every
+//! object of every tenant's stack, and each tenant namespace's PhoneNumbers and Campaigns.
+//! Both are kept by watches, so a reconcile of an unchanged tenant sends no request at all,
+//! and the watches decide which changes deserve a reconcile.
+//!
+//! **Children.** Every applied child carries [`SPEC_HASH_ANNOTATION`], a hash of the desired
+//! object. A child is applied again only when
+//! * it is missing from the cache (never created, or deleted by someone),
+//! * its annotation differs from the desired hash (the spec or the operator changed), or
+//! * its content differs from what the operator's own last apply left (someone edited it).
+//!
+//! "Content" is a fingerprint of the object without what others legitimately write: status
+//! (kube-controller-manager's Deployment and ResourceQuota updates), server-managed metadata,
+//! annotations outside `voice.switchboard.dev/` (e.g. the Deployment's revision) and the
+//! Campaign controller's scripts key in the agent ConfigMap. After a restart the operator has
+//! no "last apply" of its own yet, so it trusts the annotation (and adopts the live content);
+//! an edit made while no operator ran is repaired when the tenant's spec next changes.
+//!
+//! **Triggers.** A watch event wakes the tenant only when a child it relies on was deleted,
+//! edited by someone else, or when the runtime Deployment's availability — the one status the
+//! Tenant's conditions read — changed. The echo of the operator's own write is recognised (the
+//! cache was written through with the apply's answer) and wakes nobody. For PhoneNumbers and
+//! Campaigns only a change of the tenant's counts (ready numbers, campaigns) wakes it.
+//!
+//! kube-runtime's reflector stores whole objects; at 10,000 tenants that is over 100,000
+//! children, far past the operator's memory budget, so this cache keeps a few integers per
+//! child instead. Its `predicate_filter` cannot tell a deletion (the deleted object hashes like
+//! its last state) nor the operator's own write from someone else's, hence the triggers here.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Mutex;
+
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, ResourceQuota, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use switchboard_crds::conditions::is_condition_true;
+use switchboard_crds::{Campaign, PhoneNumber, Tenant};
+use tokio::sync::Notify;
+
+use crate::builders::campaign::CAMPAIGN_SCRIPTS_KEY;
+use crate::builders::labels::{FIELD_MANAGER, tenant_of_namespace};
+
+/// Annotation on every child: the hash of the object the operator last applied.
+pub const SPEC_HASH_ANNOTATION: &str = "voice.switchboard.dev/spec-hash";
+/// Annotations in this domain are the operator's; others belong to whoever wrote them.
+const OWN_ANNOTATION_PREFIX: &str = "voice.switchboard.dev/";
+
+/// The kinds of a tenant's stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// The tenant namespace (cluster-scoped).
+    Namespace,
+    /// Compute and object quota.
+    ResourceQuota,
+    /// Container defaults.
+    LimitRange,
+    /// Network policies.
+    NetworkPolicy,
+    /// The runtime's identity.
+    ServiceAccount,
+    /// The agent configuration.
+    ConfigMap,
+    /// The runtime.
+    Deployment,
+    /// The runtime's Service.
+    Service,
+    /// The runtime's disruption budget.
+    PodDisruptionBudget,
+}
+
+impl ChildKind {
+    /// The Kubernetes kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChildKind::Namespace => "Namespace",
+            ChildKind::ResourceQuota => "ResourceQuota",
+            ChildKind::LimitRange => "LimitRange",
+            ChildKind::NetworkPolicy => "NetworkPolicy",
+            ChildKind::ServiceAccount => "ServiceAccount",
+            ChildKind::ConfigMap => "ConfigMap",
+            ChildKind::Deployment => "Deployment",
+            ChildKind::Service => "Service",
+            ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
+        }
+    }
+}
+
+/// A Kubernetes type that is part of a tenant's stack.
+pub trait Child:
+    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Which kind it is.
+    const KIND: ChildKind;
+
+    /// The API to apply it through.
+    fn api(client: &Client, namespace: &str) -> Api<Self>;
+
+    /// What the Tenant's status reads from it (only the Deployment has any).
+    fn rollout(&self) -> Option<Rollout> {
+        None
+    }
+}
+
+impl Child for Namespace {
+    const KIND: ChildKind = ChildKind::Namespace;
+    fn api(client: &Client, _namespace: &str) -> Api<Self> {
+        Api::all(client.clone())
+    }
+}
+
+macro_rules! namespaced_child {
+    ($($type:ty => $kind:ident),* $(,)?) => {$(
+        impl Child for $type {
+            const KIND: ChildKind = ChildKind::$kind;
+            fn api(client: &Client, namespace: &str) -> Api<Self> {
+                Api::namespaced(client.clone(), namespace)
+            }
+        }
+    )*};
+}
+
+namespaced_child!(
+    ResourceQuota => ResourceQuota,
+    LimitRange => LimitRange,
+    NetworkPolicy => NetworkPolicy,
+    ServiceAccount => ServiceAccount,
+    ConfigMap => ConfigMap,
+    Service => Service,
+    PodDisruptionBudget => PodDisruptionBudget,
+);
+
+impl Child for Deployment {
+    const KIND: ChildKind = ChildKind::Deployment;
+    fn api(client: &Client, namespace: &str) -> Api<Self> {
+        Api::namespaced(client.clone(), namespace)
+    }
+    fn rollout(&self) -> Option<Rollout> {
+        let status = self.status.clone().unwrap_or_default();
+        Some(Rollout {
+            generation: self.metadata.generation.unwrap_or_default(),
+            observed_generation: status.observed_generation.unwrap_or_default(),
+            available_replicas: status.available_replicas.unwrap_or_default(),
+        })
+    }
+}
+
+/// The runtime Deployment's progress, as its status reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rollout {
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `status.observedGeneration`.
+    pub observed_generation: i64,
+    /// `status.availableReplicas`.
+    pub available_replicas: i32,
+}
+
+impl Rollout {
+    /// Whether the Deployment controller has seen the latest spec.
+    pub fn observed(&self) -> bool {
+        self.observed_generation >= self.generation
+    }
+}
+
+/// Which child: kind, namespace (empty for the Namespace itself) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildKey {
+    kind: ChildKind,
+    namespace: String,
+    name: String,
+}
+
+impl ChildKey {
+    /// The key of `object`.
+    pub fn of<K: Child>(object: &K) -> Self {
+        Self {
+            kind: K::KIND,
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        }
+    }
+
+    /// The key of the child of kind `K` named `name` in `namespace`.
+    pub fn new<K: Child>(namespace: &str, name: &str) -> Self {
+        Self {
+            kind: K::KIND,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn tenant_namespace(&self) -> &str {
+        if self.kind == ChildKind::Namespace {
+            &self.name
+        } else {
+            &self.namespace
+        }
+    }
+}
+
+/// What the cache keeps of a live child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Live {
+    /// The spec-hash annotation.
+    spec_hash: Option<u64>,
+    /// The content fingerprint.
+    content: u64,
+    /// The Deployment's progress.
+    rollout: Option<Rollout>,
+}
+
+impl Live {
+    fn of<K: Child>(object: &K) -> Self {
+        Self {
+            spec_hash: object
+                .annotations()
+                .get(SPEC_HASH_ANNOTATION)
+                .and_then(|h| u64::from_str_radix(h, 16).ok()),
+            content: content_fingerprint(object),
+            rollout: object.rollout(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Entry {
+    /// The object as last seen (watch event or the operator's own write); `None` once gone.
+    live: Option<Live>,
+    /// The content the operator's last apply left; `None` before the first apply (or
+    /// adoption) of this process and after the operator deleted the child.
+    applied: Option<u64>,
+}
+
+/// The digests of every tenant's children. See the module documentation.
+#[derive(Default)]
+pub struct ChildCache {
+    entries: Mutex<HashMap<ChildKey, Entry>>,
+    /// Keys seen during a relist in progress, per kind.
+    relisting: Mutex<HashMap<ChildKind, HashSet<ChildKey>>>,
+}
+
+/// Whether a child must be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Missing, outdated or edited: apply it.
+    Apply,
+    /// Identical to the desired object: skip it.
+    Skip,
+}
+
+impl ChildCache {
+    /// Whether the child `key`, whose desired object hashes to `spec_hash`, must be applied.
+    /// A child found identical after a restart is adopted: from now on an edit of its content
+    /// by someone else is noticed.
+    pub fn plan(&self, key: &ChildKey, spec_hash: u64) -> Plan {
+        let Ok(mut entries) = self.entries.lock() else {
+            return Plan::Apply;
+        };
+        let Some(entry) = entries.get_mut(key) else {
+            return Plan::Apply;
+        };
+        let Some(live) = entry.live else {
+            return Plan::Apply;
+        };
+        if live.spec_hash != Some(spec_hash) {
+            return Plan::Apply;
+        }
+        match entry.applied {
+            Some(applied) if applied != live.content => Plan::Apply,
+            Some(_) => Plan::Skip,
+            None => {
+                entry.applied = Some(live.content);
+                Plan::Skip
+            }
+        }
+    }
+
+    /// Records the object an apply returned (write-through, so its watch echo wakes nobody).
+    pub fn record_applied<K: Child>(&self, object: &K) {
+        let live = Live::of(object);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                ChildKey::of(object),
+                Entry {
+                    live: Some(live),
+                    applied: Some(live.content),
+                },
+            );
+        }
+    }
+
+    /// Records that the operator deleted `key`.
+    pub fn record_deleted(&self, key: &ChildKey) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+
+    /// Whether `key` exists, as far as the cache knows.
+    pub fn contains(&self, key: &ChildKey) -> bool {
+        self.entries
+            .lock()
+            .is_ok_and(|entries| entries.get(key).is_some_and(|e| e.live.is_some()))
+    }
+
+    /// The progress of the Deployment `key`, if cached.
+    pub fn rollout(&self, key: &ChildKey) -> Option<Rollout> {
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(key).and_then(|e| e.live?.rollout))
+    }
+
+    /// Folds a watch event into the cache. Returns the namespaces whose tenant must be
+    /// reconciled (a relied-upon child was deleted or edited, or the runtime's availability
+    /// changed).
+    pub fn observe<K: Child>(&self, event: &watcher::Event<K>) -> Vec<String> {
+        let mut wake = Vec::new();
+        match event {
+            watcher::Event::Init => {
+                if let Ok(mut relisting) = self.relisting.lock() {
+                    relisting.insert(K::KIND, HashSet::new());
+                }
+            }
+            watcher::Event::InitApply(object) => {
+                let key = ChildKey::of(object);
+                if let Ok(mut relisting) = self.relisting.lock() {
+                    relisting.entry(K::KIND).or_default().insert(key.clone());
+                }
+                if self.upsert(key.clone(), Live::of(object)) {
+                    wake.push(key.tenant_namespace().to_owned());
+                }
+            }
+            watcher::Event::InitDone => {
+                let seen = self
+                    .relisting
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&K::KIND))
+                    .unwrap_or_default();
+                if let Ok(mut entries) = self.entries.lock() {
+                    entries.retain(|key, entry| {
+                        if key.kind != K::KIND || seen.contains(key) {
+                            return true;
+                        }
+                        if entry.applied.is_some() {
+                            wake.push(key.tenant_namespace().to_owned());
+                        }
+                        false
+                    });
+                }
+            }
+            watcher::Event::Apply(object) => {
+                let key = ChildKey::of(object);
+                if self.upsert(key.clone(), Live::of(object)) {
+                    wake.push(key.tenant_namespace().to_owned());
+                }
+            }
+            watcher::Event::Delete(object) => {
+                let key = ChildKey::of(object);
+                let removed = self.entries.lock().ok().and_then(|mut e| e.remove(&key));
+                // Deleted by someone else (the operator forgets what it deletes first).
+                if removed.is_some_and(|e| e.applied.is_some()) {
+                    wake.push(key.tenant_namespace().to_owned());
+                }
+            }
+        }
+        wake
+    }
+
+    /// Stores `live`; true when the change deserves a reconcile.
+    fn upsert(&self, key: ChildKey, live: Live) -> bool {
+        let Ok(mut entries) = self.entries.lock() else {
+            return false;
+        };
+        let entry = entries.entry(key).or_default();
+        let previous = entry.live.replace(live);
+        let edited = entry.applied.is_some_and(|applied| applied != live.content);
+        let availability = |l: Option<Live>| {
+            l.and_then(|l| l.rollout)
+                .map(|r| (r.available_replicas, r.observed()))
+        };
+        let rollout_changed =
+            previous.is_some() && availability(previous) != availability(Some(live));
+        edited || rollout_changed
+    }
+
+    /// Forgets everything (a test starting over).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// The fingerprint of what the operator compares of a child; see the module documentation.
+pub fn content_fingerprint<K: Serialize>(object: &K) -> u64 {
+    let Ok(mut value) = serde_json::to_value(object) else {
+        return 0;
+    };
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+        if let Some(data) = map.get_mut("data").and_then(|d| d.as_object_mut()) {
+            data.remove(CAMPAIGN_SCRIPTS_KEY);
+        }
+        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            for volatile in [
+                "resourceVersion",
+                "managedFields",
+                "generation",
+                "creationTimestamp",
+                "uid",
+                "selfLink",
+            ] {
+                meta.remove(volatile);
+            }
+            if let Some(annotations) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+                annotations.retain(|key, _| key.starts_with(OWN_ANNOTATION_PREFIX));
+            }
+        }
+    }
+    stable_hash(&value)
+}
+
+/// The spec hash of a desired object (before the annotation is added).
+pub fn spec_hash<K: Serialize>(object: &K) -> u64 {
+    serde_json::to_value(object).map_or(0, |value| stable_hash(&value))
+}
+
+/// A hash that is the same in every build and release of the operator (it is stored on the
+/// objects): SHA-256 of the JSON, whose object keys serde_json keeps sorted.
+fn stable_hash(value: &serde_json::Value) -> u64 {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// Each tenant namespace's PhoneNumbers (and whether they are Ready) and Campaigns, for the
+/// Tenant's counts.
+#[derive(Default)]
+pub struct TenantObjects {
+    namespaces: Mutex<HashMap<String, NamespaceObjects>>,
+    relisting: Mutex<HashMap<CountedKind, HashSet<(String, String)>>>,
+}
+
+/// A namespace's counted objects: (kind, name) → ready.
+type NamespaceObjects = HashMap<(CountedKind, String), bool>;
+
+/// The kinds [`TenantObjects`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CountedKind {
+    /// PhoneNumbers (the ready ones are counted).
+    PhoneNumber,
+    /// Campaigns (all are counted).
+    Campaign,
+}
+
+/// An object [`TenantObjects`] counts.
+pub trait Counted:
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+    /// Which kind it is.
+    const KIND: CountedKind;
+    /// Whether it counts as ready.
+    fn ready(&self) -> bool;
+}
+
+impl Counted for PhoneNumber {
+    const KIND: CountedKind = CountedKind::PhoneNumber;
+    fn ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            is_condition_true(
+                &s.conditions,
+                switchboard_crds::phone_number::CONDITION_READY,
+            )
+        })
+    }
+}
+
+impl Counted for Campaign {
+    const KIND: CountedKind = CountedKind::Campaign;
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+impl TenantObjects {
+    /// Ready PhoneNumbers and Campaigns in `namespace`.
+    pub fn counts(&self, namespace: &str) -> (usize, usize) {
+        let Ok(namespaces) = self.namespaces.lock() else {
+            return (0, 0);
+        };
+        namespaces.get(namespace).map_or((0, 0), |objects| {
+            objects.iter().fold(
+                (0, 0),
+                |(numbers, campaigns), ((kind, _), ready)| match kind {
+                    CountedKind::PhoneNumber => (numbers + usize::from(*ready), campaigns),
+                    CountedKind::Campaign => (numbers, campaigns + 1),
+                },
+            )
+        })
+    }
+
+    /// Folds a watch event in. Returns the namespaces whose counts changed.
+    pub fn observe<K: Counted>(&self, event: &watcher::Event<K>) -> Vec<String> {
+        let mut wake = Vec::new();
+        match event {
+            watcher::Event::Init => {
+                if let Ok(mut relisting) = self.relisting.lock() {
+                    relisting.insert(K::KIND, HashSet::new());
+                }
+            }
+            watcher::Event::InitApply(object) => {
+                let namespace = object.namespace().unwrap_or_default();
+                if let Ok(mut relisting) = self.relisting.lock() {
+                    relisting
+                        .entry(K::KIND)
+                        .or_default()
+                        .insert((namespace.clone(), object.name_any()));
+                }
+                self.set(
+                    &namespace,
+                    K::KIND,
+                    object.name_any(),
+                    Some(object.ready()),
+                    &mut wake,
+                );
+            }
+            watcher::Event::InitDone => {
+                let seen = self
+                    .relisting
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&K::KIND))
+                    .unwrap_or_default();
+                let gone: Vec<(String, String)> = self.namespaces.lock().map_or(Vec::new(), |n| {
+                    n.iter()
+                        .flat_map(|(namespace, objects)| {
+                            objects
+                                .keys()
+                                .filter(|(kind, name)| {
+                                    *kind == K::KIND
+                                        && !seen.contains(&(namespace.clone(), name.clone()))
+                                })
+                                .map(|(_, name)| (namespace.clone(), name.clone()))
+                        })
+                        .collect()
+                });
+                for (namespace, name) in gone {
+                    self.set(&namespace, K::KIND, name, None, &mut wake);
+                }
+            }
+            watcher::Event::Apply(object) => {
+                let namespace = object.namespace().unwrap_or_default();
+                self.set(
+                    &namespace,
+                    K::KIND,
+                    object.name_any(),
+                    Some(object.ready()),
+                    &mut wake,
+                );
+            }
+            watcher::Event::Delete(object) => {
+                let namespace = object.namespace().unwrap_or_default();
+                self.set(&namespace, K::KIND, object.name_any(), None, &mut wake);
+            }
+        }
+        wake.dedup();
+        wake
+    }
+
+    fn set(
+        &self,
+        namespace: &str,
+        kind: CountedKind,
+        name: String,
+        ready: Option<bool>,
+        wake: &mut Vec<String>,
+    ) {
+        let before = self.counts(namespace);
+        if let Ok(mut namespaces) = self.namespaces.lock() {
+            let objects = namespaces.entry(namespace.to_owned()).or_default();
+            match ready {
+                Some(ready) => {
+                    objects.insert((kind, name), ready);
+                }
+                None => {
+                    objects.remove(&(kind, name));
+                }
+            }
+            if objects.is_empty() {
+                namespaces.remove(namespace);
+            }
+        }
+        if self.counts(namespace) != before {
+            wake.push(namespace.to_owned());
+        }
+    }
+}
+
+/// The Tenant controller's caches, kept by [`Caches::watch`].
+#[derive(Default)]
+pub struct Caches {
+    /// Digests of the tenants' stacks.
+    pub children: ChildCache,
+    /// PhoneNumbers and Campaigns per tenant namespace.
+    pub objects: TenantObjects,
+    synced: Mutex<HashSet<&'static str>>,
+    synced_changed: Notify,
+}
+
+/// Watches that feed the caches: nine child kinds, PhoneNumbers and Campaigns.
+const WATCHES: usize = 11;
+
+impl Caches {
+    /// Waits until every watch has listed its objects once.
+    pub async fn wait_until_synced(&self) {
+        loop {
+            let notified = self.synced_changed.notified();
+            if self.synced.lock().is_ok_and(|s| s.len() >= WATCHES) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn mark_synced(&self, what: &'static str) {
+        if let Ok(mut synced) = self.synced.lock() {
+            synced.insert(what);
+        }
+        self.synced_changed.notify_waiters();
+    }
+
+    /// Keeps the caches up to date until the watches end (never, unless the client is gone),
+    /// sending the Tenants that need a reconcile to `wake`.
+    pub async fn watch(
+        &self,
+        client: Client,
+        prefix: String,
+        wake: mpsc::Sender<ObjectRef<Tenant>>,
+    ) {
+        let managed = watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+        let c = &client;
+        let children = futures::future::join5(
+            self.watch_child::<Namespace>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<ResourceQuota>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<LimitRange>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<NetworkPolicy>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<ServiceAccount>(c, &managed, &prefix, wake.clone()),
+        );
+        let more_children = futures::future::join4(
+            self.watch_child::<ConfigMap>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<Deployment>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<Service>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<PodDisruptionBudget>(c, &managed, &prefix, wake.clone()),
+        );
+        let counted = futures::future::join(
+            self.watch_counted::<PhoneNumber>(c, &prefix, wake.clone()),
+            self.watch_counted::<Campaign>(c, &prefix, wake),
+        );
+        futures::future::join3(children, more_children, counted).await;
+    }
+
+    async fn watch_child<K: Child>(
+        &self,
+        client: &Client,
+        config: &watcher::Config,
+        prefix: &str,
+        wake: mpsc::Sender<ObjectRef<Tenant>>,
+    ) {
+        let events = watcher(Api::<K>::all(client.clone()), config.clone());
+        self.fold(K::KIND.label(), events, prefix, wake, |event| {
+            self.children.observe(event)
+        })
+        .await;
+    }
+
+    async fn watch_counted<K: Counted>(
+        &self,
+        client: &Client,
+        prefix: &str,
+        wake: mpsc::Sender<ObjectRef<Tenant>>,
+    ) {
+        let events = watcher(Api::<K>::all(client.clone()), watcher::Config::default());
+        let label = match K::KIND {
+            CountedKind::PhoneNumber => "PhoneNumber",
+            CountedKind::Campaign => "Campaign",
+        };
+        self.fold(label, events, prefix, wake, |event| {
+            self.objects.observe(event)
+        })
+        .await;
+    }
+
+    async fn fold<K: Resource + Clone + Debug + Send + 'static>(
+        &self,
+        label: &'static str,
+        events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+        prefix: &str,
+        mut wake: mpsc::Sender<ObjectRef<Tenant>>,
+        observe: impl Fn(&watcher::Event<K>) -> Vec<String>,
+    ) {
+        let mut events = std::pin::pin!(events.default_backoff());
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::warn!(kind = label, %error, "watch failed; retrying");
+                    continue;
+                }
+            };
+            let namespaces = observe(&event);
+            if matches!(event, watcher::Event::InitDone) {
+                self.mark_synced(label);
+            }
+            for namespace in namespaces {
+                if let Some(tenant) = tenant_of_namespace(&namespace, prefix) {
+                    // The controller may be gone (shutdown): then nobody needs waking.
+                    let _ = wake.send(ObjectRef::new(tenant)).await;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the caches from a LIST of every watched kind, exactly as the watches do after
+    /// (re)listing. For reconcile tests that drive the controller by hand.
+    pub async fn relist(&self, client: &Client) -> Result<(), kube::Error> {
+        self.relist_child::<Namespace>(client).await?;
+        self.relist_child::<ResourceQuota>(client).await?;
+        self.relist_child::<LimitRange>(client).await?;
+        self.relist_child::<NetworkPolicy>(client).await?;
+        self.relist_child::<ServiceAccount>(client).await?;
+        self.relist_child::<ConfigMap>(client).await?;
+        self.relist_child::<Deployment>(client).await?;
+        self.relist_child::<Service>(client).await?;
+        self.relist_child::<PodDisruptionBudget>(client).await?;
+        self.relist_counted::<PhoneNumber>(client).await?;
+        self.relist_counted::<Campaign>(client).await?;
+        Ok(())
+    }
+
+    async fn relist_child<K: Child>(&self, client: &Client) -> Result<(), kube::Error> {
+        let params =
+            ListParams::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+        let items = Api::<K>::all(client.clone()).list(&params).await?.items;
+        self.children.observe::<K>(&watcher::Event::Init);
+        for item in items {
+            self.children.observe(&watcher::Event::InitApply(item));
+        }
+        self.children.observe::<K>(&watcher::Event::InitDone);
+        Ok(())
+    }
+
+    async fn relist_counted<K: Counted>(&self, client: &Client) -> Result<(), kube::Error> {
+        let items = Api::<K>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
+        self.objects.observe::<K>(&watcher::Event::Init);
+        for item in items {
+            self.objects.observe(&watcher::Event::InitApply(item));
+        }
+        self.objects.observe::<K>(&watcher::Event::InitDone);
+        Ok(())
+    }
+}
