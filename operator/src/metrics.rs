@@ -85,34 +85,35 @@ impl Metrics {
 
     /// Records a tenant's current conditions (`type` → `status`).
     pub fn observe_tenant(&self, tenant: &str, conditions: BTreeMap<String, String>) {
-        self.update_tenants(|all| {
-            all.insert(tenant.to_owned(), conditions);
-        });
+        let Ok(mut all) = self.tenant_conditions.lock() else {
+            return;
+        };
+        if all.get(tenant) == Some(&conditions) {
+            return;
+        }
+        self.count(&conditions, 1);
+        if let Some(previous) = all.insert(tenant.to_owned(), conditions) {
+            self.count(&previous, -1);
+        }
     }
 
     /// Forgets a deleted tenant.
     pub fn forget_tenant(&self, tenant: &str) {
-        self.update_tenants(|all| {
-            all.remove(tenant);
-        });
-    }
-
-    fn update_tenants(&self, change: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>)) {
         let Ok(mut all) = self.tenant_conditions.lock() else {
             return;
         };
-        change(&mut all);
-        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for conditions in all.values() {
-            for (type_, status) in conditions {
-                *counts.entry((type_.clone(), status.clone())).or_default() += 1;
-            }
+        if let Some(previous) = all.remove(tenant) {
+            self.count(&previous, -1);
         }
-        self.tenants_by_condition.reset();
-        for ((type_, status), n) in counts {
+    }
+
+    /// Moves the gauge by `delta` for each of a tenant's conditions (kept incrementally: a
+    /// recount over every tenant on each reconcile grew with the square of the fleet).
+    fn count(&self, conditions: &BTreeMap<String, String>, delta: i64) {
+        for (type_, status) in conditions {
             self.tenants_by_condition
-                .with_label_values(&[&type_, &status])
-                .set(n);
+                .with_label_values(&[type_, status])
+                .add(delta);
         }
     }
 }

@@ -151,6 +151,7 @@ impl Child for Deployment {
         let status = self.status.clone().unwrap_or_default();
         Some(Rollout {
             generation: self.metadata.generation.unwrap_or_default(),
+            replicas: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
             observed_generation: status.observed_generation.unwrap_or_default(),
             available_replicas: status.available_replicas.unwrap_or_default(),
         })
@@ -162,6 +163,8 @@ impl Child for Deployment {
 pub struct Rollout {
     /// `metadata.generation`.
     pub generation: i64,
+    /// `spec.replicas`.
+    pub replicas: i32,
     /// `status.observedGeneration`.
     pub observed_generation: i64,
     /// `status.availableReplicas`.
@@ -172,6 +175,15 @@ impl Rollout {
     /// Whether the Deployment controller has seen the latest spec.
     pub fn observed(&self) -> bool {
         self.observed_generation >= self.generation
+    }
+
+    /// What the Tenant's status shows of it: replicas available, and whether the latest spec
+    /// is rolled out.
+    fn shown(&self) -> (i32, bool) {
+        (
+            self.available_replicas,
+            self.observed() && self.available_replicas >= self.replicas,
+        )
     }
 }
 
@@ -247,9 +259,88 @@ struct Entry {
 /// The digests of every tenant's children. See the module documentation.
 #[derive(Default)]
 pub struct ChildCache {
-    entries: Mutex<HashMap<ChildKey, Entry>>,
+    entries: Mutex<Entries>,
     /// Keys seen during a relist in progress, per kind.
     relisting: Mutex<HashMap<ChildKind, HashSet<ChildKey>>>,
+}
+
+/// The entries, grouped by tenant namespace: an index of a dozen small slots per tenant
+/// instead of a map entry (with two strings) per child.
+#[derive(Default)]
+struct Entries(HashMap<Box<str>, Vec<Slot>>);
+
+struct Slot {
+    kind: ChildKind,
+    name: Box<str>,
+    entry: Entry,
+}
+
+impl Entries {
+    fn get_mut(&mut self, key: &ChildKey) -> Option<&mut Entry> {
+        self.0
+            .get_mut(key.tenant_namespace())?
+            .iter_mut()
+            .find(|s| s.kind == key.kind && *s.name == *key.name)
+            .map(|s| &mut s.entry)
+    }
+
+    fn get_or_default(&mut self, key: &ChildKey) -> &mut Entry {
+        let slots = self.0.entry(key.tenant_namespace().into()).or_default();
+        let index = match slots
+            .iter()
+            .position(|s| s.kind == key.kind && *s.name == *key.name)
+        {
+            Some(index) => index,
+            None => {
+                slots.push(Slot {
+                    kind: key.kind,
+                    name: key.name.as_str().into(),
+                    entry: Entry::default(),
+                });
+                slots.len() - 1
+            }
+        };
+        &mut slots[index].entry
+    }
+
+    fn insert(&mut self, key: ChildKey, entry: Entry) {
+        *self.get_or_default(&key) = entry;
+    }
+
+    fn remove(&mut self, key: &ChildKey) -> Option<Entry> {
+        let namespace = key.tenant_namespace();
+        let slots = self.0.get_mut(namespace)?;
+        let index = slots
+            .iter()
+            .position(|s| s.kind == key.kind && *s.name == *key.name)?;
+        let removed = slots.swap_remove(index).entry;
+        if slots.is_empty() {
+            self.0.remove(namespace);
+        }
+        Some(removed)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(ChildKey, &Entry) -> bool) {
+        self.0.retain(|namespace, slots| {
+            slots.retain(|slot| {
+                let key = ChildKey {
+                    kind: slot.kind,
+                    namespace: if slot.kind == ChildKind::Namespace {
+                        String::new()
+                    } else {
+                        namespace.to_string()
+                    },
+                    name: slot.name.to_string(),
+                };
+                keep(key, &slot.entry)
+            });
+            !slots.is_empty()
+        });
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// Whether a child must be applied.
@@ -313,7 +404,7 @@ impl ChildCache {
     pub fn contains(&self, key: &ChildKey) -> bool {
         self.entries
             .lock()
-            .is_ok_and(|entries| entries.get(key).is_some_and(|e| e.live.is_some()))
+            .is_ok_and(|mut entries| entries.get_mut(key).is_some_and(|e| e.live.is_some()))
     }
 
     /// The progress of the Deployment `key`, if cached.
@@ -321,7 +412,7 @@ impl ChildCache {
         self.entries
             .lock()
             .ok()
-            .and_then(|entries| entries.get(key).and_then(|e| e.live?.rollout))
+            .and_then(|mut entries| entries.get_mut(key).and_then(|e| e.live?.rollout))
     }
 
     /// Folds a watch event into the cache. Returns the namespaces whose tenant must be
@@ -353,7 +444,7 @@ impl ChildCache {
                     .unwrap_or_default();
                 if let Ok(mut entries) = self.entries.lock() {
                     entries.retain(|key, entry| {
-                        if key.kind != K::KIND || seen.contains(key) {
+                        if key.kind != K::KIND || seen.contains(&key) {
                             return true;
                         }
                         if entry.applied.is_some() {
@@ -372,7 +463,8 @@ impl ChildCache {
             watcher::Event::Delete(object) => {
                 let key = ChildKey::of(object);
                 let removed = self.entries.lock().ok().and_then(|mut e| e.remove(&key));
-                // Deleted by someone else (the operator forgets what it deletes first).
+                // Deleted by someone else. (The echo of the operator's own delete, arriving
+                // before the operator has forgotten the child, wakes the tenant once, harmlessly.)
                 if removed.is_some_and(|e| e.applied.is_some()) {
                     wake.push(key.tenant_namespace().to_owned());
                 }
@@ -386,13 +478,10 @@ impl ChildCache {
         let Ok(mut entries) = self.entries.lock() else {
             return false;
         };
-        let entry = entries.entry(key).or_default();
+        let entry = entries.get_or_default(&key);
         let previous = entry.live.replace(live);
         let edited = entry.applied.is_some_and(|applied| applied != live.content);
-        let availability = |l: Option<Live>| {
-            l.and_then(|l| l.rollout)
-                .map(|r| (r.available_replicas, r.observed()))
-        };
+        let availability = |l: Option<Live>| l.and_then(|l| l.rollout).map(|r| r.shown());
         let rollout_changed =
             previous.is_some() && availability(previous) != availability(Some(live));
         edited || rollout_changed
@@ -717,6 +806,9 @@ impl Caches {
         observe: impl Fn(&watcher::Event<K>) -> Vec<String>,
     ) {
         let mut events = std::pin::pin!(events.default_backoff());
+        // Until the first list is complete nobody is woken: every Tenant is reconciled once
+        // when the controller starts, and it starts only after every watch has listed.
+        let mut listed = false;
         while let Some(event) = events.next().await {
             let event = match event {
                 Ok(event) => event,
@@ -728,6 +820,13 @@ impl Caches {
             let namespaces = observe(&event);
             if matches!(event, watcher::Event::InitDone) {
                 self.mark_synced(label);
+                if !listed {
+                    listed = true;
+                    continue;
+                }
+            }
+            if !listed {
+                continue;
             }
             for namespace in namespaces {
                 if let Some(tenant) = tenant_of_namespace(&namespace, prefix) {
@@ -778,5 +877,194 @@ impl Caches {
         }
         self.objects.observe::<K>(&watcher::Event::InitDone);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn quota(cpu: &str, spec_hash: u64) -> ResourceQuota {
+        serde_json::from_value(json!({
+            "metadata": {"name": "tenant-quota", "namespace": "tenant-acme", "resourceVersion": "7",
+                "annotations": {SPEC_HASH_ANNOTATION: format!("{spec_hash:016x}")}},
+            "spec": {"hard": {"requests.cpu": cpu}},
+        }))
+        .unwrap()
+    }
+
+    fn deployment(generation: i64, observed: i64, available: i32, note: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "voice-runtime", "namespace": "tenant-acme", "generation": generation,
+                "annotations": {SPEC_HASH_ANNOTATION: "0000000000000001",
+                    "deployment.kubernetes.io/revision": note}},
+            "status": {"observedGeneration": observed, "availableReplicas": available,
+                "conditions": [{"type": "Available", "status": "True", "message": note}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn children_are_applied_when_missing_outdated_or_edited_by_someone_else() {
+        let cache = ChildCache::default();
+        let key = ChildKey::of(&quota("2", 1));
+        assert_eq!(cache.plan(&key, 1), Plan::Apply, "never seen");
+        cache.record_applied(&quota("2", 1));
+        assert_eq!(cache.plan(&key, 1), Plan::Skip);
+        assert_eq!(cache.plan(&key, 2), Plan::Apply, "desired object changed");
+
+        let mut echo = quota("2", 1);
+        echo.metadata.resource_version = Some("8".into());
+        echo.status = serde_json::from_value(json!({"used": {"pods": "1"}})).unwrap();
+        assert!(
+            cache.observe(&watcher::Event::Apply(echo)).is_empty(),
+            "own write or status update"
+        );
+        assert_eq!(cache.plan(&key, 1), Plan::Skip);
+
+        let edited = quota("64", 1);
+        assert_eq!(
+            cache.observe(&watcher::Event::Apply(edited.clone())),
+            vec!["tenant-acme"]
+        );
+        assert_eq!(cache.plan(&key, 1), Plan::Apply, "hand edit is repaired");
+
+        assert_eq!(
+            cache.observe(&watcher::Event::Delete(edited)),
+            vec!["tenant-acme"]
+        );
+        assert!(!cache.contains(&key));
+        assert_eq!(
+            cache.plan(&key, 1),
+            Plan::Apply,
+            "deleted child is recreated"
+        );
+    }
+
+    #[test]
+    fn children_the_operator_deletes_wake_nobody() {
+        let cache = ChildCache::default();
+        cache.record_applied(&quota("2", 1));
+        let key = ChildKey::of(&quota("2", 1));
+        cache.record_deleted(&key);
+        assert!(
+            cache
+                .observe(&watcher::Event::Delete(quota("2", 1)))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn after_a_restart_children_with_the_desired_hash_are_adopted() {
+        let cache = ChildCache::default();
+        cache.observe::<ResourceQuota>(&watcher::Event::Init);
+        assert!(
+            cache
+                .observe(&watcher::Event::InitApply(quota("2", 1)))
+                .is_empty()
+        );
+        cache.observe::<ResourceQuota>(&watcher::Event::InitDone);
+        let key = ChildKey::of(&quota("2", 1));
+        assert_eq!(cache.plan(&key, 1), Plan::Skip, "trusted by its annotation");
+        assert_eq!(
+            cache.observe(&watcher::Event::Apply(quota("64", 1))),
+            vec!["tenant-acme"],
+            "adopted: later edits are noticed"
+        );
+    }
+
+    #[test]
+    fn a_relist_forgets_children_deleted_meanwhile() {
+        let cache = ChildCache::default();
+        cache.record_applied(&quota("2", 1));
+        cache.observe::<ResourceQuota>(&watcher::Event::Init);
+        assert_eq!(
+            cache.observe::<ResourceQuota>(&watcher::Event::InitDone),
+            vec!["tenant-acme"]
+        );
+        assert!(!cache.contains(&ChildKey::of(&quota("2", 1))));
+    }
+
+    #[test]
+    fn only_the_runtime_availability_wakes_the_tenant() {
+        let cache = ChildCache::default();
+        cache.record_applied(&deployment(1, 0, 0, "1"));
+        let key = ChildKey::of(&deployment(1, 0, 0, "1"));
+        // Observed, still unavailable: the Tenant's status would not change.
+        assert!(
+            cache
+                .observe(&watcher::Event::Apply(deployment(1, 1, 0, "1")))
+                .is_empty()
+        );
+        assert_eq!(
+            cache.observe(&watcher::Event::Apply(deployment(1, 1, 1, "1"))),
+            vec!["tenant-acme"]
+        );
+        // Condition heartbeats and others' annotations change nothing the operator reads.
+        assert!(
+            cache
+                .observe(&watcher::Event::Apply(deployment(1, 1, 1, "2")))
+                .is_empty()
+        );
+        assert_eq!(cache.plan(&key, 1), Plan::Skip);
+        assert_eq!(
+            cache.rollout(&key),
+            Some(Rollout {
+                generation: 1,
+                replicas: 1,
+                observed_generation: 1,
+                available_replicas: 1
+            })
+        );
+    }
+
+    fn number(name: &str, ready: bool) -> PhoneNumber {
+        serde_json::from_value(json!({
+            "apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "PhoneNumber",
+            "metadata": {"name": name, "namespace": "tenant-acme"},
+            "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
+                "reason": "r", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_change_wakes_the_tenant_and_nothing_else_does() {
+        let objects = TenantObjects::default();
+        assert!(
+            objects
+                .observe(&watcher::Event::Apply(number("a", false)))
+                .is_empty(),
+            "a number that is not ready changes no count"
+        );
+        assert_eq!(
+            objects.observe(&watcher::Event::Apply(number("a", true))),
+            vec!["tenant-acme"]
+        );
+        assert!(
+            objects
+                .observe(&watcher::Event::Apply(number("a", true)))
+                .is_empty()
+        );
+        assert_eq!(objects.counts("tenant-acme"), (1, 0));
+        assert_eq!(
+            objects.observe(&watcher::Event::Delete(number("a", true))),
+            vec!["tenant-acme"]
+        );
+        assert_eq!(objects.counts("tenant-acme"), (0, 0));
+    }
+
+    #[test]
+    fn fingerprints_ignore_status_server_metadata_and_others_annotations() {
+        let mut a = deployment(1, 0, 0, "1");
+        let mut b = deployment(3, 3, 2, "9");
+        b.metadata.resource_version = Some("99".into());
+        assert_eq!(content_fingerprint(&a), content_fingerprint(&b));
+        a.annotations_mut()
+            .insert(SPEC_HASH_ANNOTATION.into(), "0000000000000002".into());
+        assert_ne!(content_fingerprint(&a), content_fingerprint(&b));
+        assert_eq!(spec_hash(&quota("2", 1)), spec_hash(&quota("2", 1)));
     }
 }

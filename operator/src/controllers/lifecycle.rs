@@ -15,7 +15,7 @@ use std::sync::Arc;
 use kube::api::Api;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Event;
+use kube::runtime::events::{Event, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -149,8 +149,14 @@ pub async fn write_status<K: Reconciled>(
 
 /// Publishes an Event about `object`. Events are best-effort: failing to record one must not
 /// fail the reconcile.
+///
+/// A `Recorder` caches every Event it published for six minutes (to count repeats into a
+/// series) and scans that cache on each publish; at thousands of tenants converging, that is
+/// tens of megabytes and a scan per Event. The operator's Events mark transitions, which do not
+/// repeat within minutes, so each is published by a fresh Recorder: no series, no cache.
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, event: Event) {
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
         tracing::debug!(%error, "cannot publish event");
     }
 }

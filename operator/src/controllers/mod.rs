@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
 use cache::Caches;
 use watch::ControllerSettings;
@@ -68,8 +68,8 @@ pub struct Context {
     pub config: OperatorConfig,
     /// Metrics to update.
     pub metrics: Arc<Metrics>,
-    /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
+    /// Who publishes the Kubernetes Events.
+    pub reporter: Reporter,
     /// Carrier accounts of the PhoneNumber controller (platform credentials, sandbox).
     pub carriers: Arc<phone_number::Carriers>,
     /// What the Tenant controller knows of the cluster without asking (kept by watches).
@@ -92,7 +92,7 @@ impl Context {
         reporter: Reporter,
     ) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             config,
             metrics,

@@ -201,15 +201,16 @@ async fn remove<K: Child>(ctx: &Context, namespace: &str, name: &str) -> Result<
     if !ctx.caches.children.contains(&key) {
         return Ok(());
     }
-    ctx.caches.children.record_deleted(&key);
     match K::api(&ctx.client, namespace)
         .delete(name, &DeleteParams::default())
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(error) => return Err(error.into()),
     }
+    ctx.caches.children.record_deleted(&key);
+    Ok(())
 }
 
 fn observe_rollout(rollout: Rollout, desired: i32, ready_numbers: i32, campaigns: i32) -> Observed {

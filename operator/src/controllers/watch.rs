@@ -20,9 +20,13 @@ use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-/// The objects a controller reconciles, cached in a reflector store (without managedFields,
-/// which the operator never reads and which would double the memory of every object), and the
-/// stream of those whose `predicate` value changed.
+/// `kubectl apply` keeps a copy of the whole manifest in this annotation.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The objects a controller reconciles, cached in a reflector store, and the stream of those
+/// whose `predicate` value changed. The cached copies drop managedFields and kubectl's
+/// last-applied copy of the manifest, which the operator never reads and which would double
+/// the memory of every object.
 pub fn reconciled<K>(
     api: Api<K>,
     predicate: impl Predicate<K> + Send + 'static,
@@ -36,7 +40,10 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .modify(|object: &mut K| {
+            object.managed_fields_mut().clear();
+            object.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicate, PredicateConfig::default());
