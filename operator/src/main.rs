@@ -260,6 +260,10 @@ impl ControllerArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // kube's TLS runs on ring. Naming it keeps the binary working when another crate in the
+    // same build also enables aws-lc-rs (the test dependencies do, for benchmarks): with two
+    // providers compiled in, rustls cannot pick one and the first connection would panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Crds { output_dir } => print_or_write_crds(output_dir.as_deref()),

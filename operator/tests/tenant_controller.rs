@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use support::{WriteCounter, context, fake_api, fake_api_with};
+use support::{WriteCounter, by_verb, context, fake_api, fake_api_with, in_memory_api};
 use switchboard_crds::conditions::{find_condition, is_condition_true};
 use switchboard_crds::{PhoneNumber, Tenant};
 use switchboard_operator::controllers::{Context, Error, tenant};
@@ -329,6 +329,41 @@ async fn reconciling_an_unchanged_tenant_changes_nothing() {
         tenant_before.metadata.resource_version
     );
     assert_eq!(stack_snapshot(&client).await, stack_before);
+}
+
+#[tokio::test]
+async fn a_converged_tenant_costs_no_request() {
+    let api = in_memory_api(
+        vec![acme(json!({"displayName": "Acme", "plan": "enterprise"}))],
+        Vec::new(),
+        WriteCounter::default(),
+    )
+    .await;
+    let ctx = context(api.client.clone());
+    reconcile_until_applied(&ctx, "acme").await;
+    mark_runtime_available(&api.client, 1).await;
+    reconcile(&ctx, "acme").await.unwrap();
+    let status = get_tenant(&api.client, "acme").await.status.unwrap();
+    assert!(is_condition_true(&status.conditions, "Ready"));
+
+    // The caches as the watches keep them (read without counting), then reconciles as a
+    // resync or a stray event would run them.
+    ctx.caches.relist(&api.uncounted_client()).await.unwrap();
+    let converged = Api::<Tenant>::all(api.uncounted_client())
+        .get("acme")
+        .await
+        .unwrap();
+    let before = api.requests.snapshot();
+    for _ in 0..3 {
+        tenant::reconcile(Arc::new(converged.clone()), ctx.clone())
+            .await
+            .unwrap();
+    }
+    let sent = by_verb(&before, &api.requests.snapshot());
+    assert!(
+        sent.is_empty(),
+        "a converged tenant is reconciled from the caches alone: {sent:?}"
+    );
 }
 
 #[tokio::test]

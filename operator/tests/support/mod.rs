@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, StreamBody};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
 use kube_fake_client::{ClientBuilder, interceptor};
 use switchboard_crds::{Campaign, PhoneNumber, Tenant};
@@ -976,4 +977,160 @@ fn json_response(code: u16, body: serde_json::Value) -> http::Response<kube::cli
             serde_json::to_vec(&body).expect("json"),
         ))
         .expect("response")
+}
+
+/// How the simulated cluster behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct Churn {
+    /// Delay of each step of a Deployment's rollout (observed → available) and of a
+    /// ResourceQuota's first status.
+    pub step: std::time::Duration,
+    /// Status updates per second that change nothing the operator reads (ResourceQuota
+    /// usage, Deployment condition heartbeats), spread over the known objects.
+    pub rest_updates_per_second: u32,
+}
+
+/// What kube-controller-manager does to the operator's objects, against the in-memory API:
+/// a new or changed Deployment is observed, then becomes available (two status writes); a
+/// ResourceQuota gets its status; and, all along, status updates that change nothing the
+/// operator reads. Its writes are not counted as the operator's. Runs until aborted.
+pub fn simulate_cluster(api: &InMemoryApi, churn: Churn) -> tokio::task::JoinHandle<()> {
+    let client = api.uncounted_client();
+    let mut changes = api.changes();
+    tokio::spawn(async move {
+        let known: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+        let heartbeat = tokio::spawn(rest_churn(client.clone(), known.clone(), churn));
+        loop {
+            let change = match changes.recv().await {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            if change.kind == "DELETED" {
+                continue;
+            }
+            let object = change.object.clone();
+            let namespace = change.namespace.clone().unwrap_or_default();
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match change.collection.as_str() {
+                "/apis/apps/v1/deployments" => {
+                    let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+                    let observed = object["status"]["observedGeneration"].as_i64().unwrap_or(0);
+                    if observed >= generation {
+                        continue;
+                    }
+                    if change.kind == "ADDED" {
+                        known.lock().expect("lock").push((
+                            "deployments".into(),
+                            namespace.clone(),
+                            name.clone(),
+                        ));
+                    }
+                    let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+                    tokio::spawn(roll_out(
+                        Api::namespaced(client.clone(), &namespace),
+                        name,
+                        generation,
+                        replicas,
+                        churn.step,
+                    ));
+                }
+                "/api/v1/resourcequotas" => {
+                    let hard = object["spec"]["hard"].clone();
+                    if object["status"]["hard"] == hard {
+                        continue;
+                    }
+                    if change.kind == "ADDED" {
+                        known.lock().expect("lock").push((
+                            "resourcequotas".into(),
+                            namespace.clone(),
+                            name.clone(),
+                        ));
+                    }
+                    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &namespace);
+                    let step = churn.step;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(step).await;
+                        let status = serde_json::json!({"status": {"hard": hard, "used": {"pods": "0", "requests.cpu": "0", "requests.memory": "0"}}});
+                        let _ = quotas
+                            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                            .await;
+                    });
+                }
+                _ => {}
+            }
+        }
+        heartbeat.abort();
+    })
+}
+
+async fn roll_out(
+    deployments: Api<Deployment>,
+    name: String,
+    generation: i64,
+    replicas: i64,
+    step: std::time::Duration,
+) {
+    tokio::time::sleep(step).await;
+    let progressing = serde_json::json!({"status": {
+        "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+        "unavailableReplicas": replicas,
+        "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated"}]}});
+    let _ = deployments
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&progressing))
+        .await;
+    tokio::time::sleep(step).await;
+    let available = serde_json::json!({"status": {
+        "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas, "unavailableReplicas": null,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}});
+    let _ = deployments
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&available))
+        .await;
+}
+
+/// Status updates that change nothing the operator reads: quota usage moving and the
+/// Deployment's conditions being refreshed, round-robin over the known objects.
+async fn rest_churn(
+    client: Client,
+    known: Arc<Mutex<Vec<(String, String, String)>>>,
+    churn: Churn,
+) {
+    if churn.rest_updates_per_second == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_secs(1) / churn.rest_updates_per_second;
+    let mut tick = tokio::time::interval(every);
+    let mut next = 0usize;
+    loop {
+        tick.tick().await;
+        let target = {
+            let known = known.lock().expect("lock");
+            if known.is_empty() {
+                continue;
+            }
+            next = (next + 1) % known.len();
+            known[next].clone()
+        };
+        let (resource, namespace, name) = target;
+        let beat = (next % 7).to_string();
+        if resource == "deployments" {
+            let status = serde_json::json!({"status": {"conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": format!("heartbeat {beat}")},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}});
+            let _ = Api::<Deployment>::namespaced(client.clone(), &namespace)
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
+        } else {
+            let status = serde_json::json!({"status": {"used": {"configmaps": beat}}});
+            let _ = Api::<ResourceQuota>::namespaced(client.clone(), &namespace)
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
+        }
+    }
 }
