@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http_body_util::BodyExt as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -55,11 +54,7 @@ async fn fake_api(tenants: Vec<Tenant>, numbers: Vec<PhoneNumber>, faults: Fault
                 return inner.send(request).await;
             }
             let (parts, body) = request.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| kube::Error::Service(e.into()))?
-                .to_bytes();
+            let bytes = support::body_bytes(body).await?;
             let status_write =
                 path.ends_with("/status") && faults.status_writes.load(Ordering::SeqCst);
             let records_external_name = !path.ends_with("/status")

@@ -261,7 +261,7 @@ struct Entry {
 pub struct ChildCache {
     entries: Mutex<Entries>,
     /// Keys seen during a relist in progress, per kind.
-    relisting: Mutex<HashMap<ChildKind, HashSet<ChildKey>>>,
+    relisting: Relists<ChildKind, ChildKey>,
 }
 
 /// The entries, grouped by tenant namespace: an index of a dozen small slots per tenant
@@ -343,6 +343,38 @@ impl Entries {
     }
 }
 
+/// The keys seen so far by the relist of each kind in progress: what a relist did not see
+/// was deleted while the watch was down.
+struct Relists<Kind, Key>(Mutex<HashMap<Kind, HashSet<Key>>>);
+
+impl<Kind, Key> Default for Relists<Kind, Key> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<Kind: Eq + std::hash::Hash, Key: Eq + std::hash::Hash> Relists<Kind, Key> {
+    fn start(&self, kind: Kind) {
+        if let Ok(mut relists) = self.0.lock() {
+            relists.insert(kind, HashSet::new());
+        }
+    }
+
+    fn saw(&self, kind: Kind, key: Key) {
+        if let Ok(mut relists) = self.0.lock() {
+            relists.entry(kind).or_default().insert(key);
+        }
+    }
+
+    fn finish(&self, kind: Kind) -> HashSet<Key> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut relists| relists.remove(&kind))
+            .unwrap_or_default()
+    }
+}
+
 /// Whether a child must be applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -421,27 +453,16 @@ impl ChildCache {
     pub fn observe<K: Child>(&self, event: &watcher::Event<K>) -> Vec<String> {
         let mut wake = Vec::new();
         match event {
-            watcher::Event::Init => {
-                if let Ok(mut relisting) = self.relisting.lock() {
-                    relisting.insert(K::KIND, HashSet::new());
-                }
-            }
+            watcher::Event::Init => self.relisting.start(K::KIND),
             watcher::Event::InitApply(object) => {
                 let key = ChildKey::of(object);
-                if let Ok(mut relisting) = self.relisting.lock() {
-                    relisting.entry(K::KIND).or_default().insert(key.clone());
-                }
+                self.relisting.saw(K::KIND, key.clone());
                 if self.upsert(key.clone(), Live::of(object)) {
                     wake.push(key.tenant_namespace().to_owned());
                 }
             }
             watcher::Event::InitDone => {
-                let seen = self
-                    .relisting
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.remove(&K::KIND))
-                    .unwrap_or_default();
+                let seen = self.relisting.finish(K::KIND);
                 if let Ok(mut entries) = self.entries.lock() {
                     entries.retain(|key, entry| {
                         if key.kind != K::KIND || seen.contains(&key) {
@@ -544,7 +565,7 @@ fn stable_hash(value: &serde_json::Value) -> u64 {
 #[derive(Default)]
 pub struct TenantObjects {
     namespaces: Mutex<HashMap<String, NamespaceObjects>>,
-    relisting: Mutex<HashMap<CountedKind, HashSet<(String, String)>>>,
+    relisting: Relists<CountedKind, (String, String)>,
 }
 
 /// A namespace's counted objects: (kind, name) → ready.
@@ -609,34 +630,16 @@ impl TenantObjects {
     pub fn observe<K: Counted>(&self, event: &watcher::Event<K>) -> Vec<String> {
         let mut wake = Vec::new();
         match event {
-            watcher::Event::Init => {
-                if let Ok(mut relisting) = self.relisting.lock() {
-                    relisting.insert(K::KIND, HashSet::new());
-                }
-            }
+            watcher::Event::Init => self.relisting.start(K::KIND),
             watcher::Event::InitApply(object) => {
-                let namespace = object.namespace().unwrap_or_default();
-                if let Ok(mut relisting) = self.relisting.lock() {
-                    relisting
-                        .entry(K::KIND)
-                        .or_default()
-                        .insert((namespace.clone(), object.name_any()));
-                }
-                self.set(
-                    &namespace,
+                self.relisting.saw(
                     K::KIND,
-                    object.name_any(),
-                    Some(object.ready()),
-                    &mut wake,
+                    (object.namespace().unwrap_or_default(), object.name_any()),
                 );
+                self.set_object(object, &mut wake);
             }
             watcher::Event::InitDone => {
-                let seen = self
-                    .relisting
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.remove(&K::KIND))
-                    .unwrap_or_default();
+                let seen = self.relisting.finish(K::KIND);
                 let gone: Vec<(String, String)> = self.namespaces.lock().map_or(Vec::new(), |n| {
                     n.iter()
                         .flat_map(|(namespace, objects)| {
@@ -654,16 +657,7 @@ impl TenantObjects {
                     self.set(&namespace, K::KIND, name, None, &mut wake);
                 }
             }
-            watcher::Event::Apply(object) => {
-                let namespace = object.namespace().unwrap_or_default();
-                self.set(
-                    &namespace,
-                    K::KIND,
-                    object.name_any(),
-                    Some(object.ready()),
-                    &mut wake,
-                );
-            }
+            watcher::Event::Apply(object) => self.set_object(object, &mut wake),
             watcher::Event::Delete(object) => {
                 let namespace = object.namespace().unwrap_or_default();
                 self.set(&namespace, K::KIND, object.name_any(), None, &mut wake);
@@ -671,6 +665,17 @@ impl TenantObjects {
         }
         wake.dedup();
         wake
+    }
+
+    fn set_object<K: Counted>(&self, object: &K, wake: &mut Vec<String>) {
+        let namespace = object.namespace().unwrap_or_default();
+        self.set(
+            &namespace,
+            K::KIND,
+            object.name_any(),
+            Some(object.ready()),
+            wake,
+        );
     }
 
     fn set(

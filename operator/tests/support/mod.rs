@@ -527,12 +527,7 @@ impl Shim {
             *request.uri_mut() = with_query(request.uri(), &kept);
         }
         let response = if target.collection == NAMESPACES_PATH && target.namespaced_in.is_none() {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| kube::Error::Service(e.into()))?
-                .to_bytes();
+            let body = body_bytes(request.into_body()).await?;
             let (response, change) = self
                 .namespaces
                 .handle(&method, target.name.as_deref(), &body);
@@ -547,14 +542,8 @@ impl Shim {
             return Ok(response.map(boxed));
         }
         let (parts, body) = response.into_parts();
-        let mut list: serde_json::Value = serde_json::from_slice(
-            &body
-                .collect()
-                .await
-                .map_err(|e| kube::Error::Service(e.into()))?
-                .to_bytes(),
-        )
-        .unwrap_or_default();
+        let mut list: serde_json::Value =
+            serde_json::from_slice(&body_bytes(body).await?).unwrap_or_default();
         list["metadata"]["resourceVersion"] = serde_json::json!(cursor);
         Ok(http::Response::from_parts(
             parts,
@@ -607,12 +596,7 @@ impl Shim {
         };
         let (parts, bytes) = {
             let (parts, body) = response.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| kube::Error::Service(e.into()))?
-                .to_bytes();
-            (parts, bytes)
+            (parts, body_bytes(body).await?)
         };
         let mut value = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
         if parts.status.is_success() && is_write(verb) && !noop {
@@ -731,18 +715,67 @@ async fn json_body(
     response: http::Response<kube::client::Body>,
 ) -> Result<(http::StatusCode, Option<serde_json::Value>), kube::Error> {
     let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| kube::Error::Service(e.into()))?
-        .to_bytes();
+    let bytes = body_bytes(response.into_body()).await?;
     Ok((
         status,
         serde_json::from_slice(&bytes)
             .ok()
             .filter(|_| status.is_success()),
     ))
+}
+
+/// The whole body of a request or response.
+pub async fn body_bytes<B>(body: B) -> Result<Bytes, kube::Error>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| kube::Error::Service(e.into()))?
+        .to_bytes())
+}
+
+/// A PATCH of one content type, taken apart, with the object it patches as stored now.
+struct PatchRequest {
+    parts: http::request::Parts,
+    body: Bytes,
+    /// The stored object, if it could be read.
+    current: Option<serde_json::Value>,
+}
+
+impl PatchRequest {
+    /// The request of `content_type` taken apart, or the request given back untouched.
+    async fn take(
+        fake: &Client,
+        request: http::Request<kube::client::Body>,
+        content_type: &[u8],
+    ) -> Result<Result<Self, http::Request<kube::client::Body>>, kube::Error> {
+        let matches = request.method() == http::Method::PATCH
+            && request
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(content_type));
+        if !matches {
+            return Ok(Err(request));
+        }
+        let (parts, body) = request.into_parts();
+        let body = body_bytes(body).await?;
+        let get = http::Request::get(parts.uri.path())
+            .body(kube::client::Body::empty())
+            .expect("request");
+        let (_, current) = json_body(fake.send(get).await?).await?;
+        Ok(Ok(Self {
+            parts,
+            body,
+            current,
+        }))
+    }
+
+    fn rebuild(&self, body: Vec<u8>) -> http::Request<kube::client::Body> {
+        http::Request::from_parts(self.parts.clone(), kube::client::Body::from(body))
+    }
 }
 
 /// The API server's JSON patch lets `{"op": "test", "value": null}` pass on a missing path
@@ -752,31 +785,14 @@ async fn null_tests_pass_on_missing_paths(
     fake: &Client,
     request: http::Request<kube::client::Body>,
 ) -> Result<http::Request<kube::client::Body>, kube::Error> {
-    let is_json_patch = request.method() == http::Method::PATCH
-        && request
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json-patch"));
-    if !is_json_patch {
-        return Ok(request);
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| kube::Error::Service(e.into()))?
-        .to_bytes();
-    let rebuilt =
-        |bytes: Vec<u8>| http::Request::from_parts(parts.clone(), kube::client::Body::from(bytes));
-    let Ok(serde_json::Value::Array(operations)) = serde_json::from_slice(&bytes) else {
-        return Ok(rebuilt(bytes.to_vec()));
+    let patch = match PatchRequest::take(fake, request, b"application/json-patch").await? {
+        Ok(patch) => patch,
+        Err(request) => return Ok(request),
     };
-    let get = http::Request::get(parts.uri.path())
-        .body(kube::client::Body::empty())
-        .expect("request");
-    let (_, current) = json_body(fake.send(get).await?).await?;
-    let Some(current) = current else {
-        return Ok(rebuilt(bytes.to_vec()));
+    let (Ok(serde_json::Value::Array(operations)), Some(current)) =
+        (serde_json::from_slice(&patch.body), patch.current.as_ref())
+    else {
+        return Ok(patch.rebuild(patch.body.to_vec()));
     };
     let kept: Vec<_> = operations
         .into_iter()
@@ -786,7 +802,7 @@ async fn null_tests_pass_on_missing_paths(
             !(null_test && current.pointer(path).is_none_or(|v| v.is_null()))
         })
         .collect();
-    Ok(rebuilt(serde_json::to_vec(&kept).expect("json")))
+    Ok(patch.rebuild(serde_json::to_vec(&kept).expect("json")))
 }
 
 /// The real API server does not write (nor bump `generation`) when an apply changes nothing;
@@ -802,54 +818,23 @@ async fn skip_noop_apply(
     ),
     kube::Error,
 > {
-    let is_apply = request.method() == http::Method::PATCH
-        && request
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/apply-patch"));
-    if !is_apply {
-        return Ok((request, None));
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| kube::Error::Service(e.into()))?
-        .to_bytes();
-    let rebuilt =
-        || http::Request::from_parts(parts.clone(), kube::client::Body::from(bytes.to_vec()));
-    let Ok(patch) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Ok((rebuilt(), None));
+    let patch = match PatchRequest::take(fake, request, b"application/apply-patch").await? {
+        Ok(patch) => patch,
+        Err(request) => return Ok((request, None)),
     };
-    let get = http::Request::get(parts.uri.path())
-        .body(kube::client::Body::empty())
-        .expect("request");
-    let Ok(current) = fake.send(get).await else {
-        return Ok((rebuilt(), None));
-    };
-    if !current.status().is_success() {
-        return Ok((rebuilt(), None));
-    }
-    let current_bytes = current
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| kube::Error::Service(e.into()))?
-        .to_bytes();
-    let Ok(stored) = serde_json::from_slice::<serde_json::Value>(&current_bytes) else {
-        return Ok((rebuilt(), None));
+    let rebuilt = patch.rebuild(patch.body.to_vec());
+    let (Ok(body), Some(stored)) = (
+        serde_json::from_slice::<serde_json::Value>(&patch.body),
+        patch.current,
+    ) else {
+        return Ok((rebuilt, None));
     };
     let mut merged = stored.clone();
-    merge(&mut merged, &patch);
-    if merged == stored {
-        let unchanged = http::Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(kube::client::Body::from(current_bytes.to_vec()))
-            .expect("response");
-        return Ok((rebuilt(), Some(unchanged)));
+    merge(&mut merged, &body);
+    if merged != stored {
+        return Ok((rebuilt, None));
     }
-    Ok((rebuilt(), None))
+    Ok((rebuilt, Some(json_response(200, stored))))
 }
 
 fn strip_namespace(value: &mut serde_json::Value) {
