@@ -1,4 +1,9 @@
 //! Controllers: compare desired state with the cluster and converge them.
+//!
+//! [`tenant`], [`phone_number`] and [`campaign`] each reconcile one kind; what they do alike
+//! (finalizer, status compare → apply → events, backoff) is [`lifecycle`]; which changes wake
+//! them and how many run at once is [`watch`]; what the Tenant controller knows of the cluster
+//! without asking is [`cache`]; [`apply`] is the one way objects and statuses are written.
 
 pub mod apply;
 pub mod cache;
