@@ -60,27 +60,7 @@ pub fn child_meta(tenant: &Tenant, namespace: &str, name: &str) -> ObjectMeta {
     }
 }
 
-/// The tenant a namespace belongs to: `tenant-acme` → `acme` with prefix `tenant-`.
-///
-/// The namespace, not a label, decides: tenants can edit the labels of their PhoneNumbers and
-/// Campaigns but not the namespace they live in, so a label could point at another tenant.
-pub fn tenant_of_namespace<'a>(namespace: &'a str, prefix: &str) -> Option<&'a str> {
-    namespace.strip_prefix(prefix).filter(|t| !t.is_empty())
-}
-
 /// The Tenant's name (empty only for objects that were never stored).
 pub fn tenant_name(tenant: &Tenant) -> String {
     tenant.metadata.name.clone().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tenants_come_from_the_namespace() {
-        assert_eq!(tenant_of_namespace("tenant-acme", "tenant-"), Some("acme"));
-        assert_eq!(tenant_of_namespace("tenant-", "tenant-"), None);
-        assert_eq!(tenant_of_namespace("default", "tenant-"), None);
-    }
 }

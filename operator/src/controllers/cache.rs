@@ -51,7 +51,9 @@ use switchboard_crds::{Campaign, PhoneNumber, Tenant};
 use tokio::sync::Notify;
 
 use crate::builders::campaign::CAMPAIGN_SCRIPTS_KEY;
-use crate::builders::labels::{FIELD_MANAGER, tenant_of_namespace};
+use switchboard_crds::naming::tenant_of_namespace;
+
+use crate::builders::labels::FIELD_MANAGER;
 
 /// Annotation on every child: the hash of the object the operator last applied.
 pub const SPEC_HASH_ANNOTATION: &str = "voice.switchboard.dev/spec-hash";
@@ -834,7 +836,7 @@ impl Caches {
                 continue;
             }
             for namespace in namespaces {
-                if let Some(tenant) = tenant_of_namespace(&namespace, prefix) {
+                if let Some(tenant) = tenant_of_namespace(prefix, &namespace) {
                     // The controller may be gone (shutdown): then nobody needs waking.
                     let _ = wake.send(ObjectRef::new(tenant)).await;
                 }

@@ -21,6 +21,7 @@ use kube::runtime::predicates;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use switchboard_crds::campaign::{CONDITION_READY, CONDITION_VALID, ContactsSource};
+use switchboard_crds::naming::{tenant_namespace, tenant_of_namespace};
 use switchboard_crds::{Campaign, CampaignPhase, CampaignStatus, PhoneNumber, Tenant};
 
 use super::cache::spec_hash;
@@ -32,7 +33,6 @@ use crate::builders::campaign::{
     campaign_scripts, config_map_contacts, contacts_digest, gateway_problem_status, invalid_status,
     is_registered, registered_status, secret_contacts, validate, was_invalid,
 };
-use crate::builders::labels::tenant_of_namespace;
 use crate::builders::runtime::AGENT_CONFIG_MAP;
 use crate::gateway_client::{
     GatewayClient, GatewayError, Progress, Registration, RegistrationResult,
@@ -113,7 +113,7 @@ fn campaigns_of_tenant(
     prefix: String,
 ) -> impl Fn(Tenant) -> Vec<ObjectRef<Campaign>> + Send + Sync + 'static {
     move |tenant| {
-        let namespace = format!("{prefix}{}", tenant.name_any());
+        let namespace = tenant_namespace(&prefix, &tenant.name_any());
         store
             .state()
             .iter()
@@ -165,7 +165,7 @@ async fn converge(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
 /// Reads the owning Tenant, the from-number and the contacts.
 async fn observe(campaign: &Campaign, namespace: &str, ctx: &Context) -> Result<Observed, Error> {
     let client = &ctx.client;
-    let tenant = match tenant_of_namespace(namespace, &ctx.config.namespace_prefix) {
+    let tenant = match tenant_of_namespace(&ctx.config.namespace_prefix, namespace) {
         Some(name) => Api::<Tenant>::all(client.clone())
             .get_opt(name)
             .await?
@@ -240,7 +240,7 @@ async fn report_invalid(
 /// namespace is no tenant's, or this operator has no gateway token.
 async fn stop_at_gateway(campaign: &Campaign, ctx: &Context) -> Result<(), Error> {
     let namespace = campaign.namespace().unwrap_or_default();
-    let Some(tenant) = tenant_of_namespace(&namespace, &ctx.config.namespace_prefix) else {
+    let Some(tenant) = tenant_of_namespace(&ctx.config.namespace_prefix, &namespace) else {
         return Ok(());
     };
     let Ok(gateway) = ctx.gateway() else {
@@ -402,7 +402,7 @@ async fn report_rejected_rows(ctx: &Context, campaign: &Campaign, result: &Regis
 /// step removes the finalizer once this succeeded).
 async fn stop_dialing(campaign: &Campaign, ctx: &Context) -> Result<Action, Error> {
     let namespace = campaign.namespace().unwrap_or_default();
-    if let Some(tenant) = tenant_of_namespace(&namespace, &ctx.config.namespace_prefix) {
+    if let Some(tenant) = tenant_of_namespace(&ctx.config.namespace_prefix, &namespace) {
         // Unlike an invalid campaign, a deleted one must not go while the gateway may still
         // be dialing it: without a token the finalizer stays and the error says why.
         ctx.gateway()?.stop(tenant, &campaign.name_any()).await?;

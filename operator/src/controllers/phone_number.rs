@@ -54,7 +54,6 @@ use desired::{
 use super::lifecycle::{self, Reconciled, error_policy, reconcile_with};
 use super::watch::{hash_of, reconciled, spec_and_lifecycle, watched};
 use super::{Context, Error};
-use crate::builders::labels::tenant_of_namespace;
 use crate::gateway_client::NumberRoute;
 
 /// Finalizer that holds a PhoneNumber until its number is released (or retained).
@@ -204,7 +203,9 @@ pub async fn reconcile(number: Arc<PhoneNumber>, ctx: Arc<Context>) -> Result<Ac
 
 /// The Tenant owning the number's namespace, if any.
 async fn load_tenant(ctx: &Context, namespace: &str) -> Result<Option<Tenant>, Error> {
-    let Some(name) = tenant_of_namespace(namespace, &ctx.config.namespace_prefix) else {
+    let Some(name) =
+        switchboard_crds::naming::tenant_of_namespace(&ctx.config.namespace_prefix, namespace)
+    else {
         return Ok(None);
     };
     Ok(Api::<Tenant>::all(ctx.client.clone()).get_opt(name).await?)
