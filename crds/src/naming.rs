@@ -11,6 +11,13 @@ pub const DEFAULT_NAMESPACE_PREFIX: &str = "tenant-";
 pub const RUNTIME_SERVICE: &str = "voice-runtime";
 /// Port of the runtime's Service (HTTP and the media WebSocket).
 pub const RUNTIME_PORT: u16 = 8080;
+/// Secret in a tenant namespace holding the tenant's runtime credential: the bearer token its
+/// runtime presents on the gateway's `/internal/v1/events`. The gateway issues it and writes
+/// the Secret from the tenant's creation on (whether or not provider keys are stored); the
+/// operator's runtime Deployment reads it into `SWITCHBOARD_INTERNAL_TOKEN`.
+pub const RUNTIME_CREDENTIAL_SECRET: &str = "runtime-credential";
+/// Key of [`RUNTIME_CREDENTIAL_SECRET`] holding the token.
+pub const RUNTIME_CREDENTIAL_KEY: &str = "token";
 
 /// The namespace holding tenant `tenant`'s stack: `{prefix}{tenant}`.
 pub fn tenant_namespace(prefix: &str, tenant: &str) -> String {

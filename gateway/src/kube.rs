@@ -1,5 +1,6 @@
 //! Writing tenants to Kubernetes: the `Tenant` CR (server-side apply, field manager
-//! `switchboard-gateway`) and the `provider-keys` Secret in the tenant's namespace.
+//! `switchboard-gateway`) and the `provider-keys` and `runtime-credential` Secrets in the
+//! tenant's namespace.
 //!
 //! The desired objects are built by plain functions from database rows ([`desired_tenant`],
 //! [`desired_provider_secret`]) and unit tested; [`KubeSync`] only sends them.
@@ -123,6 +124,35 @@ pub fn desired_provider_secret(
     }
 }
 
+/// The `runtime-credential` Secret of a tenant (in `namespace`, its namespace): the token its
+/// runtime presents on `/internal/v1/events` (see [`crate::runtime_credential`]).
+pub fn desired_runtime_credential_secret(
+    namespace: &str,
+    tenant: &TenantRow,
+    token: &str,
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET.into()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (TENANT_LABEL.to_owned(), tenant.slug.clone()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    FIELD_MANAGER.to_owned(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.to_owned(),
+            ByteString(token.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
 /// What the operator reports about a tenant (read from the CR status).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TenantReadiness {
@@ -220,6 +250,12 @@ impl KubeSync {
 
     /// Applies the tenant's `provider-keys` Secret.
     pub async fn apply_provider_secret(&self, secret: &Secret) -> Result<(), KubeError> {
+        self.apply_secret(secret).await
+    }
+
+    /// Applies a Secret the gateway owns in a tenant namespace (the `provider-keys` Secret,
+    /// the `runtime-credential` Secret), named by its metadata.
+    pub async fn apply_secret(&self, secret: &Secret) -> Result<(), KubeError> {
         let Some(client) = &self.client else {
             return Ok(());
         };
@@ -231,8 +267,9 @@ impl KubeSync {
         let mut body = body;
         body["apiVersion"] = json!("v1");
         body["kind"] = json!("Secret");
+        let name = secret.metadata.name.clone().unwrap_or_default();
         api.patch(
-            PROVIDER_SECRET_NAME,
+            &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )

@@ -46,6 +46,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod provider_keys;
 pub mod ratelimit;
+pub mod runtime_credential;
 pub mod standalone;
 pub mod state;
 pub mod store;

@@ -1,16 +1,18 @@
 //! Tenants' provider keys in their namespaces (Kubernetes mode): the `provider-keys` Secret
 //! each runtime reads, written from the tenant's stored credentials ([`converge`]) after every
 //! change and retried in the background ([`spawn_projection_retries`]) until it lands, e.g.
-//! once the operator has created a new tenant's namespace.
+//! once the operator has created a new tenant's namespace. The `runtime-credential` Secret
+//! (the tenant's runtime credential, [`crate::runtime_credential`]) is written with it: signup
+//! and rotation mark the projection pending like a credential change does.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::crypto::{Sealed, credential_aad};
-use crate::kube::{KubeError, desired_provider_secret};
+use crate::kube::{KubeError, desired_provider_secret, desired_runtime_credential_secret};
 use crate::state::AppState;
 use crate::store::credentials::{self, CredentialRow};
-use crate::store::{Scope, StoreError, provider_keys, system, tenants};
+use crate::store::{Scope, StoreError, provider_keys, runtime_credentials, system, tenants};
 
 /// Every credential of a tenant with its decrypted secret (for the runtime's Secret). Rows that fail to decrypt are skipped
 /// and logged (without contents).
@@ -74,12 +76,20 @@ pub async fn converge(state: &AppState, tenant_id: &str) -> Result<bool, Project
         let mut tx = state.store.read(&scope).await?;
         let tenant = tenants::by_id(&mut tx, tenant_id).await?;
         let generation = provider_keys::state(&mut tx, tenant_id).await?;
+        let epoch = runtime_credentials::epoch(&mut tx, tenant_id).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        let (Some(tenant), Some((generation, _))) = (tenant, generation) else {
+        let (Some(tenant), Some((generation, _)), Some(epoch)) = (tenant, generation, epoch) else {
             return Ok(false);
         };
         let credentials = load_decrypted(state, tenant_id).await?;
         let namespace = state.config.tenant_naming().namespace(&tenant.slug);
+        let token = state.runtime_credentials.issue(tenant_id, epoch);
+        state
+            .kube
+            .apply_secret(&desired_runtime_credential_secret(
+                &namespace, &tenant, &token,
+            ))
+            .await?;
         state
             .kube
             .apply_provider_secret(&desired_provider_secret(&namespace, &tenant, &credentials))

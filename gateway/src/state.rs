@@ -19,6 +19,7 @@ use crate::media::gate::MediaGate;
 use crate::metrics::{BusinessMetrics, HttpMetrics};
 use crate::numbers::NumberTable;
 use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
+use crate::runtime_credential::RuntimeCredentials;
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
 use crate::usage::meter::ApiMeter;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub plan_limits: Arc<PlanOverrides>,
     /// The internal API's bearer token (`None`: the internal API is disabled).
     pub internal_token: Option<String>,
+    /// Issues and verifies the tenants' runtime credentials (`/internal/v1/events`).
+    pub runtime_credentials: RuntimeCredentials,
     /// Outgoing HTTP (Stripe, customer webhooks, carrier REST calls).
     pub http_client: reqwest::Client,
     /// Batched metering of API-key requests (flushed by a worker, see [`crate::workers`]).
@@ -150,6 +153,10 @@ impl AppState {
         let media_gate = MediaGate::new(voice.max_concurrent_calls.max(1));
         let plan_limits = Arc::new(PlanOverrides::parse(voice.plan_limits.as_deref())?);
         let internal_token = voice.internal_token.clone().filter(|t| !t.is_empty());
+        let runtime_credentials = RuntimeCredentials::new(
+            voice.runtime_credential_secret.as_deref(),
+            &secrets.jwt_secret,
+        );
         let http_client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
@@ -170,6 +177,7 @@ impl AppState {
             media_gate,
             plan_limits,
             internal_token,
+            runtime_credentials,
             http_client,
             api_meter: Arc::default(),
             sandbox: None,

@@ -51,6 +51,16 @@ pub struct VoiceConfig {
     #[arg(long, env = "SWITCHBOARD_CALL_TOKEN_SECRET", hide_env_values = true)]
     pub call_token_secret: Option<String>,
 
+    /// Secret deriving each tenant's runtime credential (HMAC-SHA256, see
+    /// `runtime_credential`). Derived from `JWT_SECRET` when unset; set it so that rotating
+    /// `JWT_SECRET` leaves the runtimes' credentials alone (changing it re-issues them all).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RUNTIME_CREDENTIAL_SECRET",
+        hide_env_values = true
+    )]
+    pub runtime_credential_secret: Option<String>,
+
     /// Lifetime of a call token in seconds (the carrier connects the stream within seconds).
     #[arg(long, env = "SWITCHBOARD_CALL_TOKEN_TTL_SECONDS", default_value_t = 60)]
     pub call_token_ttl_seconds: i64,
@@ -160,6 +170,10 @@ impl std::fmt::Debug for VoiceConfig {
             .field("telnyx_api_base", &self.telnyx_api_base)
             .field("call_token_secret", &presence(&self.call_token_secret))
             .field("call_token_ttl_seconds", &self.call_token_ttl_seconds)
+            .field(
+                "runtime_credential_secret",
+                &presence(&self.runtime_credential_secret),
+            )
             .field("runtime_url", &self.runtime_url)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("internal_token", &presence(&self.internal_token))

@@ -17,7 +17,7 @@ use super::{
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout, auth::me, auth::verify_email,
         auth::resend_verification, auth::request_password_reset, auth::confirm_password_reset,
-        tenants::list, tenants::get, tenants::patch,
+        tenants::list, tenants::get, tenants::patch, tenants::rotate_runtime_credential,
         members::list, members::change_role, members::remove, members::list_invitations,
         members::invite, members::revoke_invitation, members::accept,
         api_keys::list, api_keys::create, api_keys::revoke,

@@ -17,7 +17,7 @@ use crate::kube::TenantReadiness;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::{self, Role, TenantRow};
-use crate::store::{Scope, now_ms};
+use crate::store::{Scope, now_ms, provider_keys, runtime_credentials};
 
 /// The tenant routes.
 pub fn routes() -> Router<AppState> {
@@ -27,6 +27,66 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tenants/{tenant}",
             routing::get(self::get).patch(patch),
         )
+        .route(
+            "/api/v1/tenants/{tenant}/runtime-credential/rotate",
+            routing::post(rotate_runtime_credential),
+        )
+}
+
+/// The answer to a runtime-credential rotation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedCredential {
+    /// The new credential's epoch (the previous epoch's credential is refused from now on).
+    pub epoch: i64,
+    /// Whether the new credential is already in the tenant namespace's `runtime-credential`
+    /// Secret (`false`: the gateway keeps retrying in the background; always `false` without
+    /// Kubernetes, where no runtime of the tenant's own exists).
+    pub delivered: bool,
+}
+
+/// `POST /api/v1/tenants/{tenant}/runtime-credential/rotate` (owner): issues the tenant's
+/// runtime a new credential and refuses the old one at once. The runtime reads its credential
+/// when it starts, so its pods must be restarted to use the new one (see the operating guide).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runtime-credential/rotate", tag = "tenants", params(("tenant" = String, Path, description = "Tenant slug or id")),
+    responses((status = 200, body = RotatedCredential), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn rotate_runtime_credential(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+) -> Result<Json<RotatedCredential>, ApiError> {
+    access.require(Role::Owner)?;
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    let epoch = runtime_credentials::rotate(&mut tx, &access.tenant.id).await?;
+    // The Secret is behind from here until a write of it succeeds.
+    provider_keys::bump(&mut tx, &access.tenant.id).await?;
+    let (actor_type, actor_id) = access.principal.actor();
+    audit::record(
+        &mut tx,
+        &AuditEvent {
+            tenant_id: &access.tenant.id,
+            actor_type,
+            actor_id: Some(actor_id),
+            action: "tenant.runtime_credential_rotated",
+            target_type: Some("tenant"),
+            target_id: Some(&access.tenant.id),
+            ip: Some(&client.ip),
+            request_id: client.request_id.as_deref(),
+            details: json!({"epoch": epoch}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let delivered = match crate::provider_keys::converge(&state, &access.tenant.id).await {
+        Ok(written) => written,
+        Err(error) => {
+            tracing::warn!(%error, slug = %access.tenant.slug, "new runtime credential not written yet; retrying in the background");
+            false
+        }
+    };
+    Ok(Json(RotatedCredential { epoch, delivered }))
 }
 
 /// A tenant membership as listed in `me`.

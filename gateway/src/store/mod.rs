@@ -20,6 +20,7 @@ pub mod dialer;
 pub mod invitations;
 pub mod numbers;
 pub mod provider_keys;
+pub mod runtime_credentials;
 pub mod sessions;
 pub mod system;
 pub mod tenants;

@@ -351,3 +351,120 @@ async fn a_transfer_request_redirects_the_live_twilio_call() {
         app.finish().await;
     }
 }
+
+/// A call of `slug` admitted through the voice webhook on `number`; returns its call id.
+async fn admitted_call(app: &TestApp, number: &str, call_sid: &str) -> String {
+    let voice = app
+        .twilio_post(
+            "/api/v1/webhooks/twilio/voice",
+            TWILIO_TOKEN,
+            &[("CallSid", call_sid), ("From", "+1777"), ("To", number)],
+        )
+        .await;
+    let start =
+        voice.text.find("name=\"callId\" value=\"").unwrap() + "name=\"callId\" value=\"".len();
+    voice.text[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_runtime_credential_writes_only_its_own_tenants_events_and_rotation_revokes_it() {
+    for app in apps("runtime credentials", &[]).await {
+        let a = app.signup("a@example.com", "Tenant A").await;
+        let b = app.signup("b@example.com", "Tenant B").await;
+        app.route_number("+15550501", &a.id, "twilio", "platform")
+            .await;
+        app.route_number("+15550502", &b.id, "twilio", "platform")
+            .await;
+        let call_a = admitted_call(&app, "+15550501", "CAa1").await;
+        let call_b = admitted_call(&app, "+15550502", "CAb1").await;
+        let credential_a = app.state.runtime_credentials.issue(&a.id, 1);
+        let events_of = |tenant: &str, call: &str, prefix: &str| {
+            json!([
+                {"id": format!("{prefix}1"), "tenant": tenant, "callId": call, "occurredAt": "2026-11-21T10:00:01Z",
+                 "type": "transcriptTurn", "index": 0, "role": "caller", "text": "forged", "offsetMs": 1000},
+                {"id": format!("{prefix}2"), "tenant": tenant, "callId": call, "occurredAt": "2026-11-21T10:00:02Z",
+                 "type": "surveyAnswer", "field": "q1", "raw": "forged", "value": "forged"},
+                {"id": format!("{prefix}3"), "tenant": tenant, "callId": call, "occurredAt": "2026-11-21T10:01:30Z",
+                 "type": "usage", "sttSeconds": 600.0, "ttsCharacters": 9999, "llmPromptTokens": 1, "llmCompletionTokens": 1,
+                 "sttProvider": "builtin", "llmProvider": "builtin", "ttsProvider": "builtin"},
+                {"id": format!("{prefix}4"), "tenant": tenant, "callId": call, "occurredAt": "2026-11-21T10:01:30Z",
+                 "type": "callEnded", "reason": "callerHangup", "durationMs": 90_500, "turns": 1}
+            ])
+        };
+
+        // Tenant A's runtime cannot write tenant B's call, usage, transcript or answers: the
+        // whole batch is refused, and a batch mixing both tenants too.
+        let (status, body) = events(&app, &credential_a, events_of(&b.slug, &call_b, "x")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let mut mixed = events_of(&a.slug, &call_a, "m");
+        mixed
+            .as_array_mut()
+            .unwrap()
+            .extend(events_of(&b.slug, &call_b, "y").as_array().unwrap().clone());
+        let (status, _) = events(&app, &credential_a, mixed).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // Naming its own tenant with B's call id reaches nothing of B either.
+        let (status, body) = events(&app, &credential_a, events_of(&a.slug, &call_b, "z")).await;
+        assert!(status.is_success() || status.is_client_error(), "{body}");
+        let call = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/tenants/{}/calls/{call_b}", b.slug),
+                Some(&b.access),
+                None,
+            )
+            .await;
+        assert_eq!(call.status, StatusCode::OK, "{}", call.text);
+        assert!(
+            call.body["turns"].is_null() || call.body["turns"] == 0,
+            "{}",
+            call.text
+        );
+        assert!(call.body["outcome"].is_null(), "{}", call.text);
+        let transcript = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/tenants/{}/calls/{call_b}/transcript", b.slug),
+                Some(&b.access),
+                None,
+            )
+            .await;
+        assert!(!transcript.text.contains("forged"), "{}", transcript.text);
+        let usage = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/tenants/{}/usage", b.slug),
+                Some(&b.access),
+                None,
+            )
+            .await;
+        assert_eq!(usage.body["usage"]["ttsCharacters"], 0, "{}", usage.text);
+
+        // Its own events are accepted.
+        let (status, body) = events(&app, &credential_a, events_of(&a.slug, &call_a, "a")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["accepted"], 4, "{body}");
+
+        // Another tenant's credential, a forged one and B's own for A are refused.
+        let forged = credential_a.replace(&a.id, &b.id);
+        assert_eq!(
+            events(&app, &forged, events_of(&b.slug, &call_b, "f"))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Rotation (owner only) revokes the old credential at once; the new one works.
+        let rotate = format!("/api/v1/tenants/{}/runtime-credential/rotate", a.slug);
+        let rotated = app.json(Method::POST, &rotate, Some(&b.access), None).await;
+        assert!(rotated.status.is_client_error(), "{}", rotated.text);
+        let rotated = app.json(Method::POST, &rotate, Some(&a.access), None).await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+        assert_eq!(rotated.body["epoch"], 2);
+        let (status, _) = events(&app, &credential_a, events_of(&a.slug, &call_a, "r")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let renewed = app.state.runtime_credentials.issue(&a.id, 2);
+        let (status, body) = events(&app, &renewed, events_of(&a.slug, &call_a, "s")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}

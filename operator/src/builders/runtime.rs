@@ -29,8 +29,6 @@ pub const GATEWAY_PORT: i32 = 8080;
 pub const AGENT_CONFIG_MAP: &str = "switchboard-agent";
 /// Secret the gateway writes the tenant's provider keys into, unless the Tenant names another.
 pub const DEFAULT_PROVIDER_SECRET: &str = "provider-keys";
-/// Key of the per-tenant token the runtime presents to the gateway's internal API.
-pub const EVENTS_TOKEN_KEY: &str = "SWITCHBOARD_EVENTS_TOKEN";
 /// Non-root user of the runtime image (distroless `nonroot`).
 const RUNTIME_UID: i64 = 65532;
 
@@ -163,10 +161,13 @@ fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
             EnvVar {
                 name: "SWITCHBOARD_INTERNAL_TOKEN".into(),
                 value_from: Some(EnvVarSource {
+                    // The tenant's own runtime credential, which the gateway writes into the
+                    // namespace when the tenant is created. Not optional: a runtime that
+                    // could not report its calls must not take any (the pod waits for it).
                     secret_key_ref: Some(SecretKeySelector {
-                        name: provider_secret_name(tenant),
-                        key: EVENTS_TOKEN_KEY.into(),
-                        optional: Some(true),
+                        name: switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET.into(),
+                        key: switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.into(),
+                        optional: Some(false),
                     }),
                     ..EnvVarSource::default()
                 }),

@@ -1,5 +1,7 @@
-//! The cluster-internal API (`/internal/v1`), authenticated by the shared
-//! `SWITCHBOARD_INTERNAL_TOKEN` compared in constant time ([`Internal`]). Its wire types are
+//! The cluster-internal API (`/internal/v1`). The operator's routes (campaigns, numbers) are
+//! authenticated by the shared `SWITCHBOARD_INTERNAL_TOKEN` compared in constant time
+//! ([`Internal`]); the runtimes' events by each tenant's runtime credential
+//! ([`events::RuntimeCaller`]). Its wire types are
 //! `switchboard_crds::internal_api` and `switchboard_crds::events`, shared with the operator
 //! and the runtime.
 //!
