@@ -146,6 +146,12 @@ pub struct Config {
     )]
     pub namespace_prefix: String,
 
+    /// Seconds the gateway keeps proxying live calls after SIGTERM before it exits (see
+    /// `drain`). Keep it below the pod's `terminationGracePeriodSeconds`; the Helm chart
+    /// sets it to that period minus 30 s.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS", default_value_t = 570)]
+    pub drain_seconds: u64,
+
     /// Carrier, media, internal-API, billing, plan-limit and dialer settings.
     #[command(flatten)]
     pub voice: crate::voice_config::VoiceConfig,
@@ -203,6 +209,7 @@ impl std::fmt::Debug for Config {
             )
             .field("kubernetes", &self.kubernetes)
             .field("namespace_prefix", &self.namespace_prefix)
+            .field("drain_seconds", &self.drain_seconds)
             .field(
                 "redis_url",
                 &self.redis_url.as_deref().map(without_credentials),

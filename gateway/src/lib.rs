@@ -36,6 +36,7 @@ pub mod carrier_accounts;
 pub mod config;
 pub mod crypto;
 pub mod dialer;
+pub mod drain;
 pub mod http;
 pub mod kube;
 pub mod mailer;

@@ -4,12 +4,10 @@
 //! the database migrations and exits; `switchboard-gateway standalone` runs the whole platform
 //! on one host (SQLite, sandbox carrier, embedded runtime).
 
-use std::net::SocketAddr;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard_gateway::store::Store;
-use switchboard_gateway::{AppState, Config, app};
+use switchboard_gateway::{AppState, Config};
 use switchboard_telemetry::{LogFormat, init_logging, shutdown_signal};
 
 /// Command-line and environment configuration.
@@ -83,13 +81,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
     let workers = switchboard_gateway::workers::start(&state);
-    let served = axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server failed");
+    // On SIGTERM: readiness false, no new calls, proxied calls kept until they end or
+    // SWITCHBOARD_DRAIN_SECONDS pass, then the HTTP server closes (see `drain`).
+    let served = switchboard_gateway::drain::serve(state.clone(), listener, shutdown_signal())
+        .await
+        .context("server failed");
     // The server has drained its requests: the meter writes the counts of the last interval.
     let written = workers.stop().await;
     tracing::info!(

@@ -12,10 +12,12 @@ use switchboard_crds::plan::OverridesError;
 use crate::carrier_accounts::{CarrierAccounts, PlatformAccounts};
 use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
+use crate::drain::Drain;
 use crate::kube::KubeSync;
 use crate::mailer::Mailer;
 use crate::media::call_token::CallTokens;
 use crate::media::gate::MediaGate;
+use crate::media::proxy::RuntimeAddresses;
 use crate::metrics::{BusinessMetrics, HttpMetrics};
 use crate::numbers::NumberTable;
 use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
@@ -61,6 +63,11 @@ pub struct AppState {
     pub internal_token: Option<String>,
     /// Issues and verifies the tenants' runtime credentials (`/internal/v1/events`).
     pub runtime_credentials: RuntimeCredentials,
+    /// Draining on SIGTERM: readiness, call admission and the media proxy consult it.
+    pub drain: Drain,
+    /// Addresses of tenants' runtime endpoints fixed in advance, bypassing DNS (see
+    /// [`RuntimeAddresses`]).
+    pub runtime_addresses: RuntimeAddresses,
     /// Outgoing HTTP (Stripe, customer webhooks, carrier REST calls).
     pub http_client: reqwest::Client,
     /// Batched metering of API-key requests (flushed by a worker, see [`crate::workers`]).
@@ -178,6 +185,8 @@ impl AppState {
             plan_limits,
             internal_token,
             runtime_credentials,
+            drain: Drain::default(),
+            runtime_addresses: RuntimeAddresses::default(),
             http_client,
             api_meter: Arc::default(),
             sandbox: None,

@@ -46,6 +46,9 @@ pub async fn admit_inbound(
     from: Option<&str>,
     to: &str,
 ) -> Result<InboundDecision, CallError> {
+    if state.drain.is_draining() {
+        return Err(CallError::Draining);
+    }
     let Some(tenant) = tenants::load(&state.store, &number.tenant_id).await? else {
         return Ok(InboundDecision::Refuse(UNKNOWN_NUMBER_MESSAGE));
     };

@@ -30,6 +30,9 @@ pub enum CallError {
     /// The owning carrier account could not be read.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// The gateway is draining (SIGTERM): new calls go to another replica.
+    #[error("this gateway is shutting down and takes no new calls")]
+    Draining,
 }
 
 impl From<sqlx::Error> for CallError {

@@ -150,6 +150,10 @@ impl Dialer {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticker.tick().await;
+                // A draining gateway places no new calls (another replica's dialer does).
+                if self.state.drain.is_draining() {
+                    continue;
+                }
                 if let Err(error) = self.pass().await {
                     tracing::warn!(%error, "dialer pass failed");
                 }

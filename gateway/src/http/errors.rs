@@ -135,7 +135,11 @@ impl From<AccountError> for ApiError {
 
 impl From<CallError> for ApiError {
     fn from(error: CallError) -> Self {
-        ApiError::internal(&error)
+        match error {
+            // 503: the carrier tries its fallback URL / the load balancer another replica.
+            CallError::Draining => ApiError::unavailable(error.to_string()),
+            other => ApiError::internal(&other),
+        }
     }
 }
 

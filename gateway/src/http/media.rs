@@ -22,6 +22,8 @@ pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         call_tokens: state.call_tokens.clone(),
         media_gate: state.media_gate.clone(),
         metrics: state.metrics.clone(),
+        drain: state.drain.clone(),
+        runtime_addresses: state.runtime_addresses.clone(),
     };
     upgrade.on_upgrade(move |socket| proxy::serve(context, socket))
 }

@@ -57,8 +57,8 @@ use errors::ApiError;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's router: the API under `/api/v1`; carrier, Stripe and PBX webhooks, the media
-/// entry and the internal API beside it; `/healthz`, `/readyz` (checks the database) and
-/// `/metrics`.
+/// entry and the internal API beside it; `/healthz`, `/readyz` (checks the database; fails
+/// while draining, see [`crate::drain`]) and `/metrics`.
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that per-IP rate
 /// limits see the peer address.
@@ -68,9 +68,16 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state.clone());
     let store = state.store.clone();
+    let drain = state.drain.clone();
     let ready: ReadinessCheck = Arc::new(move || {
         let store = store.clone();
-        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+        let draining = drain.is_draining();
+        Box::pin(async move {
+            if draining {
+                return Err("draining: taking no new calls".to_owned());
+            }
+            store.ping().await.map_err(|e| e.to_string())
+        })
     });
     let mut router = Router::new()
         .merge(api)

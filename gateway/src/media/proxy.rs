@@ -15,6 +15,8 @@
 //! before reading the next frame, so a slow side slows the other down (back-pressure through
 //! TCP) instead of growing a buffer. A close from either side is passed on with its code.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use switchboard_carriers::telnyx::decode_client_state;
 use super::call_token::{CallClaims, CallTokens};
 use super::gate::{MediaGate, MediaPermit};
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::metrics::BusinessMetrics;
 use crate::store::calls;
 use crate::store::{Scope, Store};
@@ -46,6 +49,49 @@ pub struct MediaContext {
     pub media_gate: Arc<MediaGate>,
     /// `switchboard_media_streams_active`.
     pub metrics: BusinessMetrics,
+    /// Counts the stream for the drain on SIGTERM, and cuts it at the drain deadline.
+    pub drain: Drain,
+    /// Runtime endpoints whose address is fixed in advance.
+    pub runtime_addresses: RuntimeAddresses,
+}
+
+/// Addresses for runtime endpoints (`host:port` → socket address) that bypass DNS, like
+/// curl's `--resolve`: the end-to-end tests run each tenant's runtime on loopback under the
+/// endpoint name the operator published (`switchboard_crds::naming`), so the gateway still
+/// derives the name itself. Empty in production, where the cluster's DNS answers.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeAddresses(Arc<std::sync::RwLock<HashMap<String, SocketAddr>>>);
+
+impl RuntimeAddresses {
+    /// Sends connections for `host_port` (`voice-runtime.tenant-acme.svc.cluster.local:8080`)
+    /// to `address`.
+    pub fn insert(&self, host_port: impl Into<String>, address: SocketAddr) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(host_port.into(), address);
+        }
+    }
+
+    /// The fixed address of `url`'s `host:port`, if any.
+    fn lookup(&self, url: &str) -> Option<SocketAddr> {
+        let rest = url.split_once("://")?.1;
+        let host_port = rest.split('/').next()?;
+        self.0.read().ok()?.get(host_port).copied()
+    }
+}
+
+/// Dials the runtime's WebSocket at `url` (through [`RuntimeAddresses`] when it names one).
+async fn connect_runtime(
+    addresses: &RuntimeAddresses,
+    url: &str,
+) -> Result<Upstream, tungstenite::Error> {
+    match addresses.lookup(url) {
+        Some(address) => {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+            Ok(tokio_tungstenite::client_async(url, stream).await?.0)
+        }
+        None => Ok(tokio_tungstenite::connect_async(url).await?.0),
+    }
 }
 
 /// Close code: policy violation (bad or missing call token).
@@ -247,11 +293,11 @@ pub async fn serve(state: MediaContext, mut socket: WebSocket) {
     };
     let upstream = match tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(&url),
+        connect_runtime(&state.runtime_addresses, &url),
     )
     .await
     {
-        Ok(Ok((upstream, _))) => upstream,
+        Ok(Ok(upstream)) => upstream,
         Ok(Err(error)) => {
             tracing::warn!(%error, tenant = %claims.slug, "cannot reach the runtime");
             return close(socket, CLOSE_ERROR, "runtime unavailable").await;
@@ -266,14 +312,25 @@ pub async fn serve(state: MediaContext, mut socket: WebSocket) {
     let replay = authoritative_replay(replay, &claims.carrier, &params);
     tracing::info!(tenant = %claims.slug, call_id = %claims.call_id, "media stream connected");
     state.metrics.media_streams.inc();
-    pump(socket, upstream, replay, permit).await;
+    let counted = state.drain.stream();
+    pump(socket, upstream, replay, permit, state.drain.expired()).await;
+    drop(counted);
     state.metrics.media_streams.dec();
 }
 
 type Upstream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _permit: MediaPermit) {
+/// Close code: going away (the gateway's drain deadline passed with the call still up).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+async fn pump(
+    carrier: WebSocket,
+    upstream: Upstream,
+    replay: Vec<Message>,
+    _permit: MediaPermit,
+    drain_expired: tokio_util::sync::CancellationToken,
+) {
     let (mut carrier_tx, mut carrier_rx) = carrier.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
     for message in replay {
@@ -307,10 +364,14 @@ async fn pump(carrier: WebSocket, upstream: Upstream, replay: Vec<Message>, _per
         }
         let _ = carrier_tx.close().await;
     };
-    // When one side ends, the other is closed and finishes too.
+    // When one side ends, the other is closed and finishes too. A drain that reaches its
+    // deadline ends the call (the sockets close when the pump returns).
     tokio::select! {
         () = inbound => {}
         () = outbound => {}
+        () = drain_expired.cancelled() => {
+            tracing::warn!(code = CLOSE_GOING_AWAY, "drain deadline reached: media stream closed");
+        }
     }
 }
 
