@@ -8,7 +8,8 @@
 //! stream). So the order is: readiness turns false (`/readyz` 503, so the Service stops sending
 //! new traffic), new inbound and campaign calls are refused (503, `calls::admission`), HTTP
 //! keeps being served while media streams are open, streams still open at the deadline are
-//! closed (1001 going away), and only then does the HTTP server shut down gracefully.
+//! closed (1001 going away), HTTP stays up [`LAST_EVENTS_GRACE`] longer for the calls' last
+//! events and status callbacks, and only then does the HTTP server shut down gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,6 +96,9 @@ impl Drain {
     }
 }
 
+/// How long HTTP stays up after the last proxied call ended, for that call's last events.
+pub const LAST_EVENTS_GRACE: Duration = Duration::from_secs(5);
+
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains (see the module
 /// documentation) for at most `state.config.drain_seconds` and returns.
 pub async fn serve(
@@ -115,7 +119,12 @@ pub async fn serve(
                 deadline_secs = deadline.as_secs(),
                 "draining: no new calls; waiting for the proxied calls to end"
             );
+            let started = tokio::time::Instant::now();
             let graceful = drain.wait_for_streams(deadline).await;
+            // The calls' last runtime events and carrier status callbacks follow the end of
+            // their streams; keep answering them a little longer (within the deadline).
+            let left = deadline.saturating_sub(started.elapsed());
+            tokio::time::sleep(LAST_EVENTS_GRACE.min(left)).await;
             tracing::info!(graceful, "drain complete; closing the HTTP server");
         })
         .await

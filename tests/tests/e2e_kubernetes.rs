@@ -1,0 +1,670 @@
+//! End to end in Kubernetes mode, without a cluster: one in-memory API server
+//! (`switchboard-fake-cluster`: kube-fake-client plus the project's shim, with
+//! kube-controller-manager simulated) shared by the operator's controllers and the gateway in
+//! Kubernetes mode, and the tenant's runtime started in-process from exactly what the operator
+//! and the gateway wrote into the tenant's namespace, read back from that API server: the
+//! Deployment's environment (its `valueFrom` Secret references resolved), the agent ConfigMap
+//! and the Secrets. Nothing is hand-copied between the components; the only test-side wiring
+//! is the runtime's loopback address registered under the endpoint name the operator
+//! published in `status.runtimeEndpoint` (the cluster DNS's part).
+//!
+//! Tenant namespaces use a non-default prefix (`customer-`), set on the gateway and the
+//! operator alone, so a component that ignored the setting would not find the namespace or the
+//! runtime.
+//!
+//! signup → Tenant → its stack (namespace, Deployment, ConfigMap, the runtime-credential
+//! Secret) → a sandbox number bought through the API and routed by the operator → a call
+//! through the gateway's voice webhook and media proxy (no carrier status callback: only the
+//! runtime's events, sent with the tenant's runtime credential, complete the record) → call
+//! record `completed` with transcript turns, usage minutes, STT minutes and TTS characters →
+//! SIGTERM to the gateway mid-call: readiness false, new calls refused, the call completes and
+//! is recorded, then the gateway exits. SQLite always, Postgres too when `DATABASE_URL` is a
+//! Postgres URL.
+
+#[path = "../../gateway/tests/support/postgres_schema.rs"]
+mod postgres_schema;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchboard_cli::call::{self, CallOptions};
+use switchboard_cli::progress::Progress;
+use switchboard_cli::webhook::WebhookTarget;
+use switchboard_crds::Tenant;
+use switchboard_fake_cluster::{Churn, InMemoryApi, WriteCounter, in_memory_api, simulate_cluster};
+use switchboard_gateway::kube::KubeSync;
+use switchboard_gateway::mailer::MemoryMailer;
+use switchboard_gateway::provider_keys::{RetryTiming, spawn_projection_retries};
+use switchboard_gateway::store::Store;
+use switchboard_gateway::{AppState, Config};
+use switchboard_operator::OperatorConfig;
+use switchboard_operator::controllers::{self, Context};
+use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
+use switchboard_operator::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+
+const PREFIX: &str = "customer-";
+const INTERNAL_TOKEN: &str = "e2e-internal-token-operator-only";
+const SANDBOX_TOKEN: &str = "e2e-sandbox-auth-token";
+const PASSWORD: &str = "correct horse battery staple";
+const CALLER: &str = "+15551234567";
+const APP_ROLE: &str = "switchboard_e2e_kubernetes_app";
+/// The platform's public URL (behind its ingress): every gateway replica has it, so access
+/// tokens (its issuer) and carrier signatures (over its webhook URLs) hold on any replica.
+const PUBLIC_URL: &str = "https://voice.e2e.test";
+
+#[derive(Parser)]
+struct GatewayFlags {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// A gateway process in Kubernetes mode, served on loopback.
+struct Gateway {
+    state: AppState,
+    url: String,
+    sigterm: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    async fn start(database_url: &str, kube: kube::Client) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let flags = [
+            "gateway",
+            "--database-url",
+            database_url,
+            "--jwt-secret",
+            "e2e-kubernetes-jwt-secret-e2e-kubernetes-01",
+            "--master-encryption-key",
+            &"33".repeat(32),
+            "--kubernetes",
+            "true",
+            "--namespace-prefix",
+            PREFIX,
+            "--public-url",
+            PUBLIC_URL,
+            "--sandbox-auth-token",
+            SANDBOX_TOKEN,
+            "--internal-token",
+            INTERNAL_TOKEN,
+            "--drain-seconds",
+            "60",
+            "--database-max-connections",
+            "4",
+        ];
+        let config = GatewayFlags::try_parse_from(flags).unwrap().config;
+        let store = Store::connect(database_url, 4).await.unwrap();
+        if database_url.starts_with("sqlite") {
+            store.migrate().await.unwrap();
+        }
+        let state = AppState::assemble(
+            config,
+            store,
+            Arc::new(MemoryMailer::default()),
+            KubeSync::with_client(kube),
+        )
+        .await
+        .unwrap();
+        // The projection of Secrets into tenant namespaces, retried quickly (the production
+        // worker polls every 5 s).
+        let fast = RetryTiming {
+            poll: Duration::from_millis(100),
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+        };
+        let background = spawn_projection_retries(&state, fast).into_iter().collect();
+        let (sigterm, received) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(switchboard_gateway::drain::serve(
+            state.clone(),
+            listener,
+            async move {
+                let _ = received.await;
+            },
+        ));
+        Self {
+            state,
+            url,
+            sigterm: Some(sigterm),
+            served,
+            background,
+        }
+    }
+
+    /// What SIGTERM does to the process (`shutdown_signal` resolving).
+    fn sigterm(&mut self) {
+        if let Some(sigterm) = self.sigterm.take() {
+            let _ = sigterm.send(());
+        }
+    }
+
+    async fn stop(mut self) {
+        self.sigterm();
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.served).await;
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// The operator's three controllers against `api`, talking to the gateway at `gateway_url`.
+fn start_operator(api: &InMemoryApi, gateway_url: &str) -> CancellationToken {
+    let config = OperatorConfig {
+        namespace_prefix: PREFIX.to_owned(),
+        gateway_internal_url: gateway_url.to_owned(),
+        gateway_public_url: PUBLIC_URL.to_owned(),
+        ..OperatorConfig::default()
+    };
+    let reporter = kube::runtime::events::Reporter {
+        controller: "switchboard-operator".into(),
+        instance: Some("e2e".into()),
+    };
+    let gateway =
+        GatewayClient::new(gateway_url, InternalToken::new(INTERNAL_TOKEN).unwrap()).unwrap();
+    let ctx = Arc::new(
+        Context::new(
+            api.client.clone(),
+            config,
+            Arc::new(Metrics::new().unwrap()),
+            reporter,
+        )
+        .with_gateway(gateway),
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(controllers::tenant::run(
+        ctx.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    tokio::spawn(controllers::phone_number::run(
+        ctx.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    tokio::spawn(controllers::campaign::run(
+        ctx,
+        shutdown.clone().cancelled_owned(),
+    ));
+    shutdown
+}
+
+/// A tenant runtime started from its namespace's objects as the kubelet would: the
+/// Deployment's container environment with `secretKeyRef`/`configMapKeyRef` resolved, and its
+/// ConfigMap and Secret volumes written to folders at their mount paths.
+struct Runtime {
+    address: SocketAddr,
+    stop: CancellationToken,
+    _mounts: tempfile::TempDir,
+}
+
+async fn start_runtime(client: &kube::Client, namespace: &str) -> Runtime {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let deployment = deployments
+        .get(switchboard_crds::naming::RUNTIME_SERVICE)
+        .await
+        .unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let container = pod.containers.first().unwrap().clone();
+
+    let mut env = BTreeMap::new();
+    for var in container.env.unwrap_or_default() {
+        let value = match (var.value, var.value_from) {
+            (Some(value), _) => Some(value),
+            (None, Some(from)) => {
+                if let Some(key) = from.secret_key_ref {
+                    match secrets.get_opt(&key.name).await.unwrap() {
+                        Some(secret) => secret
+                            .data
+                            .unwrap_or_default()
+                            .get(&key.key)
+                            .map(|v| String::from_utf8(v.0.clone()).unwrap()),
+                        None => {
+                            assert_eq!(
+                                key.optional,
+                                Some(true),
+                                "the pod would not start: Secret {} is missing",
+                                key.name
+                            );
+                            None
+                        }
+                    }
+                } else if let Some(key) = from.config_map_key_ref {
+                    config_maps
+                        .get(&key.name)
+                        .await
+                        .unwrap()
+                        .data
+                        .unwrap_or_default()
+                        .get(&key.key)
+                        .cloned()
+                } else {
+                    None
+                }
+            }
+            (None, None) => None,
+        };
+        if let Some(value) = value {
+            env.insert(var.name, value);
+        }
+    }
+
+    // Volumes: ConfigMaps and Secrets as folders of files, at their mount paths.
+    let mounts = tempfile::tempdir().unwrap();
+    let mut folders = BTreeMap::new();
+    for mount in container.volume_mounts.unwrap_or_default() {
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        let folder = mounts.path().join(&mount.name);
+        std::fs::create_dir_all(&folder).unwrap();
+        if let Some(source) = &volume.config_map {
+            let map = config_maps.get(&source.name).await.unwrap();
+            for (file, text) in map.data.unwrap_or_default() {
+                std::fs::write(folder.join(file), text).unwrap();
+            }
+        }
+        if let Some(source) = &volume.secret {
+            let name = source.secret_name.clone().unwrap();
+            match secrets.get_opt(&name).await.unwrap() {
+                Some(secret) => {
+                    for (file, bytes) in secret.data.unwrap_or_default() {
+                        std::fs::write(folder.join(file), bytes.0).unwrap();
+                    }
+                }
+                None => assert_eq!(source.optional, Some(true), "Secret {name} is missing"),
+            }
+        }
+        folders.insert(mount.mount_path, folder);
+    }
+    let folder_of = |variable: &str| -> std::path::PathBuf {
+        let path = &env[variable];
+        folders
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{variable}={path} is not a mounted volume"))
+    };
+
+    let source = switchboard_runtime::ConfigSource {
+        agent_dir: folder_of("SWITCHBOARD_AGENT_CONFIG_DIR"),
+        keys_dir: folder_of("SWITCHBOARD_PROVIDER_KEYS_DIR"),
+    };
+    let store = Arc::new(switchboard_runtime::ConfigStore::new(
+        source.load().unwrap(),
+    ));
+    let stop = CancellationToken::new();
+    let tenant = env["SWITCHBOARD_TENANT"].clone();
+    let metrics = switchboard_runtime::Metrics::new(&tenant).unwrap();
+    let events_url = env.get("SWITCHBOARD_GATEWAY_EVENTS_URL").cloned();
+    let token = env
+        .get("SWITCHBOARD_INTERNAL_TOKEN")
+        .cloned()
+        .map(switchboard_runtime::Secret::new);
+    let (events, _delivery) = switchboard_runtime::EventSink::spawn(
+        events_url.clone(),
+        token.clone(),
+        metrics.clone(),
+        stop.clone(),
+    );
+    let config = switchboard_runtime::RuntimeConfig {
+        tenant,
+        max_concurrent_calls: env["SWITCHBOARD_MAX_CONCURRENT_CALLS"].parse().unwrap(),
+        events_url,
+        internal_token: token,
+        ..switchboard_runtime::RuntimeConfig::default()
+    };
+    let state = switchboard_runtime::RuntimeState::new(config, store, metrics, events);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = switchboard_runtime::router(state);
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped.cancelled_owned())
+            .await
+    });
+    Runtime {
+        address,
+        stop,
+        _mounts: mounts,
+    }
+}
+
+async fn api(
+    gateway: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", gateway.url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Polls `check` every 100 ms for up to `seconds`; panics with `what` when it never holds.
+async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn call_options(gateway_url: &str, to: &str, speech_seconds: f64) -> CallOptions {
+    CallOptions {
+        // As through the ingress: requests reach this replica, signed for the public URL.
+        webhook: WebhookTarget {
+            base_url: gateway_url.to_owned(),
+            signed_base_url: PUBLIC_URL.to_owned(),
+            auth_token: SANDBOX_TOKEN.to_owned(),
+        },
+        from: CALLER.to_owned(),
+        to: to.to_owned(),
+        account_sid: None,
+        caller_audio: switchboard_cli::audio::speech_like(speech_seconds),
+        trailing_silence_seconds: 1.0,
+        idle_seconds: 1.5,
+        max_seconds: 20.0,
+        media_url: Some(format!(
+            "{}/media",
+            gateway_url.replacen("http://", "ws://", 1)
+        )),
+        // No carrier status callback: only the runtime's events can complete the record.
+        status_callback: false,
+    }
+}
+
+/// The call record of `call_sid` once the runtime's events have completed it.
+async fn completed_call(gateway: &Gateway, token: &str, tenant: &str, call_sid: &str) -> Value {
+    let path = format!("/api/v1/tenants/{tenant}/calls");
+    eventually(20, "the runtime's events to complete the call", || {
+        let path = path.clone();
+        async move {
+            let (status, page) = api(gateway, reqwest::Method::GET, &path, token, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page["calls"]
+                .as_array()?
+                .iter()
+                .find(|c| c["carrierCallId"] == call_sid && c["status"] == "completed")
+                .filter(|c| c["turns"].as_i64().unwrap_or(0) >= 1)
+                .cloned()
+        }
+    })
+    .await
+}
+
+/// The whole flow on one database.
+async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
+    println!("e2e_kubernetes: running on {backend}");
+    let cluster = in_memory_api(Vec::new(), Vec::new(), WriteCounter::default()).await;
+    let kube = cluster.uncounted_client();
+    let simulator = simulate_cluster(
+        &cluster,
+        Churn {
+            step: Duration::from_millis(20),
+            rest_updates_per_second: 0,
+        },
+    );
+    let mut gateway = Gateway::start(database_url, cluster.client.clone()).await;
+    let operator = start_operator(&cluster, &gateway.url);
+
+    // Sign up: the gateway applies the Tenant; the operator builds its stack.
+    let signup = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/signup", gateway.url))
+        .json(&json!({"email": "owner@example.com", "password": PASSWORD, "name": "Ada Owner", "company": "Acme Voice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let signup: Value = signup.json().await.unwrap();
+    let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
+    let token = signup["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let namespace = format!("{PREFIX}{slug}");
+    assert_eq!(signup["tenant"]["namespace"], namespace.as_str());
+
+    let tenants: Api<Tenant> = Api::all(kube.clone());
+    let endpoint = eventually(30, "the Tenant to be Ready", || {
+        let tenants = tenants.clone();
+        let slug = slug.clone();
+        async move {
+            let tenant = tenants.get_opt(&slug).await.ok()??;
+            let status = tenant.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(status.runtime_endpoint?)
+        }
+    })
+    .await;
+    assert_eq!(
+        endpoint,
+        format!("http://voice-runtime.{namespace}.svc.cluster.local:8080"),
+        "the operator publishes the runtime endpoint under the configured prefix"
+    );
+    let (status, view) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/api/v1/tenants/{slug}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["readiness"]["ready"], true, "{view}");
+
+    // The runtime credential is in the namespace from the start (no provider key stored).
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+    eventually(30, "the runtime-credential Secret", || {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
+                .await
+                .ok()?
+        }
+    })
+    .await;
+    assert!(
+        secrets.get_opt("provider-keys").await.unwrap().is_some(),
+        "the provider-keys Secret is written with it"
+    );
+
+    // The tenant's runtime, from its namespace's objects; the cluster DNS's part: its
+    // published endpoint name resolves to it.
+    let runtime = start_runtime(&kube, &namespace).await;
+    let host_port = endpoint.strip_prefix("http://").unwrap().to_owned();
+    gateway
+        .state
+        .runtime_addresses
+        .insert(host_port, runtime.address);
+
+    // Buy a sandbox number: the gateway applies a PhoneNumber, the operator buys and routes it.
+    let numbers = format!("/api/v1/tenants/{slug}/numbers");
+    let (status, bought) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &numbers,
+        &token,
+        Some(json!({"areaCode": "555"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
+    let number = eventually(30, "the number to be Ready", || {
+        let gateway = &gateway;
+        let numbers = numbers.clone();
+        let token = token.clone();
+        async move {
+            let (_, listed) = api(gateway, reqwest::Method::GET, &numbers, &token, None).await;
+            let item = listed["items"].as_array()?.first()?.clone();
+            (item["status"] == "Ready")
+                .then(|| item["e164"].as_str().map(str::to_owned))
+                .flatten()
+        }
+    })
+    .await;
+
+    // A call through the voice webhook and the media proxy.
+    let report = call::run(
+        &call_options(&gateway.url, &number, 1.2),
+        None,
+        &Progress::new(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.tenant.as_deref(), Some(slug.as_str()));
+    assert!(report.agent_messages > 0, "the agent sent no audio");
+    assert!(
+        report.response_latency_ms.is_some(),
+        "the agent did not answer the caller's turn: {:?}",
+        report.timeline
+    );
+    let record = completed_call(&gateway, &token, &slug, &report.call_sid).await;
+    assert_eq!(record["to"], number.as_str());
+    assert_eq!(record["direction"], "inbound");
+    let (_, transcript) = api(
+        &gateway,
+        reqwest::Method::GET,
+        record["transcript"].as_str().unwrap(),
+        &token,
+        None,
+    )
+    .await;
+    assert!(
+        !transcript["turns"].as_array().unwrap().is_empty(),
+        "{transcript}"
+    );
+    let (_, usage) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/api/v1/tenants/{slug}/usage"),
+        &token,
+        None,
+    )
+    .await;
+    assert!(
+        usage["usage"]["callMinutes"].as_i64().unwrap() >= 1,
+        "{usage}"
+    );
+    assert!(
+        usage["usage"]["sttMinutes"].as_f64().unwrap() > 0.0,
+        "{usage}"
+    );
+    assert!(
+        usage["usage"]["ttsCharacters"].as_i64().unwrap() > 0,
+        "{usage}"
+    );
+
+    // In Kubernetes mode the shared internal token is the operator's alone: it posts no events.
+    let forged = json!({"events": [{"id": "forged-1", "tenant": slug, "callId": record["id"],
+        "occurredAt": "2026-11-21T10:00:00Z", "type": "transcriptTurn", "index": 99,
+        "role": "caller", "text": "forged", "offsetMs": 0}]});
+    let refused = reqwest::Client::new()
+        .post(format!("{}/internal/v1/events", gateway.url))
+        .bearer_auth(INTERNAL_TOKEN)
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    // SIGTERM mid-call: readiness turns false, a new call is refused, the live call goes on
+    // to its end and is recorded; then the gateway exits.
+    let live_options = call_options(&gateway.url, &number, 4.0);
+    let live =
+        tokio::spawn(async move { call::run(&live_options, None, &Progress::new(false)).await });
+    eventually(10, "the second call's media stream", || {
+        let open = gateway.state.drain.open_streams();
+        async move { (open == 1).then_some(()) }
+    })
+    .await;
+    gateway.sigterm();
+    eventually(5, "readiness to turn false", || {
+        let url = format!("{}/readyz", gateway.url);
+        async move {
+            let status = reqwest::get(url).await.ok()?.status();
+            (status == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        }
+    })
+    .await;
+    let refused = call::run(
+        &call_options(&gateway.url, &number, 0.5),
+        None,
+        &Progress::new(false),
+    )
+    .await;
+    assert!(refused.is_err(), "a draining gateway admitted a new call");
+    let report = live.await.unwrap().unwrap();
+    assert!(
+        report.response_latency_ms.is_some(),
+        "the call drained through SIGTERM was cut: {:?}",
+        report.timeline
+    );
+    tokio::time::timeout(Duration::from_secs(30), &mut gateway.served)
+        .await
+        .expect("the gateway exits once its calls have ended")
+        .unwrap()
+        .unwrap();
+
+    // The replacement gateway (same database and cluster) shows the drained call completed.
+    let successor = Gateway::start(database_url, cluster.client.clone()).await;
+    let drained = completed_call(&successor, &token, &slug, &report.call_sid).await;
+    assert_eq!(drained["to"], number.as_str());
+
+    operator.cancel();
+    runtime.stop.cancel();
+    successor.stop().await;
+    for task in &gateway.background {
+        task.abort();
+    }
+    simulator.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_mode_signup_stack_number_call_events_and_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
+    kubernetes_mode_end_to_end("sqlite", &sqlite).await;
+    match std::env::var("DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let (url, _schema) = postgres_schema::fresh_schema(&admin, "e2e_k8s", APP_ROLE).await;
+            kubernetes_mode_end_to_end("postgres", &url).await;
+        }
+        _ => println!(
+            "e2e_kubernetes: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
+        ),
+    }
+}
