@@ -60,8 +60,9 @@ pub enum GatewayError {
     /// The gateway refused the token: the operator's and the gateway's Secrets differ.
     #[error("gateway refused the internal token (HTTP {0})")]
     Unauthorized(u16),
-    /// The gateway refused the request itself (4xx with an error body).
-    #[error("gateway rejected the campaign: {message}{}", field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default())]
+    /// The gateway refused the request itself (4xx with an error body): a campaign
+    /// registration or a number route.
+    #[error("gateway rejected the request: {message}{}", field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default())]
     Rejected {
         /// HTTP status.
         status: u16,

@@ -592,7 +592,7 @@ async fn gateway_problems_are_visible_in_the_status() {
     );
     assert_eq!(
         message,
-        "gateway rejected the campaign: window too short (field spec.schedule)"
+        "gateway rejected the request: window too short (field spec.schedule)"
     );
 }
 

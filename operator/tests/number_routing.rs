@@ -128,3 +128,83 @@ async fn a_number_going_away_is_unrouted() {
     assert_eq!(calls[0].0, Method::DELETE);
     assert_eq!(calls[0].1, "+15550100");
 }
+
+/// A gateway that refuses routes (422 with its error body) until `accept` is set.
+async fn refusing_gateway(accept: Arc<std::sync::atomic::AtomicBool>) -> String {
+    let app = Router::new().route(
+        "/internal/v1/numbers/{e164}",
+        put(move || {
+            let accept = accept.clone();
+            async move {
+                if accept.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (StatusCode::NO_CONTENT, String::new());
+                }
+                let body = json!({"error": {"code": "unknown_tenant", "message": "unknown tenant", "field": "tenant"}});
+                (StatusCode::UNPROCESSABLE_ENTITY, body.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn a_number_the_gateway_refuses_to_route_is_not_ready_and_retried() {
+    let accept = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = refusing_gateway(accept.clone()).await;
+    let tenant = support::tenant("acme", json!({"displayName": "Acme", "plan": "starter"}));
+    let client = fake_api_with(
+        vec![tenant],
+        vec![number(json!({"areaCode": "555"}), json!({}), Value::Null)],
+        WriteCounter::default(),
+    )
+    .await;
+    let ctx = context_with_gateway(client.clone(), &url, TOKEN);
+    reconcile(&ctx).await; // finalizer
+    let current = Api::<PhoneNumber>::namespaced(client.clone(), NS)
+        .get("main")
+        .await
+        .unwrap();
+    let refused = phone_number::reconcile(Arc::new(current), ctx.clone()).await;
+    let error = refused.expect_err("a refused route fails the reconcile (retried with backoff)");
+    assert!(
+        error
+            .to_string()
+            .contains("gateway rejected the request: unknown tenant"),
+        "{error}"
+    );
+
+    let numbers = Api::<PhoneNumber>::namespaced(client.clone(), NS);
+    let status = numbers.get("main").await.unwrap().status.unwrap();
+    let e164 = status.e164.clone().expect("bought once, kept");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False", "{ready:?}");
+    assert_eq!(ready.reason, "GatewayRejected");
+    assert!(
+        ready.message.contains("unknown tenant"),
+        "{}",
+        ready.message
+    );
+
+    // The gateway accepts the route on a retry: the same number turns Ready.
+    accept.store(true, std::sync::atomic::Ordering::SeqCst);
+    reconcile(&ctx).await;
+    let status = numbers.get("main").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.e164.as_deref(),
+        Some(e164.as_str()),
+        "nothing bought again"
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{ready:?}");
+}

@@ -48,13 +48,13 @@ use desired::{
     CREATE_FAILED_ANNOTATION, CREATE_PENDING_ANNOTATION, CREATE_SUCCEEDED_ANNOTATION,
     IDEMPOTENCY_KEY_ANNOTATION, carrier_kind, credentials_secret, external_name, idempotency_key,
     limit_reached, not_ready_status, number_query, numbers_held_by_others, ready_status, reason,
-    sandbox_record, sync_failed_status,
+    sandbox_record, sync_failed_status, unrouted_status,
 };
 
 use super::lifecycle::{self, Reconciled, error_policy, reconcile_with};
 use super::watch::{hash_of, reconciled, spec_and_lifecycle, watched};
 use super::{Context, Error};
-use crate::gateway_client::NumberRoute;
+use crate::gateway_client::{GatewayError, NumberRoute};
 
 /// Finalizer that holds a PhoneNumber until its number is released (or retained).
 pub const FINALIZER: &str = "voice.switchboard.dev/release-number";
@@ -275,9 +275,20 @@ async fn apply(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Error>
             // Only a purchase actually tagged with the key reports it (not an import).
             let tagged = key.as_deref().filter(|k| owned.tag.as_deref() == Some(*k));
             let status = ready_status(number, kind, &owned, &webhooks.voice_url, tagged, now);
-            write_status(number, ctx, status, action).await?;
-            route_at_gateway(number, ctx, &tenant, kind, &owned.e164).await?;
-            Ok(Action::requeue(REQUEUE_READY))
+            // Ready only once the gateway routes the number: until then calls to it would be
+            // refused as "not in service". A refusal is recorded with the gateway's reason
+            // and retried with the controller's per-object backoff (the error below).
+            match route_at_gateway(number, ctx, &tenant, kind, &owned.e164).await {
+                Ok(()) => {
+                    write_status(number, ctx, status, action).await?;
+                    Ok(Action::requeue(REQUEUE_READY))
+                }
+                Err(error) => {
+                    let status = unrouted_status(status, &error, now);
+                    write_status(number, ctx, status, action).await?;
+                    Err(error.into())
+                }
+            }
         }
         Outcome::NotReady {
             reason,
@@ -658,7 +669,7 @@ async fn route_at_gateway(
     tenant: &Tenant,
     kind: CarrierKind,
     e164: &str,
-) -> Result<(), Error> {
+) -> Result<(), GatewayError> {
     let Ok(gateway) = ctx.gateway() else {
         return Ok(());
     };

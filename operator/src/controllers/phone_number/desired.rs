@@ -5,6 +5,8 @@
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use switchboard_carriers::{NumberQuery, OwnedNumber};
+
+use crate::gateway_client::GatewayError;
 use switchboard_crds::phone_number::{CONDITION_READY, CONDITION_SYNCED};
 use switchboard_crds::{
     CarrierKind, ConditionStatus, EXTERNAL_NAME_ANNOTATION, PhoneNumber, PhoneNumberStatus, Tenant,
@@ -36,6 +38,43 @@ pub mod reason {
     pub const NOT_FOUND_AT_CARRIER: &str = "NotFoundAtCarrier";
     /// The carrier is being asked; the result is not known yet.
     pub const CREATING: &str = "Creating";
+    /// The gateway refused the number's route (its reason is in the message).
+    pub const GATEWAY_REJECTED: &str = "GatewayRejected";
+    /// The gateway could not be asked to route the number (unreachable, 5xx, bad token).
+    pub const GATEWAY_UNAVAILABLE: &str = "GatewayUnavailable";
+}
+
+/// `ready`'s status (see [`ready_status`]: the number is owned and its webhooks set) turned
+/// not Ready because the gateway has not accepted the number's route: calls to it would be
+/// refused. The reason says whether the gateway refused (with its message) or could not be
+/// asked; `Synced` stays as it was (the carrier matches the spec).
+pub fn unrouted_status(
+    mut ready: PhoneNumberStatus,
+    error: &GatewayError,
+    now: Timestamp,
+) -> PhoneNumberStatus {
+    let generation = ready.observed_generation;
+    let (why, message) = match error {
+        GatewayError::Rejected { message, code, .. } => (
+            reason::GATEWAY_REJECTED,
+            format!("the gateway refused to route the number: {message} ({code})"),
+        ),
+        other => (
+            reason::GATEWAY_UNAVAILABLE,
+            format!("the gateway could not be asked to route the number: {other}"),
+        ),
+    };
+    let e164 = ready.e164.clone().unwrap_or_default();
+    set_condition(
+        &mut ready.conditions,
+        CONDITION_READY,
+        ConditionStatus::False,
+        why,
+        format!("{e164} is owned at the carrier but not routed: {message}; retrying"),
+        generation,
+        now,
+    );
+    ready
 }
 
 /// The idempotency key for `number`: the recorded one, else one derived from its uid.
