@@ -92,6 +92,7 @@ pub async fn in_memory_api(
         namespaces: NamespaceStore::default(),
         hub: WatchHub::default(),
         requests: Some(requests.clone()),
+        require_namespaces: Arc::default(),
     };
     InMemoryApi {
         client: shim.clone().into_client(),
@@ -144,6 +145,13 @@ impl InMemoryApi {
         let mut shim = self.shim.clone();
         shim.requests = None;
         shim.into_client()
+    }
+
+    /// From now on, refuses (404, like the API server) writes into namespaces that do not
+    /// exist, e.g. a Secret written into a tenant's namespace before the operator created it.
+    /// Off by default: controller tests seed namespaced objects without their Namespace.
+    pub fn require_namespaces(&self) {
+        self.shim.require_namespaces.store(true, Ordering::SeqCst);
     }
 
     /// Every change the API server makes, as its watches report them (for simulators).
@@ -432,6 +440,9 @@ struct Shim {
     namespaces: NamespaceStore,
     hub: WatchHub,
     requests: Option<Requests>,
+    /// Refuse writes into namespaces that do not exist (see
+    /// [`InMemoryApi::require_namespaces`]).
+    require_namespaces: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shim {
@@ -501,6 +512,8 @@ impl Shim {
                 self.hub.publish(target.collection.clone(), kind, object);
             }
             response
+        } else if let Some(missing) = self.missing_namespace(&target, verb) {
+            not_found_namespace(&missing)
         } else {
             self.forward(request, &target, verb).await?
         };
@@ -517,6 +530,21 @@ impl Shim {
                 serde_json::to_vec(&list).expect("json"),
             )),
         ))
+    }
+
+    /// The namespace a write targets when it does not exist and namespaces are required.
+    fn missing_namespace(&self, target: &Target, verb: &str) -> Option<String> {
+        if !self.require_namespaces.load(Ordering::SeqCst) || !is_write(verb) || verb == "delete" {
+            return None;
+        }
+        let namespace = target.namespaced_in.as_deref()?;
+        let known = self
+            .namespaces
+            .objects
+            .lock()
+            .expect("lock")
+            .contains_key(namespace);
+        (!known).then(|| namespace.to_owned())
     }
 
     /// Forwards a request to the fake (Tenants into their hidden namespace), publishing the
@@ -910,6 +938,16 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
         }
         _ => *target = patch.clone(),
     }
+}
+
+/// The API server's answer to a write into a namespace that does not exist.
+fn not_found_namespace(namespace: &str) -> http::Response<kube::client::Body> {
+    json_response(
+        404,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+            "details": {"name": namespace, "kind": "namespaces"},
+            "message": format!("namespaces \"{namespace}\" not found")}),
+    )
 }
 
 fn not_found(name: &str) -> http::Response<kube::client::Body> {

@@ -427,6 +427,8 @@ async fn completed_call(gateway: &Gateway, token: &str, tenant: &str, call_sid: 
 async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     println!("e2e_kubernetes: running on {backend}");
     let cluster = in_memory_api(Vec::new(), Vec::new(), WriteCounter::default()).await;
+    // Like a real API server: nothing lands in a tenant namespace before the operator made it.
+    cluster.require_namespaces();
     let kube = cluster.uncounted_client();
     let simulator = simulate_cluster(
         &cluster,
