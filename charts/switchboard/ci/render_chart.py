@@ -9,7 +9,8 @@ Helm is used through `helm-python-sdk` (Helm v4's Go SDK behind a C ABI, from Py
 3. checks what must hold in every configuration: restricted security contexts, no Secret
    objects and no secret values inlined, probes on every container, leader election with
    more than one operator replica, and the RBAC contract (Secrets read-only for the
-   operator; the gateway's Secret access limited to `provider-keys` except `create`).
+   operator; the gateway's Secret access limited to `runtime-credential` and `provider-keys`
+   except `create`).
 
 Then it checks that bad values are rejected (unknown keys, wrong enums, missing publicUrl).
 
@@ -136,8 +137,10 @@ def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
             not any("leases" in r.get("resources", []) for r in operator))
     gateway = rules_of(docs, "ClusterRole", "-gateway")
     for rule in (r for r in gateway if "secrets" in r.get("resources", [])):
-        c.check(f"{tag}: gateway Secret rule {rule['verbs']} limited to provider-keys or create",
-                rule.get("resourceNames") == ["provider-keys"] or rule["verbs"] == ["create"])
+        c.check(f"{tag}: gateway Secret rule {rule['verbs']} limited to runtime-credential and "
+                "provider-keys, or create",
+                set(rule.get("resourceNames") or ["*"]) <= {"runtime-credential", "provider-keys"}
+                or rule["verbs"] == ["create"])
 
 
 def check_long_release_name(c: Checks, chart_dir: str) -> None:
