@@ -75,7 +75,55 @@ pub struct TenantSpec {
     /// Limits that override the plan's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitOverrides>,
+
+    /// People who run this tenant in the gateway, by verified e-mail address (like Capsule's
+    /// `owners`). A listed address that has a verified account becomes a member with `role`
+    /// (default `owner`) as soon as the gateway sees the Tenant; otherwise it is invited by
+    /// e-mail and becomes a member when that address is verified. Removing an address from
+    /// the list removes the membership it granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub owners: Vec<TenantOwner>,
 }
+
+/// One person named in a Tenant's `spec.owners`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantOwner {
+    /// E-mail address (compared case-insensitively).
+    #[schemars(length(min = 3, max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
+    pub email: String,
+    /// Role in the gateway; `owner` unless set.
+    #[serde(default)]
+    pub role: OwnerRole,
+}
+
+/// The gateway role a Tenant's `spec.owners` entry grants.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerRole {
+    /// Everything, including granting and revoking ownership.
+    #[default]
+    Owner,
+    /// Manages configuration, members, API keys and credentials.
+    Admin,
+    /// Uses the tenant's resources.
+    Member,
+    /// Reads only.
+    Viewer,
+}
+
+/// How the fields of a Tenant's spec are shared between the manifest (kubectl, GitOps) and
+/// the gateway: the gateway server-side-applies, under its field manager and never with
+/// force, only [`GATEWAY_FIELDS`], and among them only those no other manager holds. Every
+/// other spec field (`suspended`, `runtime`, `carrier`, `limits`, `owners`) belongs to the
+/// manifest alone; the gateway reads them (and honours `suspended` and `limits`).
+pub const GATEWAY_FIELDS: [&str; 4] = ["displayName", "plan", "agent", "providerSecretRef"];
+
+/// Annotation the gateway puts on a Tenant it created, naming its own tenant id. The gateway
+/// applies to a Tenant only when this names the gateway tenant being written, or when it
+/// adopted the Tenant from a manifest (matched by uid).
+pub const GATEWAY_TENANT_ID_ANNOTATION: &str = "voice.switchboard.dev/tenant-id";
 
 impl TenantSpec {
     /// The tenant's effective limits: the plan's, then the platform's override of that plan
