@@ -1,15 +1,23 @@
 //! Writing tenants to Kubernetes: the `Tenant` CR (server-side apply, field manager
-//! `switchboard-gateway`) and the `provider-keys` and `runtime-credential` Secrets in the
-//! tenant's namespace.
+//! `switchboard-gateway`, never forced) and the `provider-keys` and `runtime-credential`
+//! Secrets in the tenant's namespace.
 //!
 //! The desired objects are built by plain functions from database rows ([`desired_tenant`],
-//! [`desired_provider_secret`]) and unit tested; [`KubeSync`] only sends them.
+//! [`desired_provider_secret`]) and what a write may touch is decided by [`plan_tenant_write`]
+//! from the CR as read back; all three are unit tested. [`KubeSync`] only sends them.
 //!
-//! The gateway applies just the fields it owns (display name, plan, suspension, agent,
-//! provider-secret reference), so fields set by GitOps or the operator (runtime sizing,
-//! carrier, limits) are left to their own managers.
+//! Field ownership (`switchboard_crds::tenant::GATEWAY_FIELDS`): the gateway applies at most
+//! `displayName`, `plan`, `agent` and `providerSecretRef`, and of those only the ones it already
+//! holds alone plus the one a write changes. A field another manager (kubectl, Argo CD, Flux)
+//! holds is never taken: changing it answers [`KubeError::OwnedElsewhere`] naming that manager.
+//! `suspended`, `runtime`, `carrier`, `limits` and `owners` belong to the manifest.
+//!
+//! The gateway applies to a Tenant only if it is linked to the gateway tenant being written:
+//! created by the gateway (annotation [`TENANT_ID_ANNOTATION`] names that tenant) or adopted from
+//! a manifest (its uid is the one the tenant row recorded). Anything else is
+//! [`KubeError::Foreign`], so signup can never take over a Tenant someone else made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -17,20 +25,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
-use switchboard_crds::tenant::{CONDITION_READY, Tenant};
+use switchboard_crds::tenant::{CONDITION_READY, GATEWAY_FIELDS, Tenant};
 use switchboard_crds::{API_GROUP, API_VERSION, TENANT_LABEL};
 
 use crate::store::credentials::CredentialRow;
-use crate::store::tenants::TenantRow;
+use crate::store::tenants::{ORIGIN_MANIFEST, TenantRow};
 
 /// Field manager of every object the gateway applies.
 pub const FIELD_MANAGER: &str = "switchboard-gateway";
 /// Name of the Secret holding a tenant's provider keys, in the tenant's namespace.
 pub const PROVIDER_SECRET_NAME: &str = "provider-keys";
-/// Annotation naming the gateway's tenant id on the CR.
-pub const TENANT_ID_ANNOTATION: &str = "voice.switchboard.dev/tenant-id";
+/// Annotation naming the gateway's tenant id on a CR the gateway created.
+pub const TENANT_ID_ANNOTATION: &str = switchboard_crds::tenant::GATEWAY_TENANT_ID_ANNOTATION;
 
-/// A Kubernetes call failed.
+/// A Kubernetes call failed or was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// The API server refused or was unreachable.
@@ -39,11 +47,40 @@ pub enum KubeError {
     /// The stored agent configuration is not valid JSON.
     #[error("stored agent configuration is not JSON: {0}")]
     Agent(#[from] serde_json::Error),
+    /// A Tenant with this name exists and the gateway neither created nor adopted it.
+    #[error("Tenant {name} exists and was not created by the gateway for this tenant")]
+    Foreign {
+        /// The Tenant's name.
+        name: String,
+    },
+    /// The write changes a spec field another field manager holds.
+    #[error("spec.{field} of Tenant {name} is managed by {manager}")]
+    OwnedElsewhere {
+        /// The Tenant's name.
+        name: String,
+        /// The spec field (`agent`, `plan` …).
+        field: String,
+        /// The field manager holding it (`kubectl`, `argocd-controller` …).
+        manager: String,
+    },
 }
 
-/// The server-side-apply body of a tenant's `Tenant` CR (only the gateway's fields).
-pub fn desired_tenant(tenant: &TenantRow) -> Result<Value, serde_json::Error> {
-    let agent: Value = serde_json::from_str(&tenant.agent)?;
+/// The server-side-apply body of a tenant's `Tenant` CR with the spec `fields` given (a subset
+/// of `GATEWAY_FIELDS`; others are ignored).
+pub fn desired_tenant(tenant: &TenantRow, fields: &BTreeSet<&str>) -> Result<Value, serde_json::Error> {
+    let mut spec = serde_json::Map::new();
+    for field in GATEWAY_FIELDS {
+        if !fields.contains(field) {
+            continue;
+        }
+        let value = match field {
+            "displayName" => json!(tenant.name),
+            "plan" => json!(tenant.plan),
+            "agent" => serde_json::from_str(&tenant.agent)?,
+            _ => json!(PROVIDER_SECRET_NAME),
+        };
+        spec.insert(field.to_owned(), value);
+    }
     Ok(json!({
         "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
         "kind": "Tenant",
@@ -55,14 +92,121 @@ pub fn desired_tenant(tenant: &TenantRow) -> Result<Value, serde_json::Error> {
             },
             "annotations": { TENANT_ID_ANNOTATION: tenant.id },
         },
-        "spec": {
-            "displayName": tenant.name,
-            "plan": tenant.plan,
-            "suspended": tenant.suspended.0,
-            "agent": agent,
-            "providerSecretRef": PROVIDER_SECRET_NAME,
-        }
+        "spec": spec,
     }))
+}
+
+/// Which managers hold each top-level spec field of `tenant` (from `metadata.managedFields`;
+/// holding any part of a field, e.g. `agent.greeting`, counts as holding the field).
+pub fn spec_field_managers(tenant: &Tenant) -> BTreeMap<String, BTreeSet<String>> {
+    let mut managers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in tenant.metadata.managed_fields.iter().flatten() {
+        if entry.subresource.as_deref().is_some_and(|s| !s.is_empty()) {
+            continue;
+        }
+        let Some(manager) = entry.manager.as_deref() else {
+            continue;
+        };
+        let Some(spec) = entry
+            .fields_v1
+            .as_ref()
+            .and_then(|f| f.0.get("f:spec"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for key in spec.keys() {
+            if let Some(field) = key.strip_prefix("f:") {
+                managers
+                    .entry(field.to_owned())
+                    .or_default()
+                    .insert(manager.to_owned());
+            }
+        }
+    }
+    managers
+}
+
+/// Whether `cr` is the Tenant of gateway tenant `tenant`: created by the gateway for it, or
+/// adopted from a manifest (same uid).
+pub fn is_linked(cr: &Tenant, tenant: &TenantRow) -> bool {
+    let created_for_it = cr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TENANT_ID_ANNOTATION))
+        .is_some_and(|id| *id == tenant.id);
+    let adopted = tenant.origin == ORIGIN_MANIFEST
+        && tenant.cr_uid.is_some()
+        && cr.metadata.uid == tenant.cr_uid;
+    created_for_it || adopted
+}
+
+/// What one gateway write to a tenant's CR does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantWrite {
+    /// Nothing to send (no CR yet and none due, or no field left to write).
+    Skip,
+    /// Server-side apply these spec fields.
+    Apply(BTreeSet<&'static str>),
+}
+
+/// Decides a write that changes `changing` (spec fields) of `tenant`, given its CR as read
+/// back (`None`: absent). A missing CR is created (with every gateway field) only for an
+/// activated, not detached signup tenant. `providerSecretRef` is a soft claim: when another
+/// manager holds it the write leaves it out instead of failing.
+pub fn plan_tenant_write(
+    tenant: &TenantRow,
+    cr: Option<&Tenant>,
+    changing: &[&'static str],
+) -> Result<TenantWrite, KubeError> {
+    let Some(cr) = cr else {
+        let due = tenant.origin != ORIGIN_MANIFEST
+            && tenant.activated_at.is_some()
+            && tenant.detached_at.is_none();
+        return Ok(if due {
+            TenantWrite::Apply(GATEWAY_FIELDS.into_iter().collect())
+        } else {
+            TenantWrite::Skip
+        });
+    };
+    if !is_linked(cr, tenant) {
+        return Err(KubeError::Foreign {
+            name: tenant.slug.clone(),
+        });
+    }
+    let managers = spec_field_managers(cr);
+    let others = |field: &str| -> Option<String> {
+        managers
+            .get(field)
+            .and_then(|m| m.iter().find(|m| *m != FIELD_MANAGER).cloned())
+    };
+    let mut fields: BTreeSet<&'static str> = GATEWAY_FIELDS
+        .into_iter()
+        .filter(|f| {
+            managers.get(*f).is_some_and(|m| m.contains(FIELD_MANAGER)) && others(f).is_none()
+        })
+        .collect();
+    for field in changing {
+        match others(field) {
+            None => {
+                fields.insert(field);
+            }
+            Some(_) if *field == "providerSecretRef" => {}
+            Some(manager) => {
+                return Err(KubeError::OwnedElsewhere {
+                    name: tenant.slug.clone(),
+                    field: (*field).to_owned(),
+                    manager,
+                });
+            }
+        }
+    }
+    Ok(if fields.is_empty() {
+        TenantWrite::Skip
+    } else {
+        TenantWrite::Apply(fields)
+    })
 }
 
 /// The environment-variable-style key under which a credential's secret is projected:
@@ -232,20 +376,41 @@ impl KubeSync {
         self.client.as_ref()
     }
 
-    /// Applies the tenant's CR (server-side apply, forcing the gateway's fields).
-    pub async fn apply_tenant(&self, tenant: &TenantRow) -> Result<(), KubeError> {
+    /// Writes the gateway's part of the tenant's CR after a change of the spec fields
+    /// `changing` (see [`plan_tenant_write`]): reads the CR, refuses a foreign one or a field
+    /// held by another manager, and server-side-applies the rest without force (an API-server
+    /// conflict is an error too, never overridden). Without Kubernetes it does nothing.
+    pub async fn apply_tenant(
+        &self,
+        tenant: &TenantRow,
+        changing: &[&'static str],
+    ) -> Result<(), KubeError> {
         let Some(client) = &self.client else {
             return Ok(());
         };
         let api: Api<Tenant> = Api::all(client.clone());
-        let body = desired_tenant(tenant)?;
+        let current = api.get_opt(&tenant.slug).await?;
+        let TenantWrite::Apply(fields) = plan_tenant_write(tenant, current.as_ref(), changing)?
+        else {
+            return Ok(());
+        };
+        let body = desired_tenant(tenant, &fields)?;
         api.patch(
             &tenant.slug,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(FIELD_MANAGER),
             &Patch::Apply(&body),
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether a Tenant named `name` exists in the cluster (`false` without Kubernetes).
+    pub async fn tenant_exists(&self, name: &str) -> Result<bool, KubeError> {
+        let Some(client) = &self.client else {
+            return Ok(false);
+        };
+        let api: Api<Tenant> = Api::all(client.clone());
+        Ok(api.get_opt(name).await?.is_some())
     }
 
     /// Applies the tenant's `provider-keys` Secret.
@@ -302,12 +467,148 @@ mod tests {
             agent: serde_json::to_string(&switchboard_crds::tenant::AgentSpec::default()).unwrap(),
             created_at: 0,
             updated_at: 0,
+            origin: "signup".into(),
+            cr_uid: None,
+            activated_at: Some(0),
+            detached_at: None,
+            limits: "{}".into(),
         }
+    }
+
+    fn all() -> BTreeSet<&'static str> {
+        GATEWAY_FIELDS.into_iter().collect()
+    }
+
+    /// A Tenant as read back, with `managers` (manager, spec fields) in its managedFields.
+    fn cr(annotation: Option<&str>, uid: &str, managers: &[(&str, &[&str])]) -> Tenant {
+        let managed: Vec<Value> = managers
+            .iter()
+            .map(|(manager, fields)| {
+                let spec: serde_json::Map<String, Value> = fields
+                    .iter()
+                    .map(|f| (format!("f:{f}"), json!({})))
+                    .collect();
+                json!({"manager": manager, "operation": "Apply", "apiVersion": "voice.switchboard.dev/v1alpha1",
+                       "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": spec}})
+            })
+            .collect();
+        let mut metadata = json!({"name": "acme", "uid": uid, "managedFields": managed});
+        if let Some(id) = annotation {
+            metadata["annotations"] = json!({TENANT_ID_ANNOTATION: id});
+        }
+        serde_json::from_value(json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
+            "metadata": metadata, "spec": {"displayName": "Acme"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tenant_the_gateway_did_not_create_is_never_written() {
+        let row = tenant_row();
+        let foreign = cr(None, "u-1", &[("kubectl", &["displayName", "plan"])]);
+        assert!(matches!(
+            plan_tenant_write(&row, Some(&foreign), &["agent"]),
+            Err(KubeError::Foreign { name }) if name == "acme"
+        ));
+        let other_tenant = cr(Some("another-id"), "u-1", &[(FIELD_MANAGER, &["agent"])]);
+        assert!(matches!(
+            plan_tenant_write(&row, Some(&other_tenant), &[]),
+            Err(KubeError::Foreign { .. })
+        ));
+        // A manifest tenant is linked by the uid it was adopted with, not by its name.
+        let manifest = TenantRow {
+            origin: ORIGIN_MANIFEST.into(),
+            cr_uid: Some("u-1".into()),
+            ..tenant_row()
+        };
+        assert_eq!(
+            plan_tenant_write(&manifest, Some(&foreign), &["agent"]).unwrap(),
+            TenantWrite::Apply(["agent"].into_iter().collect())
+        );
+        let recreated = cr(None, "u-2", &[("kubectl", &["displayName"])]);
+        assert!(matches!(
+            plan_tenant_write(&manifest, Some(&recreated), &["agent"]),
+            Err(KubeError::Foreign { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_cr_is_created_only_for_an_activated_signup_tenant() {
+        assert_eq!(
+            plan_tenant_write(&tenant_row(), None, &["plan"]).unwrap(),
+            TenantWrite::Apply(all())
+        );
+        let unverified = TenantRow {
+            activated_at: None,
+            ..tenant_row()
+        };
+        assert_eq!(
+            plan_tenant_write(&unverified, None, &["agent"]).unwrap(),
+            TenantWrite::Skip
+        );
+        let detached = TenantRow {
+            detached_at: Some(5),
+            ..tenant_row()
+        };
+        assert_eq!(
+            plan_tenant_write(&detached, None, &[]).unwrap(),
+            TenantWrite::Skip
+        );
+        let manifest = TenantRow {
+            origin: ORIGIN_MANIFEST.into(),
+            ..tenant_row()
+        };
+        assert_eq!(
+            plan_tenant_write(&manifest, None, &[]).unwrap(),
+            TenantWrite::Skip
+        );
+    }
+
+    #[test]
+    fn writes_keep_to_the_gateways_own_fields_and_name_the_owner_of_others() {
+        let row = tenant_row();
+        // kubectl took `plan` (e.g. `kubectl apply` of a manifest naming it): the gateway stops
+        // sending it, keeps the fields it still holds alone, and a plan change is refused.
+        let shared = cr(
+            Some(&row.id),
+            "u-1",
+            &[
+                (FIELD_MANAGER, &["displayName", "plan", "agent", "providerSecretRef"]),
+                ("kubectl", &["plan", "suspended"]),
+            ],
+        );
+        assert_eq!(
+            plan_tenant_write(&row, Some(&shared), &["agent"]).unwrap(),
+            TenantWrite::Apply(["agent", "displayName", "providerSecretRef"].into_iter().collect())
+        );
+        match plan_tenant_write(&row, Some(&shared), &["plan"]) {
+            Err(KubeError::OwnedElsewhere { field, manager, .. }) => {
+                assert_eq!((field.as_str(), manager.as_str()), ("plan", "kubectl"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // `suspended` is never in a gateway write, whoever holds it.
+        let TenantWrite::Apply(fields) = plan_tenant_write(&row, Some(&shared), &[]).unwrap()
+        else {
+            panic!("expected an apply");
+        };
+        assert!(!fields.contains("suspended") && !fields.contains("plan"));
+        // providerSecretRef held by the manifest: left out, not an error.
+        let manifest_keys = cr(
+            Some(&row.id),
+            "u-1",
+            &[(FIELD_MANAGER, &["agent"]), ("argocd-controller", &["providerSecretRef"])],
+        );
+        assert_eq!(
+            plan_tenant_write(&row, Some(&manifest_keys), &["providerSecretRef"]).unwrap(),
+            TenantWrite::Apply(["agent"].into_iter().collect())
+        );
+        let body = desired_tenant(&row, &["agent"].into_iter().collect()).unwrap();
+        assert_eq!(body["spec"].as_object().unwrap().len(), 1, "{body}");
     }
 
     #[test]
     fn desired_tenant_is_a_valid_tenant_with_only_gateway_fields() {
-        let body = desired_tenant(&tenant_row()).unwrap();
+        let body = desired_tenant(&tenant_row(), &all()).unwrap();
         let tenant: Tenant = serde_json::from_value(body.clone()).unwrap();
         assert_eq!(tenant.metadata.name.as_deref(), Some("acme"));
         assert_eq!(tenant.spec.display_name, "Acme Inc");
@@ -319,11 +620,9 @@ mod tests {
         assert_eq!(tenant.metadata.labels.unwrap()[TENANT_LABEL], "acme");
         // Fields owned by others are not in the apply body, so the gateway never claims them.
         let spec = body["spec"].as_object().unwrap();
-        assert!(
-            !spec.contains_key("runtime")
-                && !spec.contains_key("carrier")
-                && !spec.contains_key("limits")
-        );
+        for field in ["runtime", "carrier", "limits", "suspended", "owners"] {
+            assert!(!spec.contains_key(field), "{field} in {body}");
+        }
     }
 
     #[test]
@@ -362,7 +661,7 @@ mod tests {
     #[test]
     fn readiness_reads_the_ready_condition() {
         let mut tenant: Tenant =
-            serde_json::from_value(desired_tenant(&tenant_row()).unwrap()).unwrap();
+            serde_json::from_value(desired_tenant(&tenant_row(), &all()).unwrap()).unwrap();
         assert!(!readiness_of(&tenant).ready);
         tenant.status = Some(serde_json::from_value(json!({
             "namespace": "tenant-acme",

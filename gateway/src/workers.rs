@@ -8,6 +8,7 @@
 //! | business metrics | refreshes the gauges that come from the database | always |
 //! | API meter | writes counted API-key requests every second, and once more on stop | always |
 //! | provider keys | retries `provider-keys` Secrets that could not be written yet | Kubernetes |
+//! | Tenant sync | watches Tenant CRs: adopts kubectl/GitOps tenants, mirrors specs, owners | Kubernetes |
 //! | dialer | places campaign calls | `SWITCHBOARD_DIALER=true` |
 //! | Stripe meter | reports billed minutes to Stripe | `STRIPE_METER_EVENT_NAME` set |
 
@@ -60,6 +61,7 @@ pub fn start(state: &AppState) -> Workers {
     ];
     // Kubernetes mode only (`None` otherwise).
     tasks.extend(spawn_projection_retries(state, RetryTiming::default()));
+    tasks.extend(crate::tenant_sync::spawn(state));
     if voice.dialer {
         tasks.push(
             Dialer::new(state.clone(), Arc::new(SystemClock))

@@ -189,7 +189,8 @@ async fn sync_tenant_cr(state: &AppState, tenant_id: &str) {
             return;
         }
     };
-    if let Err(error) = state.kube.apply_tenant(&tenant).await {
+    // A plan the tenant's manifest holds stays the manifest's (the watcher mirrors it back).
+    if let Err(error) = state.kube.apply_tenant(&tenant, &["plan"]).await {
         tracing::warn!(%error, tenant = %tenant.slug, "cannot apply the new plan to the Tenant CR");
     }
 }

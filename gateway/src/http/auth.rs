@@ -25,6 +25,7 @@ use crate::store::sessions::{self, IssuedRefresh, RefreshOutcome};
 use crate::store::tenants::{self, Role, TenantRow};
 use crate::store::users::{self, EmailPurpose, UserRow};
 use crate::store::{Flag, Scope, Tx, new_id, now_ms, provider_keys};
+use crate::tenant_sync::SLUG_ATTEMPTS;
 
 /// The account routes (signup, login, sessions, e-mail verification, password reset).
 pub fn routes() -> Router<AppState> {
@@ -48,8 +49,6 @@ pub fn routes() -> Router<AppState> {
 
 const EMAIL_VERIFICATION_TTL_MS: i64 = 48 * 3600 * 1000;
 const PASSWORD_RESET_TTL_MS: i64 = 3600 * 1000;
-/// How many `-N` suffixes signup tries before giving up on a company name's slug.
-const SLUG_ATTEMPTS: u32 = 50;
 
 /// Signup request.
 #[derive(Deserialize, ToSchema)]
@@ -242,8 +241,12 @@ async fn send_verification(state: &AppState, user: &UserRow, token: &str) {
     send_mail(state, &user.email, "Confirm your e-mail address", body).await;
 }
 
-/// Inserts the tenant under the first free slug derived from `company`.
+/// Inserts the tenant under the first slug derived from `company` that is free in the database
+/// and, in Kubernetes mode, as a Tenant in the cluster: a signup never takes the name of a
+/// Tenant applied with kubectl or GitOps; it gets the next one (`acme-2`) instead of a 409,
+/// because the company name is not an identity and the slug is shown in the answer.
 async fn insert_tenant_with_free_slug(
+    state: &AppState,
     tx: &mut Tx,
     tenant: &mut TenantRow,
     company: &str,
@@ -251,6 +254,16 @@ async fn insert_tenant_with_free_slug(
     let base = slugify(company);
     for attempt in 1..=SLUG_ATTEMPTS {
         tenant.slug = slug_candidate(&base, attempt);
+        match state.kube.tenant_exists(&tenant.slug).await {
+            Ok(false) => {}
+            Ok(true) => continue,
+            Err(error) => {
+                tracing::error!(%error, "cannot read Tenants to choose a free slug");
+                return Err(ApiError::unavailable(
+                    "the platform cannot create tenants right now; try again",
+                ));
+            }
+        }
         if tenants::try_insert(tx, tenant).await? {
             return Ok(());
         }
@@ -263,7 +276,8 @@ async fn insert_tenant_with_free_slug(
 }
 
 /// `POST /api/v1/auth/signup`: user, tenant, owner membership, default agent, session — all in
-/// one transaction (and the `Tenant` CR in Kubernetes mode, before the commit).
+/// one transaction. In Kubernetes mode the tenant's `Tenant` CR (namespace, runtime pod) is
+/// created when the owner verifies the e-mail address, not here.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 409, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)))]
 pub async fn signup(
@@ -295,6 +309,12 @@ pub async fn signup(
         agent,
         created_at: now,
         updated_at: now,
+        origin: tenants::ORIGIN_SIGNUP.to_owned(),
+        cr_uid: None,
+        // Standalone has nothing to defer; in Kubernetes mode activation waits for verification.
+        activated_at: (!state.kube.enabled()).then_some(now),
+        detached_at: None,
+        limits: "{}".to_owned(),
     };
     let mut tx = state
         .store
@@ -307,7 +327,7 @@ pub async fn signup(
         )
         .with_field("email"));
     }
-    insert_tenant_with_free_slug(&mut tx, &mut tenant, &company).await?;
+    insert_tenant_with_free_slug(&state, &mut tx, &mut tenant, &company).await?;
     tenants::add_member(&mut tx, &tenant.id, &user.id, Role::Owner, now).await?;
     // The tenant's runtime credential goes into its namespace from the start: the projection
     // is pending until the Secrets land (the namespace appears once the operator has
@@ -344,13 +364,6 @@ pub async fn signup(
         now,
     )
     .await?;
-    // The CR goes first: if the cluster refuses it, nothing is committed.
-    if let Err(error) = state.kube.apply_tenant(&tenant).await {
-        tracing::error!(%error, slug = %tenant.slug, "cannot create the Tenant CR; signup rolled back");
-        return Err(ApiError::unavailable(
-            "the platform cannot create tenants right now; try again",
-        ));
-    }
     tx.commit().await?;
     if state.kube.enabled() {
         let state = state.clone();
@@ -537,7 +550,14 @@ pub async fn verify_email(
                     .with_field("token")
             })?;
     users::mark_verified(&mut tx, &user_id, now).await?;
+    let user = users::by_id(&mut tx, &user_id).await?;
     tx.commit().await?;
+    // A verified owner's signup tenants get their Tenant CR now, and the address joins the
+    // tenants whose manifests list it.
+    crate::tenant_sync::activate_for_user(&state, &user_id).await;
+    if let Some(user) = user {
+        crate::tenant_sync::claim_manifest_memberships(&state, &user_id, &user.email).await;
+    }
     Ok(Json(json!({"email_verified": true})))
 }
 

@@ -13,7 +13,7 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::{Principal, TenantAccess};
 use super::validate::{display_text, is_e164, rfc3339};
-use crate::kube::TenantReadiness;
+use crate::kube::{KubeError, TenantReadiness};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::{self, Role, TenantRow};
@@ -240,9 +240,11 @@ pub async fn patch(
     access.require(Role::Admin)?;
     let mut tenant = access.tenant.clone();
     let mut changed = Vec::new();
+    let mut spec_fields = Vec::new();
     if let Some(name) = &patch.name {
         tenant.name = display_text("name", name, 100)?;
         changed.push("name");
+        spec_fields.push("displayName");
     }
     if let Some(agent_patch) = &patch.agent {
         let current: Value =
@@ -250,6 +252,7 @@ pub async fn patch(
         let agent = merged_agent(current, agent_patch)?;
         tenant.agent = serde_json::to_string(&agent).map_err(|e| ApiError::internal(&e))?;
         changed.push("agent");
+        spec_fields.push("agent");
     }
     let now = now_ms();
     let mut tx = state.store.write(&access.scope()).await?;
@@ -271,15 +274,42 @@ pub async fn patch(
         now,
     )
     .await?;
-    if let Err(error) = state.kube.apply_tenant(&tenant).await {
-        tracing::error!(%error, slug = %tenant.slug, "cannot apply the Tenant CR; update rolled back");
-        return Err(ApiError::unavailable(
-            "the cluster refused the change; try again",
-        ));
+    // The CR first: a field the manifest holds, or a refusal, leaves nothing changed.
+    if let Err(error) = state.kube.apply_tenant(&tenant, &spec_fields).await {
+        return Err(tenant_write_error(error, &tenant.slug));
     }
     tx.commit().await?;
     tenant.updated_at = now;
     Ok(Json(TenantView::build(&state, &tenant, access.role, None)?))
+}
+
+/// The answer to a Tenant write the cluster side refused: 409 naming the field manager that
+/// holds a field (change it in the manifest), 409 for a Tenant the gateway does not manage or
+/// an API-server conflict, 503 otherwise.
+pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
+    match error {
+        KubeError::OwnedElsewhere { field, manager, .. } => {
+            let api_field = if field == "displayName" { "name" } else { field.as_str() };
+            ApiError::conflict(
+                "field_managed_elsewhere",
+                format!(
+                    "spec.{field} of Tenant {slug} is managed by {manager}; change it in the tenant's manifest"
+                ),
+            )
+            .with_field(api_field)
+        }
+        KubeError::Foreign { name } => ApiError::conflict(
+            "tenant_not_managed",
+            format!("Tenant {name} in the cluster was not created by this gateway tenant"),
+        ),
+        KubeError::Api(kube::Error::Api(status)) if status.code == 409 => {
+            ApiError::conflict("cluster_conflict", status.message)
+        }
+        error => {
+            tracing::error!(%error, slug, "cannot apply the Tenant CR; update rolled back");
+            ApiError::unavailable("the cluster refused the change; try again")
+        }
+    }
 }
 
 /// Applies a JSON merge patch to the stored agent and validates the result.

@@ -63,16 +63,33 @@ pub struct TenantRow {
     pub created_at: i64,
     /// Last change (Unix ms).
     pub updated_at: i64,
+    /// Who made the tenant: [`ORIGIN_SIGNUP`] or [`ORIGIN_MANIFEST`].
+    pub origin: String,
+    /// Uid of the Tenant CR a manifest tenant was adopted from.
+    pub cr_uid: Option<String>,
+    /// When the tenant's Tenant CR may exist (Unix ms): a signup tenant once an owner's
+    /// e-mail address is verified, a manifest tenant when adopted.
+    pub activated_at: Option<i64>,
+    /// When its Tenant CR was deleted (Unix ms): kept as a suspended archive, never re-created.
+    pub detached_at: Option<i64>,
+    /// The CR's `spec.limits`, as mirrored by the gateway (`switchboard_crds::LimitPatch` JSON).
+    pub limits: String,
 }
 
-const TENANT_COLUMNS: &str =
-    "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.created_at, t.updated_at";
+/// [`TenantRow::origin`] of a tenant made by signup (the gateway created its Tenant CR).
+pub const ORIGIN_SIGNUP: &str = "signup";
+/// [`TenantRow::origin`] of a tenant adopted from a Tenant CR applied by someone else.
+pub const ORIGIN_MANIFEST: &str = "manifest";
+
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.created_at, \
+     t.updated_at, t.origin, t.cr_uid, t.activated_at, t.detached_at, t.limits";
 
 /// Inserts a tenant under `slug`; `false` when the slug is taken.
 pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<bool, StoreError> {
     let result = sqlx::query(
-        "INSERT INTO tenants (id, slug, name, plan, suspended, agent, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (slug) DO NOTHING",
+        "INSERT INTO tenants (id, slug, name, plan, suspended, agent, created_at, updated_at, \
+         origin, cr_uid, activated_at, detached_at, limits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(&tenant.id)
     .bind(&tenant.slug)
@@ -81,9 +98,90 @@ pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<
     .bind(tenant.suspended.0)
     .bind(&tenant.agent)
     .bind(tenant.created_at)
+    .bind(&tenant.origin)
+    .bind(&tenant.cr_uid)
+    .bind(tenant.activated_at)
+    .bind(tenant.detached_at)
+    .bind(&tenant.limits)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Whether `slug` names no tenant (by slug or by id).
+pub async fn slug_is_free(conn: &mut AnyConnection, slug: &str) -> Result<bool, StoreError> {
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tenants WHERE slug = $1 OR id = $1")
+            .bind(slug)
+            .fetch_one(conn)
+            .await?;
+    Ok(count == 0)
+}
+
+/// Writes what a Tenant CR says into the tenant's row (the CR is the truth in Kubernetes
+/// mode): name, plan, suspension, agent, limits, the CR's uid, and the activation/detachment
+/// times.
+pub async fn mirror(conn: &mut AnyConnection, tenant: &TenantRow, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenants SET name = $1, plan = $2, suspended = $3, agent = $4, limits = $5, \
+         cr_uid = $6, activated_at = $7, detached_at = $8, slug = $9, updated_at = $10 WHERE id = $11",
+    )
+    .bind(&tenant.name)
+    .bind(&tenant.plan)
+    .bind(tenant.suspended.0)
+    .bind(&tenant.agent)
+    .bind(&tenant.limits)
+    .bind(&tenant.cr_uid)
+    .bind(tenant.activated_at)
+    .bind(tenant.detached_at)
+    .bind(&tenant.slug)
+    .bind(now)
+    .bind(&tenant.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The Tenant CR's `spec.limits` mirrored for the tenant (`LimitPatch` JSON).
+pub async fn limits_of(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT limits FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Every tenant, for the Tenant CR sync's full pass (system read), paged by id.
+pub async fn page(
+    conn: &mut AnyConnection,
+    after_id: &str,
+    limit: i64,
+) -> Result<Vec<TenantRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id > $1 ORDER BY t.id LIMIT $2"
+    ))
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Signup tenants owned by `user_id` that are not activated yet (their Tenant CR is due once
+/// the owner's address is verified).
+pub async fn unactivated_owned_by(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT t.id FROM tenants t JOIN memberships m ON m.tenant_id = t.id \
+         WHERE m.user_id = $1 AND m.role = 'owner' AND t.activated_at IS NULL \
+         AND t.origin = 'signup' ORDER BY t.id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The tenant with this id.
@@ -277,6 +375,89 @@ pub async fn count_owners(conn: &mut AnyConnection, tenant_id: &str) -> Result<i
             .fetch_one(conn)
             .await?;
     Ok(count)
+}
+
+/// An entry of a manifest's `spec.owners` as the gateway keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ManifestOwnerRow {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Lower-cased e-mail address.
+    pub email: String,
+    /// Role name.
+    pub role: String,
+    /// When the invitation e-mail went out (Unix ms).
+    pub invited_at: Option<i64>,
+}
+
+/// The manifest owners of a tenant, by address.
+pub async fn manifest_owners(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<ManifestOwnerRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, email, role, invited_at FROM manifest_owners WHERE tenant_id = $1 \
+         ORDER BY email",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Adds or updates a manifest owner (keeps `invited_at` unless given).
+pub async fn upsert_manifest_owner(
+    conn: &mut AnyConnection,
+    row: &ManifestOwnerRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO manifest_owners (tenant_id, email, role, invited_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, email) DO UPDATE SET role = excluded.role, \
+         invited_at = COALESCE(excluded.invited_at, manifest_owners.invited_at)",
+    )
+    .bind(&row.tenant_id)
+    .bind(&row.email)
+    .bind(&row.role)
+    .bind(row.invited_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes a manifest owner and the membership its address was granted.
+pub async fn remove_manifest_owner(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    email: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM manifest_owners WHERE tenant_id = $1 AND email = $2")
+        .bind(tenant_id)
+        .bind(email)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "DELETE FROM memberships WHERE tenant_id = $1 \
+         AND user_id IN (SELECT id FROM users WHERE email = $2)",
+    )
+    .bind(tenant_id)
+    .bind(email)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The tenants whose manifest names `email` (system read: the caller is the address's own,
+/// verified user).
+pub async fn manifest_owner_entries(
+    conn: &mut AnyConnection,
+    email: &str,
+) -> Result<Vec<ManifestOwnerRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, email, role, invited_at FROM manifest_owners WHERE email = $1 \
+         ORDER BY tenant_id",
+    )
+    .bind(email)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Parses a stored role.

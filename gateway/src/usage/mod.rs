@@ -20,7 +20,7 @@ use switchboard_crds::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_li
 
 use crate::outbox;
 use crate::store::usage::{self, Metric};
-use crate::store::{Scope, Store, StoreError, billing, now_ms};
+use crate::store::{Scope, Store, StoreError, billing, now_ms, tenants};
 
 /// Whether a new call may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,9 @@ fn as_limit(limit: Option<u64>) -> Option<i64> {
 }
 
 /// The effective limits of a tenant on `plan` (unknown plan names get the free plan's, the
-/// safe side), read in the caller's tenant-scoped transaction. Stored overrides that do not
-/// parse are ignored.
+/// safe side), read in the caller's tenant-scoped transaction: the plan's, the platform's,
+/// the stored billing overrides, then the Tenant CR's `spec.limits` as mirrored into the
+/// tenant's row (Kubernetes mode). Stored overrides that do not parse are ignored.
 pub async fn limits_for(
     conn: &mut AnyConnection,
     platform: &PlanOverrides,
@@ -57,11 +58,12 @@ pub async fn limits_for(
     let tenant = billing::get(conn, tenant_id)
         .await?
         .and_then(|b| serde_json::from_str::<LimitPatch>(&b.limit_overrides).ok());
-    Ok(effective_limits(
-        plan_or_free(plan),
-        platform,
-        tenant.as_ref(),
-    ))
+    let limits = effective_limits(plan_or_free(plan), platform, tenant.as_ref());
+    let manifest = tenants::limits_of(conn, tenant_id)
+        .await?
+        .and_then(|text| serde_json::from_str::<LimitPatch>(&text).ok())
+        .unwrap_or_default();
+    Ok(manifest.apply(limits))
 }
 
 /// The stored plan name as a [`Plan`]; unknown names get the free plan, the safe side.
