@@ -81,17 +81,24 @@ pub fn desired_tenant(tenant: &TenantRow, fields: &BTreeSet<&str>) -> Result<Val
         };
         spec.insert(field.to_owned(), value);
     }
-    Ok(json!({
-        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
-        "kind": "Tenant",
-        "metadata": {
+    // A Tenant the gateway created carries its marks; an adopted one keeps the manifest's
+    // metadata (its `managed-by` is GitOps's to set).
+    let metadata = if tenant.origin == ORIGIN_MANIFEST {
+        json!({ "name": tenant.slug })
+    } else {
+        json!({
             "name": tenant.slug,
             "labels": {
                 TENANT_LABEL: tenant.slug,
                 "app.kubernetes.io/managed-by": FIELD_MANAGER,
             },
             "annotations": { TENANT_ID_ANNOTATION: tenant.id },
-        },
+        })
+    };
+    Ok(json!({
+        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
+        "kind": "Tenant",
+        "metadata": metadata,
         "spec": spec,
     }))
 }

@@ -1,6 +1,6 @@
 //! Kubernetes mode against a recording stand-in for the API server (a tower service behind
-//! `kube::Client`): signup applies the `Tenant` CR with field manager `switchboard-gateway`,
-//! a tenant PATCH re-applies it, credentials are projected into `provider-keys`, and readiness
+//! `kube::Client`): signup creates no `Tenant` CR, verifying the owner's address applies it with
+//! field manager `switchboard-gateway` (never forced), a tenant PATCH re-applies it, credentials are projected into `provider-keys`, and readiness
 //! is read back from the CR status. The projection converges once the tenant's namespace
 //! exists (the stand-in answers 404 for Secrets until a test says the namespace is there).
 
@@ -36,9 +36,12 @@ fn gated_api_server(
     log: Arc<Mutex<Vec<Recorded>>>,
     namespaces_exist: Arc<AtomicBool>,
 ) -> kube::Client {
+    // Tenants applied so far (name → last body): a GET of any other answers 404.
+    let tenants: Arc<Mutex<std::collections::HashMap<String, Value>>> = Arc::default();
     let service = tower::service_fn(move |request: Request<kube::client::Body>| {
         let log = log.clone();
         let namespaces_exist = namespaces_exist.clone();
+        let tenants = tenants.clone();
         async move {
             let (parts, body) = request.into_parts();
             let bytes = axum::body::to_bytes(Body::new(body), usize::MAX)
@@ -78,13 +81,34 @@ fn gated_api_server(
                         .unwrap(),
                 );
             }
-            // Apply answers with the applied object; GET of a Tenant answers a Ready one.
-            let answer = if parts.method == "GET" {
-                let name = path.rsplit('/').next().unwrap_or_default();
-                json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
-                    "metadata": {"name": name}, "spec": {"displayName": name},
-                    "status": {"namespace": format!("tenant-{name}"), "conditions": [{"type": "Ready", "status": "True",
-                        "reason": "Reconciled", "message": "runtime available", "lastTransitionTime": "2026-11-21T00:00:00Z"}]}})
+            // Apply answers with the applied object; GET of an applied Tenant answers it Ready
+            // (with the gateway holding what it applied), of any other Tenant 404.
+            let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+            let is_tenant = path.contains("/tenants/");
+            if is_tenant && parts.method == "PATCH" {
+                tenants.lock().unwrap().insert(name.clone(), body.clone());
+            }
+            let stored = tenants.lock().unwrap().get(&name).cloned();
+            let answer = if parts.method == "GET" && is_tenant {
+                let Some(mut stored) = stored else {
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "message": format!("tenants \"{name}\" not found"),
+                        "reason": "NotFound", "code": 404});
+                    return Ok(Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .header("content-type", "application/json")
+                        .body(Body::from(status.to_string()))
+                        .unwrap());
+                };
+                let fields: serde_json::Map<String, Value> = stored["spec"]
+                    .as_object()
+                    .map(|spec| spec.keys().map(|k| (format!("f:{k}"), json!({}))).collect())
+                    .unwrap_or_default();
+                stored["metadata"]["managedFields"] = json!([{"manager": "switchboard-gateway",
+                    "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": fields}}]);
+                stored["status"] = json!({"namespace": format!("tenant-{name}"), "conditions": [{"type": "Ready", "status": "True",
+                        "reason": "Reconciled", "message": "runtime available", "lastTransitionTime": "2026-11-21T00:00:00Z"}]});
+                stored
             } else {
                 body
             };
@@ -111,6 +135,21 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
     app.router = switchboard_gateway::app(app.state.clone());
 
     let owner = app.signup("k8s@acme.io", "Kube Co").await;
+    let tenant_patches = |log: &Arc<Mutex<Vec<Recorded>>>| -> Vec<Recorded> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.contains("/tenants/"))
+            .cloned()
+            .collect()
+    };
+    // An unverified signup costs the cluster nothing: no Tenant, so no namespace or pod.
+    assert!(tenant_patches(&log).is_empty(), "{:?}", tenant_patches(&log));
+    let token = app.mailed_token("k8s@acme.io");
+    let verified = app
+        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
     let applies: Vec<Recorded> = log
         .lock()
         .unwrap()
@@ -125,9 +164,14 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
         "/apis/voice.switchboard.dev/v1alpha1/tenants/kube-co"
     );
     assert!(
-        cr.query.contains("fieldManager=switchboard-gateway") && cr.query.contains("force=true"),
+        cr.query.contains("fieldManager=switchboard-gateway") && !cr.query.contains("force"),
         "{}",
         cr.query
+    );
+    assert!(
+        cr.body["spec"].get("suspended").is_none(),
+        "suspension is the manifest's: {}",
+        cr.body
     );
     assert_eq!(cr.body["kind"], "Tenant");
     assert_eq!(cr.body["spec"]["displayName"], "Kube Co");
@@ -155,6 +199,7 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
         .cloned()
         .unwrap();
     assert_eq!(last.body["spec"]["agent"]["greeting"], "Welcome to Kube Co");
+    assert!(!last.query.contains("force"), "{}", last.query);
 
     let created = app.post(&format!("{t}/credentials"), Some(&owner.access),
         json!({"provider": "deepgram", "label": "main", "secret": "dg-secret-0123456789abcdef"})).await;

@@ -15,3 +15,4 @@ mod metering;
 mod numbers;
 mod rls;
 mod smtp;
+mod tenant_manifests;
