@@ -67,7 +67,10 @@ pub enum KubeError {
 
 /// The server-side-apply body of a tenant's `Tenant` CR with the spec `fields` given (a subset
 /// of `GATEWAY_FIELDS`; others are ignored).
-pub fn desired_tenant(tenant: &TenantRow, fields: &BTreeSet<&str>) -> Result<Value, serde_json::Error> {
+pub fn desired_tenant(
+    tenant: &TenantRow,
+    fields: &BTreeSet<&str>,
+) -> Result<Value, serde_json::Error> {
     let mut spec = serde_json::Map::new();
     for field in GATEWAY_FIELDS {
         if !fields.contains(field) {
@@ -503,8 +506,10 @@ mod tests {
         if let Some(id) = annotation {
             metadata["annotations"] = json!({TENANT_ID_ANNOTATION: id});
         }
-        serde_json::from_value(json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
-            "metadata": metadata, "spec": {"displayName": "Acme"}}))
+        serde_json::from_value(
+            json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
+            "metadata": metadata, "spec": {"displayName": "Acme"}}),
+        )
         .unwrap()
     }
 
@@ -579,13 +584,20 @@ mod tests {
             Some(&row.id),
             "u-1",
             &[
-                (FIELD_MANAGER, &["displayName", "plan", "agent", "providerSecretRef"]),
+                (
+                    FIELD_MANAGER,
+                    &["displayName", "plan", "agent", "providerSecretRef"],
+                ),
                 ("kubectl", &["plan", "suspended"]),
             ],
         );
         assert_eq!(
             plan_tenant_write(&row, Some(&shared), &["agent"]).unwrap(),
-            TenantWrite::Apply(["agent", "displayName", "providerSecretRef"].into_iter().collect())
+            TenantWrite::Apply(
+                ["agent", "displayName", "providerSecretRef"]
+                    .into_iter()
+                    .collect()
+            )
         );
         match plan_tenant_write(&row, Some(&shared), &["plan"]) {
             Err(KubeError::OwnedElsewhere { field, manager, .. }) => {
@@ -603,7 +615,10 @@ mod tests {
         let manifest_keys = cr(
             Some(&row.id),
             "u-1",
-            &[(FIELD_MANAGER, &["agent"]), ("argocd-controller", &["providerSecretRef"])],
+            &[
+                (FIELD_MANAGER, &["agent"]),
+                ("argocd-controller", &["providerSecretRef"]),
+            ],
         );
         assert_eq!(
             plan_tenant_write(&row, Some(&manifest_keys), &["providerSecretRef"]).unwrap(),

@@ -154,6 +154,7 @@ pub async fn put_campaign(
     validate_name(&name)?;
     // The CRD's schema and CEL rules, checked here too (standalone mode has no admission).
     spec.validate()?;
+    access.require_stack(&state)?;
     require_campaigns_in_plan(&state, &access).await?;
     if state.sandbox.is_some() {
         return register_standalone(&state, &access, &client, &name, spec).await;

@@ -289,6 +289,7 @@ pub async fn buy(
     ApiJson(request): ApiJson<BuyNumber>,
 ) -> Result<Response, ApiError> {
     access.require(Role::Admin)?;
+    access.require_stack(&state)?;
     let wish = validate(request)?;
     let _serialised = PURCHASES.lock().await;
     check_number_limit(&state, &access).await?;

@@ -170,6 +170,29 @@ impl TenantAccess {
         crate::usage::limits_for(conn, &state.plan_limits, &self.tenant.id, &self.tenant.plan).await
     }
 
+    /// In Kubernetes mode, refuses work that needs the tenant's voice stack (numbers,
+    /// campaigns) while it has none: 403 `email_not_verified` before an owner verifies the
+    /// address (the Tenant is created then), 409 `tenant_detached` once its Tenant was deleted.
+    pub fn require_stack(&self, state: &AppState) -> Result<(), ApiError> {
+        if !state.kube.enabled() {
+            return Ok(());
+        }
+        if self.tenant.detached_at.is_some() {
+            return Err(ApiError::conflict(
+                "tenant_detached",
+                "this tenant's Tenant was deleted from the cluster; it is kept read-only",
+            ));
+        }
+        if self.tenant.activated_at.is_none() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "verify the owner's e-mail address first: the tenant's voice stack is created then",
+            ));
+        }
+        Ok(())
+    }
+
     /// 403 unless the caller's role is at least `minimum`.
     pub fn require(&self, minimum: Role) -> Result<(), ApiError> {
         if self.role >= minimum {

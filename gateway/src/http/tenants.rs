@@ -289,7 +289,11 @@ pub async fn patch(
 pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
     match error {
         KubeError::OwnedElsewhere { field, manager, .. } => {
-            let api_field = if field == "displayName" { "name" } else { field.as_str() };
+            let api_field = if field == "displayName" {
+                "name"
+            } else {
+                field.as_str()
+            };
             ApiError::conflict(
                 "field_managed_elsewhere",
                 format!(

@@ -121,7 +121,11 @@ pub async fn slug_is_free(conn: &mut AnyConnection, slug: &str) -> Result<bool, 
 /// Writes what a Tenant CR says into the tenant's row (the CR is the truth in Kubernetes
 /// mode): name, plan, suspension, agent, limits, the CR's uid, and the activation/detachment
 /// times.
-pub async fn mirror(conn: &mut AnyConnection, tenant: &TenantRow, now: i64) -> Result<(), StoreError> {
+pub async fn mirror(
+    conn: &mut AnyConnection,
+    tenant: &TenantRow,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE tenants SET name = $1, plan = $2, suspended = $3, agent = $4, limits = $5, \
          cr_uid = $6, activated_at = $7, detached_at = $8, slug = $9, updated_at = $10 WHERE id = $11",
@@ -147,10 +151,12 @@ pub async fn limits_of(
     conn: &mut AnyConnection,
     tenant_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT limits FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT limits FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Every tenant, for the Tenant CR sync's full pass (system read), paged by id.

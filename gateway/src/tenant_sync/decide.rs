@@ -185,8 +185,10 @@ mod tests {
     use super::*;
 
     fn cr(name: &str, uid: &str, spec: serde_json::Value) -> Tenant {
-        serde_json::from_value(json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
-            "metadata": {"name": name, "uid": uid}, "spec": spec}))
+        serde_json::from_value(
+            json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name, "uid": uid}, "spec": spec}),
+        )
         .unwrap()
     }
 
@@ -210,22 +212,36 @@ mod tests {
 
     #[test]
     fn a_manifest_tenant_is_adopted_once_and_a_signup_name_is_never_taken_over() {
-        let manifest = cr("acme", "u-1", json!({"displayName": "Acme Corp", "plan": "starter"}));
+        let manifest = cr(
+            "acme",
+            "u-1",
+            json!({"displayName": "Acme Corp", "plan": "starter"}),
+        );
         assert_eq!(decide(&manifest, None), Decision::Adopt);
         // A signup tenant already holds the name (its owner has not verified yet, so it has no
         // CR): the manifest's Tenant is not adopted into it, and it is not written either.
         let signup = row("signup");
-        assert_eq!(decide(&manifest, Some(&signup)), Decision::NameTaken("t-1".into()));
+        assert_eq!(
+            decide(&manifest, Some(&signup)),
+            Decision::NameTaken("t-1".into())
+        );
         // Its own CR (annotation) is mirrored.
         let mut own = manifest.clone();
         own.metadata.annotations = Some(
-            [(crate::kube::TENANT_ID_ANNOTATION.to_owned(), "t-1".to_owned())].into(),
+            [(
+                crate::kube::TENANT_ID_ANNOTATION.to_owned(),
+                "t-1".to_owned(),
+            )]
+            .into(),
         );
         assert_eq!(decide(&own, Some(&signup)), Decision::Mirror("t-1".into()));
         // A manifest tenant is its name, whatever the uid (deleted and applied again).
         let adopted_row = adopted(&manifest, "t-2".into(), 10).unwrap();
         let again = cr("acme", "u-9", json!({"displayName": "Acme Corp"}));
-        assert_eq!(decide(&again, Some(&adopted_row)), Decision::Mirror("t-2".into()));
+        assert_eq!(
+            decide(&again, Some(&adopted_row)),
+            Decision::Mirror("t-2".into())
+        );
         let mut deleting = again.clone();
         deleting.metadata.deletion_timestamp = Some(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
@@ -256,8 +272,12 @@ mod tests {
         // Nothing changed: no write.
         assert!(mirrored(&adopted_row, &manifest, 20).is_none());
         // kubectl lifts the suspension: one write.
-        let lifted = cr("acme", "u-1", json!({"displayName": "Acme Corp", "plan": "starter",
-            "limits": {"monthlyCalls": 7}, "agent": {"greeting": "Hi"}}));
+        let lifted = cr(
+            "acme",
+            "u-1",
+            json!({"displayName": "Acme Corp", "plan": "starter",
+            "limits": {"monthlyCalls": 7}, "agent": {"greeting": "Hi"}}),
+        );
         let next = mirrored(&adopted_row, &lifted, 20).unwrap();
         assert!(!next.suspended.0);
         assert_eq!(next.activated_at, Some(10), "activation time kept");

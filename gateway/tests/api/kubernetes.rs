@@ -144,7 +144,11 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
             .collect()
     };
     // An unverified signup costs the cluster nothing: no Tenant, so no namespace or pod.
-    assert!(tenant_patches(&log).is_empty(), "{:?}", tenant_patches(&log));
+    assert!(
+        tenant_patches(&log).is_empty(),
+        "{:?}",
+        tenant_patches(&log)
+    );
     let token = app.mailed_token("k8s@acme.io");
     let verified = app
         .post("/api/v1/auth/verify-email", None, json!({"token": token}))

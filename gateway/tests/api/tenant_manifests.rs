@@ -87,8 +87,10 @@ async fn kubectl_apply(client: &kube::Client, name: &str, spec: Value) -> Tenant
     api.patch(
         name,
         &PatchParams::apply("kubectl"),
-        &Patch::Apply(json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
-            "metadata": {"name": name}, "spec": spec})),
+        &Patch::Apply(
+            json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name}, "spec": spec}),
+        ),
     )
     .await
     .expect("kubectl apply")
@@ -119,7 +121,13 @@ async fn verify(app: &TestApp, email: &str) {
 }
 
 fn slugs(reply: &crate::common::Reply) -> Vec<String> {
-    reply.body.as_array().unwrap().iter().map(|m| m["slug"].as_str().unwrap().to_owned()).collect()
+    reply
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["slug"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -148,23 +156,36 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
             .unwrap()
             .expect("adopted");
         assert_eq!(row.origin, "manifest", "{backend}");
-        assert_eq!((row.name.as_str(), row.plan.as_str()), ("Acme Corp", "starter"));
+        assert_eq!(
+            (row.name.as_str(), row.plan.as_str()),
+            ("Acme Corp", "starter")
+        );
         assert_eq!(row.cr_uid, applied.metadata.uid);
         // The gateway pointed the runtime at its provider-keys Secret, under its own manager,
         // and touched nothing else.
         let cr = read(&cluster, "acme").await.unwrap();
-        assert_eq!(cr.spec.provider_secret_ref.as_deref(), Some("provider-keys"));
+        assert_eq!(
+            cr.spec.provider_secret_ref.as_deref(),
+            Some("provider-keys")
+        );
         assert_eq!(cr.spec.display_name, "Acme Corp");
         let managers = switchboard_gateway::kube::spec_field_managers(&cr);
         assert_eq!(
             managers["providerSecretRef"].iter().collect::<Vec<_>>(),
             vec!["switchboard-gateway"]
         );
-        assert!(managers["agent"].iter().all(|m| m == "kubectl"), "{managers:?}");
+        assert!(
+            managers["agent"].iter().all(|m| m == "kubectl"),
+            "{managers:?}"
+        );
 
         // The verified viewer is a member at once; ops@acme.io has no account: invited.
         let listed = app.get("/api/v1/tenants", &viewer.access).await;
-        assert!(slugs(&listed).contains(&"acme".to_owned()), "{backend}: {}", listed.text);
+        assert!(
+            slugs(&listed).contains(&"acme".to_owned()),
+            "{backend}: {}",
+            listed.text
+        );
         let invitation = app
             .mailer
             .sent()
@@ -182,33 +203,65 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
                 Some(json!({"tenant": "acme", "carrier": "sandbox"})),
             )
             .await;
-        assert_eq!(route.status, StatusCode::NO_CONTENT, "{backend}: {}", route.text);
+        assert_eq!(
+            route.status,
+            StatusCode::NO_CONTENT,
+            "{backend}: {}",
+            route.text
+        );
 
         // A signup whose company is "Acme" gets another name and leaves the Tenant exactly as
         // it was, before and after its owner verifies.
         let before = serde_json::to_vec(&read(&cluster, "acme").await.unwrap()).unwrap();
         let mallory = app.signup("mallory@example.net", "Acme").await;
         assert_eq!(mallory.slug, "acme-2", "{backend}");
-        assert!(read(&cluster, "acme-2").await.is_none(), "no Tenant before verification");
+        assert!(
+            read(&cluster, "acme-2").await.is_none(),
+            "no Tenant before verification"
+        );
+        let early = app
+            .post(
+                "/api/v1/tenants/acme-2/numbers",
+                Some(&mallory.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            early.status,
+            StatusCode::FORBIDDEN,
+            "{backend}: {}",
+            early.text
+        );
+        assert_eq!(early.body["error"]["code"], "email_not_verified");
         verify(&app, "mallory@example.net").await;
-        let created = read(&cluster, "acme-2").await.expect("created on verification");
+        let created = read(&cluster, "acme-2")
+            .await
+            .expect("created on verification");
         assert_eq!(
             created.metadata.annotations.as_ref().unwrap()["voice.switchboard.dev/tenant-id"],
             mallory.tenant_id
         );
         let after = serde_json::to_vec(&read(&cluster, "acme").await.unwrap()).unwrap();
-        assert_eq!(before, after, "{backend}: the kubectl Tenant is byte-identical");
+        assert_eq!(
+            before, after,
+            "{backend}: the kubectl Tenant is byte-identical"
+        );
         let mallorys = app.get("/api/v1/tenants", &mallory.access).await;
         assert_eq!(slugs(&mallorys), vec!["acme-2".to_owned()]);
         assert_eq!(
-            app.get("/api/v1/tenants/acme/numbers", &mallory.access).await.status,
+            app.get("/api/v1/tenants/acme/numbers", &mallory.access)
+                .await
+                .status,
             StatusCode::NOT_FOUND
         );
 
         // The named owner signs up (under another company) and verifies: the tenant is theirs.
         let owner = app.signup("ops@acme.io", "Ops Co").await;
         let listed = app.get("/api/v1/tenants", &owner.access).await;
-        assert!(!slugs(&listed).contains(&"acme".to_owned()), "not before verification");
+        assert!(
+            !slugs(&listed).contains(&"acme".to_owned()),
+            "not before verification"
+        );
         verify(&app, "ops@acme.io").await;
         let listed = app.get("/api/v1/tenants", &owner.access).await;
         let acme = listed
@@ -224,24 +277,45 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
         // The manifest holds the agent and the name: the API answers 409 naming kubectl and
         // changes nothing.
         let refused = app
-            .patch("/api/v1/tenants/acme", &owner.access, json!({"agent": {"greeting": "Hijacked"}}))
+            .patch(
+                "/api/v1/tenants/acme",
+                &owner.access,
+                json!({"agent": {"greeting": "Hijacked"}}),
+            )
             .await;
-        assert_eq!(refused.status, StatusCode::CONFLICT, "{backend}: {}", refused.text);
+        assert_eq!(
+            refused.status,
+            StatusCode::CONFLICT,
+            "{backend}: {}",
+            refused.text
+        );
         assert_eq!(refused.body["error"]["code"], "field_managed_elsewhere");
         assert_eq!(refused.body["error"]["field"], "agent");
         assert!(refused.text.contains("kubectl"), "{}", refused.text);
         let stored = app.get("/api/v1/tenants/acme", &owner.access).await;
         assert_eq!(stored.body["agent"]["greeting"], "Hello from GitOps");
-        assert_eq!(read(&cluster, "acme").await.unwrap().spec.agent.greeting, "Hello from GitOps");
+        assert_eq!(
+            read(&cluster, "acme").await.unwrap().spec.agent.greeting,
+            "Hello from GitOps"
+        );
 
         // spec.limits counts: 2 numbers instead of the starter plan's.
         let usage = app.get("/api/v1/tenants/acme/usage", &owner.access).await;
-        assert_eq!(usage.body["limits"]["phoneNumbers"], 2, "{backend}: {}", usage.text);
+        assert_eq!(
+            usage.body["limits"]["phoneNumbers"], 2,
+            "{backend}: {}",
+            usage.text
+        );
 
         // A kubectl suspension reaches the gateway and survives its writes.
         let suspended = kubectl_apply(&cluster, "acme", manifest(true)).await;
-        tenant_sync::reconcile(&app.state, &suspended).await.unwrap();
-        let row = tenants::load_by_key(&app.state.store, "acme").await.unwrap().unwrap();
+        tenant_sync::reconcile(&app.state, &suspended)
+            .await
+            .unwrap();
+        let row = tenants::load_by_key(&app.state.store, "acme")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(row.suspended.0, "{backend}: suspension mirrored");
         app.state
             .kube
@@ -253,7 +327,10 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
             .apply_tenant(&row, &["providerSecretRef"])
             .await
             .unwrap();
-        assert!(read(&cluster, "acme").await.unwrap().spec.suspended, "{backend}");
+        assert!(
+            read(&cluster, "acme").await.unwrap().spec.suspended,
+            "{backend}"
+        );
 
         // Owners leave with the manifest: the viewer is dropped from the list.
         let mut fewer = manifest(true);
@@ -263,18 +340,31 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
         assert_eq!(fewer.spec.owners.len(), 1, "{:?}", fewer.spec.owners);
         tenant_sync::reconcile(&app.state, &fewer).await.unwrap();
         let listed = app.get("/api/v1/tenants", &viewer.access).await;
-        assert!(!slugs(&listed).contains(&"acme".to_owned()), "{backend}: {}", listed.text);
+        assert!(
+            !slugs(&listed).contains(&"acme".to_owned()),
+            "{backend}: {}",
+            listed.text
+        );
 
         // Deleting the Tenant keeps the gateway tenant as a suspended archive; applying it again
         // re-attaches the same tenant.
         let api: Api<Tenant> = Api::all(cluster.clone());
         api.delete("acme", &DeleteParams::default()).await.unwrap();
         tenant_sync::detach(&app.state, &fewer).await.unwrap();
-        let archived = tenants::load_by_key(&app.state.store, "acme").await.unwrap().unwrap();
-        assert!(archived.detached_at.is_some() && archived.suspended.0, "{backend}");
+        let archived = tenants::load_by_key(&app.state.store, "acme")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            archived.detached_at.is_some() && archived.suspended.0,
+            "{backend}"
+        );
         let again = kubectl_apply(&cluster, "acme", manifest(false)).await;
         tenant_sync::reconcile(&app.state, &again).await.unwrap();
-        let back = tenants::load_by_key(&app.state.store, "acme").await.unwrap().unwrap();
+        let back = tenants::load_by_key(&app.state.store, "acme")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(back.id, row.id, "{backend}: same tenant");
         assert!(back.detached_at.is_none() && !back.suspended.0);
         assert_eq!(back.cr_uid, again.metadata.uid);
@@ -296,14 +386,23 @@ async fn a_signup_tenant_whose_tenant_was_deleted_is_detached_and_one_never_crea
         app.router = switchboard_gateway::app(app.state.clone());
         let first = app.signup("first@one.io", "One").await;
         verify(&app, "first@one.io").await;
-        let one = read(&cluster, "one").await.expect("created on verification");
+        let one = read(&cluster, "one")
+            .await
+            .expect("created on verification");
         tenant_sync::reconcile(&app.state, &one).await.unwrap();
         // The owner's name edit goes through (the gateway holds displayName alone).
         let renamed = app
-            .patch("/api/v1/tenants/one", &first.access, json!({"name": "One Inc"}))
+            .patch(
+                "/api/v1/tenants/one",
+                &first.access,
+                json!({"name": "One Inc"}),
+            )
             .await;
         assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
-        assert_eq!(read(&cluster, "one").await.unwrap().spec.display_name, "One Inc");
+        assert_eq!(
+            read(&cluster, "one").await.unwrap().spec.display_name,
+            "One Inc"
+        );
 
         // A second tenant whose Tenant creation "failed": remove it behind the gateway's back
         // before the gateway ever saw it.
@@ -315,11 +414,22 @@ async fn a_signup_tenant_whose_tenant_was_deleted_is_detached_and_one_never_crea
 
         // A complete listing without either: `one` was seen, so it is detached; `two` never was,
         // so it is created.
-        tenant_sync::full_pass(&app.state, &Default::default()).await.unwrap();
-        let one = tenants::load_by_key(&app.state.store, "one").await.unwrap().unwrap();
+        tenant_sync::full_pass(&app.state, &Default::default())
+            .await
+            .unwrap();
+        let one = tenants::load_by_key(&app.state.store, "one")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(one.detached_at.is_some() && one.suspended.0, "{backend}");
-        assert!(read(&cluster, "one").await.is_none(), "{backend}: never re-created");
-        assert!(read(&cluster, "two").await.is_some(), "{backend}: created by the full pass");
+        assert!(
+            read(&cluster, "one").await.is_none(),
+            "{backend}: never re-created"
+        );
+        assert!(
+            read(&cluster, "two").await.is_some(),
+            "{backend}: created by the full pass"
+        );
         app.finish().await;
     }
 }
