@@ -414,13 +414,18 @@ impl KubeSync {
         Ok(())
     }
 
-    /// Whether a Tenant named `name` exists in the cluster (`false` without Kubernetes).
-    pub async fn tenant_exists(&self, name: &str) -> Result<bool, KubeError> {
+    /// The Tenant named `name` (`None` without Kubernetes or when there is none).
+    pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, KubeError> {
         let Some(client) = &self.client else {
-            return Ok(false);
+            return Ok(None);
         };
         let api: Api<Tenant> = Api::all(client.clone());
-        Ok(api.get_opt(name).await?.is_some())
+        Ok(api.get_opt(name).await?)
+    }
+
+    /// Whether a Tenant named `name` exists in the cluster (`false` without Kubernetes).
+    pub async fn tenant_exists(&self, name: &str) -> Result<bool, KubeError> {
+        Ok(self.tenant(name).await?.is_some())
     }
 
     /// Applies the tenant's `provider-keys` Secret.

@@ -405,7 +405,12 @@ pub async fn activate(state: &AppState, tenant_id: &str) -> Result<(), SyncError
     if row.activated_at.is_some() {
         return Ok(());
     }
-    if state.kube.tenant_exists(&row.slug).await? {
+    let taken = state
+        .kube
+        .tenant(&row.slug)
+        .await?
+        .is_some_and(|cr| !is_linked(&cr, &row));
+    if taken {
         let old = row.slug.clone();
         row.slug = free_slug(state, &mut tx, &row.name)
             .await?

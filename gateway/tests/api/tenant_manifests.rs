@@ -433,3 +433,55 @@ async fn a_signup_tenant_whose_tenant_was_deleted_is_detached_and_one_never_crea
         app.finish().await;
     }
 }
+
+/// The watcher itself: started against a cluster that already holds a kubectl Tenant and a
+/// verified signup whose Tenant is missing, its first listing adopts the one and creates the
+/// other (kube-fake-client serves the list; it has no watches, so later changes are covered
+/// by the step tests above).
+#[tokio::test]
+async fn the_watcher_adopts_listed_tenants_and_creates_missing_ones_on_start() {
+    for mut app in apps(
+        "the_watcher_adopts_listed_tenants_and_creates_missing_ones_on_start",
+        Options::default(),
+    )
+    .await
+    {
+        let backend = app.backend;
+        let cluster = in_memory_cluster().await;
+        app.state.kube = KubeSync::with_client(cluster.clone());
+        app.router = switchboard_gateway::app(app.state.clone());
+        kubectl_apply(&cluster, "globex", manifest(false)).await;
+        let signup = app.signup("owner@initech.io", "Initech").await;
+        verify(&app, "owner@initech.io").await;
+        Api::<Tenant>::all(cluster.clone())
+            .delete("initech", &DeleteParams::default())
+            .await
+            .unwrap();
+
+        let watcher = tokio::spawn(tenant_sync::run(
+            app.state.clone(),
+            Api::all(cluster.clone()),
+            std::time::Duration::from_secs(3600),
+        ));
+        let mut settled = false;
+        // A bound against hanging, not a timing claim.
+        for _ in 0..500 {
+            let adopted = tenants::load_by_key(&app.state.store, "globex")
+                .await
+                .unwrap();
+            if adopted.is_some() && read(&cluster, "initech").await.is_some() {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        watcher.abort();
+        assert!(settled, "{backend}: the first listing was reconciled");
+        let created = read(&cluster, "initech").await.unwrap();
+        assert_eq!(
+            created.metadata.annotations.unwrap()["voice.switchboard.dev/tenant-id"],
+            signup.tenant_id
+        );
+        app.finish().await;
+    }
+}
