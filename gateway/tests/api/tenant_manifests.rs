@@ -403,6 +403,33 @@ async fn a_signup_tenant_whose_tenant_was_deleted_is_detached_and_one_never_crea
             read(&cluster, "one").await.unwrap().spec.display_name,
             "One Inc"
         );
+        // A platform operator suspends the self-service tenant with kubectl; the owner's next
+        // edit goes through and the suspension stays, and reaches the gateway.
+        Api::<Tenant>::all(cluster.clone())
+            .patch(
+                "one",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"suspended": true}})),
+            )
+            .await
+            .unwrap();
+        let edited = app
+            .patch(
+                "/api/v1/tenants/one",
+                &first.access,
+                json!({"agent": {"greeting": "Hi"}}),
+            )
+            .await;
+        assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+        let cr = read(&cluster, "one").await.unwrap();
+        assert!(
+            cr.spec.suspended,
+            "{backend}: kubectl suspension survives gateway writes"
+        );
+        assert_eq!(cr.spec.agent.greeting, "Hi");
+        tenant_sync::reconcile(&app.state, &cr).await.unwrap();
+        let shown = app.get("/api/v1/tenants/one", &first.access).await;
+        assert_eq!(shown.body["suspended"], true, "{}", shown.text);
 
         // A second tenant whose Tenant creation "failed": remove it behind the gateway's back
         // before the gateway ever saw it.
