@@ -163,14 +163,22 @@ pub async fn put_campaign(
         let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
         let mut object = switchboard_crds::Campaign::new(&name, spec);
         object.metadata.namespace = Some(namespace.clone());
+        // Never forced: a Campaign a manifest (kubectl, GitOps) holds is not taken over; the
+        // API server's conflict, which names that manager, becomes the answer.
         kube::Api::<switchboard_crds::Campaign>::namespaced(kube.clone(), &namespace)
             .patch(
                 &name,
-                &kube::api::PatchParams::apply(crate::kube::FIELD_MANAGER).force(),
+                &kube::api::PatchParams::apply(crate::kube::FIELD_MANAGER),
                 &kube::api::Patch::Apply(&object),
             )
             .await
-            .map_err(|e| ApiError::unavailable(format!("cannot apply the Campaign: {e}")))?;
+            .map_err(|e| match e {
+                kube::Error::Api(status) if status.code == 409 => ApiError::conflict(
+                    "field_managed_elsewhere",
+                    format!("Campaign {name} is managed elsewhere: {}", status.message),
+                ),
+                e => ApiError::unavailable(format!("cannot apply the Campaign: {e}")),
+            })?;
         audit_campaign(&state, &access, &client, "campaign.applied", &name).await?;
         return Ok((
             StatusCode::ACCEPTED,

@@ -469,9 +469,10 @@ async fn apply_phone_number(
     let body = desired_phone_number(&name, &namespace, &access.tenant.slug, wish)
         .map_err(|e| ApiError::internal(&e))?;
     let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
+    // A fresh name, so nobody else holds any of its fields: nothing to force.
     api.patch(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(FIELD_MANAGER),
         &Patch::Apply(&body),
     )
     .await

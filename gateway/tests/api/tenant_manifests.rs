@@ -512,3 +512,73 @@ async fn the_watcher_adopts_listed_tenants_and_creates_missing_ones_on_start() {
         app.finish().await;
     }
 }
+
+/// A Campaign a manifest holds is not taken over through the API: 409 naming its manager,
+/// the Campaign unchanged.
+#[tokio::test]
+async fn a_gitops_campaign_is_not_taken_over_through_the_api() {
+    use switchboard_crds::Campaign;
+    println!(
+        "a_gitops_campaign_is_not_taken_over_through_the_api: running on [\"sqlite\"] (the database backend is not what this test is about)"
+    );
+    let mut app = crate::common::sqlite_app(&Options::default()).await;
+    let fake = kube_fake_client::ClientBuilder::new()
+        .with_resource::<Tenant>()
+        .with_resource::<Campaign>()
+        .with_status_subresource::<Tenant>()
+        .with_status_subresource::<Campaign>()
+        .with_return_managed_fields()
+        .build()
+        .await
+        .expect("fake API server");
+    let cluster = cluster_scoped(fake);
+    app.state.kube = KubeSync::with_client(cluster.clone());
+    app.router = switchboard_gateway::app(app.state.clone());
+    let owner = app.signup("ops@acme.io", "Ops Co").await;
+    verify(&app, "ops@acme.io").await;
+    let applied = kubectl_apply(&cluster, "acme", manifest(false)).await;
+    tenant_sync::reconcile(&app.state, &applied).await.unwrap();
+
+    let spec = |greeting: &str| {
+        json!({"fromNumber": "+15550100", "contacts": {"configMapRef": {"name": "contacts", "key": "contacts.csv"}},
+               "schedule": {"timeZone": "UTC", "windowStart": "00:00", "windowEnd": "23:59"},
+               "agent": {"greeting": greeting}})
+    };
+    let campaigns: Api<Campaign> = Api::namespaced(cluster.clone(), "tenant-acme");
+    campaigns
+        .patch(
+            "survey",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Campaign",
+                "metadata": {"name": "survey", "namespace": "tenant-acme"}, "spec": spec("From Git")})),
+        )
+        .await
+        .expect("kubectl apply");
+    let refused = app
+        .call(
+            axum::http::Method::PUT,
+            "/api/v1/tenants/acme/campaigns/survey",
+            Some(&owner.access),
+            Some(spec("From the API")),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "field_managed_elsewhere");
+    assert!(refused.text.contains("kubectl"), "{}", refused.text);
+    let kept = campaigns.get("survey").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&kept.spec).unwrap()["agent"]["greeting"],
+        "From Git"
+    );
+    // A new name goes through.
+    let created = app
+        .call(
+            axum::http::Method::PUT,
+            "/api/v1/tenants/acme/campaigns/fresh",
+            Some(&owner.access),
+            Some(spec("From the API")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.text);
+    app.finish().await;
+}
