@@ -1,8 +1,9 @@
 //! Kubernetes mode against a recording stand-in for the API server (a tower service behind
-//! `kube::Client`): signup creates no `Tenant` CR, verifying the owner's address applies it with
-//! field manager `switchboard-gateway` (never forced), a tenant PATCH re-applies it, credentials are projected into `provider-keys`, and readiness
-//! is read back from the CR status. The projection converges once the tenant's namespace
-//! exists (the stand-in answers 404 for Secrets until a test says the namespace is there).
+//! `kube::Client`): signup creates no `Tenant` CR, verifying the owner's address applies it
+//! with field manager `switchboard-gateway` (never forced), a tenant PATCH re-applies it,
+//! credentials are projected into `provider-keys`, and readiness is read back from the CR
+//! status. The projection converges once the tenant's namespace exists (the stand-in answers
+//! 404 for Secrets until a test says the namespace is there).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
