@@ -116,9 +116,31 @@ pub enum OwnerRole {
 /// How the fields of a Tenant's spec are shared between the manifest (kubectl, GitOps) and
 /// the gateway: the gateway server-side-applies, under its field manager and never with
 /// force, only [`GATEWAY_FIELDS`], and among them only those no other manager holds. Every
-/// other spec field (`suspended`, `runtime`, `carrier`, `limits`, `owners`) belongs to the
-/// manifest alone; the gateway reads them (and honours `suspended` and `limits`).
-pub const GATEWAY_FIELDS: [&str; 4] = ["displayName", "plan", "agent", "providerSecretRef"];
+/// other spec field (`suspended`, `runtime`, `limits`, `owners`) belongs to the manifest
+/// alone; the gateway reads them (and honours `suspended` and `limits`).
+pub const GATEWAY_FIELDS: [&str; 5] = [
+    "displayName",
+    "plan",
+    "agent",
+    "providerSecretRef",
+    "carrier",
+];
+
+/// Keys of the Secret a Tenant's `spec.carrier.credentialsSecretRef` names (the tenant's own
+/// carrier account): written by the gateway from a tenant's stored credential, read by the
+/// operator.
+pub mod carrier_secret_keys {
+    /// Twilio account SID.
+    pub const TWILIO_ACCOUNT_SID: &str = "accountSid";
+    /// Twilio auth token.
+    pub const TWILIO_AUTH_TOKEN: &str = "authToken";
+    /// Telnyx API key.
+    pub const TELNYX_API_KEY: &str = "apiKey";
+    /// Telnyx Call Control connection id.
+    pub const TELNYX_CONNECTION_ID: &str = "connectionId";
+    /// Telnyx webhook public key (base64 Ed25519).
+    pub const TELNYX_PUBLIC_KEY: &str = "publicKey";
+}
 
 /// Annotation the gateway puts on a Tenant it created, naming its own tenant id. The gateway
 /// applies to a Tenant only when this names the gateway tenant being written, or when it

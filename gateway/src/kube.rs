@@ -7,10 +7,10 @@
 //! from the CR as read back; all three are unit tested. [`KubeSync`] only sends them.
 //!
 //! Field ownership (`switchboard_crds::tenant::GATEWAY_FIELDS`): the gateway applies at most
-//! `displayName`, `plan`, `agent` and `providerSecretRef`, and of those only the ones it already
-//! holds alone plus the one a write changes. A field another manager (kubectl, Argo CD, Flux)
-//! holds is never taken: changing it answers [`KubeError::OwnedElsewhere`] naming that manager.
-//! `suspended`, `runtime`, `carrier`, `limits` and `owners` belong to the manifest.
+//! `displayName`, `plan`, `agent`, `providerSecretRef` and `carrier`, and of those only the
+//! ones it already holds alone plus the one a write changes. A field another manager (kubectl,
+//! Argo CD, Flux) holds is never taken: changing it answers [`KubeError::OwnedElsewhere`] naming
+//! that manager. `suspended`, `runtime`, `limits` and `owners` belong to the manifest.
 //!
 //! The gateway applies to a Tenant only if it is linked to the gateway tenant being written:
 //! created by the gateway (annotation [`TENANT_ID_ANNOTATION`] names that tenant) or adopted from
@@ -80,6 +80,7 @@ pub fn desired_tenant(
             "displayName" => json!(tenant.name),
             "plan" => json!(tenant.plan),
             "agent" => serde_json::from_str(&tenant.agent)?,
+            "carrier" => serde_json::from_str(&tenant.carrier)?,
             _ => json!(PROVIDER_SECRET_NAME),
         };
         spec.insert(field.to_owned(), value);
@@ -250,8 +251,10 @@ pub fn desired_provider_secret(
     tenant: &TenantRow,
     credentials: &[(CredentialRow, Vec<u8>)],
 ) -> Secret {
+    // Carrier accounts go to the operator's `carrier-credentials`, never to the runtime.
     let data: BTreeMap<String, ByteString> = credentials
         .iter()
+        .filter(|(row, _)| !crate::tenant_carrier::is_carrier(&row.provider))
         .map(|(row, secret)| {
             (
                 secret_key_for(&row.provider, &row.label, row.is_default.0),
@@ -433,8 +436,9 @@ impl KubeSync {
         self.apply_secret(secret).await
     }
 
-    /// Applies a Secret the gateway owns in a tenant namespace (the `provider-keys` Secret,
-    /// the `runtime-credential` Secret), named by its metadata.
+    /// Applies a Secret the gateway owns in a tenant namespace (`provider-keys`,
+    /// `runtime-credential`, `carrier-credentials`), named by its metadata; forced, since no
+    /// one else may hold them.
     pub async fn apply_secret(&self, secret: &Secret) -> Result<(), KubeError> {
         let Some(client) = &self.client else {
             return Ok(());
@@ -487,6 +491,7 @@ mod tests {
             activated_at: Some(0),
             detached_at: None,
             limits: "{}".into(),
+            carrier: r#"{"kind":"twilio"}"#.into(),
         }
     }
 
@@ -647,7 +652,11 @@ mod tests {
         assert_eq!(tenant.metadata.labels.unwrap()[TENANT_LABEL], "acme");
         // Fields owned by others are not in the apply body, so the gateway never claims them.
         let spec = body["spec"].as_object().unwrap();
-        for field in ["runtime", "carrier", "limits", "suspended", "owners"] {
+        assert_eq!(
+            tenant.spec.carrier.kind,
+            switchboard_crds::CarrierKind::Twilio
+        );
+        for field in ["runtime", "limits", "suspended", "owners"] {
             assert!(!spec.contains_key(field), "{field} in {body}");
         }
     }

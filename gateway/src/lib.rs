@@ -51,6 +51,7 @@ pub mod runtime_credential;
 pub mod standalone;
 pub mod state;
 pub mod store;
+pub mod tenant_carrier;
 pub mod tenant_sync;
 pub mod tokens;
 pub mod usage;

@@ -13,6 +13,7 @@ use crate::kube::{KubeError, desired_provider_secret, desired_runtime_credential
 use crate::state::AppState;
 use crate::store::credentials::{self, CredentialRow};
 use crate::store::{Scope, StoreError, provider_keys, runtime_credentials, system, tenants};
+use crate::tenant_carrier::desired_carrier_secret;
 
 /// Every credential of a tenant with its decrypted secret (for the runtime's Secret). Rows that fail to decrypt are skipped
 /// and logged (without contents).
@@ -93,6 +94,10 @@ pub async fn converge(state: &AppState, tenant_id: &str) -> Result<bool, Project
         state
             .kube
             .apply_provider_secret(&desired_provider_secret(&namespace, &tenant, &credentials))
+            .await?;
+        state
+            .kube
+            .apply_secret(&desired_carrier_secret(&namespace, &tenant, &credentials))
             .await?;
         let mut tx = state.store.write(&scope).await?;
         let current = provider_keys::mark_projected(&mut tx, tenant_id, generation).await?;

@@ -125,6 +125,13 @@ pub struct VoiceConfig {
     #[arg(long, env = "TELNYX_CONNECTION_ID")]
     pub telnyx_connection_id: Option<String>,
 
+    /// Carrier of self-service tenants in Kubernetes mode (`twilio`, `telnyx` or `sandbox`),
+    /// through the platform's account, until a tenant stores its own. Unset: the carrier whose
+    /// platform account is configured (Twilio first, then Telnyx); `sandbox` only when neither
+    /// is (logged at start).
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_CARRIER", value_parser = ["twilio", "telnyx", "sandbox"])]
+    pub default_carrier: Option<String>,
+
     /// Run the campaign dialer in this process. Several replicas may run it on Postgres (they
     /// coordinate with row locks); on SQLite run it in one process only.
     #[arg(long, env = "SWITCHBOARD_DIALER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -136,6 +143,21 @@ pub struct VoiceConfig {
 }
 
 impl VoiceConfig {
+    /// The carrier self-service tenants get (see [`VoiceConfig::default_carrier`]).
+    pub fn platform_carrier(&self) -> switchboard_crds::CarrierKind {
+        use switchboard_crds::CarrierKind;
+        match self.default_carrier.as_deref() {
+            Some("twilio") => CarrierKind::Twilio,
+            Some("telnyx") => CarrierKind::Telnyx,
+            Some(_) => CarrierKind::Sandbox,
+            None if self.twilio_account_sid.is_some() && self.twilio_auth_token.is_some() => {
+                CarrierKind::Twilio
+            }
+            None if self.telnyx_api_key.is_some() => CarrierKind::Telnyx,
+            None => CarrierKind::Sandbox,
+        }
+    }
+
     /// The Stripe price id configured for `plan`.
     pub fn price_for(&self, plan: &str) -> Option<&str> {
         self.stripe_prices.iter().find_map(|entry| {

@@ -8,11 +8,14 @@
 -- detached_at   the Tenant CR was deleted: the tenant is kept (call records, usage, audit)
 --               but suspended, and the gateway never re-creates the CR.
 -- limits        the CR's `spec.limits` as the gateway mirrors it (a LimitPatch JSON).
+-- carrier       the CR's `spec.carrier` (a CarrierSpec JSON): for a signup tenant the platform's
+--               default carrier, or the tenant's own account once it stores one.
 ALTER TABLE tenants ADD COLUMN origin TEXT NOT NULL DEFAULT 'signup';
 ALTER TABLE tenants ADD COLUMN cr_uid TEXT;
 ALTER TABLE tenants ADD COLUMN activated_at BIGINT;
 ALTER TABLE tenants ADD COLUMN detached_at BIGINT;
 ALTER TABLE tenants ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE tenants ADD COLUMN carrier TEXT NOT NULL DEFAULT '{}';
 UPDATE tenants SET activated_at = created_at;
 
 -- The people a manifest names in `spec.owners`. A membership whose address is listed here was

@@ -315,6 +315,13 @@ pub async fn signup(
         activated_at: (!state.kube.enabled()).then_some(now),
         detached_at: None,
         limits: "{}".to_owned(),
+        // The platform's carrier until the tenant stores its own account (Kubernetes mode;
+        // standalone numbers are the sandbox's).
+        carrier: if state.kube.enabled() {
+            json!({"kind": state.config.voice.platform_carrier().as_str()}).to_string()
+        } else {
+            "{}".to_owned()
+        },
     };
     let mut tx = state
         .store

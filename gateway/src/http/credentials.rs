@@ -234,6 +234,10 @@ async fn project_to_cluster(state: &AppState, tenant: &TenantRow) {
     if let Err(error) = converge(state, &tenant.id).await {
         tracing::warn!(%error, tenant = %tenant.slug, "cannot project provider keys into the tenant namespace yet; retrying in the background");
     }
+    // A stored (or removed) Twilio/Telnyx account switches the carrier the operator uses.
+    if let Err(error) = crate::tenant_carrier::sync_spec(state, &tenant.id).await {
+        tracing::warn!(%error, tenant = %tenant.slug, "cannot point the Tenant's spec.carrier at the tenant's carrier account");
+    }
 }
 
 /// `GET /api/v1/tenants/{tenant}/credentials` (member): masked.

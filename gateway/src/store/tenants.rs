@@ -74,6 +74,8 @@ pub struct TenantRow {
     pub detached_at: Option<i64>,
     /// The CR's `spec.limits`, as mirrored by the gateway (`switchboard_crds::LimitPatch` JSON).
     pub limits: String,
+    /// The CR's `spec.carrier` (`switchboard_crds::tenant::CarrierSpec` JSON).
+    pub carrier: String,
 }
 
 /// [`TenantRow::origin`] of a tenant made by signup (the gateway created its Tenant CR).
@@ -82,14 +84,14 @@ pub const ORIGIN_SIGNUP: &str = "signup";
 pub const ORIGIN_MANIFEST: &str = "manifest";
 
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.created_at, \
-     t.updated_at, t.origin, t.cr_uid, t.activated_at, t.detached_at, t.limits";
+     t.updated_at, t.origin, t.cr_uid, t.activated_at, t.detached_at, t.limits, t.carrier";
 
 /// Inserts a tenant under `slug`; `false` when the slug is taken.
 pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO tenants (id, slug, name, plan, suspended, agent, created_at, updated_at, \
-         origin, cr_uid, activated_at, detached_at, limits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12) ON CONFLICT (slug) DO NOTHING",
+         origin, cr_uid, activated_at, detached_at, limits, carrier) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(&tenant.id)
     .bind(&tenant.slug)
@@ -103,6 +105,7 @@ pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<
     .bind(tenant.activated_at)
     .bind(tenant.detached_at)
     .bind(&tenant.limits)
+    .bind(&tenant.carrier)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -119,8 +122,8 @@ pub async fn slug_is_free(conn: &mut AnyConnection, slug: &str) -> Result<bool, 
 }
 
 /// Writes what a Tenant CR says into the tenant's row (the CR is the truth in Kubernetes
-/// mode): name, plan, suspension, agent, limits, the CR's uid, and the activation/detachment
-/// times.
+/// mode): name, plan, suspension, agent, limits, carrier, the CR's uid, and the
+/// activation/detachment times (and a slug chosen at activation).
 pub async fn mirror(
     conn: &mut AnyConnection,
     tenant: &TenantRow,
@@ -128,7 +131,8 @@ pub async fn mirror(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE tenants SET name = $1, plan = $2, suspended = $3, agent = $4, limits = $5, \
-         cr_uid = $6, activated_at = $7, detached_at = $8, slug = $9, updated_at = $10 WHERE id = $11",
+         cr_uid = $6, activated_at = $7, detached_at = $8, slug = $9, carrier = $10, \
+         updated_at = $11 WHERE id = $12",
     )
     .bind(&tenant.name)
     .bind(&tenant.plan)
@@ -139,6 +143,7 @@ pub async fn mirror(
     .bind(tenant.activated_at)
     .bind(tenant.detached_at)
     .bind(&tenant.slug)
+    .bind(&tenant.carrier)
     .bind(now)
     .bind(&tenant.id)
     .execute(conn)

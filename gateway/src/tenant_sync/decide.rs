@@ -63,18 +63,23 @@ pub fn mirrored(row: &TenantRow, cr: &Tenant, now: i64) -> Option<TenantRow> {
         suspended: Flag(cr.spec.suspended),
         agent,
         limits: limits_json(cr),
+        carrier: serde_json::to_string(&cr.spec.carrier).ok()?,
         cr_uid: cr.metadata.uid.clone(),
         activated_at: row.activated_at.or(Some(now)),
         detached_at: None,
         ..row.clone()
     };
-    let same_agent = serde_json::from_str::<serde_json::Value>(&row.agent).ok()
-        == serde_json::from_str::<serde_json::Value>(&next.agent).ok();
+    let same = |a: &str, b: &str| {
+        serde_json::from_str::<serde_json::Value>(a).ok()
+            == serde_json::from_str::<serde_json::Value>(b).ok()
+    };
+    let same_agent = same(&row.agent, &next.agent);
     let unchanged = row.name == next.name
         && row.plan == next.plan
         && row.suspended.0 == next.suspended.0
         && same_agent
         && row.limits == next.limits
+        && same(&row.carrier, &next.carrier)
         && row.cr_uid == next.cr_uid
         && row.activated_at == next.activated_at
         && row.detached_at.is_none();
@@ -98,6 +103,7 @@ pub fn adopted(cr: &Tenant, id: String, now: i64) -> Option<TenantRow> {
         activated_at: Some(now),
         detached_at: None,
         limits: "{}".to_owned(),
+        carrier: "{}".to_owned(),
     };
     Some(mirrored(&row, cr, now).unwrap_or(row))
 }
@@ -207,6 +213,7 @@ mod tests {
             activated_at: None,
             detached_at: None,
             limits: "{}".into(),
+            carrier: "{}".into(),
         }
     }
 

@@ -72,6 +72,13 @@ impl From<sqlx::Error> for SyncError {
 /// Starts the watcher in Kubernetes mode (`None` otherwise).
 pub fn spawn(state: &AppState) -> Option<JoinHandle<()>> {
     let client = state.kube.client()?.clone();
+    if state.config.voice.default_carrier.is_none()
+        && state.config.voice.platform_carrier() == switchboard_crds::CarrierKind::Sandbox
+    {
+        tracing::warn!(
+            "no platform Twilio or Telnyx account and no SWITCHBOARD_DEFAULT_CARRIER: self-service tenants get the sandbox carrier"
+        );
+    }
     let state = state.clone();
     Some(tokio::spawn(async move {
         run(state, Api::all(client), RESYNC_EVERY).await;

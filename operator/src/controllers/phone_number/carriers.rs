@@ -15,13 +15,16 @@ use switchboard_carriers::{
 use switchboard_crds::CarrierKind;
 
 /// Secret keys of a tenant's Twilio account (see `CarrierSpec` in the CRDs).
-pub const TWILIO_ACCOUNT_SID_KEY: &str = "accountSid";
+pub const TWILIO_ACCOUNT_SID_KEY: &str =
+    switchboard_crds::tenant::carrier_secret_keys::TWILIO_ACCOUNT_SID;
 /// Secret key of the Twilio auth token.
-pub const TWILIO_AUTH_TOKEN_KEY: &str = "authToken";
+pub const TWILIO_AUTH_TOKEN_KEY: &str =
+    switchboard_crds::tenant::carrier_secret_keys::TWILIO_AUTH_TOKEN;
 /// Secret key of the Telnyx API key.
-pub const TELNYX_API_KEY_KEY: &str = "apiKey";
+pub const TELNYX_API_KEY_KEY: &str = switchboard_crds::tenant::carrier_secret_keys::TELNYX_API_KEY;
 /// Secret key of the Telnyx Call Control connection id.
-pub const TELNYX_CONNECTION_ID_KEY: &str = "connectionId";
+pub const TELNYX_CONNECTION_ID_KEY: &str =
+    switchboard_crds::tenant::carrier_secret_keys::TELNYX_CONNECTION_ID;
 
 /// A Twilio account: SID and auth token.
 #[derive(Clone, PartialEq, Eq)]
