@@ -639,6 +639,22 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_credential_secret_carries_the_token_under_the_shared_names() {
+        let secret = desired_runtime_credential_secret("customer-acme", &tenant_row(), "sbrt1.x");
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
+        );
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("customer-acme"));
+        let data = secret.data.unwrap();
+        assert_eq!(data.len(), 1);
+        assert_eq!(
+            data[switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY].0,
+            b"sbrt1.x".to_vec()
+        );
+    }
+
+    #[test]
     fn desired_tenant_is_a_valid_tenant_with_only_gateway_fields() {
         let body = desired_tenant(&tenant_row(), &all()).unwrap();
         let tenant: Tenant = serde_json::from_value(body.clone()).unwrap();

@@ -283,6 +283,26 @@ mod tests {
             Some("540"),
             "calls drain within the grace period"
         );
+        // The runtime's events credential is the tenant's own, from the Secret the gateway
+        // writes into the namespace, and the pod does not start without it.
+        let credential = pod.containers[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "SWITCHBOARD_INTERNAL_TOKEN")
+            .and_then(|e| e.value_from.clone())
+            .and_then(|from| from.secret_key_ref)
+            .unwrap();
+        assert_eq!(
+            credential.name,
+            switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET
+        );
+        assert_eq!(
+            credential.key,
+            switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY
+        );
+        assert_eq!(credential.optional, Some(false));
         let pod_security = pod.security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(
