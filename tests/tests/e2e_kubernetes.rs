@@ -70,6 +70,7 @@ struct GatewayFlags {
 /// A gateway process in Kubernetes mode, served on loopback.
 struct Gateway {
     state: AppState,
+    mailer: Arc<MemoryMailer>,
     url: String,
     sigterm: Option<tokio::sync::oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -108,14 +109,10 @@ impl Gateway {
         if database_url.starts_with("sqlite") {
             store.migrate().await.unwrap();
         }
-        let state = AppState::assemble(
-            config,
-            store,
-            Arc::new(MemoryMailer::default()),
-            KubeSync::with_client(kube),
-        )
-        .await
-        .unwrap();
+        let mailer = Arc::new(MemoryMailer::default());
+        let state = AppState::assemble(config, store, mailer.clone(), KubeSync::with_client(kube))
+            .await
+            .unwrap();
         // The projection of Secrets into tenant namespaces, retried quickly (the production
         // worker polls every 5 s).
         let fast = RetryTiming {
@@ -123,7 +120,9 @@ impl Gateway {
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
         };
-        let background = spawn_projection_retries(&state, fast).into_iter().collect();
+        let mut background: Vec<_> = spawn_projection_retries(&state, fast).into_iter().collect();
+        // The Tenant watcher, as the gateway's workers start it.
+        background.extend(switchboard_gateway::tenant_sync::spawn(&state));
         let (sigterm, received) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(switchboard_gateway::drain::serve(
             state.clone(),
@@ -134,6 +133,7 @@ impl Gateway {
         ));
         Self {
             state,
+            mailer,
             url,
             sigterm: Some(sigterm),
             served,
@@ -405,6 +405,26 @@ fn call_options(gateway_url: &str, to: &str, speech_seconds: f64) -> CallOptions
 }
 
 /// The call record of `call_sid` once the runtime's events have completed it.
+/// Verifies `email` with the token the gateway mailed it.
+async fn verify_email(gateway: &Gateway, email: &str) {
+    let mail = gateway
+        .mailer
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == email && m.body.contains("token="))
+        .expect("verification mail");
+    let start = mail.body.find("token=").unwrap() + "token=".len();
+    let token = mail.body[start..].split_whitespace().next().unwrap();
+    let verified = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/verify-email", gateway.url))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+}
+
 async fn completed_call(gateway: &Gateway, token: &str, tenant: &str, call_sid: &str) -> Value {
     let path = format!("/api/v1/tenants/{tenant}/calls");
     eventually(20, "the runtime's events to complete the call", || {
@@ -456,8 +476,14 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
         .to_owned();
     let namespace = format!("{PREFIX}{slug}");
     assert_eq!(signup["tenant"]["namespace"], namespace.as_str());
-
+    // An unverified signup costs the cluster nothing; verifying the address creates the Tenant.
     let tenants: Api<Tenant> = Api::all(kube.clone());
+    assert!(
+        tenants.get_opt(&slug).await.unwrap().is_none(),
+        "no Tenant before the owner's address is verified"
+    );
+    verify_email(&gateway, "owner@example.com").await;
+
     let endpoint = eventually(30, "the Tenant to be Ready", || {
         let tenants = tenants.clone();
         let slug = slug.clone();
