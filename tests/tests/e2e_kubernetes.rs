@@ -12,14 +12,17 @@
 //! operator alone, so a component that ignored the setting would not find the namespace or the
 //! runtime.
 //!
-//! signup → Tenant → its stack (namespace, Deployment, ConfigMap, the runtime-credential
-//! Secret) → a sandbox number bought through the API and routed by the operator → a call
-//! through the gateway's voice webhook and media proxy (no carrier status callback: only the
-//! runtime's events, sent with the tenant's runtime credential, complete the record) → call
-//! record `completed` with transcript turns, usage minutes, STT minutes and TTS characters →
-//! SIGTERM to the gateway mid-call: readiness false, new calls refused, the call completes and
-//! is recorded, then the gateway exits. SQLite always, Postgres too when `DATABASE_URL` is a
-//! Postgres URL.
+//! signup → the owner verifies the address → Tenant → its stack (namespace, Deployment,
+//! ConfigMap, the runtime-credential Secret) → a sandbox number bought through the API and
+//! routed by the operator → a call through the gateway's voice webhook and media proxy (no
+//! carrier status callback: only the runtime's events, sent with the tenant's runtime
+//! credential, complete the record) → call record `completed` with transcript turns, usage
+//! minutes, STT minutes and TTS characters → SIGTERM to the gateway mid-call: readiness false,
+//! new calls refused, the call completes and is recorded, then the gateway exits. Along the way
+//! (issue 14) a Tenant applied with kubectl and naming its owner is adopted by the gateway's
+//! Tenant watcher: the owner signs up and finds it, its number is routed, a signup with the
+//! same company name leaves it untouched, and a kubectl suspension survives the owner's edit.
+//! SQLite always, Postgres too when `DATABASE_URL` is a Postgres URL.
 
 #[path = "../../gateway/tests/support/postgres_schema.rs"]
 mod postgres_schema;
@@ -70,6 +73,7 @@ struct GatewayFlags {
 /// A gateway process in Kubernetes mode, served on loopback.
 struct Gateway {
     state: AppState,
+    mailer: Arc<MemoryMailer>,
     url: String,
     sigterm: Option<tokio::sync::oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -108,14 +112,10 @@ impl Gateway {
         if database_url.starts_with("sqlite") {
             store.migrate().await.unwrap();
         }
-        let state = AppState::assemble(
-            config,
-            store,
-            Arc::new(MemoryMailer::default()),
-            KubeSync::with_client(kube),
-        )
-        .await
-        .unwrap();
+        let mailer = Arc::new(MemoryMailer::default());
+        let state = AppState::assemble(config, store, mailer.clone(), KubeSync::with_client(kube))
+            .await
+            .unwrap();
         // The projection of Secrets into tenant namespaces, retried quickly (the production
         // worker polls every 5 s).
         let fast = RetryTiming {
@@ -123,7 +123,9 @@ impl Gateway {
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
         };
-        let background = spawn_projection_retries(&state, fast).into_iter().collect();
+        let mut background: Vec<_> = spawn_projection_retries(&state, fast).into_iter().collect();
+        // The Tenant watcher, as the gateway's workers start it.
+        background.extend(switchboard_gateway::tenant_sync::spawn(&state));
         let (sigterm, received) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(switchboard_gateway::drain::serve(
             state.clone(),
@@ -134,6 +136,7 @@ impl Gateway {
         ));
         Self {
             state,
+            mailer,
             url,
             sigterm: Some(sigterm),
             served,
@@ -405,6 +408,196 @@ fn call_options(gateway_url: &str, to: &str, speech_seconds: f64) -> CallOptions
 }
 
 /// The call record of `call_sid` once the runtime's events have completed it.
+/// Signs up through the API and verifies the address; returns (slug, access token).
+async fn signup_verified(gateway: &Gateway, email: &str, company: &str) -> (String, String) {
+    let reply = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/signup", gateway.url))
+        .json(&json!({"email": email, "password": PASSWORD, "name": "Someone", "company": company}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let reply: Value = reply.json().await.unwrap();
+    verify_email(gateway, email).await;
+    (
+        reply["tenant"]["slug"].as_str().unwrap().to_owned(),
+        reply["tokens"]["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What of a Tenant the gateway must never change when it did not create it: the spec, labels,
+/// annotations and the field ownership of everything but status.
+fn owned_parts(tenant: &Tenant) -> Value {
+    let managed: Vec<Value> = tenant
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
+        .map(|m| json!({"manager": m.manager, "fields": m.fields_v1.as_ref().map(|f| f.0.clone())}))
+        .collect();
+    json!({"spec": tenant.spec, "labels": tenant.metadata.labels,
+           "annotations": tenant.metadata.annotations, "managed": managed})
+}
+
+/// Issue 14: a Tenant applied with kubectl (as GitOps does), naming its owner, is a real
+/// tenant: the operator builds its stack, the gateway adopts it, the named owner signs up and
+/// finds it, its number is bought and routed; a signup with the same company name gets another
+/// slug and leaves the Tenant untouched; a suspension set with kubectl survives gateway writes.
+async fn manifest_tenant(gateway: &Gateway, kube: &kube::Client) {
+    use kube::api::{Patch, PatchParams};
+    let tenants: Api<Tenant> = Api::all(kube.clone());
+    tenants
+        .patch(
+            "globex",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(
+                json!({"apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "Tenant",
+                "metadata": {"name": "globex"},
+                "spec": {"displayName": "Globex", "plan": "starter",
+                         "owners": [{"email": "ops@globex.example"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually(30, "the kubectl Tenant to be Ready", || {
+        let tenants = tenants.clone();
+        async move {
+            let status = tenants.get_opt("globex").await.ok()??.status?;
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Its owner signs up (under another company) and verifies: the tenant is theirs.
+    let (_, owner) = signup_verified(gateway, "ops@globex.example", "Ops Team").await;
+    eventually(30, "the owner to see the kubectl tenant", || {
+        let owner = owner.clone();
+        async move {
+            let (_, listed) = api(
+                gateway,
+                reqwest::Method::GET,
+                "/api/v1/tenants",
+                &owner,
+                None,
+            )
+            .await;
+            listed
+                .as_array()?
+                .iter()
+                .any(|m| m["slug"] == "globex" && m["role"] == "owner")
+                .then_some(())
+        }
+    })
+    .await;
+    // The gateway pointed the runtime at its provider keys (the one field it claimed).
+    let adopted = eventually(30, "the gateway's providerSecretRef", || {
+        let tenants = tenants.clone();
+        async move {
+            let tenant = tenants.get_opt("globex").await.ok()??;
+            tenant.spec.provider_secret_ref.is_some().then_some(tenant)
+        }
+    })
+    .await;
+
+    // A signup named like it gets another slug; the Tenant stays as it was.
+    let before = owned_parts(&adopted);
+    let (other, _) = signup_verified(gateway, "someone@else.example", "Globex").await;
+    assert_eq!(other, "globex-2");
+    eventually(30, "the colliding signup's own Tenant", || {
+        let tenants = tenants.clone();
+        async move { tenants.get_opt("globex-2").await.ok()? }
+    })
+    .await;
+    let after = owned_parts(&tenants.get("globex").await.unwrap());
+    assert_eq!(
+        before, after,
+        "the kubectl Tenant is untouched by the colliding signup"
+    );
+
+    // Its number: bought through the API, routed by the operator, accepted by the gateway.
+    let numbers = "/api/v1/tenants/globex/numbers";
+    let (status, bought) = api(
+        gateway,
+        reqwest::Method::POST,
+        numbers,
+        &owner,
+        Some(json!({"areaCode": "555"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
+    eventually(30, "the kubectl tenant's number to be routed", || {
+        let owner = owner.clone();
+        async move {
+            let (_, listed) = api(gateway, reqwest::Method::GET, numbers, &owner, None).await;
+            let item = listed["items"].as_array()?.first()?.clone();
+            (item["status"] == "Ready").then_some(())
+        }
+    })
+    .await;
+
+    // A suspension set with kubectl survives the owner's edit and reaches the gateway.
+    tenants
+        .patch(
+            "globex",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspended": true}})),
+        )
+        .await
+        .unwrap();
+    let (status, edited) = api(
+        gateway,
+        reqwest::Method::PATCH,
+        "/api/v1/tenants/globex",
+        &owner,
+        Some(json!({"agent": {"greeting": "Globex, how can we help?"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    let tenant = tenants.get("globex").await.unwrap();
+    assert!(tenant.spec.suspended, "kubectl's suspension stays");
+    assert_eq!(tenant.spec.agent.greeting, "Globex, how can we help?");
+    eventually(30, "the gateway to see the suspension", || {
+        let owner = owner.clone();
+        async move {
+            let (_, view) = api(
+                gateway,
+                reqwest::Method::GET,
+                "/api/v1/tenants/globex",
+                &owner,
+                None,
+            )
+            .await;
+            (view["suspended"] == true).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Verifies `email` with the token the gateway mailed it.
+async fn verify_email(gateway: &Gateway, email: &str) {
+    let mail = gateway
+        .mailer
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == email && m.body.contains("token="))
+        .expect("verification mail");
+    let start = mail.body.find("token=").unwrap() + "token=".len();
+    let token = mail.body[start..].split_whitespace().next().unwrap();
+    let verified = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/verify-email", gateway.url))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+}
+
 async fn completed_call(gateway: &Gateway, token: &str, tenant: &str, call_sid: &str) -> Value {
     let path = format!("/api/v1/tenants/{tenant}/calls");
     eventually(20, "the runtime's events to complete the call", || {
@@ -456,8 +649,14 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
         .to_owned();
     let namespace = format!("{PREFIX}{slug}");
     assert_eq!(signup["tenant"]["namespace"], namespace.as_str());
-
+    // An unverified signup costs the cluster nothing; verifying the address creates the Tenant.
     let tenants: Api<Tenant> = Api::all(kube.clone());
+    assert!(
+        tenants.get_opt(&slug).await.unwrap().is_none(),
+        "no Tenant before the owner's address is verified"
+    );
+    verify_email(&gateway, "owner@example.com").await;
+
     let endpoint = eventually(30, "the Tenant to be Ready", || {
         let tenants = tenants.clone();
         let slug = slug.clone();
@@ -487,6 +686,8 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(view["readiness"]["ready"], true, "{view}");
+
+    manifest_tenant(&gateway, &kube).await;
 
     // The runtime credential is in the namespace from the start (no provider key stored).
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
