@@ -253,8 +253,12 @@ pub struct Running {
     pub gateway_address: SocketAddr,
     /// Where the embedded runtime listens (loopback).
     pub runtime_address: SocketAddr,
+    /// Where the gateway's `/metrics` is served (`SWITCHBOARD_METRICS_LISTEN`).
+    pub metrics_address: SocketAddr,
     /// The data folder.
     pub data_dir: PathBuf,
+    stop_metrics: CancellationToken,
+    metrics_server: JoinHandle<std::io::Result<()>>,
     stop_runtime: watch::Sender<bool>,
     stop_gateway: watch::Sender<bool>,
     gateway: JoinHandle<std::io::Result<()>>,
@@ -325,8 +329,21 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
     );
     let internal_token = config.voice.internal_token.clone();
 
+    let metrics_listen = config.metrics_listen;
     let mut state = AppState::from_config(config).await?;
     state.sandbox = Some(sandbox);
+    let stop_metrics = CancellationToken::new();
+    let (metrics_address, metrics_server) = switchboard_telemetry::serve_observability(
+        metrics_listen,
+        state.registry.clone(),
+        crate::http::readiness(&state),
+        stop_metrics.clone().cancelled_owned(),
+    )
+    .await
+    .map_err(|source| StandaloneError::Listen {
+        address: metrics_listen,
+        source,
+    })?;
     let workers = crate::workers::start(&state);
     let (stop_runtime, runtime_stopped) = watch::channel(false);
     let (stop_gateway, gateway_stopped) = watch::channel(false);
@@ -375,7 +392,10 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         state,
         gateway_address,
         runtime_address,
+        metrics_address,
         data_dir,
+        stop_metrics,
+        metrics_server,
         stop_runtime,
         stop_gateway,
         gateway,
@@ -482,6 +502,10 @@ impl Running {
         }
         // The gateway has drained: the API meter writes its last counts, the rest stop.
         self.workers.stop().await;
+        self.stop_metrics.cancel();
+        if let Ok(Err(error)) = self.metrics_server.await {
+            tracing::warn!(%error, "metrics server failed");
+        }
     }
 }
 

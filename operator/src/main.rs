@@ -18,7 +18,7 @@ use switchboard_operator::leader::{LeaseSettings, run_as_leader};
 use switchboard_operator::metrics::Metrics;
 use switchboard_operator::{OperatorConfig, builders};
 use switchboard_telemetry::{
-    LogFormat, ReadinessCheck, init_logging, observability_router, shutdown_signal,
+    LogFormat, ReadinessCheck, init_logging, serve_observability, shutdown_signal,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -342,8 +342,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let observability =
-        serve_observability(args.metrics_listen, metrics.clone(), shutdown.clone()).await?;
+    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let (_, observability) = serve_observability(
+        args.metrics_listen,
+        metrics.registry.clone(),
+        ready,
+        shutdown.clone().cancelled_owned(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.metrics_listen))?;
 
     let reporter = Reporter {
         controller: "switchboard-operator".into(),
@@ -409,22 +416,4 @@ fn gateway_client(base_url: &str) -> anyhow::Result<Option<GatewayClient>> {
 fn default_identity() -> String {
     std::env::var("HOSTNAME")
         .unwrap_or_else(|_| format!("switchboard-operator-{}", std::process::id()))
-}
-
-async fn serve_observability(
-    listen: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = observability_router(metrics.registry.clone(), ready);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listen, "serving /healthz, /readyz and /metrics");
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    }))
 }
