@@ -8,8 +8,11 @@ use switchboard_crds::naming;
 pub struct OperatorConfig {
     /// Prefix of tenant namespaces: tenant `acme` lives in `{prefix}acme`.
     pub namespace_prefix: String,
-    /// Namespace the gateway runs in: the only source of ingress to tenant runtimes.
+    /// Namespace the gateway runs in: the only source of ingress to tenant runtimes' media port.
     pub gateway_namespace: String,
+    /// Namespace of the Prometheus that scrapes tenant runtimes, admitted to their metrics
+    /// port only; `None` admits nobody.
+    pub monitoring_namespace: Option<String>,
     /// In-cluster base URL of the gateway's internal API (runtime events go there).
     pub gateway_internal_url: String,
     /// Public base URL of the gateway that carriers call (webhooks on numbers point here).
@@ -25,6 +28,7 @@ impl Default for OperatorConfig {
         Self {
             namespace_prefix: naming::DEFAULT_NAMESPACE_PREFIX.into(),
             gateway_namespace: "switchboard-system".into(),
+            monitoring_namespace: None,
             gateway_internal_url: "http://switchboard-gateway.switchboard-system.svc:8080".into(),
             gateway_public_url: "https://voice.example.com".into(),
             runtime_image: format!(

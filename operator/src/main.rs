@@ -65,6 +65,10 @@ struct ConfigArgs {
         default_value = "switchboard-system"
     )]
     gateway_namespace: String,
+    /// Namespace of the Prometheus that scrapes tenant runtimes: admitted to their metrics
+    /// port by each tenant's NetworkPolicy. Empty: no namespace is.
+    #[arg(long, env = "SWITCHBOARD_MONITORING_NAMESPACE", default_value = "")]
+    monitoring_namespace: String,
     /// In-cluster base URL of the gateway's internal API.
     #[arg(
         long,
@@ -93,6 +97,8 @@ impl ConfigArgs {
         Ok(OperatorConfig {
             namespace_prefix: self.namespace_prefix.clone(),
             gateway_namespace: self.gateway_namespace.clone(),
+            monitoring_namespace: Some(self.monitoring_namespace.trim().to_owned())
+                .filter(|namespace| !namespace.is_empty()),
             gateway_internal_url: self.gateway_internal_url.clone(),
             gateway_public_url: self.gateway_public_url.clone(),
             runtime_image: self.runtime_image.clone(),

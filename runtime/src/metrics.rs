@@ -45,6 +45,9 @@ pub struct Metrics {
     pub registry: Registry,
     /// Calls in progress.
     pub active_calls: IntGauge,
+    /// Calls this pod takes at once (`SWITCHBOARD_MAX_CONCURRENT_CALLS`): saturation is
+    /// `active_calls / max_concurrent_calls`.
+    pub max_concurrent_calls: IntGauge,
     /// Calls by how they ended.
     pub calls_total: IntCounterVec,
     /// WebSocket upgrades refused (full or draining).
@@ -84,6 +87,10 @@ impl Metrics {
         };
         let metrics = Self {
             active_calls: IntGauge::with_opts(opts("active_calls", "Calls in progress"))?,
+            max_concurrent_calls: IntGauge::with_opts(opts(
+                "max_concurrent_calls",
+                "Calls this pod takes at once; more are refused",
+            ))?,
             calls_total: IntCounterVec::new(
                 opts("calls_total", "Calls handled, by end reason"),
                 &["reason"],
@@ -152,6 +159,7 @@ impl Metrics {
     fn register_all(&self) -> Result<(), prometheus::Error> {
         let r = &self.registry;
         r.register(Box::new(self.active_calls.clone()))?;
+        r.register(Box::new(self.max_concurrent_calls.clone()))?;
         r.register(Box::new(self.calls_total.clone()))?;
         r.register(Box::new(self.calls_refused.clone()))?;
         r.register(Box::new(self.frames_in.clone()))?;

@@ -8,6 +8,10 @@
 //! `switchboard_…` name the chart's Grafana dashboard and PrometheusRule use is exported.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
 
 /// Prefix of every Switchboard metric.
 pub const PREFIX: &str = "switchboard_";
@@ -70,12 +74,65 @@ pub fn referenced(text: &str) -> BTreeSet<String> {
         let end = text[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .map_or(text.len(), |n| start + n);
-        if !preceded_by_word {
+        // A Rust path such as `switchboard_telemetry::conventions` in a comment is no metric.
+        if !preceded_by_word && !text[end..].starts_with("::") {
             names.insert(text[start..end].to_owned());
         }
         at = end;
     }
     names
+}
+
+/// The binary that exports a `switchboard_…` metric, by its prefix: `runtime`
+/// (`switchboard_runtime_…`), `operator` (`switchboard_operator_…`) or `gateway` (the rest).
+pub fn exporter(name: &str) -> &'static str {
+    if name.starts_with("switchboard_runtime_") {
+        "runtime"
+    } else if name.starts_with("switchboard_operator_") {
+        "operator"
+    } else {
+        "gateway"
+    }
+}
+
+/// The metric names the monitoring files in `dir` (`*.json` dashboards, `*.yaml` rule files:
+/// the chart's `files/`) use that `exporter` exports, by [`exporter`].
+pub fn monitored(dir: &Path, exporter_name: &str) -> std::io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let monitoring_file = path
+            .extension()
+            .is_some_and(|ext| ext == "json" || ext == "yaml");
+        if monitoring_file {
+            names.extend(
+                referenced(&std::fs::read_to_string(&path)?)
+                    .into_iter()
+                    .filter(|name| exporter(name) == exporter_name),
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// `GET path` over plain HTTP/1.0, as a scraper sends it: the status code and the body.
+///
+/// Blocking and dependency-free on purpose: the metric-names tests run it against a binary
+/// started as a child process, from crates that have no HTTP client among their dependencies.
+pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(invalid)?;
+    Ok((status, body.to_owned()))
 }
 
 /// The names of `wanted` that `exposition` does not export. A histogram's series
@@ -141,7 +198,7 @@ switchboard_dialer_holds 1
     #[test]
     fn referenced_names_come_from_expressions_only() {
         let text = r#"expr: sum(rate(switchboard_stage_seconds_bucket{tenant="a"}[5m])) / x_switchboard_no
-  dashboard: "switchboard-overview", legend: switchboard_calls_total"#;
+  dashboard: "switchboard-overview", legend: switchboard_calls_total # switchboard_telemetry::x"#;
         let names = referenced(text);
         assert_eq!(
             names.into_iter().collect::<Vec<_>>(),
@@ -150,6 +207,14 @@ switchboard_dialer_holds 1
                 "switchboard_stage_seconds_bucket"
             ]
         );
+    }
+
+    #[test]
+    fn each_metric_has_one_exporter() {
+        assert_eq!(exporter("switchboard_runtime_calls_total"), "runtime");
+        assert_eq!(exporter("switchboard_operator_tenants"), "operator");
+        assert_eq!(exporter("switchboard_tenants"), "gateway");
+        assert_eq!(exporter("switchboard_gateway_outbox_pending"), "gateway");
     }
 
     #[test]

@@ -8,9 +8,9 @@ Helm is used through `helm-python-sdk` (Helm v4's Go SDK behind a C ABI, from Py
 2. writes the manifests to OUT_DIR/<values name>.yaml (for kubernetes-validate),
 3. checks what must hold in every configuration: restricted security contexts, no Secret
    objects and no secret values inlined, probes on every container, leader election with
-   more than one operator replica, and the RBAC contract (Secrets read-only for the
-   operator; the gateway's Secret access limited to `runtime-credential` and `provider-keys`
-   except `create`).
+   more than one operator replica, the RBAC contract (no Secret access at cluster scope),
+   and monitoring (metrics on their own port, never routed by the Ingress or the public
+   Service; the PrometheusRule and dashboard are the files under files/).
 
 Then it checks that bad values are rejected (unknown keys, wrong enums, missing publicUrl).
 
@@ -20,6 +20,7 @@ Prints one line per check and a closing `N passed, N failed` line; exit status 1
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 from typing import Any, Callable
@@ -143,6 +144,39 @@ def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
                 or rule["verbs"] == ["create"])
 
 
+def check_monitoring(c: Checks, tag: str, docs: list[dict[str, Any]], chart_dir: str) -> None:
+    for doc in (d for d in docs if d["kind"] == "Ingress"):
+        paths = [p["path"] for r in doc["spec"]["rules"] for p in r["http"]["paths"]]
+        c.check(f"{tag}: Ingress publishes only the API, webhooks and media ({paths})",
+                all(p in ("/api", "/media") or p.startswith(("/api/", "/media/")) for p in paths))
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        ctr = containers(doc)[0]
+        ports = {p["name"]: p["containerPort"] for p in ctr.get("ports", [])}
+        env = {e["name"]: e.get("value") for e in ctr.get("env", [])}
+        c.check(f"{tag}: {doc['metadata']['name']} serves metrics on a port of its own",
+                "metrics" in ports and ports["metrics"] != ports.get("http")
+                and env.get("SWITCHBOARD_METRICS_LISTEN") == f"0.0.0.0:{ports['metrics']}")
+    for doc in (d for d in docs if d["kind"] == "Service"):
+        targets = [p.get("targetPort") for p in doc["spec"]["ports"]]
+        scraped = doc["metadata"].get("labels", {}).get("switchboard.dev/metrics") == "true"
+        c.check(f"{tag}: Service {doc['metadata']['name']} "
+                f"{'is metrics only' if scraped else 'exposes no metrics port'}",
+                targets == ["metrics"] if scraped else "metrics" not in targets)
+    for doc in (d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")):
+        endpoints = doc["spec"].get("endpoints", doc["spec"].get("podMetricsEndpoints", []))
+        c.check(f"{tag}: {doc['kind']} {doc['metadata']['name']} scrapes the metrics port",
+                bool(endpoints) and all(e["port"] == "metrics" for e in endpoints))
+    files = pathlib.Path(chart_dir, "files")
+    for doc in (d for d in docs if d["kind"] == "PrometheusRule"):
+        c.check(f"{tag}: PrometheusRule is files/prometheus-rules.yaml",
+                doc["spec"] == yaml.safe_load((files / "prometheus-rules.yaml").read_text()))
+    for doc in (d for d in docs if d["kind"] == "ConfigMap"
+                and "switchboard.json" in d.get("data", {})):
+        c.check(f"{tag}: dashboard ConfigMap is files/grafana-dashboard.json",
+                json.loads(doc["data"]["switchboard.json"])
+                == json.loads((files / "grafana-dashboard.json").read_text()))
+
+
 def check_long_release_name(c: Checks, chart_dir: str) -> None:
     """Helm allows 53-character release names; every name must still be valid."""
     release = "a-very-long-release-name-for-switchboard-in-staging-x"[:53]
@@ -165,6 +199,10 @@ def check_rejected(c: Checks, chart_dir: str) -> None:
         "non-http publicUrl": {"publicUrl": "ftp://voice.example.com"},
         "missing publicUrl": {},
         "two operators without leader election": {**url, "operator": {"leaderElection": False}},
+        "Ingress path / (would publish /internal/v1)": {**url, "gateway": {"ingress": {
+            "enabled": True, "paths": ["/"]}}},
+        "Ingress path /internal": {**url, "gateway": {"ingress": {
+            "enabled": True, "paths": ["/api", "/internal/v1"]}}},
         "HPA min above max": {**url, "gateway": {"autoscaling": {
             "enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
     }
@@ -199,6 +237,7 @@ def main(argv: list[str]) -> int:
         (out_dir / f"{tag}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
         check_workloads(c, tag, docs)
         check_rbac(c, tag, docs)
+        check_monitoring(c, tag, docs, chart_dir)
     check_long_release_name(c, chart_dir)
     check_rejected(c, chart_dir)
     print(f"{c.passed} passed, {c.failed} failed")

@@ -161,7 +161,12 @@ pub fn desired_stack(
         namespace: namespace(tenant, &ns),
         resource_quota: resource_quota(tenant, &ns),
         limit_range: limit_range(tenant, &ns),
-        network_policies: network_policies(tenant, &ns, &config.gateway_namespace),
+        network_policies: network_policies(
+            tenant,
+            &ns,
+            &config.gateway_namespace,
+            config.monitoring_namespace.as_deref(),
+        ),
         service_account: service_account(tenant, &ns),
         agent_config,
         deployment: deployment(tenant, &ns, config),
@@ -174,6 +179,7 @@ pub fn desired_stack(
 mod tests {
     use super::*;
     use crate::builders::quota::plan_sizing;
+    use crate::builders::runtime::{RUNTIME_METRICS_PORT, RUNTIME_PORT};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use switchboard_crds::Plan;
     use switchboard_crds::tenant::TenantSpec;
@@ -329,6 +335,55 @@ mod tests {
                 .pod_disruption_budget
                 .is_none()
         );
+    }
+
+    #[test]
+    fn only_the_monitoring_namespace_reaches_the_metrics_port() {
+        let metrics_ingress = |monitoring: Option<&str>| {
+            let config = OperatorConfig {
+                monitoring_namespace: monitoring.map(str::to_owned),
+                ..OperatorConfig::default()
+            };
+            let s = desired_stack(&tenant("acme", spec(Plan::Free)), &config).unwrap();
+            s.network_policies
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some("allow-monitoring-to-runtime-metrics"))
+                .and_then(|p| p.spec.clone())
+                .and_then(|spec| spec.ingress)
+                .unwrap()
+        };
+        // Unset: the policy admits nobody (an empty `from` would admit everyone).
+        assert!(metrics_ingress(None).is_empty());
+        let rules = metrics_ingress(Some("monitoring"));
+        assert_eq!(rules.len(), 1);
+        let from = rules[0].from.as_ref().unwrap();
+        assert_eq!(from.len(), 1);
+        assert_eq!(
+            from[0]
+                .namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "monitoring"
+        );
+        assert!(from[0].pod_selector.is_none() && from[0].ip_block.is_none());
+        let ports = rules[0].ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].port, Some(IntOrString::Int(RUNTIME_METRICS_PORT)));
+        assert_ne!(RUNTIME_METRICS_PORT, RUNTIME_PORT);
+        // The runtime serves its metrics on that port, named for the PodMonitor.
+        let s = stack(&tenant("acme", spec(Plan::Free)));
+        let pod = s.deployment.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        assert!(container.ports.as_ref().unwrap().iter().any(|p| {
+            p.name.as_deref() == Some("metrics") && p.container_port == RUNTIME_METRICS_PORT
+        }));
+        assert!(container.env.as_ref().unwrap().iter().any(|e| {
+            e.name == "SWITCHBOARD_METRICS_LISTEN"
+                && e.value.as_deref() == Some(&*format!("0.0.0.0:{RUNTIME_METRICS_PORT}"))
+        }));
     }
 
     #[test]
