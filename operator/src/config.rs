@@ -3,6 +3,8 @@
 use switchboard_crds::PlanOverrides;
 use switchboard_crds::naming;
 
+use crate::builders::access::TenantRoleBinding;
+
 /// Settings the desired-state builders and controllers need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -21,6 +23,9 @@ pub struct OperatorConfig {
     pub runtime_image: String,
     /// The platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`, the gateway's setting).
     pub plan_limits: PlanOverrides,
+    /// ClusterRoles granted to platform components in every tenant namespace (see
+    /// [`crate::builders::access`]); empty: none (clusters that grant access otherwise).
+    pub tenant_role_bindings: Vec<TenantRoleBinding>,
 }
 
 impl Default for OperatorConfig {
@@ -36,6 +41,7 @@ impl Default for OperatorConfig {
                 env!("CARGO_PKG_VERSION")
             ),
             plan_limits: PlanOverrides::default(),
+            tenant_role_bindings: Vec::new(),
         }
     }
 }

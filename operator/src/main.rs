@@ -86,6 +86,11 @@ struct ConfigArgs {
     /// Default runtime image.
     #[arg(long, env = "SWITCHBOARD_RUNTIME_IMAGE", default_value_t = OperatorConfig::default().runtime_image)]
     runtime_image: String,
+    /// ClusterRoles to bind in every tenant namespace, as JSON: `[{"clusterRole": …,
+    /// "serviceAccountNamespace": …, "serviceAccount": …}]` (the chart sets it so the operator
+    /// reads and the gateway writes Secrets in tenant namespaces only).
+    #[arg(long, env = "SWITCHBOARD_TENANT_ROLE_BINDINGS")]
+    tenant_role_bindings: Option<String>,
     /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}` (the gateway's
     /// setting of the same name; both must see the same value).
     #[arg(long, env = "SWITCHBOARD_PLAN_LIMITS")]
@@ -103,6 +108,11 @@ impl ConfigArgs {
             gateway_public_url: self.gateway_public_url.clone(),
             runtime_image: self.runtime_image.clone(),
             plan_limits: switchboard_crds::PlanOverrides::parse(self.plan_limits.as_deref())?,
+            tenant_role_bindings: match self.tenant_role_bindings.as_deref().map(str::trim) {
+                None | Some("") => Vec::new(),
+                Some(json) => serde_json::from_str(json)
+                    .context("SWITCHBOARD_TENANT_ROLE_BINDINGS is not a list of bindings")?,
+            },
         })
     }
 }
@@ -317,6 +327,9 @@ fn render(file: &Path, config: &OperatorConfig) -> anyhow::Result<()> {
     ];
     for policy in &stack.network_policies {
         documents.push(serde_yaml::to_string(policy)?);
+    }
+    for binding in &stack.role_bindings {
+        documents.push(serde_yaml::to_string(binding)?);
     }
     documents.push(serde_yaml::to_string(&stack.service_account)?);
     documents.push(serde_yaml::to_string(&stack.agent_config)?);

@@ -126,22 +126,49 @@ def rules_of(docs: list[dict[str, Any]], kind: str, suffix: str) -> list[dict[st
 
 
 def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
+    """Least privilege: no Secret access at cluster scope; Secrets only in tenant namespaces,
+    by name, through ClusterRoles the operator binds per tenant namespace."""
     operator = rules_of(docs, "ClusterRole", "-operator")
-    secret_rules = [r for r in operator if "secrets" in r.get("resources", [])]
-    c.check(f"{tag}: operator ClusterRole reads Secrets only",
-            bool(secret_rules) and all(set(r["verbs"]) <= {"get", "list", "watch"}
-                                       for r in secret_rules))
     c.check(f"{tag}: operator ClusterRole has no wildcards",
             all("*" not in r.get("verbs", []) + r.get("resources", []) + r.get("apiGroups", [])
                 for r in operator))
     c.check(f"{tag}: leases are not granted cluster-wide",
             not any("leases" in r.get("resources", []) for r in operator))
-    gateway = rules_of(docs, "ClusterRole", "-gateway")
-    for rule in (r for r in gateway if "secrets" in r.get("resources", [])):
-        c.check(f"{tag}: gateway Secret rule {rule['verbs']} limited to runtime-credential and "
-                "provider-keys, or create",
-                set(rule.get("resourceNames") or ["*"]) <= {"runtime-credential", "provider-keys"}
-                or rule["verbs"] == ["create"])
+    roles = {d["metadata"]["name"]: d.get("rules", []) for d in docs if d["kind"] == "ClusterRole"}
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    for name in sorted(bound):
+        secrets = [r for r in roles.get(name, []) if "secrets" in r.get("resources", [])]
+        c.check(f"{tag}: ClusterRole {name} (bound cluster-wide) grants no Secret access",
+                not secrets, str(secrets))
+    tenant_roles = sorted(n for n in roles if n.endswith("-tenant"))
+    c.check(f"{tag}: tenant-namespace ClusterRoles exist ({tenant_roles})", bool(tenant_roles))
+    for name in tenant_roles:
+        c.check(f"{tag}: {name} is never bound cluster-wide", name not in bound)
+        verbs = {v for r in roles[name] for v in r.get("verbs", [])}
+        c.check(f"{tag}: {name} cannot list or watch", not verbs & {"list", "watch", "*"},
+                str(verbs))
+        for rule in roles[name]:
+            c.check(f"{tag}: {name} rule {rule['verbs']} is by name (or create)",
+                    rule["verbs"] == ["create"] or bool(rule.get("resourceNames"))
+                    or name.endswith("-operator-tenant") and rule["verbs"] == ["get"])
+    binders = [r for r in operator if "clusterroles" in r.get("resources", [])]
+    c.check(f"{tag}: operator may bind exactly the tenant-namespace ClusterRoles",
+            len(binders) == 1 and binders[0]["verbs"] == ["bind"]
+            and sorted(binders[0].get("resourceNames", [])) == tenant_roles)
+    operator_env = {}
+    for doc in (d for d in docs if d["kind"] == "Deployment"
+                and d["metadata"]["name"].endswith("-operator")):
+        operator_env = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+    grants = json.loads(operator_env.get("SWITCHBOARD_TENANT_ROLE_BINDINGS") or "[]")
+    c.check(f"{tag}: operator binds each tenant-namespace ClusterRole",
+            sorted(g["clusterRole"] for g in grants) == tenant_roles, str(grants))
+    for verb, label in (("view", "get/list/watch"), ("edit", "create/update/patch/delete")):
+        aggregated = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"].get(
+            "labels", {}).get(f"rbac.authorization.k8s.io/aggregate-to-{verb}") == "true"]
+        resources = {res for d in aggregated for r in d.get("rules", [])
+                     for res in r.get("resources", [])}
+        c.check(f"{tag}: aggregated to {verb} ({label}): phonenumbers and campaigns",
+                {"phonenumbers", "campaigns"} <= resources, str(resources))
 
 
 def check_monitoring(c: Checks, tag: str, docs: list[dict[str, Any]], chart_dir: str) -> None:

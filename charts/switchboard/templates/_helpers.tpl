@@ -216,3 +216,14 @@ the pod network and differs per cluster, so these rules name ports, not peers.
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+ClusterRoles the operator binds in every tenant namespace (SWITCHBOARD_TENANT_ROLE_BINDINGS):
+its own Secret reader and the gateway's Secret writer.
+*/}}
+{{- define "switchboard.tenantRoleBindings" -}}
+{{- $fullname := include "switchboard.fullname" . -}}
+{{- $bindings := list (dict "clusterRole" (printf "%s-operator-tenant" $fullname) "serviceAccountNamespace" .Release.Namespace "serviceAccount" (include "switchboard.operator.serviceAccountName" .)) -}}
+{{- $bindings = append $bindings (dict "clusterRole" (printf "%s-gateway-tenant" $fullname) "serviceAccountNamespace" .Release.Namespace "serviceAccount" (include "switchboard.gateway.serviceAccountName" .)) -}}
+{{- toJson $bindings -}}
+{{- end }}

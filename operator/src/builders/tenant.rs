@@ -8,9 +8,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use switchboard_crds::Tenant;
 
+use super::access::role_bindings;
 use super::labels::{owner_reference, tenant_labels, tenant_name};
 use super::network::network_policies;
 use super::quota::{limit_range, resource_quota};
@@ -61,6 +63,8 @@ pub struct TenantStack {
     pub service: Service,
     /// Present only with more than one replica.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// Platform components' access to the namespace ([`super::access`]).
+    pub role_bindings: Vec<RoleBinding>,
 }
 
 const MAX_NAMESPACE_LEN: usize = 63;
@@ -172,6 +176,7 @@ pub fn desired_stack(
         deployment: deployment(tenant, &ns, config),
         service: service(tenant, &ns),
         pod_disruption_budget: pod_disruption_budget(tenant, &ns),
+        role_bindings: role_bindings(tenant, &ns, &config.tenant_role_bindings),
     })
 }
 
@@ -335,6 +340,35 @@ mod tests {
                 .pod_disruption_budget
                 .is_none()
         );
+    }
+
+    #[test]
+    fn platform_components_are_bound_in_the_tenant_namespace_only() {
+        use crate::builders::access::TenantRoleBinding;
+        let config = OperatorConfig {
+            tenant_role_bindings: vec![TenantRoleBinding {
+                cluster_role: "sb-switchboard-operator-tenant".into(),
+                service_account_namespace: "switchboard-system".into(),
+                service_account: "sb-switchboard-operator".into(),
+            }],
+            ..OperatorConfig::default()
+        };
+        let t = tenant("acme", spec(Plan::Free));
+        let s = desired_stack(&t, &config).unwrap();
+        assert_eq!(s.role_bindings.len(), 1);
+        let binding = &s.role_bindings[0];
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("tenant-acme"));
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(binding.role_ref.name, "sb-switchboard-operator-tenant");
+        let subject = &binding.subjects.as_ref().unwrap()[0];
+        assert_eq!(subject.kind, "ServiceAccount");
+        assert_eq!(subject.name, "sb-switchboard-operator");
+        assert_eq!(subject.namespace.as_deref(), Some("switchboard-system"));
+        assert_eq!(
+            binding.metadata.owner_references.as_ref().unwrap()[0].uid,
+            t.metadata.uid.clone().unwrap()
+        );
+        assert!(stack(&t).role_bindings.is_empty());
     }
 
     #[test]
