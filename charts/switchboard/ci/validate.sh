@@ -5,7 +5,12 @@
 #   3. the Helm chart rendered with each ci/*-values.yaml by Helm's own engine, its
 #      invariants (render_chart.py), and the rendered objects with kubernetes-validate --strict,
 #   4. when kubectl is installed, that examples/ builds with kustomize and that the Flux
-#      example splits it into the Tenant and the objects of its namespace.
+#      example splits it into the Tenant and the objects of its namespace,
+#   5. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
+#      promtool (validate_monitoring.py).
+#
+# promtool comes from Debian's `prometheus` package, unpacked under target/ (not installed:
+# no Prometheus service is set up); `promtool` on PATH is used when there is one.
 #
 # Tools come from PyPI into a virtualenv under target/ (pinned; reused between runs):
 # kubernetes-validate (Kubernetes JSON schemas), helm-python-sdk (Helm's Go SDK, so no
@@ -74,6 +79,26 @@ record $? "chart rendering or invariants"
 step "chart: rendered objects"
 "$KV" --strict --quiet --no-warn -k "$KUBE_VERSION" "$WORK"/rendered/*.yaml
 record $? "rendered chart contains invalid Kubernetes objects"
+set -e
+
+step "monitoring: alert rules and dashboard (promtool)"
+PROMTOOL="$(command -v promtool || true)"
+if [ -z "$PROMTOOL" ]; then
+  PROMTOOL_DIR="$ROOT/target/promtool"
+  PROMTOOL="$PROMTOOL_DIR/usr/bin/promtool"
+  if [ ! -x "$PROMTOOL" ]; then
+    (
+      cd "$WORK"
+      apt-get download prometheus > /dev/null 2>&1 \
+        || { apt-get update -qq && apt-get download prometheus > /dev/null 2>&1; }
+      dpkg -x prometheus_*.deb "$PROMTOOL_DIR"
+    )
+  fi
+fi
+"$PROMTOOL" --version | head -n1
+set +e
+"$PY" "$CI_DIR/validate_monitoring.py" "$CHART" "$PROMTOOL" "$WORK/monitoring"
+record $? "monitoring rules or dashboard"
 set -e
 
 step "examples: kustomize builds"
