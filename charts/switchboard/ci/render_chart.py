@@ -194,6 +194,13 @@ def check_monitoring(c: Checks, tag: str, docs: list[dict[str, Any]], chart_dir:
         c.check(f"{tag}: {doc['kind']} {doc['metadata']['name']} scrapes the metrics port",
                 bool(endpoints) and all(e["port"] == "metrics" for e in endpoints))
     files = pathlib.Path(chart_dir, "files")
+    crds = {d["metadata"]["name"]: d for f in sorted((files / "crds").glob("*.yaml"))
+            for d in yaml.safe_load_all(f.read_text())}
+    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
+    if rendered:
+        c.check(f"{tag}: CRD templates render files/crds/ unchanged",
+                sorted(rendered) == sorted(crds)
+                and all(rendered[n]["spec"] == crds[n]["spec"] for n in crds))
     for doc in (d for d in docs if d["kind"] == "PrometheusRule"):
         c.check(f"{tag}: PrometheusRule is files/prometheus-rules.yaml",
                 doc["spec"] == yaml.safe_load((files / "prometheus-rules.yaml").read_text()))

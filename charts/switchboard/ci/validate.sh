@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Validate every plain manifest of the repository without a cluster:
-#   1. the CRDs (charts/switchboard/crds/) and examples/ with kubernetes-validate --strict,
+#   1. the CRDs (charts/switchboard/files/crds/, which templates/crds.yaml installs and upgrades) and examples/ with kubernetes-validate --strict,
 #   2. the custom resources in examples/ against the generated CRD schemas (validate_crs.py),
 #   3. the Helm chart rendered with each ci/*-values.yaml by Helm's own engine, its
 #      invariants (render_chart.py), and the rendered objects with kubernetes-validate --strict,
 #   4. when kubectl is installed, that examples/ builds with kustomize and that the Flux
 #      example splits it into the Tenant and the objects of its namespace,
-#   5. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
+#   5. the upgrade from the previous chart version's rendered objects (check_upgrade.py),
+#   6. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
 #      promtool (validate_monitoring.py).
 #
 # promtool comes from Debian's `prometheus` package, unpacked under target/ (not installed:
@@ -44,7 +45,7 @@ KV="$VENV/bin/kubernetes-validate"
 "$KV" --version
 
 step "CRDs"
-CRD_DIR="$CHART/crds"
+CRD_DIR="$CHART/files/crds"
 if ! compgen -G "$CRD_DIR/*.yaml" > /dev/null; then
   # The operator's issue commits the generated CRDs; until then, generate them here.
   echo "no CRDs committed under $CRD_DIR; generating them from the Rust types"
@@ -75,6 +76,10 @@ record $? "switchboard-operator render output contains invalid Kubernetes object
 step "chart: render and check invariants"
 "$PY" "$CI_DIR/render_chart.py" "$CHART" "$WORK/rendered"
 record $? "chart rendering or invariants"
+
+step "chart: upgrade from the previous chart version's rendered objects"
+(cd "$CI_DIR" && "$PY" check_upgrade.py "$CHART")
+record $? "upgrade from the previous chart version"
 
 step "chart: rendered objects"
 "$KV" --strict --quiet --no-warn -k "$KUBE_VERSION" "$WORK"/rendered/*.yaml
