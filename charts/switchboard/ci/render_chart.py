@@ -171,6 +171,22 @@ def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
                 {"phonenumbers", "campaigns"} <= resources, str(resources))
 
 
+def check_images(c: Checks, tag: str, docs: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    """`<component>.digest` pins the image: `<registry>/<repository>:<tag>@<digest>`."""
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        component = doc["metadata"]["name"].rsplit("-", 1)[-1]
+        image = containers(doc)[0]["image"]
+        digest = values.get(component, {}).get("digest")
+        c.check(f"{tag}: {component} image {'pinned to its digest' if digest else 'by tag'}",
+                image.endswith(f"@{digest}") if digest else "@" not in image, image)
+        if component == "operator":
+            env = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+            runtime = env.get("SWITCHBOARD_RUNTIME_IMAGE", "")
+            digest = values.get("tenants", {}).get("runtimeImage", {}).get("digest")
+            c.check(f"{tag}: runtime image {'pinned to its digest' if digest else 'by tag'}",
+                    runtime.endswith(f"@{digest}") if digest else "@" not in runtime, runtime)
+
+
 def check_monitoring(c: Checks, tag: str, docs: list[dict[str, Any]], chart_dir: str) -> None:
     for doc in (d for d in docs if d["kind"] == "Ingress"):
         paths = [p["path"] for r in doc["spec"]["rules"] for p in r["http"]["paths"]]
@@ -272,6 +288,7 @@ def main(argv: list[str]) -> int:
         check_workloads(c, tag, docs)
         check_rbac(c, tag, docs)
         check_monitoring(c, tag, docs, chart_dir)
+        check_images(c, tag, docs, values)
     check_long_release_name(c, chart_dir)
     check_rejected(c, chart_dir)
     print(f"{c.passed} passed, {c.failed} failed")
