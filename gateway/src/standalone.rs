@@ -41,6 +41,8 @@ use crate::state::{AppState, StartupError};
 
 /// The gateway's default listen address, replaced by loopback in standalone mode.
 const SERVE_DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// `serve`'s default metrics address; standalone keeps metrics on loopback instead.
+const SERVE_DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
 /// The gateway's default public URL, replaced by the real address in standalone mode.
 const SERVE_DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 /// The gateway's default mail folder, moved into the data folder in standalone mode.
@@ -212,6 +214,9 @@ pub fn standalone_config(
     }
     if config.listen.to_string() == SERVE_DEFAULT_LISTEN {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    }
+    if config.metrics_listen.to_string() == SERVE_DEFAULT_METRICS_LISTEN {
+        config.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 9090));
     }
     if config.mail_outbox == Path::new(SERVE_DEFAULT_MAIL_OUTBOX) {
         config.mail_outbox = data_dir.join("mail-outbox");
@@ -568,6 +573,7 @@ mod tests {
             "sqlite://.switchboard/switchboard.db?mode=rwc"
         );
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics_listen.to_string(), "127.0.0.1:9090");
         assert!(!config.kubernetes && config.dev_mode);
         assert_eq!(config.voice.sandbox_auth_token.as_deref(), Some("sandbox"));
         assert_eq!(config.voice.internal_token.as_deref(), Some("internal"));
@@ -580,6 +586,8 @@ mod tests {
             "gateway",
             "--listen",
             "127.0.0.1:9000",
+            "--metrics-listen",
+            "0.0.0.0:9100",
             "--database-url",
             "postgres://db/x",
             "--sandbox-auth-token",
@@ -590,6 +598,7 @@ mod tests {
         let config = standalone_config(parsed, Path::new(".switchboard"), &secrets());
         assert_eq!(config.database_url, "postgres://db/x");
         assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.metrics_listen.to_string(), "0.0.0.0:9100");
         assert_eq!(config.voice.sandbox_auth_token.as_deref(), Some("mine"));
     }
 

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Validate every plain manifest of the repository without a cluster:
-#   1. the CRDs (charts/switchboard/files/crds/, which templates/crds.yaml installs and upgrades) and examples/ with kubernetes-validate --strict,
+#   1. the CRDs (charts/switchboard/files/crds/, which templates/crds.yaml installs and
+#      upgrades) and examples/ with kubernetes-validate --strict,
 #   2. the custom resources in examples/ against the generated CRD schemas (validate_crs.py),
 #   3. the Helm chart rendered with each ci/*-values.yaml by Helm's own engine, its
 #      invariants (render_chart.py), and the rendered objects with kubernetes-validate --strict,
-#   4. when kubectl is installed, that examples/ builds with kustomize and that the Flux
-#      example splits it into the Tenant and the objects of its namespace,
-#   5. the upgrade from the previous chart version's rendered objects (check_upgrade.py),
-#   6. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
-#      promtool (validate_monitoring.py).
+#   4. the upgrade from the previous chart version's rendered objects (check_upgrade.py),
+#   5. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
+#      promtool (validate_monitoring.py),
+#   6. docker-compose.yml against the Compose specification and .github/workflows/*.yml
+#      against the GitHub workflow schema (check-jsonschema's bundled schemas, offline),
+#   7. when kubectl is installed, that examples/ builds with kustomize and that the Flux
+#      example splits it into the Tenant and the objects of its namespace.
 #
 # promtool comes from Debian's `prometheus` package, unpacked under target/ (not installed:
 # no Prometheus service is set up); `promtool` on PATH is used when there is one.
 #
 # Tools come from PyPI into a virtualenv under target/ (pinned; reused between runs):
 # kubernetes-validate (Kubernetes JSON schemas), helm-python-sdk (Helm's Go SDK, so no
-# helm binary download), cel-python (CEL rules of the CRDs).
+# helm binary download), cel-python (CEL rules of the CRDs), check-jsonschema (the Compose
+# specification and GitHub workflow schemas it ships).
 #
 # Usage: charts/switchboard/ci/validate.sh        (from anywhere; needs python3 >= 3.10)
 set -euo pipefail
@@ -39,7 +43,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-  'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'cel-python==0.5.0' 'PyYAML>=6'
+  'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'cel-python==0.5.0' 'PyYAML>=6' \
+  'check-jsonschema==0.39.0'
 PY="$VENV/bin/python"
 KV="$VENV/bin/kubernetes-validate"
 "$KV" --version
@@ -104,6 +109,15 @@ fi
 set +e
 "$PY" "$CI_DIR/validate_monitoring.py" "$CHART" "$PROMTOOL" "$WORK/monitoring"
 record $? "monitoring rules or dashboard"
+set -e
+
+step "shipping: docker-compose.yml and the release workflow (schemas bundled with check-jsonschema)"
+CJS="$VENV/bin/check-jsonschema"
+set +e
+"$CJS" --builtin-schema vendor.compose-spec "$ROOT/docker-compose.yml"
+record $? "docker-compose.yml does not follow the Compose specification"
+"$CJS" --builtin-schema vendor.github-workflows "$ROOT"/.github/workflows/*.yml
+record $? "a GitHub workflow does not follow the workflow schema"
 set -e
 
 step "examples: kustomize builds"
