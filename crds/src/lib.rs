@@ -61,9 +61,42 @@ pub enum RenderError {
     Yaml(#[from] serde_yaml::Error),
 }
 
-/// One CRD as the YAML document committed under `charts/switchboard/crds/`.
+/// One CRD as the YAML document committed under `charts/switchboard/files/crds/`.
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, RenderError> {
-    Ok(serde_yaml::to_string(crd)?)
+    Ok(quote_sexagesimal(&serde_yaml::to_string(crd)?))
+}
+
+/// Quotes scalars such as `17:00`. serde_yaml writes YAML 1.2, where they are strings, but
+/// Helm and kubectl read YAML 1.1, where an unquoted `17:00` is the base-60 integer 1020:
+/// the calling window's string default would become a number and the CRD be rejected.
+fn quote_sexagesimal(yaml: &str) -> String {
+    yaml.split_inclusive('\n')
+        .map(|line| {
+            let (content, end) = match line.strip_suffix('\n') {
+                Some(content) => (content, "\n"),
+                None => (line, ""),
+            };
+            let scalar_at = content.rfind(": ").map(|i| i + 2).or_else(|| {
+                let indent = content.len() - content.trim_start().len();
+                content[indent..].starts_with("- ").then_some(indent + 2)
+            });
+            match scalar_at {
+                Some(at) if is_sexagesimal(&content[at..]) => {
+                    format!("{}'{}'{end}", &content[..at], &content[at..])
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// `digits(:digits)+` with at most two digits after each colon: a YAML 1.1 base-60 integer.
+fn is_sexagesimal(scalar: &str) -> bool {
+    let mut parts = scalar.split(':');
+    let first = parts.next().unwrap_or_default();
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let rest: Vec<&str> = parts.collect();
+    digits(first) && !rest.is_empty() && rest.iter().all(|p| p.len() <= 2 && digits(p))
 }
 
 /// The file name a CRD is stored under, e.g. `tenants.voice.switchboard.dev.yaml`.
@@ -79,4 +112,18 @@ pub fn all_crds_yaml() -> Result<String, RenderError> {
         out.push_str(&crd_yaml(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod yaml_tests {
+    use super::quote_sexagesimal;
+
+    #[test]
+    fn times_are_quoted_for_yaml_1_1_readers() {
+        let yaml = "default: 17:00\nlist:\n  - 09:00\ndescription: 'at 17:00'\npattern: ^([01][0-9]):[0-5][0-9]$\nport: 8080\n";
+        assert_eq!(
+            quote_sexagesimal(yaml),
+            "default: '17:00'\nlist:\n  - '09:00'\ndescription: 'at 17:00'\npattern: ^([01][0-9]):[0-5][0-9]$\nport: 8080\n"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchboard_crds::{all_crds, crd_file_name, crd_yaml};
 
 fn chart_crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/switchboard/crds")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/switchboard/files/crds")
 }
 
 #[test]
@@ -19,7 +19,7 @@ fn committed_crd_yaml_matches_the_types() {
         let generated = crd_yaml(&crd).unwrap();
         assert!(
             committed == generated,
-            "{} is out of date; regenerate with `cargo run -p switchboard-operator -- crds --output-dir charts/switchboard/crds`",
+            "{} is out of date; regenerate with `cargo run -p switchboard-operator -- crds --output-dir charts/switchboard/files/crds`",
             path.display()
         );
     }

@@ -18,9 +18,18 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// `Debug` is written by hand and prints no secret (keys, tokens, or credentials in URLs).
 #[derive(Args, Clone)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address of the public API, webhooks, media entry, internal API, `/healthz` and `/readyz`.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+
+    /// Address of `/metrics` (and `/healthz`, `/readyz`): a port of its own, never the public
+    /// one, because the metrics name every tenant.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub metrics_listen: SocketAddr,
 
     /// Database URL: `postgres://…` (production) or `sqlite://file?mode=rwc` (embedded default).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
@@ -194,6 +203,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("database_url", &without_credentials(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
             .field("migrate_on_start", &self.migrate_on_start)
@@ -406,6 +416,7 @@ mod tests {
     fn defaults_match_the_documented_ones() {
         let config = parse(&[]);
         assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.metrics_listen.to_string(), "0.0.0.0:9090");
         assert!(config.kubernetes);
         let standalone = parse(&["--kubernetes", "false"]);
         assert!(!standalone.kubernetes);

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard_gateway::store::Store;
 use switchboard_gateway::{AppState, Config};
-use switchboard_telemetry::{LogFormat, init_logging, shutdown_signal};
+use switchboard_telemetry::{LogFormat, init_logging, serve_observability, shutdown_signal};
 
 /// Command-line and environment configuration.
 #[derive(Parser, Debug)]
@@ -80,6 +80,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, backend = ?state.store.backend(), "gateway listening");
+    // The metrics port stops after the public server has drained.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let (_, metrics_server) = serve_observability(
+        state.config.metrics_listen,
+        state.registry.clone(),
+        switchboard_gateway::http::readiness(&state),
+        metrics_stop.clone().cancelled_owned(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", state.config.metrics_listen))?;
     let workers = switchboard_gateway::workers::start(&state);
     // On SIGTERM: readiness false, no new calls, proxied calls kept until they end or
     // SWITCHBOARD_DRAIN_SECONDS pass, then the HTTP server closes (see `drain`).
@@ -88,6 +98,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("server failed");
     // The server has drained its requests: the meter writes the counts of the last interval.
     let written = workers.stop().await;
+    metrics_stop.cancel();
+    if let Ok(Err(error)) = metrics_server.await {
+        tracing::warn!(%error, "metrics server failed");
+    }
     tracing::info!(
         api_requests = written,
         "API request counts written on shutdown"

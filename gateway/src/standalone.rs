@@ -41,6 +41,8 @@ use crate::state::{AppState, StartupError};
 
 /// The gateway's default listen address, replaced by loopback in standalone mode.
 const SERVE_DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// `serve`'s default metrics address; standalone keeps metrics on loopback instead.
+const SERVE_DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
 /// The gateway's default public URL, replaced by the real address in standalone mode.
 const SERVE_DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 /// The gateway's default mail folder, moved into the data folder in standalone mode.
@@ -213,6 +215,9 @@ pub fn standalone_config(
     if config.listen.to_string() == SERVE_DEFAULT_LISTEN {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
     }
+    if config.metrics_listen.to_string() == SERVE_DEFAULT_METRICS_LISTEN {
+        config.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 9090));
+    }
     if config.mail_outbox == Path::new(SERVE_DEFAULT_MAIL_OUTBOX) {
         config.mail_outbox = data_dir.join("mail-outbox");
     }
@@ -253,8 +258,12 @@ pub struct Running {
     pub gateway_address: SocketAddr,
     /// Where the embedded runtime listens (loopback).
     pub runtime_address: SocketAddr,
+    /// Where the gateway's `/metrics` is served (`SWITCHBOARD_METRICS_LISTEN`).
+    pub metrics_address: SocketAddr,
     /// The data folder.
     pub data_dir: PathBuf,
+    stop_metrics: CancellationToken,
+    metrics_server: JoinHandle<std::io::Result<()>>,
     stop_runtime: watch::Sender<bool>,
     stop_gateway: watch::Sender<bool>,
     gateway: JoinHandle<std::io::Result<()>>,
@@ -325,8 +334,21 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
     );
     let internal_token = config.voice.internal_token.clone();
 
+    let metrics_listen = config.metrics_listen;
     let mut state = AppState::from_config(config).await?;
     state.sandbox = Some(sandbox);
+    let stop_metrics = CancellationToken::new();
+    let (metrics_address, metrics_server) = switchboard_telemetry::serve_observability(
+        metrics_listen,
+        state.registry.clone(),
+        crate::http::readiness(&state),
+        stop_metrics.clone().cancelled_owned(),
+    )
+    .await
+    .map_err(|source| StandaloneError::Listen {
+        address: metrics_listen,
+        source,
+    })?;
     let workers = crate::workers::start(&state);
     let (stop_runtime, runtime_stopped) = watch::channel(false);
     let (stop_gateway, gateway_stopped) = watch::channel(false);
@@ -375,7 +397,10 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         state,
         gateway_address,
         runtime_address,
+        metrics_address,
         data_dir,
+        stop_metrics,
+        metrics_server,
         stop_runtime,
         stop_gateway,
         gateway,
@@ -482,6 +507,10 @@ impl Running {
         }
         // The gateway has drained: the API meter writes its last counts, the rest stop.
         self.workers.stop().await;
+        self.stop_metrics.cancel();
+        if let Ok(Err(error)) = self.metrics_server.await {
+            tracing::warn!(%error, "metrics server failed");
+        }
     }
 }
 
@@ -544,6 +573,7 @@ mod tests {
             "sqlite://.switchboard/switchboard.db?mode=rwc"
         );
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics_listen.to_string(), "127.0.0.1:9090");
         assert!(!config.kubernetes && config.dev_mode);
         assert_eq!(config.voice.sandbox_auth_token.as_deref(), Some("sandbox"));
         assert_eq!(config.voice.internal_token.as_deref(), Some("internal"));
@@ -556,6 +586,8 @@ mod tests {
             "gateway",
             "--listen",
             "127.0.0.1:9000",
+            "--metrics-listen",
+            "0.0.0.0:9100",
             "--database-url",
             "postgres://db/x",
             "--sandbox-auth-token",
@@ -566,6 +598,7 @@ mod tests {
         let config = standalone_config(parsed, Path::new(".switchboard"), &secrets());
         assert_eq!(config.database_url, "postgres://db/x");
         assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.metrics_listen.to_string(), "0.0.0.0:9100");
         assert_eq!(config.voice.sandbox_auth_token.as_deref(), Some("mine"));
     }
 

@@ -3,13 +3,18 @@
 use switchboard_crds::PlanOverrides;
 use switchboard_crds::naming;
 
+use crate::builders::access::TenantRoleBinding;
+
 /// Settings the desired-state builders and controllers need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
     /// Prefix of tenant namespaces: tenant `acme` lives in `{prefix}acme`.
     pub namespace_prefix: String,
-    /// Namespace the gateway runs in: the only source of ingress to tenant runtimes.
+    /// Namespace the gateway runs in: the only source of ingress to tenant runtimes' media port.
     pub gateway_namespace: String,
+    /// Namespace of the Prometheus that scrapes tenant runtimes, admitted to their metrics
+    /// port only; `None` admits nobody.
+    pub monitoring_namespace: Option<String>,
     /// In-cluster base URL of the gateway's internal API (runtime events go there).
     pub gateway_internal_url: String,
     /// Public base URL of the gateway that carriers call (webhooks on numbers point here).
@@ -18,6 +23,9 @@ pub struct OperatorConfig {
     pub runtime_image: String,
     /// The platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`, the gateway's setting).
     pub plan_limits: PlanOverrides,
+    /// ClusterRoles granted to platform components in every tenant namespace (see
+    /// [`crate::builders::access`]); empty: none (clusters that grant access otherwise).
+    pub tenant_role_bindings: Vec<TenantRoleBinding>,
 }
 
 impl Default for OperatorConfig {
@@ -25,6 +33,7 @@ impl Default for OperatorConfig {
         Self {
             namespace_prefix: naming::DEFAULT_NAMESPACE_PREFIX.into(),
             gateway_namespace: "switchboard-system".into(),
+            monitoring_namespace: None,
             gateway_internal_url: "http://switchboard-gateway.switchboard-system.svc:8080".into(),
             gateway_public_url: "https://voice.example.com".into(),
             runtime_image: format!(
@@ -32,6 +41,7 @@ impl Default for OperatorConfig {
                 env!("CARGO_PKG_VERSION")
             ),
             plan_limits: PlanOverrides::default(),
+            tenant_role_bindings: Vec::new(),
         }
     }
 }

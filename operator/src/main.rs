@@ -18,7 +18,7 @@ use switchboard_operator::leader::{LeaseSettings, run_as_leader};
 use switchboard_operator::metrics::Metrics;
 use switchboard_operator::{OperatorConfig, builders};
 use switchboard_telemetry::{
-    LogFormat, ReadinessCheck, init_logging, observability_router, shutdown_signal,
+    LogFormat, ReadinessCheck, init_logging, serve_observability, shutdown_signal,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +65,10 @@ struct ConfigArgs {
         default_value = "switchboard-system"
     )]
     gateway_namespace: String,
+    /// Namespace of the Prometheus that scrapes tenant runtimes: admitted to their metrics
+    /// port by each tenant's NetworkPolicy. Empty: no namespace is.
+    #[arg(long, env = "SWITCHBOARD_MONITORING_NAMESPACE", default_value = "")]
+    monitoring_namespace: String,
     /// In-cluster base URL of the gateway's internal API.
     #[arg(
         long,
@@ -82,6 +86,11 @@ struct ConfigArgs {
     /// Default runtime image.
     #[arg(long, env = "SWITCHBOARD_RUNTIME_IMAGE", default_value_t = OperatorConfig::default().runtime_image)]
     runtime_image: String,
+    /// ClusterRoles to bind in every tenant namespace, as JSON: `[{"clusterRole": …,
+    /// "serviceAccountNamespace": …, "serviceAccount": …}]` (the chart sets it so the operator
+    /// reads and the gateway writes Secrets in tenant namespaces only).
+    #[arg(long, env = "SWITCHBOARD_TENANT_ROLE_BINDINGS")]
+    tenant_role_bindings: Option<String>,
     /// Plan limit overrides as JSON, e.g. `{"free":{"monthlyCalls":100}}` (the gateway's
     /// setting of the same name; both must see the same value).
     #[arg(long, env = "SWITCHBOARD_PLAN_LIMITS")]
@@ -93,10 +102,17 @@ impl ConfigArgs {
         Ok(OperatorConfig {
             namespace_prefix: self.namespace_prefix.clone(),
             gateway_namespace: self.gateway_namespace.clone(),
+            monitoring_namespace: Some(self.monitoring_namespace.trim().to_owned())
+                .filter(|namespace| !namespace.is_empty()),
             gateway_internal_url: self.gateway_internal_url.clone(),
             gateway_public_url: self.gateway_public_url.clone(),
             runtime_image: self.runtime_image.clone(),
             plan_limits: switchboard_crds::PlanOverrides::parse(self.plan_limits.as_deref())?,
+            tenant_role_bindings: match self.tenant_role_bindings.as_deref().map(str::trim) {
+                None | Some("") => Vec::new(),
+                Some(json) => serde_json::from_str(json)
+                    .context("SWITCHBOARD_TENANT_ROLE_BINDINGS is not a list of bindings")?,
+            },
         })
     }
 }
@@ -312,6 +328,9 @@ fn render(file: &Path, config: &OperatorConfig) -> anyhow::Result<()> {
     for policy in &stack.network_policies {
         documents.push(serde_yaml::to_string(policy)?);
     }
+    for binding in &stack.role_bindings {
+        documents.push(serde_yaml::to_string(binding)?);
+    }
     documents.push(serde_yaml::to_string(&stack.service_account)?);
     documents.push(serde_yaml::to_string(&stack.agent_config)?);
     documents.push(serde_yaml::to_string(&stack.deployment)?);
@@ -342,8 +361,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let observability =
-        serve_observability(args.metrics_listen, metrics.clone(), shutdown.clone()).await?;
+    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let (_, observability) = serve_observability(
+        args.metrics_listen,
+        metrics.registry.clone(),
+        ready,
+        shutdown.clone().cancelled_owned(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.metrics_listen))?;
 
     let reporter = Reporter {
         controller: "switchboard-operator".into(),
@@ -409,22 +435,4 @@ fn gateway_client(base_url: &str) -> anyhow::Result<Option<GatewayClient>> {
 fn default_identity() -> String {
     std::env::var("HOSTNAME")
         .unwrap_or_else(|_| format!("switchboard-operator-{}", std::process::id()))
-}
-
-async fn serve_observability(
-    listen: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let ready: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = observability_router(metrics.registry.clone(), ready);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listen, "serving /healthz, /readyz and /metrics");
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    }))
 }

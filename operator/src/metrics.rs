@@ -5,6 +5,17 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use switchboard_crds::{Campaign, PhoneNumber, Tenant};
+
+use crate::controllers::Error;
+use crate::controllers::lifecycle::Reconciled;
+
+/// The `controller` label of each controller.
+pub const CONTROLLERS: [&str; 3] = [
+    <Tenant as Reconciled>::CONTROLLER,
+    <PhoneNumber as Reconciled>::CONTROLLER,
+    <Campaign as Reconciled>::CONTROLLER,
+];
 
 /// The operator's metrics, registered in one [`Registry`] served on `/metrics`.
 pub struct Metrics {
@@ -57,6 +68,15 @@ impl Metrics {
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(tenants_by_condition.clone()))?;
+        // Every series of a known label set exists from the start at 0: an error rate of
+        // `rate()` over a series that appears with its first error would miss that error.
+        for controller in CONTROLLERS {
+            reconciles.with_label_values(&[controller]);
+            duration.with_label_values(&[controller]);
+            for kind in Error::KINDS {
+                failures.with_label_values(&[controller, kind]);
+            }
+        }
         Ok(Self {
             registry,
             reconciles,

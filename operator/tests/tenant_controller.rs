@@ -121,7 +121,8 @@ async fn a_new_tenant_gets_its_whole_stack_and_conditions() {
         .list(&ListParams::default())
         .await
         .unwrap();
-    assert_eq!(policies.items.len(), 4);
+    // default-deny, gateway → runtime, monitoring → runtime metrics, DNS, runtime egress.
+    assert_eq!(policies.items.len(), 5);
     assert_eq!(quota_cpu(&client).await, Quantity("2000m".into()));
     assert_eq!(replicas(&client).await, Some(1));
 

@@ -10,16 +10,26 @@ use clap::Parser;
 use switchboard_runtime::{
     ConfigSource, ConfigStore, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret, router,
 };
-use switchboard_telemetry::{LogFormat, init_logging, observability_router, shutdown_signal};
+use switchboard_telemetry::{
+    LogFormat, health_router, init_logging, serve_observability, shutdown_signal,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Command-line and environment configuration.
 #[derive(Parser, Debug)]
 #[command(name = "switchboard-runtime", version, about)]
 struct Cli {
-    /// Address to listen on.
+    /// Address of the media WebSockets, `/healthz` and `/readyz`.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
     listen: std::net::SocketAddr,
+    /// Address of `/metrics` (and `/healthz`, `/readyz`): a port of its own, never the media
+    /// port, so a NetworkPolicy can admit the monitoring namespace to it alone.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    metrics_listen: std::net::SocketAddr,
     /// Log format: text or json.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -97,10 +107,18 @@ async fn main() -> anyhow::Result<()> {
         ..RuntimeConfig::default()
     };
     let state = RuntimeState::new(config, store, metrics.clone(), events);
-    let app = router(state.clone()).merge(observability_router(
+    let app = router(state.clone()).merge(health_router(state.readiness()));
+    // The metrics port outlives the media server: it is stopped once the drain is over, so
+    // the last calls' figures can still be scraped while they finish.
+    let metrics_stop = CancellationToken::new();
+    let (_, metrics_server) = serve_observability(
+        cli.metrics_listen,
         metrics.registry.clone(),
         state.readiness(),
-    ));
+        metrics_stop.clone().cancelled_owned(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", cli.metrics_listen))?;
 
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
@@ -117,12 +135,16 @@ async fn main() -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            // Keep serving /healthz, /readyz (now failing) and /metrics while calls finish.
+            // Keep serving /healthz and /readyz (now failing) while calls finish.
             let graceful = drain_state.drain(drain_deadline).await;
             tracing::info!(graceful, "drain complete");
         })
         .await
         .context("server failed")?;
+    metrics_stop.cancel();
+    if let Ok(Err(error)) = metrics_server.await {
+        tracing::warn!(%error, "metrics server failed");
+    }
 
     // Flush events: the delivery task ends once every sender (held by the state) is gone.
     background.cancel();

@@ -15,6 +15,29 @@ const STAGE_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Pipeline stages of [`Metrics::stage_latency`].
+pub const STAGES: [&str; 4] = [
+    "stt",
+    "llm_first_token",
+    "tts_first_audio",
+    "voice_to_voice",
+];
+/// How a call can end ([`Metrics::calls_total`]'s `reason`).
+pub const END_REASONS: [&str; 8] = [
+    "caller_hangup",
+    "agent_hangup",
+    "transferred",
+    "max_duration",
+    "provider_failure",
+    "media_timeout",
+    "shutdown",
+    "protocol_error",
+];
+/// Why a media stream is refused ([`Metrics::calls_refused`]'s `why`).
+pub const REFUSALS: [&str; 2] = ["full", "draining"];
+/// Stages a provider can fail in ([`Metrics::provider_errors`]'s `stage`).
+pub const PROVIDER_STAGES: [&str; 3] = ["stt", "llm", "tts"];
+
 /// Every metric the runtime exports.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -22,6 +45,9 @@ pub struct Metrics {
     pub registry: Registry,
     /// Calls in progress.
     pub active_calls: IntGauge,
+    /// Calls this pod takes at once (`SWITCHBOARD_MAX_CONCURRENT_CALLS`): saturation is
+    /// `active_calls / max_concurrent_calls`.
+    pub max_concurrent_calls: IntGauge,
     /// Calls by how they ended.
     pub calls_total: IntCounterVec,
     /// WebSocket upgrades refused (full or draining).
@@ -61,6 +87,10 @@ impl Metrics {
         };
         let metrics = Self {
             active_calls: IntGauge::with_opts(opts("active_calls", "Calls in progress"))?,
+            max_concurrent_calls: IntGauge::with_opts(opts(
+                "max_concurrent_calls",
+                "Calls this pod takes at once; more are refused",
+            ))?,
             calls_total: IntCounterVec::new(
                 opts("calls_total", "Calls handled, by end reason"),
                 &["reason"],
@@ -103,12 +133,33 @@ impl Metrics {
             registry,
         };
         metrics.register_all()?;
+        metrics.initialise_series();
         Ok(metrics)
+    }
+
+    /// Creates every series of a known label set at 0, so dashboards and alert rules see
+    /// them from the start (a `rate()` over a series born with its first event misses that
+    /// event). Provider names are open-ended; the builtin providers, which every agent falls
+    /// back to, are created per stage, the others with their first failure.
+    fn initialise_series(&self) {
+        for stage in STAGES {
+            self.stage_latency.with_label_values(&[stage]);
+        }
+        for reason in END_REASONS {
+            self.calls_total.with_label_values(&[reason]);
+        }
+        for why in REFUSALS {
+            self.calls_refused.with_label_values(&[why]);
+        }
+        for stage in PROVIDER_STAGES {
+            self.provider_errors.with_label_values(&[stage, "builtin"]);
+        }
     }
 
     fn register_all(&self) -> Result<(), prometheus::Error> {
         let r = &self.registry;
         r.register(Box::new(self.active_calls.clone()))?;
+        r.register(Box::new(self.max_concurrent_calls.clone()))?;
         r.register(Box::new(self.calls_total.clone()))?;
         r.register(Box::new(self.calls_refused.clone()))?;
         r.register(Box::new(self.frames_in.clone()))?;

@@ -51,6 +51,9 @@ impl RuntimeState {
         events: EventSink,
     ) -> Self {
         let limiter = Arc::new(Semaphore::new(config.max_concurrent_calls));
+        metrics
+            .max_concurrent_calls
+            .set(i64::try_from(config.max_concurrent_calls).unwrap_or(i64::MAX));
         Self {
             inner: Arc::new(Inner {
                 ctx: CallContext {

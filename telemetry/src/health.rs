@@ -2,12 +2,21 @@
 //!
 //! Liveness answers as long as the process serves HTTP; readiness asks the binary (database
 //! reachable, leader elected, draining…), so a pod leaves the Service endpoints before it stops.
+//!
+//! `/metrics` is only ever served on a separate metrics port ([`serve_observability`]), never
+//! on a public or media port: metrics name tenants and carry business figures, and a port of
+//! its own lets NetworkPolicies admit the monitoring namespace to it and nothing else. The
+//! serving ports keep `/healthz` and `/readyz` ([`health_router`]) so probes and load
+//! balancers check the port that actually serves.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use futures::future::BoxFuture;
 use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::task::JoinHandle;
 
 /// Asks a binary whether it can take traffic. `Err` carries the reason shown on `/readyz`.
 pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -18,7 +27,22 @@ struct ObservabilityState {
     ready: ReadinessCheck,
 }
 
-/// A router with `/healthz`, `/readyz` and `/metrics` (Prometheus text format).
+/// A router with `/healthz` and `/readyz` only, for a public or media port.
+pub fn health_router<S>(ready: ReadinessCheck) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(ObservabilityState {
+            registry: Registry::new(),
+            ready,
+        })
+}
+
+/// A router with `/healthz`, `/readyz` and `/metrics` (Prometheus text format), for the
+/// metrics port.
 ///
 /// The process collector (memory, CPU, open fds) is registered into `registry` on Linux.
 pub fn observability_router<S>(registry: Registry, ready: ReadinessCheck) -> Router<S>
@@ -31,6 +55,28 @@ where
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ObservabilityState { registry, ready })
+}
+
+/// Binds `listen` and serves [`observability_router`] there until `shutdown` resolves.
+///
+/// Returns the bound address (useful with port 0) and the server task. Binding happens
+/// before returning, so a taken port fails the binary's start instead of a background task.
+pub async fn serve_observability(
+    listen: SocketAddr,
+    registry: Registry,
+    ready: ReadinessCheck,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let address = listener.local_addr()?;
+    let app: Router = observability_router(registry, ready);
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok((address, task))
 }
 
 #[cfg(target_os = "linux")]
@@ -106,6 +152,15 @@ mod tests {
         );
         // Liveness does not depend on readiness.
         assert_eq!(status_of(not_ready, "/healthz").await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_health_router_serves_no_metrics() {
+        let check: ReadinessCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+        let router: Router = health_router(check);
+        assert_eq!(status_of(router.clone(), "/healthz").await, StatusCode::OK);
+        assert_eq!(status_of(router.clone(), "/readyz").await, StatusCode::OK);
+        assert_eq!(status_of(router, "/metrics").await, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -47,6 +47,7 @@ async fn start_configured(data_dir: &Path, port: u16, adjust: impl FnOnce(&mut C
     // on the standalone default: SQLite in the data folder.
     config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
     config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    config.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.public_url = "http://localhost:8080".to_owned();
     let args = StandaloneArgs {
         data_dir: data_dir.to_owned(),

@@ -8,9 +8,9 @@ Helm is used through `helm-python-sdk` (Helm v4's Go SDK behind a C ABI, from Py
 2. writes the manifests to OUT_DIR/<values name>.yaml (for kubernetes-validate),
 3. checks what must hold in every configuration: restricted security contexts, no Secret
    objects and no secret values inlined, probes on every container, leader election with
-   more than one operator replica, and the RBAC contract (Secrets read-only for the
-   operator; the gateway's Secret access limited to `runtime-credential` and `provider-keys`
-   except `create`).
+   more than one operator replica, the RBAC contract (no Secret access at cluster scope),
+   and monitoring (metrics on their own port, never routed by the Ingress or the public
+   Service; the PrometheusRule and dashboard are the files under files/).
 
 Then it checks that bad values are rejected (unknown keys, wrong enums, missing publicUrl).
 
@@ -20,6 +20,7 @@ Prints one line per check and a closing `N passed, N failed` line; exit status 1
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 from typing import Any, Callable
@@ -125,22 +126,105 @@ def rules_of(docs: list[dict[str, Any]], kind: str, suffix: str) -> list[dict[st
 
 
 def check_rbac(c: Checks, tag: str, docs: list[dict[str, Any]]) -> None:
+    """Least privilege: no Secret access at cluster scope; Secrets only in tenant namespaces,
+    by name, through ClusterRoles the operator binds per tenant namespace."""
     operator = rules_of(docs, "ClusterRole", "-operator")
-    secret_rules = [r for r in operator if "secrets" in r.get("resources", [])]
-    c.check(f"{tag}: operator ClusterRole reads Secrets only",
-            bool(secret_rules) and all(set(r["verbs"]) <= {"get", "list", "watch"}
-                                       for r in secret_rules))
     c.check(f"{tag}: operator ClusterRole has no wildcards",
             all("*" not in r.get("verbs", []) + r.get("resources", []) + r.get("apiGroups", [])
                 for r in operator))
     c.check(f"{tag}: leases are not granted cluster-wide",
             not any("leases" in r.get("resources", []) for r in operator))
-    gateway = rules_of(docs, "ClusterRole", "-gateway")
-    for rule in (r for r in gateway if "secrets" in r.get("resources", [])):
-        c.check(f"{tag}: gateway Secret rule {rule['verbs']} limited to runtime-credential and "
-                "provider-keys, or create",
-                set(rule.get("resourceNames") or ["*"]) <= {"runtime-credential", "provider-keys"}
-                or rule["verbs"] == ["create"])
+    roles = {d["metadata"]["name"]: d.get("rules", []) for d in docs if d["kind"] == "ClusterRole"}
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    for name in sorted(bound):
+        secrets = [r for r in roles.get(name, []) if "secrets" in r.get("resources", [])]
+        c.check(f"{tag}: ClusterRole {name} (bound cluster-wide) grants no Secret access",
+                not secrets, str(secrets))
+    tenant_roles = sorted(n for n in roles if n.endswith("-tenant"))
+    c.check(f"{tag}: tenant-namespace ClusterRoles exist ({tenant_roles})", bool(tenant_roles))
+    for name in tenant_roles:
+        c.check(f"{tag}: {name} is never bound cluster-wide", name not in bound)
+        verbs = {v for r in roles[name] for v in r.get("verbs", [])}
+        c.check(f"{tag}: {name} cannot list or watch", not verbs & {"list", "watch", "*"},
+                str(verbs))
+        for rule in roles[name]:
+            c.check(f"{tag}: {name} rule {rule['verbs']} is by name (or create)",
+                    rule["verbs"] == ["create"] or bool(rule.get("resourceNames"))
+                    or name.endswith("-operator-tenant") and rule["verbs"] == ["get"])
+    binders = [r for r in operator if "clusterroles" in r.get("resources", [])]
+    c.check(f"{tag}: operator may bind exactly the tenant-namespace ClusterRoles",
+            len(binders) == 1 and binders[0]["verbs"] == ["bind"]
+            and sorted(binders[0].get("resourceNames", [])) == tenant_roles)
+    operator_env = {}
+    for doc in (d for d in docs if d["kind"] == "Deployment"
+                and d["metadata"]["name"].endswith("-operator")):
+        operator_env = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+    grants = json.loads(operator_env.get("SWITCHBOARD_TENANT_ROLE_BINDINGS") or "[]")
+    c.check(f"{tag}: operator binds each tenant-namespace ClusterRole",
+            sorted(g["clusterRole"] for g in grants) == tenant_roles, str(grants))
+    for verb, label in (("view", "get/list/watch"), ("edit", "create/update/patch/delete")):
+        aggregated = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"].get(
+            "labels", {}).get(f"rbac.authorization.k8s.io/aggregate-to-{verb}") == "true"]
+        resources = {res for d in aggregated for r in d.get("rules", [])
+                     for res in r.get("resources", [])}
+        c.check(f"{tag}: aggregated to {verb} ({label}): phonenumbers and campaigns",
+                {"phonenumbers", "campaigns"} <= resources, str(resources))
+
+
+def check_images(c: Checks, tag: str, docs: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    """`<component>.digest` pins the image: `<registry>/<repository>:<tag>@<digest>`."""
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        component = doc["metadata"]["name"].rsplit("-", 1)[-1]
+        image = containers(doc)[0]["image"]
+        digest = values.get(component, {}).get("digest")
+        c.check(f"{tag}: {component} image {'pinned to its digest' if digest else 'by tag'}",
+                image.endswith(f"@{digest}") if digest else "@" not in image, image)
+        if component == "operator":
+            env = {e["name"]: e.get("value") for e in containers(doc)[0].get("env", [])}
+            runtime = env.get("SWITCHBOARD_RUNTIME_IMAGE", "")
+            digest = values.get("tenants", {}).get("runtimeImage", {}).get("digest")
+            c.check(f"{tag}: runtime image {'pinned to its digest' if digest else 'by tag'}",
+                    runtime.endswith(f"@{digest}") if digest else "@" not in runtime, runtime)
+
+
+def check_monitoring(c: Checks, tag: str, docs: list[dict[str, Any]], chart_dir: str) -> None:
+    for doc in (d for d in docs if d["kind"] == "Ingress"):
+        paths = [p["path"] for r in doc["spec"]["rules"] for p in r["http"]["paths"]]
+        c.check(f"{tag}: Ingress publishes only the API, webhooks and media ({paths})",
+                all(p in ("/api", "/media") or p.startswith(("/api/", "/media/")) for p in paths))
+    for doc in (d for d in docs if d["kind"] == "Deployment"):
+        ctr = containers(doc)[0]
+        ports = {p["name"]: p["containerPort"] for p in ctr.get("ports", [])}
+        env = {e["name"]: e.get("value") for e in ctr.get("env", [])}
+        c.check(f"{tag}: {doc['metadata']['name']} serves metrics on a port of its own",
+                "metrics" in ports and ports["metrics"] != ports.get("http")
+                and env.get("SWITCHBOARD_METRICS_LISTEN") == f"0.0.0.0:{ports['metrics']}")
+    for doc in (d for d in docs if d["kind"] == "Service"):
+        targets = [p.get("targetPort") for p in doc["spec"]["ports"]]
+        scraped = doc["metadata"].get("labels", {}).get("switchboard.dev/metrics") == "true"
+        c.check(f"{tag}: Service {doc['metadata']['name']} "
+                f"{'is metrics only' if scraped else 'exposes no metrics port'}",
+                targets == ["metrics"] if scraped else "metrics" not in targets)
+    for doc in (d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")):
+        endpoints = doc["spec"].get("endpoints", doc["spec"].get("podMetricsEndpoints", []))
+        c.check(f"{tag}: {doc['kind']} {doc['metadata']['name']} scrapes the metrics port",
+                bool(endpoints) and all(e["port"] == "metrics" for e in endpoints))
+    files = pathlib.Path(chart_dir, "files")
+    crds = {d["metadata"]["name"]: d for f in sorted((files / "crds").glob("*.yaml"))
+            for d in yaml.safe_load_all(f.read_text())}
+    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
+    if rendered:
+        c.check(f"{tag}: CRD templates render files/crds/ unchanged",
+                sorted(rendered) == sorted(crds)
+                and all(rendered[n]["spec"] == crds[n]["spec"] for n in crds))
+    for doc in (d for d in docs if d["kind"] == "PrometheusRule"):
+        c.check(f"{tag}: PrometheusRule is files/prometheus-rules.yaml",
+                doc["spec"] == yaml.safe_load((files / "prometheus-rules.yaml").read_text()))
+    for doc in (d for d in docs if d["kind"] == "ConfigMap"
+                and "switchboard.json" in d.get("data", {})):
+        c.check(f"{tag}: dashboard ConfigMap is files/grafana-dashboard.json",
+                json.loads(doc["data"]["switchboard.json"])
+                == json.loads((files / "grafana-dashboard.json").read_text()))
 
 
 def check_long_release_name(c: Checks, chart_dir: str) -> None:
@@ -165,6 +249,10 @@ def check_rejected(c: Checks, chart_dir: str) -> None:
         "non-http publicUrl": {"publicUrl": "ftp://voice.example.com"},
         "missing publicUrl": {},
         "two operators without leader election": {**url, "operator": {"leaderElection": False}},
+        "Ingress path / (would publish /internal/v1)": {**url, "gateway": {"ingress": {
+            "enabled": True, "paths": ["/"]}}},
+        "Ingress path /internal": {**url, "gateway": {"ingress": {
+            "enabled": True, "paths": ["/api", "/internal/v1"]}}},
         "HPA min above max": {**url, "gateway": {"autoscaling": {
             "enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
     }
@@ -199,6 +287,8 @@ def main(argv: list[str]) -> int:
         (out_dir / f"{tag}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
         check_workloads(c, tag, docs)
         check_rbac(c, tag, docs)
+        check_monitoring(c, tag, docs, chart_dir)
+        check_images(c, tag, docs, values)
     check_long_release_name(c, chart_dir)
     check_rejected(c, chart_dir)
     print(f"{c.passed} passed, {c.failed} failed")

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Validate every plain manifest of the repository without a cluster:
-#   1. the CRDs (charts/switchboard/crds/) and examples/ with kubernetes-validate --strict,
+#   1. the CRDs (charts/switchboard/files/crds/, which templates/crds.yaml installs and
+#      upgrades) and examples/ with kubernetes-validate --strict,
 #   2. the custom resources in examples/ against the generated CRD schemas (validate_crs.py),
 #   3. the Helm chart rendered with each ci/*-values.yaml by Helm's own engine, its
 #      invariants (render_chart.py), and the rendered objects with kubernetes-validate --strict,
-#   4. when kubectl is installed, that examples/ builds with kustomize and that the Flux
+#   4. the upgrade from the previous chart version's rendered objects (check_upgrade.py),
+#   5. the monitoring files (files/prometheus-rules.yaml, files/grafana-dashboard.json) with
+#      promtool (validate_monitoring.py),
+#   6. docker-compose.yml against the Compose specification and .github/workflows/*.yml
+#      against the GitHub workflow schema (check-jsonschema's bundled schemas, offline),
+#   7. when kubectl is installed, that examples/ builds with kustomize and that the Flux
 #      example splits it into the Tenant and the objects of its namespace.
+#
+# promtool comes from Debian's `prometheus` package, unpacked under target/ (not installed:
+# no Prometheus service is set up); `promtool` on PATH is used when there is one.
 #
 # Tools come from PyPI into a virtualenv under target/ (pinned; reused between runs):
 # kubernetes-validate (Kubernetes JSON schemas), helm-python-sdk (Helm's Go SDK, so no
-# helm binary download), cel-python (CEL rules of the CRDs).
+# helm binary download), cel-python (CEL rules of the CRDs), check-jsonschema (the Compose
+# specification and GitHub workflow schemas it ships).
 #
 # Usage: charts/switchboard/ci/validate.sh        (from anywhere; needs python3 >= 3.10)
 set -euo pipefail
@@ -33,13 +43,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-  'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'cel-python==0.5.0' 'PyYAML>=6'
+  'kubernetes-validate==1.37.0' 'helm-python-sdk==0.2.2' 'cel-python==0.5.0' 'PyYAML>=6' \
+  'check-jsonschema==0.39.0'
 PY="$VENV/bin/python"
 KV="$VENV/bin/kubernetes-validate"
 "$KV" --version
 
 step "CRDs"
-CRD_DIR="$CHART/crds"
+CRD_DIR="$CHART/files/crds"
 if ! compgen -G "$CRD_DIR/*.yaml" > /dev/null; then
   # The operator's issue commits the generated CRDs; until then, generate them here.
   echo "no CRDs committed under $CRD_DIR; generating them from the Rust types"
@@ -71,9 +82,42 @@ step "chart: render and check invariants"
 "$PY" "$CI_DIR/render_chart.py" "$CHART" "$WORK/rendered"
 record $? "chart rendering or invariants"
 
+step "chart: upgrade from the previous chart version's rendered objects"
+(cd "$CI_DIR" && "$PY" check_upgrade.py "$CHART")
+record $? "upgrade from the previous chart version"
+
 step "chart: rendered objects"
 "$KV" --strict --quiet --no-warn -k "$KUBE_VERSION" "$WORK"/rendered/*.yaml
 record $? "rendered chart contains invalid Kubernetes objects"
+set -e
+
+step "monitoring: alert rules and dashboard (promtool)"
+PROMTOOL="$(command -v promtool || true)"
+if [ -z "$PROMTOOL" ]; then
+  PROMTOOL_DIR="$ROOT/target/promtool"
+  PROMTOOL="$PROMTOOL_DIR/usr/bin/promtool"
+  if [ ! -x "$PROMTOOL" ]; then
+    (
+      cd "$WORK"
+      apt-get download prometheus > /dev/null 2>&1 \
+        || { apt-get update -qq && apt-get download prometheus > /dev/null 2>&1; }
+      dpkg -x prometheus_*.deb "$PROMTOOL_DIR"
+    )
+  fi
+fi
+"$PROMTOOL" --version | head -n1
+set +e
+"$PY" "$CI_DIR/validate_monitoring.py" "$CHART" "$PROMTOOL" "$WORK/monitoring"
+record $? "monitoring rules or dashboard"
+set -e
+
+step "shipping: docker-compose.yml and the release workflow (schemas bundled with check-jsonschema)"
+CJS="$VENV/bin/check-jsonschema"
+set +e
+"$CJS" --builtin-schema vendor.compose-spec "$ROOT/docker-compose.yml"
+record $? "docker-compose.yml does not follow the Compose specification"
+"$CJS" --builtin-schema vendor.github-workflows "$ROOT"/.github/workflows/*.yml
+record $? "a GitHub workflow does not follow the workflow schema"
 set -e
 
 step "examples: kustomize builds"

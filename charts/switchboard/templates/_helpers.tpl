@@ -63,12 +63,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-Image reference of one Switchboard image. Call with (dict "ctx" $ "repository" "..." "tag" "...").
-The tag falls back to image.tag, then to the chart's appVersion.
+Image reference of one Switchboard image. Call with
+(dict "ctx" $ "repository" "..." "tag" "..." "digest" "sha256:...").
+The tag falls back to image.tag, then to the chart's appVersion; with a digest the reference is
+`<registry>/<repository>:<tag>@<digest>` (the digest the release workflow printed).
 */}}
 {{- define "switchboard.image" -}}
 {{- $tag := .tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" .ctx.Values.image.registry) .repository (toString $tag) -}}
+{{- $ref := printf "%s/%s:%s" (trimSuffix "/" .ctx.Values.image.registry) .repository (toString $tag) -}}
+{{- if .digest -}}
+{{- /* Pinned: the runtime pulls by digest; the tag stays for people reading the manifest. */ -}}
+{{- $ref = printf "%s@%s" $ref .digest -}}
+{{- end -}}
+{{- $ref -}}
 {{- end }}
 
 {{/*
@@ -215,4 +222,15 @@ the pod network and differs per cluster, so these rules name ports, not peers.
 {{- with .Values.networkPolicy.egress.extraRules }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+ClusterRoles the operator binds in every tenant namespace (SWITCHBOARD_TENANT_ROLE_BINDINGS):
+its own Secret reader and the gateway's Secret writer.
+*/}}
+{{- define "switchboard.tenantRoleBindings" -}}
+{{- $fullname := include "switchboard.fullname" . -}}
+{{- $bindings := list (dict "clusterRole" (printf "%s-operator-tenant" $fullname) "serviceAccountNamespace" .Release.Namespace "serviceAccount" (include "switchboard.operator.serviceAccountName" .)) -}}
+{{- $bindings = append $bindings (dict "clusterRole" (printf "%s-gateway-tenant" $fullname) "serviceAccountNamespace" .Release.Namespace "serviceAccount" (include "switchboard.gateway.serviceAccountName" .)) -}}
+{{- toJson $bindings -}}
 {{- end }}

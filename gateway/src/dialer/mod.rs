@@ -379,6 +379,13 @@ impl Dialer {
             );
         }
         tx.commit().await?;
+        if changed {
+            self.state
+                .metrics
+                .dialer_holds
+                .with_label_values(&[hold.reason])
+                .inc();
+        }
         Ok(changed)
     }
 

@@ -220,8 +220,15 @@ impl From<StripeEventError> for ApiError {
     }
 }
 
+/// The [`ApiError::code`] of an error response, kept in the response's extensions so
+/// middleware (the metrics of [`super::metrics`]) can tell failures apart without reading
+/// the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = ErrorCode(self.code);
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -240,6 +247,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        response.extensions_mut().insert(code);
         response
     }
 }

@@ -46,7 +46,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use switchboard_telemetry::{ReadinessCheck, observability_router};
+use switchboard_telemetry::{ReadinessCheck, health_router, observability_router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -57,8 +57,9 @@ use errors::ApiError;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's router: the API under `/api/v1`; carrier, Stripe and PBX webhooks, the media
-/// entry and the internal API beside it; `/healthz`, `/readyz` (checks the database; fails
-/// while draining, see [`crate::drain`]) and `/metrics`.
+/// entry and the internal API beside it; `/healthz` and `/readyz` (checks the database; fails
+/// while draining, see [`crate::drain`]). `/metrics` is not here: it names tenants, so it is
+/// served on the metrics port only ([`metrics_app`]).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that per-IP rate
 /// limits see the peer address.
@@ -67,21 +68,9 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state.clone());
-    let store = state.store.clone();
-    let drain = state.drain.clone();
-    let ready: ReadinessCheck = Arc::new(move || {
-        let store = store.clone();
-        let draining = drain.is_draining();
-        Box::pin(async move {
-            if draining {
-                return Err("draining: taking no new calls".to_owned());
-            }
-            store.ping().await.map_err(|e| e.to_string())
-        })
-    });
     let mut router = Router::new()
         .merge(api)
-        .merge(observability_router(state.registry.clone(), ready))
+        .merge(health_router(readiness(&state)))
         .merge(machine_routes().with_state(state.clone()))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -103,6 +92,29 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Readiness of a gateway: not draining, and the database answers.
+pub fn readiness(state: &AppState) -> ReadinessCheck {
+    let store = state.store.clone();
+    let drain = state.drain.clone();
+    Arc::new(move || {
+        let store = store.clone();
+        let draining = drain.is_draining();
+        Box::pin(async move {
+            if draining {
+                return Err("draining: taking no new calls".to_owned());
+            }
+            store.ping().await.map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// The metrics port's router: `/metrics`, `/healthz` and `/readyz`. Served by the binary on
+/// `SWITCHBOARD_METRICS_LISTEN` (see `switchboard_telemetry::serve_observability`); never
+/// merged into [`app`].
+pub fn metrics_app(state: &AppState) -> Router {
+    observability_router(state.registry.clone(), readiness(state))
 }
 
 /// The public API (per-IP limit and body limit apply).

@@ -160,6 +160,28 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// The outbox's backlog, for the metrics: pending deliveries and the oldest one's creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries pending (due now or waiting for a retry).
+    pub pending: i64,
+    /// Creation time (Unix ms) of the oldest pending delivery.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// The pending deliveries of every tenant (system transaction).
+pub async fn outbox_backlog(conn: &mut AnyConnection) -> Result<Backlog, StoreError> {
+    let (pending, oldest_created_at): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM webhook_outbox WHERE status = 'pending'",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Backlog {
+        pending,
+        oldest_created_at,
+    })
+}
+
 /// Pending deliveries due now, oldest first (system transaction).
 pub async fn due(
     conn: &mut AnyConnection,

@@ -175,8 +175,18 @@ pub struct Reply {
 }
 
 impl TestApp {
+    /// `GET /metrics` on the metrics port's router (the public router has no `/metrics`).
+    pub async fn metrics(&self) -> Reply {
+        let router = switchboard_gateway::http::metrics_app(&self.state);
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        Self::reply(router.oneshot(request).await.unwrap()).await
+    }
+
     pub async fn raw(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        Self::reply(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
+    async fn reply(response: axum::response::Response) -> Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)

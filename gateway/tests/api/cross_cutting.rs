@@ -156,8 +156,11 @@ async fn observability_request_ids_cors_and_openapi() {
         let denied = app.raw(preflight("https://evil.example.com")).await;
         assert!(denied.headers.get("access-control-allow-origin").is_none());
 
+        // The public port serves no metrics (they name every tenant): issue 15, item 3.
+        let public = app.call(Method::GET, "/metrics", None, None).await;
+        assert_eq!(public.status, StatusCode::NOT_FOUND, "{}", public.text);
         // Metrics count requests by route template, not by raw path.
-        let metrics = app.call(Method::GET, "/metrics", None, None).await;
+        let metrics = app.metrics().await;
         assert_eq!(metrics.status, StatusCode::OK);
         assert!(
             metrics

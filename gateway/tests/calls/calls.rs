@@ -256,17 +256,15 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
 
         // Business metrics.
         app.state.metrics.refresh(&app.state.store).await.unwrap();
-        let metrics = app
-            .raw(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await;
+        let metrics = app.metrics().await;
         for name in [
-            "switchboard_tenants_total 2",
+            "switchboard_tenants 2",
             &format!(
                 "switchboard_tenant_calls_total{{tenant=\"{}\"}} 1",
                 tenant.slug
             ),
             &format!(
-                "switchboard_tenant_call_minutes{{tenant=\"{}\"}} 2",
+                "switchboard_tenant_call_minutes_total{{tenant=\"{}\"}} 2",
                 tenant.slug
             ),
             "switchboard_db_pool_connections",

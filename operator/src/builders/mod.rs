@@ -2,6 +2,7 @@
 //! API server, so every rule about what a tenant's stack looks like is unit-testable and the
 //! `render` command shows exactly what the controller would apply.
 
+pub mod access;
 pub mod campaign;
 pub mod labels;
 pub mod network;

@@ -1,6 +1,11 @@
 //! NetworkPolicies of a tenant namespace: deny by default, then allow exactly what a voice
 //! runtime needs.
 //!
+//! Ingress: the gateway's namespace to the media port; the monitoring namespace (the
+//! operator's `SWITCHBOARD_MONITORING_NAMESPACE`, the chart's `monitoring.namespace`) to the
+//! metrics port only. Without a monitoring namespace the metrics policy exists with no rule,
+//! so unsetting it later takes the admission away on the next reconcile (nothing to prune).
+//!
 //! Egress beyond the "DNS and 443 outside the cluster": the runtime also reaches the
 //! gateway's internal API (call events and usage), so egress to the gateway namespace on the
 //! gateway port is allowed too. Nothing else in the cluster is reachable, including other tenants.
@@ -16,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use switchboard_crds::Tenant;
 
 use super::labels::{child_meta, runtime_selector, tenant_name};
-use super::runtime::{GATEWAY_PORT, RUNTIME_PORT};
+use super::runtime::{GATEWAY_PORT, RUNTIME_METRICS_PORT, RUNTIME_PORT};
 
 /// Private and link-local ranges: "outside the cluster" means none of these. 169.254.0.0/16
 /// also keeps cloud metadata endpoints (and their credentials) out of reach.
@@ -59,6 +64,7 @@ pub fn network_policies(
     tenant: &Tenant,
     namespace: &str,
     gateway_namespace: &str,
+    monitoring_namespace: Option<&str>,
 ) -> Vec<NetworkPolicy> {
     let runtime_pods = LabelSelector {
         match_labels: Some(runtime_selector(&tenant_name(tenant))),
@@ -90,6 +96,28 @@ pub fn network_policies(
                     from: Some(vec![gateway_peer.clone()]),
                     ports: Some(vec![tcp_port(RUNTIME_PORT)]),
                 }]),
+                ..NetworkPolicySpec::default()
+            },
+        ),
+        policy(
+            tenant,
+            namespace,
+            "allow-monitoring-to-runtime-metrics",
+            NetworkPolicySpec {
+                pod_selector: Some(runtime_pods.clone()),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(
+                    monitoring_namespace
+                        .map(|monitoring| NetworkPolicyIngressRule {
+                            from: Some(vec![NetworkPolicyPeer {
+                                namespace_selector: Some(namespace_selector(monitoring)),
+                                ..NetworkPolicyPeer::default()
+                            }]),
+                            ports: Some(vec![tcp_port(RUNTIME_METRICS_PORT)]),
+                        })
+                        .into_iter()
+                        .collect(),
+                ),
                 ..NetworkPolicySpec::default()
             },
         ),

@@ -20,9 +20,12 @@ use super::labels::{RUNTIME_NAME, child_meta, runtime_labels, runtime_selector, 
 use super::quota::runtime_resources;
 use crate::config::OperatorConfig;
 
-/// Port the runtime serves media WebSockets, health and metrics on (the Service's port the
-/// gateway dials: see `switchboard_crds::naming`).
+/// Port the runtime serves media WebSockets and health on (the Service's port the gateway
+/// dials: see `switchboard_crds::naming`).
 pub const RUNTIME_PORT: i32 = switchboard_crds::naming::RUNTIME_PORT as i32;
+/// Port of the runtime's `/metrics` (container port `metrics`, which the chart's PodMonitor
+/// scrapes); never the media port, so only the monitoring namespace is admitted to it.
+pub const RUNTIME_METRICS_PORT: i32 = 9090;
 /// Port of the gateway's internal API.
 pub const GATEWAY_PORT: i32 = 8080;
 /// ConfigMap holding the agent configuration (`agent.json`), mounted into the runtime.
@@ -131,15 +134,27 @@ fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
         name: "runtime".into(),
         image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: RUNTIME_PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: RUNTIME_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: RUNTIME_METRICS_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
         env: Some(vec![
             env("SWITCHBOARD_TENANT", name),
             env("SWITCHBOARD_LISTEN", format!("0.0.0.0:{RUNTIME_PORT}")),
+            env(
+                "SWITCHBOARD_METRICS_LISTEN",
+                format!("0.0.0.0:{RUNTIME_METRICS_PORT}"),
+            ),
             env("SWITCHBOARD_LOG_FORMAT", "json"),
             env(
                 "SWITCHBOARD_MAX_CONCURRENT_CALLS",

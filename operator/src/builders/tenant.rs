@@ -8,9 +8,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use switchboard_crds::Tenant;
 
+use super::access::role_bindings;
 use super::labels::{owner_reference, tenant_labels, tenant_name};
 use super::network::network_policies;
 use super::quota::{limit_range, resource_quota};
@@ -61,6 +63,8 @@ pub struct TenantStack {
     pub service: Service,
     /// Present only with more than one replica.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// Platform components' access to the namespace ([`super::access`]).
+    pub role_bindings: Vec<RoleBinding>,
 }
 
 const MAX_NAMESPACE_LEN: usize = 63;
@@ -161,12 +165,18 @@ pub fn desired_stack(
         namespace: namespace(tenant, &ns),
         resource_quota: resource_quota(tenant, &ns),
         limit_range: limit_range(tenant, &ns),
-        network_policies: network_policies(tenant, &ns, &config.gateway_namespace),
+        network_policies: network_policies(
+            tenant,
+            &ns,
+            &config.gateway_namespace,
+            config.monitoring_namespace.as_deref(),
+        ),
         service_account: service_account(tenant, &ns),
         agent_config,
         deployment: deployment(tenant, &ns, config),
         service: service(tenant, &ns),
         pod_disruption_budget: pod_disruption_budget(tenant, &ns),
+        role_bindings: role_bindings(tenant, &ns, &config.tenant_role_bindings),
     })
 }
 
@@ -174,6 +184,7 @@ pub fn desired_stack(
 mod tests {
     use super::*;
     use crate::builders::quota::plan_sizing;
+    use crate::builders::runtime::{RUNTIME_METRICS_PORT, RUNTIME_PORT};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use switchboard_crds::Plan;
     use switchboard_crds::tenant::TenantSpec;
@@ -349,6 +360,84 @@ mod tests {
                 .pod_disruption_budget
                 .is_none()
         );
+    }
+
+    #[test]
+    fn platform_components_are_bound_in_the_tenant_namespace_only() {
+        use crate::builders::access::TenantRoleBinding;
+        let config = OperatorConfig {
+            tenant_role_bindings: vec![TenantRoleBinding {
+                cluster_role: "sb-switchboard-operator-tenant".into(),
+                service_account_namespace: "switchboard-system".into(),
+                service_account: "sb-switchboard-operator".into(),
+            }],
+            ..OperatorConfig::default()
+        };
+        let t = tenant("acme", spec(Plan::Free));
+        let s = desired_stack(&t, &config).unwrap();
+        assert_eq!(s.role_bindings.len(), 1);
+        let binding = &s.role_bindings[0];
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("tenant-acme"));
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(binding.role_ref.name, "sb-switchboard-operator-tenant");
+        let subject = &binding.subjects.as_ref().unwrap()[0];
+        assert_eq!(subject.kind, "ServiceAccount");
+        assert_eq!(subject.name, "sb-switchboard-operator");
+        assert_eq!(subject.namespace.as_deref(), Some("switchboard-system"));
+        assert_eq!(
+            binding.metadata.owner_references.as_ref().unwrap()[0].uid,
+            t.metadata.uid.clone().unwrap()
+        );
+        assert!(stack(&t).role_bindings.is_empty());
+    }
+
+    #[test]
+    fn only_the_monitoring_namespace_reaches_the_metrics_port() {
+        let metrics_ingress = |monitoring: Option<&str>| {
+            let config = OperatorConfig {
+                monitoring_namespace: monitoring.map(str::to_owned),
+                ..OperatorConfig::default()
+            };
+            let s = desired_stack(&tenant("acme", spec(Plan::Free)), &config).unwrap();
+            s.network_policies
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some("allow-monitoring-to-runtime-metrics"))
+                .and_then(|p| p.spec.clone())
+                .and_then(|spec| spec.ingress)
+                .unwrap()
+        };
+        // Unset: the policy admits nobody (an empty `from` would admit everyone).
+        assert!(metrics_ingress(None).is_empty());
+        let rules = metrics_ingress(Some("monitoring"));
+        assert_eq!(rules.len(), 1);
+        let from = rules[0].from.as_ref().unwrap();
+        assert_eq!(from.len(), 1);
+        assert_eq!(
+            from[0]
+                .namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "monitoring"
+        );
+        assert!(from[0].pod_selector.is_none() && from[0].ip_block.is_none());
+        let ports = rules[0].ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].port, Some(IntOrString::Int(RUNTIME_METRICS_PORT)));
+        assert_ne!(RUNTIME_METRICS_PORT, RUNTIME_PORT);
+        // The runtime serves its metrics on that port, named for the PodMonitor.
+        let s = stack(&tenant("acme", spec(Plan::Free)));
+        let pod = s.deployment.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        assert!(container.ports.as_ref().unwrap().iter().any(|p| {
+            p.name.as_deref() == Some("metrics") && p.container_port == RUNTIME_METRICS_PORT
+        }));
+        assert!(container.env.as_ref().unwrap().iter().any(|e| {
+            e.name == "SWITCHBOARD_METRICS_LISTEN"
+                && e.value.as_deref() == Some(&*format!("0.0.0.0:{RUNTIME_METRICS_PORT}"))
+        }));
     }
 
     #[test]

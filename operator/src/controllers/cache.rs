@@ -39,6 +39,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -81,6 +82,8 @@ pub enum ChildKind {
     Service,
     /// The runtime's disruption budget.
     PodDisruptionBudget,
+    /// Platform components' access to the namespace (Secrets by name, never a list).
+    RoleBinding,
 }
 
 impl ChildKind {
@@ -96,6 +99,7 @@ impl ChildKind {
             ChildKind::Deployment => "Deployment",
             ChildKind::Service => "Service",
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
+            ChildKind::RoleBinding => "RoleBinding",
         }
     }
 }
@@ -142,6 +146,7 @@ namespaced_child!(
     ConfigMap => ConfigMap,
     Service => Service,
     PodDisruptionBudget => PodDisruptionBudget,
+    RoleBinding => RoleBinding,
 );
 
 impl Child for Deployment {
@@ -720,8 +725,8 @@ pub struct Caches {
     synced_changed: Notify,
 }
 
-/// Watches that feed the caches: nine child kinds, PhoneNumbers and Campaigns.
-const WATCHES: usize = 11;
+/// Watches that feed the caches: ten child kinds, PhoneNumbers and Campaigns.
+const WATCHES: usize = 12;
 
 impl Caches {
     /// Waits until every watch has listed its objects once.
@@ -760,11 +765,12 @@ impl Caches {
             self.watch_child::<NetworkPolicy>(c, &managed, &prefix, wake.clone()),
             self.watch_child::<ServiceAccount>(c, &managed, &prefix, wake.clone()),
         );
-        let more_children = futures::future::join4(
+        let more_children = futures::future::join5(
             self.watch_child::<ConfigMap>(c, &managed, &prefix, wake.clone()),
             self.watch_child::<Deployment>(c, &managed, &prefix, wake.clone()),
             self.watch_child::<Service>(c, &managed, &prefix, wake.clone()),
             self.watch_child::<PodDisruptionBudget>(c, &managed, &prefix, wake.clone()),
+            self.watch_child::<RoleBinding>(c, &managed, &prefix, wake.clone()),
         );
         let counted = futures::future::join(
             self.watch_counted::<PhoneNumber>(c, &prefix, wake.clone()),
@@ -856,6 +862,7 @@ impl Caches {
         self.relist_child::<Deployment>(client).await?;
         self.relist_child::<Service>(client).await?;
         self.relist_child::<PodDisruptionBudget>(client).await?;
+        self.relist_child::<RoleBinding>(client).await?;
         self.relist_counted::<PhoneNumber>(client).await?;
         self.relist_counted::<Campaign>(client).await?;
         Ok(())

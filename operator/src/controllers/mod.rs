@@ -52,7 +52,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short label for metrics.
+    /// Every label [`Error::kind`] gives, so the error counters exist at 0 from the start.
+    pub const KINDS: [&'static str; 6] = [
+        "kube",
+        "serialization",
+        "missing_field",
+        "waiting",
+        "gateway",
+        "carrier",
+    ];
+
+    /// A short label for metrics (one of [`Error::KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",

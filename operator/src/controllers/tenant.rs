@@ -151,6 +151,9 @@ async fn apply_stack(
     for policy in &stack.network_policies {
         ensure(ctx, policy).await?;
     }
+    for binding in &stack.role_bindings {
+        ensure(ctx, binding).await?;
+    }
     ensure::<ServiceAccount>(ctx, &stack.service_account).await?;
     ensure::<ConfigMap>(ctx, &stack.agent_config).await?;
     ensure(ctx, &stack.deployment).await?;

@@ -877,6 +877,7 @@ fn agent_setup(
     (prompt, greeting, tools, fields)
 }
 
+/// The `reason` label of a call's end (one of [`crate::metrics::END_REASONS`]).
 fn end_reason_label(reason: EndReason) -> &'static str {
     match reason {
         EndReason::CallerHangup => "caller_hangup",
