@@ -81,6 +81,19 @@ async fn twilio_signatures_are_verified_with_the_owning_accounts_token() {
             )
             .await;
         assert_eq!(no_creds.status, StatusCode::FORBIDDEN);
+        // Each refusal is counted for the SwitchboardWebhookSignatureFailures alert, by sender.
+        let metrics = app.metrics().await;
+        for series in [
+            r#"switchboard_gateway_webhook_signature_failures_total{source="twilio"} 5"#,
+            r#"switchboard_gateway_webhook_signature_failures_total{source="telnyx"} 0"#,
+        ] {
+            assert!(
+                metrics.text.contains(series),
+                "{}: {}",
+                app.backend,
+                metrics.text
+            );
+        }
         assert_eq!(
             app.count("SELECT COUNT(*) FROM calls").await,
             0,
