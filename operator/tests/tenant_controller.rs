@@ -449,3 +449,89 @@ async fn deleting_a_tenant_deletes_its_numbers_before_letting_go() {
     );
     let _ = Tenant::kind(&());
 }
+
+/// With the chart's grants configured, the reconcile binds the platform's tenant-namespace
+/// ClusterRoles in the tenant's namespace (and nowhere else), and a second reconcile sends
+/// nothing for them (the RoleBinding watch feeds the cache).
+#[tokio::test]
+async fn platform_components_get_secret_access_in_the_tenant_namespace_only() {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use switchboard_operator::OperatorConfig;
+    use switchboard_operator::builders::access::TenantRoleBinding;
+    use switchboard_operator::metrics::Metrics;
+
+    let writes = WriteCounter::default();
+    let client = fake_api(
+        vec![acme(json!({"displayName": "Acme Inc", "plan": "free"}))],
+        writes.clone(),
+    )
+    .await;
+    let grant = |role: &str, account: &str| TenantRoleBinding {
+        cluster_role: role.into(),
+        service_account_namespace: "switchboard-system".into(),
+        service_account: account.into(),
+    };
+    let config = OperatorConfig {
+        tenant_role_bindings: vec![
+            grant("sb-switchboard-operator-tenant", "sb-switchboard-operator"),
+            grant("sb-switchboard-gateway-tenant", "sb-switchboard-gateway"),
+        ],
+        ..OperatorConfig::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config,
+        Arc::new(Metrics::new().unwrap()),
+        kube::runtime::events::Reporter {
+            controller: "switchboard-operator".into(),
+            instance: Some("test".into()),
+        },
+    ));
+    reconcile_until_applied(&ctx, "acme").await;
+
+    let bindings = Api::<RoleBinding>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let mut found: Vec<(String, String, String)> = bindings
+        .iter()
+        .map(|b| {
+            let subject = &b.subjects.as_ref().unwrap()[0];
+            (
+                b.namespace().unwrap_or_default(),
+                b.role_ref.name.clone(),
+                subject.name.clone(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (
+                NS.into(),
+                "sb-switchboard-gateway-tenant".into(),
+                "sb-switchboard-gateway".into()
+            ),
+            (
+                NS.into(),
+                "sb-switchboard-operator-tenant".into(),
+                "sb-switchboard-operator".into()
+            ),
+        ]
+    );
+    assert!(
+        bindings
+            .iter()
+            .all(|b| b.role_ref.kind == "ClusterRole" && b.owner_references()[0].kind == "Tenant")
+    );
+
+    let before = writes.get();
+    reconcile(&ctx, "acme").await.expect("reconcile at rest");
+    assert_eq!(
+        writes.get(),
+        before,
+        "a converged tenant's bindings are not applied again"
+    );
+}
