@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use switchboard_crds::LimitPatch;
 use switchboard_crds::tenant::{OwnerRole, Tenant, TenantOwner};
 
-use crate::kube::is_linked;
+use crate::kube::{FIELD_MANAGER, is_linked, spec_field_managers};
 use crate::store::Flag;
 use crate::store::tenants::{ManifestOwnerRow, ORIGIN_MANIFEST, Role, TenantRow};
 
@@ -53,17 +53,35 @@ fn limits_json(cr: &Tenant) -> String {
     serde_json::to_string(&patch).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// `row` as the CR says it is (name, plan, suspension, agent, limits, uid; attached and
-/// activated), or `None` when the row already says so.
+/// `row` as the CR says it is (name, plan, suspension, agent, limits, carrier, uid; attached
+/// and activated), or `None` when the row already says so. Fields the gateway alone holds on
+/// the CR keep the row's value: the gateway wrote them from the row, and a CR write that
+/// failed after the database changed (a Stripe plan change) must not be undone by the mirror;
+/// the gateway's next write of the tenant sends them again.
 pub fn mirrored(row: &TenantRow, cr: &Tenant, now: i64) -> Option<TenantRow> {
-    let agent = serde_json::to_string(&cr.spec.agent).ok()?;
+    let held = gateway_alone(cr);
+    let pick = |field: &str, ours: &str, theirs: String| {
+        if held.contains(field) {
+            ours.to_owned()
+        } else {
+            theirs
+        }
+    };
     let next = TenantRow {
-        name: cr.spec.display_name.clone(),
-        plan: cr.spec.plan.as_str().to_owned(),
+        name: pick("displayName", &row.name, cr.spec.display_name.clone()),
+        plan: pick("plan", &row.plan, cr.spec.plan.as_str().to_owned()),
         suspended: Flag(cr.spec.suspended),
-        agent,
+        agent: pick(
+            "agent",
+            &row.agent,
+            serde_json::to_string(&cr.spec.agent).ok()?,
+        ),
         limits: limits_json(cr),
-        carrier: serde_json::to_string(&cr.spec.carrier).ok()?,
+        carrier: pick(
+            "carrier",
+            &row.carrier,
+            serde_json::to_string(&cr.spec.carrier).ok()?,
+        ),
         cr_uid: cr.metadata.uid.clone(),
         activated_at: row.activated_at.or(Some(now)),
         detached_at: None,
@@ -84,6 +102,15 @@ pub fn mirrored(row: &TenantRow, cr: &Tenant, now: i64) -> Option<TenantRow> {
         && row.activated_at == next.activated_at
         && row.detached_at.is_none();
     (!unchanged).then_some(next)
+}
+
+/// The spec fields of `cr` that the gateway's field manager holds and no other manager does.
+fn gateway_alone(cr: &Tenant) -> std::collections::BTreeSet<String> {
+    spec_field_managers(cr)
+        .into_iter()
+        .filter(|(_, managers)| managers.len() == 1 && managers.contains(FIELD_MANAGER))
+        .map(|(field, _)| field)
+        .collect()
 }
 
 /// A new manifest tenant for `cr` (slug = the CR's name), activated now.
@@ -288,6 +315,34 @@ mod tests {
         let next = mirrored(&adopted_row, &lifted, 20).unwrap();
         assert!(!next.suspended.0);
         assert_eq!(next.activated_at, Some(10), "activation time kept");
+    }
+
+    #[test]
+    fn fields_the_gateway_alone_holds_keep_the_rows_value() {
+        let mut row = row("signup");
+        row.plan = "starter".into();
+        row.name = "Old name".into();
+        let mut cr = cr(
+            "acme",
+            "u-1",
+            json!({"displayName": "Acme", "plan": "free", "suspended": true}),
+        );
+        cr.metadata.managed_fields = Some(
+            serde_json::from_value(json!([
+                {"manager": "switchboard-gateway", "operation": "Apply",
+                 "fieldsV1": {"f:spec": {"f:plan": {}, "f:displayName": {}}}},
+                {"manager": "kubectl-patch", "operation": "Update",
+                 "fieldsV1": {"f:spec": {"f:suspended": {}, "f:displayName": {}}}}
+            ]))
+            .unwrap(),
+        );
+        let next = mirrored(&row, &cr, 5).unwrap();
+        assert_eq!(
+            next.plan, "starter",
+            "a Stripe change the CR has not caught up with stays"
+        );
+        assert!(next.suspended.0, "kubectl's suspension is mirrored");
+        assert_eq!(next.name, "Acme", "a shared field follows the CR");
     }
 
     #[test]

@@ -155,13 +155,8 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
         .post("/api/v1/auth/verify-email", None, json!({"token": token}))
         .await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
-    let applies: Vec<Recorded> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.method == "PATCH")
-        .cloned()
-        .collect();
+    // Only the Tenant counts here: the runtime-credential projection writes Secrets too.
+    let applies = tenant_patches(&log);
     assert_eq!(applies.len(), 1, "{applies:?}");
     let cr = &applies[0];
     assert_eq!(
@@ -195,14 +190,7 @@ async fn kubernetes_mode_writes_tenant_cr_and_provider_secret() {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
-    let last = log
-        .lock()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|r| r.method == "PATCH")
-        .cloned()
-        .unwrap();
+    let last = tenant_patches(&log).last().cloned().unwrap();
     assert_eq!(last.body["spec"]["agent"]["greeting"], "Welcome to Kube Co");
     assert!(!last.query.contains("force"), "{}", last.query);
 
