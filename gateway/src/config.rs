@@ -122,6 +122,15 @@ pub struct Config {
     )]
     pub rate_limit_login_per_minute: u32,
 
+    /// Failed CDR basic-auth attempts per minute against one tenant; past it, the tenant's CDR
+    /// endpoint answers 429 before checking credentials until the budget refills.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_LIMIT_CDR_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub rate_limit_cdr_auth_failures_per_minute: u32,
+
     /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
     #[arg(long, env = "SWITCHBOARD_TRUST_FORWARDED_FOR", default_value_t = false, action = ArgAction::Set)]
     pub trust_forwarded_for: bool,
@@ -235,6 +244,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "rate_limit_login_per_minute",
                 &self.rate_limit_login_per_minute,
+            )
+            .field(
+                "rate_limit_cdr_auth_failures_per_minute",
+                &self.rate_limit_cdr_auth_failures_per_minute,
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("body_limit_bytes", &self.body_limit_bytes)

@@ -20,7 +20,7 @@ use crate::media::gate::MediaGate;
 use crate::media::proxy::RuntimeAddresses;
 use crate::metrics::{BusinessMetrics, HttpMetrics};
 use crate::numbers::NumberTable;
-use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
+use crate::ratelimit::{FailureThrottle, LimitClass, Quotas, RateLimitError, RateLimiter};
 use crate::runtime_credential::RuntimeCredentials;
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub kube: KubeSync,
     /// Rate limits.
     pub limiter: RateLimiter,
+    /// Failed CDR basic-auth attempts per tenant (see [`FailureThrottle`]).
+    pub cdr_auth: Arc<FailureThrottle>,
     /// Prometheus registry served on `/metrics`.
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
@@ -141,6 +143,7 @@ impl AppState {
             ip_per_minute: config.rate_limit_ip_per_minute,
             api_key_per_minute: config.rate_limit_api_key_per_minute,
             login_per_minute: config.rate_limit_login_per_minute,
+            cdr_auth_failures_per_minute: config.rate_limit_cdr_auth_failures_per_minute,
         };
         let limiter = match &config.redis_url {
             Some(url) => RateLimiter::redis(url, "switchboard:ratelimit", quotas).await?,
@@ -174,6 +177,10 @@ impl AppState {
             keyring,
             mailer,
             kube,
+            cdr_auth: Arc::new(FailureThrottle::new(
+                limiter.clone(),
+                LimitClass::CdrAuthFailure,
+            )),
             limiter,
             registry,
             http_metrics,

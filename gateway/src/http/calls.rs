@@ -271,11 +271,12 @@ pub async fn export_csv(
         "source",
     ];
     let csv_error = |e: csv::Error| ApiError::internal(&e);
-    writer.write_record(header).map_err(csv_error)?;
+    super::csv_export::write_row(&mut writer, header).map_err(csv_error)?;
     for row in rows {
         let v = view(&access.tenant.slug, row);
-        writer
-            .write_record([
+        super::csv_export::write_row(
+            &mut writer,
+            [
                 v.id,
                 v.direction,
                 v.from.unwrap_or_default(),
@@ -293,8 +294,9 @@ pub async fn export_csv(
                 v.carrier,
                 v.carrier_call_id.unwrap_or_default(),
                 v.source,
-            ])
-            .map_err(csv_error)?;
+            ],
+        )
+        .map_err(csv_error)?;
     }
     let bytes = writer.into_inner().map_err(|e| ApiError::internal(&e))?;
     Ok((

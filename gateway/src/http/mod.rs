@@ -7,7 +7,7 @@
 //! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
 //!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
 //!   entry) and [`internal`] (the cluster-internal API).
-//! * Cross-cutting: [`errors`] (the error shape and the mapping of domain errors),
+//! * Cross-cutting: [`csv_export`] (spreadsheet-safe CSV), [`errors`] (the error shape and the mapping of domain errors),
 //!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`].
 //!
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
@@ -21,6 +21,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod context;
 pub mod credentials;
+pub mod csv_export;
 pub mod customer_webhooks;
 pub mod errors;
 pub mod internal;

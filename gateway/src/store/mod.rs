@@ -394,7 +394,10 @@ mod tests {
             for client in clients {
                 client.await.unwrap();
             }
-            assert!(cancelled.load(Ordering::Relaxed) > 0, "no request was cancelled");
+            assert!(
+                cancelled.load(Ordering::Relaxed) > 0,
+                "no request was cancelled"
+            );
             assert_eq!(errors.load(Ordering::Relaxed), 0, "{:?}", store.backend());
             // Every connection of the pool (4) serves writes again, one after another.
             for _ in 0..16 {

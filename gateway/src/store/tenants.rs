@@ -205,13 +205,25 @@ pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRo
     .await?)
 }
 
+/// The column a tenant key names, unambiguously: a UUID-shaped key is an id, anything else a
+/// slug (slugs are never UUIDs, see `http::validate::slugify`). `slug = $1 OR id = $1` picked
+/// whichever row came first when a slug equalled another tenant's id (issue 15).
+fn key_column(key: &str) -> &'static str {
+    if uuid::Uuid::try_parse(key).is_ok() {
+        "id"
+    } else {
+        "slug"
+    }
+}
+
 /// The tenant with this slug or id.
 pub async fn by_slug_or_id(
     conn: &mut AnyConnection,
     key: &str,
 ) -> Result<Option<TenantRow>, StoreError> {
+    let column = key_column(key);
     Ok(sqlx::query_as(&format!(
-        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.slug = $1 OR t.id = $1"
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.{column} = $1"
     ))
     .bind(key)
     .fetch_optional(conn)
@@ -267,9 +279,10 @@ pub async fn tenant_for_member(
         tenant: TenantRow,
         role: String,
     }
+    let column = key_column(key);
     let row: Option<Joined> = sqlx::query_as(&format!(
         "SELECT {TENANT_COLUMNS}, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id \
-         WHERE (t.slug = $1 OR t.id = $1) AND m.user_id = $2"
+         WHERE t.{column} = $1 AND m.user_id = $2"
     ))
     .bind(key)
     .bind(user_id)
