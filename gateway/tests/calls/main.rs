@@ -6,6 +6,7 @@
 mod harness;
 
 mod billing;
+mod bounds;
 mod calls;
 mod limits;
 mod media;

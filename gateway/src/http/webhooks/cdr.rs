@@ -51,10 +51,10 @@ pub async fn ingest(
     .await;
     match result {
         Ok(reply) => Ok(Json(reply)),
-        Err(CdrError::Unauthorized) => {
-            state.cdr_auth.failed(&key).await;
-            Err(CdrError::Unauthorized.into())
-        }
+        Err(CdrError::Unauthorized) => match state.cdr_auth.failed(&key).await {
+            Some(retry_after_secs) => Err(ApiError::too_many_requests(retry_after_secs)),
+            None => Err(CdrError::Unauthorized.into()),
+        },
         Err(error) => Err(error.into()),
     }
 }
