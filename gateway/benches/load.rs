@@ -99,10 +99,13 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let router = app(state.clone());
+    // The gateway's own server loop, as `switchboard-gateway serve` runs it.
     let server = tokio::spawn(async move {
-        let _ = axum::serve(
+        let _ = switchboard_gateway::http::server::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            Duration::from_secs(10),
+            std::future::pending(),
         )
         .await;
     });

@@ -139,6 +139,18 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
 
+    /// Seconds a client may take to send a request's headers; the connection is closed after.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may stall between chunks before the request is answered 408.
+    #[arg(long, env = "SWITCHBOARD_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
     /// Lifetime of access tokens in seconds.
     #[arg(
         long,

@@ -429,11 +429,14 @@ async fn serve_gateway(
     state: AppState,
     stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let header_read_timeout =
+        std::time::Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    crate::http::server::serve(
         listener,
-        crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        crate::app(state),
+        header_read_timeout,
+        stop_requested(stopped),
     )
-    .with_graceful_shutdown(stop_requested(stopped))
     .await
 }
 

@@ -12,3 +12,4 @@ mod limits;
 mod media;
 mod outbox;
 mod signatures;
+mod slow_clients;
