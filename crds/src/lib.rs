@@ -14,7 +14,8 @@
 //! * [`naming`] — a tenant's namespace and runtime endpoint from one prefix setting;
 //! * [`schedule`] and [`CampaignSpec::validate`] — calling windows and campaign spec rules;
 //! * [`plan`] — plans and a tenant's effective limits;
-//! * [`call_bounds`] — bounds on call durations and times from carriers, PBXs and runtimes.
+//! * [`call_bounds`] — bounds on call durations and times from carriers, PBXs and runtimes;
+//! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets).
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
 // those derive arguments as duplicated attributes.
@@ -26,6 +27,7 @@ pub mod conditions;
 pub mod events;
 pub mod internal_api;
 pub mod naming;
+pub mod outbound;
 pub mod phone_number;
 pub mod plan;
 pub mod schedule;

@@ -139,6 +139,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
 
+    /// Let tenant-chosen URLs (customer webhooks, agent `baseUrl`) name loopback, private,
+    /// link-local and cluster addresses. Off in production (SSRF); for development with local
+    /// stand-ins. See `switchboard_crds::outbound`.
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE", default_value_t = false, action = ArgAction::Set)]
+    pub outbound_allow_private: bool,
+
     /// Seconds a client may take to send a request's headers; the connection is closed after.
     #[arg(
         long,

@@ -378,6 +378,7 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         tenant: "standalone".to_owned(),
         events_url: Some(events_url),
         internal_token: token,
+        outbound_allow_private: state.config.outbound_allow_private,
         ..RuntimeConfig::default()
     };
     let runtime_state = RuntimeState::new(runtime_config, store, metrics, events);

@@ -72,6 +72,9 @@ pub struct AppState {
     pub runtime_addresses: RuntimeAddresses,
     /// Outgoing HTTP (Stripe, customer webhooks, carrier REST calls).
     pub http_client: reqwest::Client,
+    /// Client for tenant-chosen URLs (customer webhooks): no redirects, and only public
+    /// addresses at connect time (`switchboard_crds::outbound`).
+    pub webhook_client: reqwest::Client,
     /// Batched metering of API-key requests (flushed by a worker, see [`crate::workers`]).
     pub api_meter: Arc<ApiMeter>,
     /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
@@ -170,6 +173,10 @@ impl AppState {
         let http_client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
+        let webhook_client =
+            switchboard_crds::outbound::guarded_client(config.outbound_allow_private)
+                .timeout(Duration::from_secs(15))
+                .build()?;
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -195,6 +202,7 @@ impl AppState {
             drain: Drain::default(),
             runtime_addresses: RuntimeAddresses::default(),
             http_client,
+            webhook_client,
             api_meter: Arc::default(),
             sandbox: None,
         })

@@ -76,13 +76,13 @@ pub async fn create(
     let url = body.url.trim();
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| ApiError::invalid("url", "invalid_url", "not a URL"))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ApiError::invalid(
-            "url",
-            "invalid_url",
-            "expected an http(s) URL",
-        ));
-    }
+    // No internal targets (SSRF); checked again on the resolved address at every delivery.
+    switchboard_crds::outbound::check_target(
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default(),
+        state.config.outbound_allow_private,
+    )
+    .map_err(|e| ApiError::invalid("url", "url_not_allowed", e.to_string()))?;
     let events = body.events.unwrap_or_else(|| vec!["*".to_owned()]);
     if let Some(bad) = events
         .iter()
