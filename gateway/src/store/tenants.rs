@@ -392,7 +392,18 @@ pub async fn remove_member(
 }
 
 /// How many owners the tenant has (the last one cannot leave or be demoted).
+///
+/// On Postgres the tenant's row is locked first (`FOR UPDATE`) and the count runs after the
+/// lock is held, so two transactions that each take away an owner (two owners demoting each
+/// other at once) run one after the other and the second sees the first's change: a tenant
+/// never ends with no owner. SQLite's write transactions are serial already.
 pub async fn count_owners(conn: &mut AnyConnection, tenant_id: &str) -> Result<i64, StoreError> {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
     let (count,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
             .bind(tenant_id)

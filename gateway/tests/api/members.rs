@@ -332,3 +332,59 @@ async fn invitations_need_the_invited_verified_address() {
         app.finish().await;
     }
 }
+
+/// Issue 15 item 6: two owners demoting each other at the same moment. The owner count is
+/// taken under the tenant's lock (Postgres) or the write lock (SQLite), so the second demotion
+/// waits for the first, sees one owner left and is refused: the tenant keeps an owner.
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    use switchboard_gateway::store::{Scope, tenants};
+    for app in apps("owner race", Options::default()).await {
+        let first = verified(&app, "first@race.io", "Race").await;
+        let second = verified(&app, "second@race.io", "Race Two").await;
+        invite_and_join(&app, &first, &second, "owner").await;
+        let store = app.state.store.clone();
+        let tenant_id = first.tenant_id.clone();
+        // The first owner's request: counts two owners, demotes the second, not committed yet.
+        let mut demote_second = store.write(&Scope::tenant(&tenant_id)).await.unwrap();
+        let owners = tenants::count_owners(&mut demote_second, &tenant_id)
+            .await
+            .unwrap();
+        assert_eq!(owners, 2);
+        sqlx::query("UPDATE memberships SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2")
+            .bind(&tenant_id)
+            .bind(&second.user_id)
+            .execute(&mut *demote_second)
+            .await
+            .unwrap();
+        // The second owner's request, at the same moment: its count must wait for the first.
+        let demote_first = tokio::spawn({
+            let (store, tenant_id) = (store.clone(), tenant_id.clone());
+            async move {
+                let mut tx = store.write(&Scope::tenant(&tenant_id)).await.unwrap();
+                let owners = tenants::count_owners(&mut tx, &tenant_id).await.unwrap();
+                tx.rollback().await.unwrap();
+                owners
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !demote_first.is_finished(),
+            "{}: the second count did not wait for the first demotion",
+            app.backend
+        );
+        demote_second.commit().await.unwrap();
+        assert_eq!(demote_first.await.unwrap(), 1, "{}", app.backend);
+        // Over HTTP the remaining owner cannot be demoted.
+        let t = format!("/api/v1/tenants/{}", first.slug);
+        let last = app
+            .patch(
+                &format!("{t}/members/{}", first.user_id),
+                &first.access,
+                json!({"role": "admin"}),
+            )
+            .await;
+        assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.text);
+        app.finish().await;
+    }
+}
