@@ -658,6 +658,20 @@ pub async fn confirm_password_reset(
     users::set_password(&mut tx, &user_id, &hash, now).await?;
     // Whoever knew the old password may hold sessions: end them all.
     sessions::revoke_all(&mut tx, &user_id, "password_reset", now).await?;
+    // And the API keys it minted, in each of its tenants: someone who held the account (say,
+    // signed up with this unverified address) must not keep access through a key (issue 15).
+    // Each tenant's keys are reached under that tenant's scope (row-level security).
+    let postgres = state.store.backend() == crate::store::Backend::Postgres;
+    if postgres {
+        crate::store::set_scope(&mut tx, &Scope::user(&user_id)).await?;
+    }
+    for (tenant, _) in crate::store::tenants::tenants_of_user(&mut tx, &user_id).await? {
+        if postgres {
+            let scope = Scope::tenant(&tenant.id).with_user(&user_id);
+            crate::store::set_scope(&mut tx, &scope).await?;
+        }
+        crate::store::api_keys::revoke_created_by(&mut tx, &tenant.id, &user_id, now).await?;
+    }
     // Receiving the mail proves the address.
     users::mark_verified(&mut tx, &user_id, now).await?;
     tx.commit().await?;

@@ -388,3 +388,74 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
         app.finish().await;
     }
 }
+
+/// Issue 15 item 4: an API key stops working when its creator is removed from the tenant,
+/// and a password reset revokes every key the account minted (in every tenant).
+#[tokio::test]
+async fn api_keys_die_with_their_creators_membership_and_on_password_reset() {
+    for app in apps("key lifetime", Options::default()).await {
+        let owner = verified(&app, "boss@keys.io", "Keys").await;
+        let bob = verified(&app, "bob@keys.io", "Bob Co").await;
+        invite_and_join(&app, &owner, &bob, "admin").await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        let mint = |who: &Account, path: String| {
+            let access = who.access.clone();
+            let app = &app;
+            async move {
+                let key = app
+                    .post(
+                        &format!("{path}/api-keys"),
+                        Some(&access),
+                        json!({"name": "k", "scopes": ["admin"]}),
+                    )
+                    .await;
+                assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+                key.body["key"].as_str().unwrap().to_owned()
+            }
+        };
+        let bobs_key = mint(&bob, t.clone()).await;
+        let owners_key = mint(&owner, t.clone()).await;
+        assert_eq!(app.get(&t, &bobs_key).await.status, StatusCode::OK);
+        let removed = app
+            .delete(&format!("{t}/members/{}", bob.user_id), &owner.access)
+            .await;
+        assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+        assert_eq!(
+            app.get(&t, &bobs_key).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: a removed member's key still works",
+            app.backend
+        );
+        assert_eq!(app.get(&t, &owners_key).await.status, StatusCode::OK);
+
+        // Bob's own tenant: a key minted there dies with a password reset of his account.
+        let bt = format!("/api/v1/tenants/{}", bob.slug);
+        let own_key = mint(&bob, bt.clone()).await;
+        assert_eq!(app.get(&bt, &own_key).await.status, StatusCode::OK);
+        let requested = app
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "bob@keys.io"}),
+            )
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED);
+        let token = app.mailed_token("bob@keys.io");
+        let done = app
+            .post(
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                json!({"token": token, "password": "an entirely new passphrase 42"}),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+        assert_eq!(
+            app.get(&bt, &own_key).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: a key minted before the reset still works",
+            app.backend
+        );
+        assert_eq!(app.get(&t, &owners_key).await.status, StatusCode::OK);
+        app.finish().await;
+    }
+}
