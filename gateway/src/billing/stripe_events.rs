@@ -299,8 +299,28 @@ async fn apply(
     billing::upsert(&mut *tx, &row).await?;
     let plan = plan.filter(|p| p.parse::<switchboard_crds::Plan>().is_ok());
     if let Some(plan) = &plan {
+        let before = tenants::by_id(&mut *tx, &tenant_id)
+            .await?
+            .map(|t| t.plan)
+            .unwrap_or_default();
         billing::set_plan(&mut *tx, &tenant_id, plan, now).await?;
         tracing::info!(tenant_id, plan, "plan changed by Stripe");
+        crate::store::audit::record(
+            &mut *tx,
+            &crate::store::audit::AuditEvent {
+                tenant_id: &tenant_id,
+                actor_type: "system",
+                actor_id: Some("stripe"),
+                action: "billing.plan_changed",
+                target_type: Some("tenant"),
+                target_id: Some(&tenant_id),
+                ip: None,
+                request_id: None,
+                details: serde_json::json!({"from": before, "to": plan, "event": kind}),
+            },
+            now,
+        )
+        .await?;
     }
     Ok(plan.map(|_| tenant_id))
 }

@@ -369,6 +369,7 @@ pub struct CdrCredentialView {
 pub async fn rotate_cdr_credential(
     State(state): State<AppState>,
     access: TenantAccess,
+    client: super::context::ClientInfo,
 ) -> Result<(StatusCode, Json<CdrCredentialView>), ApiError> {
     access.require(Role::Admin)?;
     let username = format!("pbx-{}", access.tenant.slug);
@@ -380,6 +381,15 @@ pub async fn rotate_cdr_credential(
         &username,
         &token_hash(&password),
         now_ms(),
+    )
+    .await?;
+    super::audit::record(
+        &mut tx,
+        &access,
+        &client,
+        "cdr_credential.rotated",
+        ("cdr_credential", &username),
+        serde_json::json!({}),
     )
     .await?;
     tx.commit().await?;

@@ -459,3 +459,91 @@ async fn api_keys_die_with_their_creators_membership_and_on_password_reset() {
         app.finish().await;
     }
 }
+
+/// Issue 15 item 12: webhook endpoints created and deleted, CDR credentials rotated, logins
+/// and password resets are in the tenant's audit log.
+#[tokio::test]
+async fn security_relevant_actions_are_audited() {
+    for app in apps("audit", Options::default()).await {
+        let owner = verified(&app, "audit@audit.io", "Audited").await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        let hook = app
+            .post(
+                &format!("{t}/webhooks"),
+                Some(&owner.access),
+                json!({"url": "https://hooks.example.com/in?token=secret-in-query"}),
+            )
+            .await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+        let id = hook.body["id"].as_str().unwrap();
+        let deleted = app
+            .delete(&format!("{t}/webhooks/{id}"), &owner.access)
+            .await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        let rotated = app
+            .post(
+                &format!("{t}/cdr-credentials"),
+                Some(&owner.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "audit@audit.io", "password": "correct horse battery staple"}),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        app.post(
+            "/api/v1/auth/password-reset",
+            None,
+            json!({"email": "audit@audit.io"}),
+        )
+        .await;
+        let token = app.mailed_token("audit@audit.io");
+        let reset = app
+            .post(
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                json!({"token": token, "password": "another long passphrase 77"}),
+            )
+            .await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "audit@audit.io", "password": "another long passphrase 77"}),
+            )
+            .await;
+        let access = login.body["tokens"]["access_token"].as_str().unwrap();
+        let audit = app.get(&format!("{t}/audit-log"), access).await;
+        assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+        let actions: Vec<&str> = audit.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "webhook_endpoint.created",
+            "webhook_endpoint.deleted",
+            "cdr_credential.rotated",
+            "user.login",
+            "user.password_reset",
+        ] {
+            assert!(
+                actions.contains(&expected),
+                "{}: {expected} missing from {actions:?}",
+                app.backend
+            );
+        }
+        assert!(
+            !audit.text.contains("secret-in-query"),
+            "the URL's query is not logged"
+        );
+        app.finish().await;
+    }
+}
