@@ -240,7 +240,11 @@ pub fn verify_telnyx(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Malformed("timestamp is not an integer"))?;
-    if (now_unix - ts).abs() > TELNYX_TOLERANCE_SECS {
+    // Checked: a timestamp near i64::MIN must not wrap around into the window (or panic).
+    if now_unix
+        .checked_sub(ts)
+        .is_none_or(|skew| skew.unsigned_abs() > TELNYX_TOLERANCE_SECS.unsigned_abs())
+    {
         return Err(SignatureError::Stale);
     }
     let sig_bytes = BASE64
@@ -272,6 +276,26 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Issue 15 item 8: a timestamp of now − 2^63 used to wrap around into the window (and
+    /// panic in debug builds) before the signature was looked at; it is stale.
+    #[test]
+    fn telnyx_timestamps_far_in_the_past_or_future_are_stale_without_overflow() {
+        // The Ed25519 base point (0x58, then 0x66 × 31): a valid public key; nothing needs to
+        // verify against it, staleness is decided first.
+        let mut point = [0x66u8; 32];
+        point[0] = 0x58;
+        let key = TelnyxPublicKey::from_base64(&BASE64.encode(point)).unwrap();
+        let signature = BASE64.encode([0u8; 64]);
+        let now: i64 = 1_800_000_000;
+        for timestamp in [i64::MIN, now.wrapping_sub(i64::MAX), i64::MAX, now - 301] {
+            assert_eq!(
+                verify_telnyx(&key, &signature, &timestamp.to_string(), b"{}", now),
+                Err(SignatureError::Stale),
+                "{timestamp}"
+            );
+        }
     }
 
     #[test]

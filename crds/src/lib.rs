@@ -13,17 +13,21 @@
 //! * [`internal_api`] — operator ↔ gateway internal API bodies and the error body;
 //! * [`naming`] — a tenant's namespace and runtime endpoint from one prefix setting;
 //! * [`schedule`] and [`CampaignSpec::validate`] — calling windows and campaign spec rules;
-//! * [`plan`] — plans and a tenant's effective limits.
+//! * [`plan`] — plans and a tenant's effective limits;
+//! * [`call_bounds`] — bounds on call durations and times from carriers, PBXs and runtimes;
+//! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets).
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
 // those derive arguments as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod call_bounds;
 pub mod campaign;
 pub mod conditions;
 pub mod events;
 pub mod internal_api;
 pub mod naming;
+pub mod outbound;
 pub mod phone_number;
 pub mod plan;
 pub mod schedule;

@@ -122,6 +122,15 @@ pub struct Config {
     )]
     pub rate_limit_login_per_minute: u32,
 
+    /// Failed CDR basic-auth attempts per minute against one tenant; past it, the tenant's CDR
+    /// endpoint answers 429 before checking credentials until the budget refills.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_LIMIT_CDR_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub rate_limit_cdr_auth_failures_per_minute: u32,
+
     /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
     #[arg(long, env = "SWITCHBOARD_TRUST_FORWARDED_FOR", default_value_t = false, action = ArgAction::Set)]
     pub trust_forwarded_for: bool,
@@ -129,6 +138,24 @@ pub struct Config {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "SWITCHBOARD_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
+
+    /// Let tenant-chosen URLs (customer webhooks, agent `baseUrl`) name loopback, private,
+    /// link-local and cluster addresses. Off in production (SSRF); for development with local
+    /// stand-ins. See `switchboard_crds::outbound`.
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE", default_value_t = false, action = ArgAction::Set)]
+    pub outbound_allow_private: bool,
+
+    /// Seconds a client may take to send a request's headers; the connection is closed after.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may stall between chunks before the request is answered 408.
+    #[arg(long, env = "SWITCHBOARD_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
 
     /// Lifetime of access tokens in seconds.
     #[arg(
@@ -235,6 +262,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "rate_limit_login_per_minute",
                 &self.rate_limit_login_per_minute,
+            )
+            .field(
+                "rate_limit_cdr_auth_failures_per_minute",
+                &self.rate_limit_cdr_auth_failures_per_minute,
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("body_limit_bytes", &self.body_limit_bytes)

@@ -108,9 +108,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let drain = state.drain.clone();
     let deadline = Duration::from_secs(state.config.drain_seconds);
-    let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    // The gateway's own server loop: axum::serve has no header-read timeout (issue 15).
+    crate::http::server::serve(
+        listener,
+        crate::app(state),
+        header_read_timeout,
+        async move {
             shutdown.await;
             drain.start();
             let open = drain.open_streams();
@@ -126,8 +130,9 @@ pub async fn serve(
             let left = deadline.saturating_sub(started.elapsed());
             tokio::time::sleep(LAST_EVENTS_GRACE.min(left)).await;
             tracing::info!(graceful, "drain complete; closing the HTTP server");
-        })
-        .await
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

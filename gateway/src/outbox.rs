@@ -98,15 +98,25 @@ pub struct OutboxWorker {
     store: Store,
     keyring: std::sync::Arc<Keyring>,
     client: reqwest::Client,
+    allow_private: bool,
 }
 
 impl OutboxWorker {
-    /// A worker over the store, decrypting endpoint secrets with `keyring`.
-    pub fn new(store: Store, keyring: std::sync::Arc<Keyring>, client: reqwest::Client) -> Self {
+    /// A worker over the store, decrypting endpoint secrets with `keyring`. `client` should
+    /// come from `switchboard_crds::outbound::guarded_client` (no redirects, public addresses
+    /// only); `allow_private` is `SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE`, with which each
+    /// endpoint URL is checked again before every delivery.
+    pub fn new(
+        store: Store,
+        keyring: std::sync::Arc<Keyring>,
+        client: reqwest::Client,
+        allow_private: bool,
+    ) -> Self {
         Self {
             store,
             keyring,
             client,
+            allow_private,
         }
     }
 
@@ -171,6 +181,10 @@ impl OutboxWorker {
         row: &OutboxRow,
         endpoint: &EndpointRow,
     ) -> Result<i64, (Option<i64>, String)> {
+        // An IP literal never reaches the client's resolver: check the URL itself too. The
+        // delivery log then says "refused", never the status of an internal service.
+        switchboard_crds::outbound::check_url(&endpoint.url, self.allow_private)
+            .map_err(|e| (None, format!("refused: {e}")))?;
         let sealed = Sealed {
             key_id: endpoint.key_id.clone(),
             ciphertext: endpoint.ciphertext.clone(),

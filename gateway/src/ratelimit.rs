@@ -1,4 +1,5 @@
-//! Rate limits per client IP, per API key and per login e-mail.
+//! Rate limits per client IP, per API key and per login e-mail, and a throttle on failed CDR
+//! basic-auth attempts per tenant ([`FailureThrottle`]).
 //!
 //! In memory (GCRA via `governor`) for a single replica; with `REDIS_URL`, a fixed one-minute
 //! window counted in Redis (`INCR` + `EXPIRE`) so that every replica shares the budget. When
@@ -21,6 +22,8 @@ pub enum LimitClass {
     ApiKey,
     /// Login attempts for one e-mail address.
     Login,
+    /// Failed CDR basic-auth attempts against one tenant.
+    CdrAuthFailure,
 }
 
 impl LimitClass {
@@ -29,6 +32,7 @@ impl LimitClass {
             LimitClass::Ip => "ip",
             LimitClass::ApiKey => "key",
             LimitClass::Login => "login",
+            LimitClass::CdrAuthFailure => "cdr-auth",
         }
     }
 }
@@ -42,6 +46,8 @@ pub struct Quotas {
     pub api_key_per_minute: u32,
     /// Login attempts per e-mail address.
     pub login_per_minute: u32,
+    /// Failed CDR basic-auth attempts per tenant.
+    pub cdr_auth_failures_per_minute: u32,
 }
 
 impl Quotas {
@@ -50,6 +56,7 @@ impl Quotas {
             LimitClass::Ip => self.ip_per_minute,
             LimitClass::ApiKey => self.api_key_per_minute,
             LimitClass::Login => self.login_per_minute,
+            LimitClass::CdrAuthFailure => self.cdr_auth_failures_per_minute,
         }
         .max(1)
     }
@@ -80,6 +87,7 @@ enum Backend {
         ip: DefaultKeyedRateLimiter<String>,
         api_key: DefaultKeyedRateLimiter<String>,
         login: DefaultKeyedRateLimiter<String>,
+        cdr_auth: DefaultKeyedRateLimiter<String>,
         checks: AtomicU64,
     },
     Redis {
@@ -107,6 +115,7 @@ impl RateLimiter {
                 ip: governor::RateLimiter::keyed(quota(quotas.ip_per_minute)),
                 api_key: governor::RateLimiter::keyed(quota(quotas.api_key_per_minute)),
                 login: governor::RateLimiter::keyed(quota(quotas.login_per_minute)),
+                cdr_auth: governor::RateLimiter::keyed(quota(quotas.cdr_auth_failures_per_minute)),
                 checks: AtomicU64::new(0),
             }),
         }
@@ -132,12 +141,14 @@ impl RateLimiter {
                 ip,
                 api_key,
                 login,
+                cdr_auth,
                 checks,
             } => {
                 let limiter = match class {
                     LimitClass::Ip => ip,
                     LimitClass::ApiKey => api_key,
                     LimitClass::Login => login,
+                    LimitClass::CdrAuthFailure => cdr_auth,
                 };
                 // Forget idle keys now and then so memory stays bounded.
                 if checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
@@ -168,6 +179,60 @@ impl RateLimiter {
                 .await
             }
         }
+    }
+}
+
+/// Throttles credential guessing without slowing down the rightful client: only failed
+/// attempts are counted (in the [`RateLimiter`], so replicas share the count with Redis), and
+/// once a key has used its budget of failures, every request for it is refused before its
+/// credentials are looked at until the budget refills.
+pub struct FailureThrottle {
+    limiter: RateLimiter,
+    class: LimitClass,
+    blocked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// Keys blocked at once before expired blocks are swept (bounds the map's memory).
+const MAX_BLOCKED_KEYS: usize = 10_000;
+
+impl FailureThrottle {
+    /// A throttle counting failures of `class` in `limiter`.
+    pub fn new(limiter: RateLimiter, class: LimitClass) -> Self {
+        Self {
+            limiter,
+            class,
+            blocked: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Seconds until `key` may try again, when it is blocked.
+    pub fn blocked(&self, key: &str) -> Option<u64> {
+        let blocked = self.blocked.lock().ok()?;
+        let until = blocked.get(key)?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts a failed attempt for `key`; returns the wait when this failure used up its
+    /// budget (the key is blocked from now on).
+    pub async fn failed(&self, key: &str) -> Option<u64> {
+        let Decision::Limited { retry_after_secs } = self.limiter.check(self.class, key).await
+        else {
+            return None;
+        };
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = std::time::Instant::now();
+            if blocked.len() >= MAX_BLOCKED_KEYS {
+                blocked.retain(|_, until| *until > now);
+            }
+            if blocked.len() < MAX_BLOCKED_KEYS {
+                blocked.insert(
+                    key.to_owned(),
+                    now + std::time::Duration::from_secs(retry_after_secs),
+                );
+            }
+        }
+        Some(retry_after_secs)
     }
 }
 
@@ -208,6 +273,7 @@ mod tests {
             ip_per_minute: n,
             api_key_per_minute: n,
             login_per_minute: n,
+            cdr_auth_failures_per_minute: n,
         }
     }
 

@@ -378,6 +378,7 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         tenant: "standalone".to_owned(),
         events_url: Some(events_url),
         internal_token: token,
+        outbound_allow_private: state.config.outbound_allow_private,
         ..RuntimeConfig::default()
     };
     let runtime_state = RuntimeState::new(runtime_config, store, metrics, events);
@@ -429,11 +430,14 @@ async fn serve_gateway(
     state: AppState,
     stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let header_read_timeout =
+        std::time::Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    crate::http::server::serve(
         listener,
-        crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        crate::app(state),
+        header_read_timeout,
+        stop_requested(stopped),
     )
-    .with_graceful_shutdown(stop_requested(stopped))
     .await
 }
 

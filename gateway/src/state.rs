@@ -20,7 +20,7 @@ use crate::media::gate::MediaGate;
 use crate::media::proxy::RuntimeAddresses;
 use crate::metrics::{BusinessMetrics, HttpMetrics};
 use crate::numbers::NumberTable;
-use crate::ratelimit::{Quotas, RateLimitError, RateLimiter};
+use crate::ratelimit::{FailureThrottle, LimitClass, Quotas, RateLimitError, RateLimiter};
 use crate::runtime_credential::RuntimeCredentials;
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub kube: KubeSync,
     /// Rate limits.
     pub limiter: RateLimiter,
+    /// Failed CDR basic-auth attempts per tenant (see [`FailureThrottle`]).
+    pub cdr_auth: Arc<FailureThrottle>,
     /// Prometheus registry served on `/metrics`.
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
@@ -70,6 +72,9 @@ pub struct AppState {
     pub runtime_addresses: RuntimeAddresses,
     /// Outgoing HTTP (Stripe, customer webhooks, carrier REST calls).
     pub http_client: reqwest::Client,
+    /// Client for tenant-chosen URLs (customer webhooks): no redirects, and only public
+    /// addresses at connect time (`switchboard_crds::outbound`).
+    pub webhook_client: reqwest::Client,
     /// Batched metering of API-key requests (flushed by a worker, see [`crate::workers`]).
     pub api_meter: Arc<ApiMeter>,
     /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
@@ -141,6 +146,7 @@ impl AppState {
             ip_per_minute: config.rate_limit_ip_per_minute,
             api_key_per_minute: config.rate_limit_api_key_per_minute,
             login_per_minute: config.rate_limit_login_per_minute,
+            cdr_auth_failures_per_minute: config.rate_limit_cdr_auth_failures_per_minute,
         };
         let limiter = match &config.redis_url {
             Some(url) => RateLimiter::redis(url, "switchboard:ratelimit", quotas).await?,
@@ -167,6 +173,10 @@ impl AppState {
         let http_client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
+        let webhook_client =
+            switchboard_crds::outbound::guarded_client(config.outbound_allow_private)
+                .timeout(Duration::from_secs(15))
+                .build()?;
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -174,6 +184,10 @@ impl AppState {
             keyring,
             mailer,
             kube,
+            cdr_auth: Arc::new(FailureThrottle::new(
+                limiter.clone(),
+                LimitClass::CdrAuthFailure,
+            )),
             limiter,
             registry,
             http_metrics,
@@ -188,6 +202,7 @@ impl AppState {
             drain: Drain::default(),
             runtime_addresses: RuntimeAddresses::default(),
             http_client,
+            webhook_client,
             api_meter: Arc::default(),
             sandbox: None,
         })

@@ -70,6 +70,12 @@ pub struct VoiceConfig {
     #[arg(long, env = "SWITCHBOARD_RUNTIME_URL")]
     pub runtime_url: Option<String>,
 
+    /// Largest WebSocket message (and frame) a carrier may send on `/media`, in bytes. Enforced
+    /// while reading, before the call token is checked, so an unauthenticated socket can make
+    /// the proxy buffer at most 4 such messages. Twilio and Telnyx media frames are under 1 KiB.
+    #[arg(long, env = "SWITCHBOARD_MEDIA_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub media_max_message_bytes: usize,
+
     /// Concurrent media streams allowed per tenant.
     #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 20)]
     pub max_concurrent_calls: usize,

@@ -54,7 +54,8 @@ pub fn start(state: &AppState) -> Workers {
         OutboxWorker::new(
             state.store.clone(),
             state.keyring.clone(),
-            state.http_client.clone(),
+            state.webhook_client.clone(),
+            state.config.outbound_allow_private,
         )
         .spawn(Duration::from_millis(voice.outbox_poll_ms)),
         spawn_gauges(state),

@@ -100,6 +100,10 @@ pub struct RuntimeConfig {
     pub start_timeout: Duration,
     /// Spoken when a provider fails.
     pub fallback_text: String,
+    /// Let provider `baseUrl`s resolve to loopback, private, link-local and cluster addresses
+    /// (`SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE`; see `switchboard_crds::outbound`). Off: a tenant's
+    /// agent cannot make the runtime call inside the cluster.
+    pub outbound_allow_private: bool,
     /// Spoken before hanging up (maximum length, repeated failures).
     pub goodbye_text: String,
 }
@@ -116,6 +120,7 @@ impl Default for RuntimeConfig {
             start_timeout: Duration::from_secs(10),
             fallback_text: "Sorry, I'm having trouble right now. Could you say that again?".into(),
             goodbye_text: "Thank you for calling. Goodbye.".into(),
+            outbound_allow_private: false,
         }
     }
 }

@@ -62,6 +62,10 @@ struct Cli {
     /// Milliseconds a provider may take (first token, first audio, transcript).
     #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_MS", default_value_t = 8000)]
     provider_timeout_ms: u64,
+    /// Let provider base URLs reach loopback, private, link-local and cluster addresses
+    /// (development only; off keeps a tenant's agent from calling inside the cluster).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    outbound_allow_private: bool,
     /// Seconds live calls get to finish after SIGTERM (keep below the pod's grace period).
     #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS", default_value_t = 540)]
     drain_seconds: u64,
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         events_url: cli.gateway_events_url.clone(),
         internal_token: cli.internal_token.map(Secret::new),
         provider_timeout: Duration::from_millis(cli.provider_timeout_ms.max(100)),
+        outbound_allow_private: cli.outbound_allow_private,
         ..RuntimeConfig::default()
     };
     let state = RuntimeState::new(config, store, metrics.clone(), events);

@@ -54,13 +54,14 @@ impl RuntimeState {
         metrics
             .max_concurrent_calls
             .set(i64::try_from(config.max_concurrent_calls).unwrap_or(i64::MAX));
+        let http = crate::providers::http_client(config.outbound_allow_private);
         Self {
             inner: Arc::new(Inner {
                 ctx: CallContext {
                     config: Arc::new(config),
                     metrics,
                     events,
-                    http: crate::providers::http_client(),
+                    http,
                     hard_stop: CancellationToken::new(),
                 },
                 store,

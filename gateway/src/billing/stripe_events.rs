@@ -72,7 +72,11 @@ pub fn verify(
     let t: i64 = timestamp
         .parse()
         .map_err(|_| StripeSignatureError::Malformed)?;
-    if (now - t).abs() > TOLERANCE_SECS {
+    // Checked: `t` near i64::MIN must not wrap around into the window (or panic in debug).
+    if now
+        .checked_sub(t)
+        .is_none_or(|skew| skew.unsigned_abs() > TOLERANCE_SECS.unsigned_abs())
+    {
         return Err(StripeSignatureError::Stale);
     }
     let mut matched = false;
@@ -295,8 +299,28 @@ async fn apply(
     billing::upsert(&mut *tx, &row).await?;
     let plan = plan.filter(|p| p.parse::<switchboard_crds::Plan>().is_ok());
     if let Some(plan) = &plan {
+        let before = tenants::by_id(&mut *tx, &tenant_id)
+            .await?
+            .map(|t| t.plan)
+            .unwrap_or_default();
         billing::set_plan(&mut *tx, &tenant_id, plan, now).await?;
         tracing::info!(tenant_id, plan, "plan changed by Stripe");
+        crate::store::audit::record(
+            &mut *tx,
+            &crate::store::audit::AuditEvent {
+                tenant_id: &tenant_id,
+                actor_type: "system",
+                actor_id: Some("stripe"),
+                action: "billing.plan_changed",
+                target_type: Some("tenant"),
+                target_id: Some(&tenant_id),
+                ip: None,
+                request_id: None,
+                details: serde_json::json!({"from": before, "to": plan, "event": kind}),
+            },
+            now,
+        )
+        .await?;
     }
     Ok(plan.map(|_| tenant_id))
 }
@@ -304,6 +328,23 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 item 8: `t` = now − 2^63 used to wrap around into the window (and panic in
+    /// debug builds) before the signature was looked at.
+    #[test]
+    fn timestamps_that_would_overflow_are_stale() {
+        let body = br#"{"id":"evt_1"}"#;
+        let secrets = vec!["whsec".to_owned()];
+        let now: i64 = 1_800_000_000;
+        for t in [i64::MIN, now.wrapping_sub(i64::MAX), i64::MAX] {
+            let good = sign("whsec", t, body);
+            assert_eq!(
+                verify(&format!("t={t},v1={good}"), body, &secrets, now),
+                Err(StripeSignatureError::Stale),
+                "{t}"
+            );
+        }
+    }
 
     #[test]
     fn any_v1_may_match_and_stale_or_wrong_ones_fail() {

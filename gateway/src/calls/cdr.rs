@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use switchboard_crds::call_bounds;
+use switchboard_crds::phone_number::is_e164;
+
 use super::CallStatus;
 use crate::store::calls::{self, CallRow};
 use crate::store::{Scope, Store, StoreError, constant_time_eq, new_id, now_ms, token_hash};
@@ -81,18 +84,127 @@ impl From<sqlx::Error> for CdrError {
     }
 }
 
-fn time(field: &'static str, value: &str) -> Result<i64, CdrError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| CdrError::Invalid {
-            field,
-            code: "invalid_time",
-            message: "expected an RFC 3339 time",
-        })
+/// Most records in one request (a PBX batches; larger batches are split by the sender).
+pub const MAX_RECORDS_PER_REQUEST: usize = 1000;
+/// Longest PBX record id and disposition accepted.
+const MAX_TEXT_LEN: usize = 128;
+
+fn invalid(field: &'static str, code: &'static str, message: &'static str) -> CdrError {
+    CdrError::Invalid {
+        field,
+        code,
+        message,
+    }
 }
 
-/// Checks `user`/`password` against the tenant's CDR credential and stores the records in
-/// one transaction.
+fn time(field: &'static str, value: &str, now: i64) -> Result<i64, CdrError> {
+    let at = chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| invalid(field, "invalid_time", "expected an RFC 3339 time"))?;
+    if !call_bounds::time_in_bounds(at, now) {
+        return Err(invalid(
+            field,
+            "time_out_of_range",
+            "must lie between 2000-01-01 and one day from now",
+        ));
+    }
+    Ok(at)
+}
+
+fn number(field: &'static str, value: Option<String>) -> Result<Option<String>, CdrError> {
+    match value {
+        Some(n) if !is_e164(&n) => Err(invalid(
+            field,
+            "invalid_number",
+            "expected an E.164 number (+ and 2-15 digits)",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// One CDR checked against the bounds of [`call_bounds`] and turned into a call record.
+fn record(tenant_id: &str, cdr: Cdr, now: i64) -> Result<CallRow, CdrError> {
+    if cdr.id.is_empty() || cdr.id.len() > MAX_TEXT_LEN {
+        return Err(invalid("id", "invalid_id", "expected 1-128 characters"));
+    }
+    if cdr.disposition.is_empty() || cdr.disposition.len() > MAX_TEXT_LEN {
+        return Err(invalid(
+            "disposition",
+            "invalid_disposition",
+            "expected 1-128 characters",
+        ));
+    }
+    if !matches!(cdr.direction.as_str(), "inbound" | "outbound") {
+        return Err(invalid(
+            "direction",
+            "invalid_direction",
+            "expected inbound or outbound",
+        ));
+    }
+    let from = number("from", cdr.from)?;
+    let to = number("to", cdr.to)?;
+    let started_at = time("start", &cdr.start, now)?;
+    let answered_at = cdr
+        .answer
+        .as_deref()
+        .map(|a| time("answer", a, now))
+        .transpose()?;
+    let ended_at = cdr
+        .end
+        .as_deref()
+        .map(|e| time("end", e, now))
+        .transpose()?;
+    if answered_at.is_some_and(|a| a < started_at) {
+        return Err(invalid(
+            "answer",
+            "answer_before_start",
+            "must not be before start",
+        ));
+    }
+    if ended_at.is_some_and(|e| e < answered_at.unwrap_or(started_at)) {
+        return Err(invalid(
+            "end",
+            "end_before_start",
+            "must not be before start or answer",
+        ));
+    }
+    let duration = match cdr.duration {
+        Some(seconds) => Some(seconds),
+        // Both times are bounded, so the difference cannot overflow.
+        None => ended_at.zip(answered_at).map(|(e, a)| (e - a) / 1000),
+    };
+    if duration.is_some_and(|d| !call_bounds::duration_in_bounds(d)) {
+        return Err(invalid(
+            "duration",
+            "duration_out_of_range",
+            "must be between 0 and 86400 seconds",
+        ));
+    }
+    Ok(CallRow {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        carrier: "pbx".to_owned(),
+        carrier_call_id: Some(cdr.id),
+        direction: cdr.direction,
+        from_number: from,
+        to_number: to,
+        status: CallStatus::Completed.as_str().to_owned(),
+        outcome: Some(cdr.disposition),
+        started_at,
+        answered_at,
+        ended_at,
+        duration_seconds: duration,
+        source: "cdr".to_owned(),
+        updated_at: now,
+        ..CallRow::default()
+    })
+}
+
+/// Checks `user`/`password` against the tenant's CDR credential, then checks every record and
+/// stores them in one transaction (all of a batch or nothing).
+///
+/// The credential is read in a read transaction: a wrong password never takes SQLite's write
+/// lock, so guessing cannot stall the rightful PBX (issue 15).
 pub async fn ingest(
     store: &Store,
     tenant_id: &str,
@@ -100,10 +212,10 @@ pub async fn ingest(
     password: &str,
     body: CdrBody,
 ) -> Result<CdrReply, CdrError> {
-    let mut tx = store.write(&Scope::tenant(tenant_id)).await?;
-    let (want_user, want_hash) = calls::cdr_credential(&mut tx, tenant_id)
-        .await?
-        .ok_or(CdrError::Unauthorized)?;
+    let mut tx = store.read(&Scope::tenant(tenant_id)).await?;
+    let credential = calls::cdr_credential(&mut tx, tenant_id).await?;
+    tx.commit().await?;
+    let (want_user, want_hash) = credential.ok_or(CdrError::Unauthorized)?;
     let user_ok = constant_time_eq(user, &want_user);
     let password_ok = constant_time_eq(&token_hash(password), &want_hash);
     if !(user_ok & password_ok) {
@@ -113,46 +225,24 @@ pub async fn ingest(
         CdrBody::Batch { records } => records,
         CdrBody::One(record) => vec![record],
     };
+    if records.len() > MAX_RECORDS_PER_REQUEST {
+        return Err(invalid(
+            "records",
+            "too_many_records",
+            "at most 1000 records per request",
+        ));
+    }
+    let now = now_ms();
+    let rows = records
+        .into_iter()
+        .map(|cdr| record(tenant_id, cdr, now))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut reply = CdrReply {
         stored: 0,
         duplicates: 0,
     };
-    for cdr in records {
-        if !matches!(cdr.direction.as_str(), "inbound" | "outbound") {
-            return Err(CdrError::Invalid {
-                field: "direction",
-                code: "invalid_direction",
-                message: "expected inbound or outbound",
-            });
-        }
-        let started_at = time("start", &cdr.start)?;
-        let answered_at = cdr
-            .answer
-            .as_deref()
-            .map(|a| time("answer", a))
-            .transpose()?;
-        let ended_at = cdr.end.as_deref().map(|e| time("end", e)).transpose()?;
-        let duration = cdr
-            .duration
-            .or_else(|| Some((ended_at? - answered_at?) / 1000));
-        let row = CallRow {
-            id: new_id(),
-            tenant_id: tenant_id.to_owned(),
-            carrier: "pbx".to_owned(),
-            carrier_call_id: Some(cdr.id.clone()),
-            direction: cdr.direction,
-            from_number: cdr.from,
-            to_number: cdr.to,
-            status: CallStatus::Completed.as_str().to_owned(),
-            outcome: Some(cdr.disposition),
-            started_at,
-            answered_at,
-            ended_at,
-            duration_seconds: duration,
-            source: "cdr".to_owned(),
-            updated_at: now_ms(),
-            ..CallRow::default()
-        };
+    let mut tx = store.write(&Scope::tenant(tenant_id)).await?;
+    for row in rows {
         let stored = calls::insert_or_get(&mut tx, &row).await?;
         if stored.id == row.id {
             reply.stored += 1;

@@ -55,6 +55,9 @@ pub async fn apply_status(
         call.ended_at = Some(now);
         call.outcome = Some(update.status.as_str().to_owned());
         if let Some(seconds) = update.duration_seconds {
+            // Signed by the carrier, but bounded all the same: a `CallDuration` of 9.2e17 would
+            // bill 1.5e16 minutes and make every later sum of durations overflow.
+            let seconds = switchboard_crds::call_bounds::clamp_duration(seconds);
             call.duration_seconds = Some(seconds);
             if seconds > 0 && call.answered_at.is_none() {
                 call.answered_at = Some(now - seconds * 1000);
@@ -211,8 +214,9 @@ pub async fn apply_runtime_event(
                 call.ended_at = Some(at);
                 call.status = CallStatus::Completed.as_str().to_owned();
                 call.outcome = Some(wire_name(reason));
-                call.duration_seconds =
-                    Some(i64::try_from(duration_ms.div_ceil(1000)).unwrap_or(i64::MAX));
+                call.duration_seconds = Some(switchboard_crds::call_bounds::clamp_duration(
+                    i64::try_from(duration_ms.div_ceil(1000)).unwrap_or(i64::MAX),
+                ));
                 call.updated_at = now_ms();
                 calls::update(&mut *conn, &call).await?;
                 finish_call(state, conn, tenant, &call).await?;

@@ -401,6 +401,7 @@ pub async fn signup(
     responses((status = 200, body = LoginResponse), (status = 401, body = super::errors::ErrorBody), (status = 429, body = super::errors::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     super::errors::ApiJson(request): super::errors::ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let email = normalize_email("email", &request.email)?;
@@ -434,12 +435,55 @@ pub async fn login(
         state.config.session_ttl_seconds * 1000,
     )
     .await?;
+    audit_in_each_tenant(&state, &mut tx, &user.id, &client, "user.login", now).await?;
     tx.commit().await?;
     let tokens = issue_tokens(&state, &user.id, &refresh)?;
     Ok(Json(LoginResponse {
         user: UserView::from(&user),
         tokens,
     }))
+}
+
+/// Records `action` by the user in the audit log of every tenant the user belongs to (logins
+/// and password resets concern each of them). On Postgres each entry is written under its
+/// tenant's scope (row-level security); the scope is left at the user afterwards.
+async fn audit_in_each_tenant(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: &str,
+    client: &ClientInfo,
+    action: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let postgres = state.store.backend() == crate::store::Backend::Postgres;
+    if postgres {
+        crate::store::set_scope(tx, &Scope::user(user_id)).await?;
+    }
+    for (tenant, _) in crate::store::tenants::tenants_of_user(tx, user_id).await? {
+        if postgres {
+            crate::store::set_scope(tx, &Scope::tenant(&tenant.id).with_user(user_id)).await?;
+        }
+        audit::record(
+            tx,
+            &AuditEvent {
+                tenant_id: &tenant.id,
+                actor_type: "user",
+                actor_id: Some(user_id),
+                action,
+                target_type: Some("user"),
+                target_id: Some(user_id),
+                ip: Some(&client.ip),
+                request_id: client.request_id.as_deref(),
+                details: json!({}),
+            },
+            now,
+        )
+        .await?;
+    }
+    if postgres {
+        crate::store::set_scope(tx, &Scope::user(user_id)).await?;
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/auth/refresh`: rotates the refresh token. A reused token revokes its session.
@@ -640,6 +684,7 @@ pub async fn request_password_reset(
     responses((status = 200), (status = 400, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)))]
 pub async fn confirm_password_reset(
     State(state): State<AppState>,
+    client: ClientInfo,
     super::errors::ApiJson(request): super::errors::ApiJson<ResetConfirm>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let now = now_ms();
@@ -658,6 +703,29 @@ pub async fn confirm_password_reset(
     users::set_password(&mut tx, &user_id, &hash, now).await?;
     // Whoever knew the old password may hold sessions: end them all.
     sessions::revoke_all(&mut tx, &user_id, "password_reset", now).await?;
+    // And the API keys it minted, in each of its tenants: someone who held the account (say,
+    // signed up with this unverified address) must not keep access through a key (issue 15).
+    // Each tenant's keys are reached under that tenant's scope (row-level security).
+    let postgres = state.store.backend() == crate::store::Backend::Postgres;
+    if postgres {
+        crate::store::set_scope(&mut tx, &Scope::user(&user_id)).await?;
+    }
+    for (tenant, _) in crate::store::tenants::tenants_of_user(&mut tx, &user_id).await? {
+        if postgres {
+            let scope = Scope::tenant(&tenant.id).with_user(&user_id);
+            crate::store::set_scope(&mut tx, &scope).await?;
+        }
+        crate::store::api_keys::revoke_created_by(&mut tx, &tenant.id, &user_id, now).await?;
+    }
+    audit_in_each_tenant(
+        &state,
+        &mut tx,
+        &user_id,
+        &client,
+        "user.password_reset",
+        now,
+    )
+    .await?;
     // Receiving the mail proves the address.
     users::mark_verified(&mut tx, &user_id, now).await?;
     tx.commit().await?;

@@ -271,11 +271,12 @@ pub async fn export_csv(
         "source",
     ];
     let csv_error = |e: csv::Error| ApiError::internal(&e);
-    writer.write_record(header).map_err(csv_error)?;
+    super::csv_export::write_row(&mut writer, header).map_err(csv_error)?;
     for row in rows {
         let v = view(&access.tenant.slug, row);
-        writer
-            .write_record([
+        super::csv_export::write_row(
+            &mut writer,
+            [
                 v.id,
                 v.direction,
                 v.from.unwrap_or_default(),
@@ -293,8 +294,9 @@ pub async fn export_csv(
                 v.carrier,
                 v.carrier_call_id.unwrap_or_default(),
                 v.source,
-            ])
-            .map_err(csv_error)?;
+            ],
+        )
+        .map_err(csv_error)?;
     }
     let bytes = writer.into_inner().map_err(|e| ApiError::internal(&e))?;
     Ok((
@@ -367,6 +369,7 @@ pub struct CdrCredentialView {
 pub async fn rotate_cdr_credential(
     State(state): State<AppState>,
     access: TenantAccess,
+    client: super::context::ClientInfo,
 ) -> Result<(StatusCode, Json<CdrCredentialView>), ApiError> {
     access.require(Role::Admin)?;
     let username = format!("pbx-{}", access.tenant.slug);
@@ -378,6 +381,15 @@ pub async fn rotate_cdr_credential(
         &username,
         &token_hash(&password),
         now_ms(),
+    )
+    .await?;
+    super::audit::record(
+        &mut tx,
+        &access,
+        &client,
+        "cdr_credential.rotated",
+        ("cdr_credential", &username),
+        serde_json::json!({}),
     )
     .await?;
     tx.commit().await?;

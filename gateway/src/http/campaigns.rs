@@ -574,7 +574,7 @@ pub async fn results_csv(
         header.push(field.clone());
         header.push(format!("{field}_raw"));
     }
-    writer.write_record(&header).map_err(csv_error)?;
+    super::csv_export::write_row(&mut writer, &header).map_err(csv_error)?;
     for item in items {
         let c = &item.contact;
         let mut record = vec![
@@ -602,7 +602,7 @@ pub async fn results_csv(
             record.push(value);
             record.push(raw);
         }
-        writer.write_record(&record).map_err(csv_error)?;
+        super::csv_export::write_row(&mut writer, &record).map_err(csv_error)?;
     }
     let bytes = writer.into_inner().map_err(|e| ApiError::internal(&e))?;
     let disposition = format!("attachment; filename=\"{name}-results.csv\"");

@@ -7,6 +7,10 @@ use axum::http::StatusCode;
 use axum::routing;
 use serde::{Deserialize, Serialize};
 
+use serde_json::json;
+
+use super::audit::record;
+use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use crate::outbox::{EVENT_TYPES, new_endpoint};
@@ -70,19 +74,20 @@ fn view(row: EndpointRow, secret: Option<String>) -> EndpointView {
 pub async fn create(
     State(state): State<AppState>,
     access: TenantAccess,
+    client: ClientInfo,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
     access.require(Role::Admin)?;
     let url = body.url.trim();
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| ApiError::invalid("url", "invalid_url", "not a URL"))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ApiError::invalid(
-            "url",
-            "invalid_url",
-            "expected an http(s) URL",
-        ));
-    }
+    // No internal targets (SSRF); checked again on the resolved address at every delivery.
+    switchboard_crds::outbound::check_target(
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default(),
+        state.config.outbound_allow_private,
+    )
+    .map_err(|e| ApiError::invalid("url", "url_not_allowed", e.to_string()))?;
     let events = body.events.unwrap_or_else(|| vec!["*".to_owned()]);
     if let Some(bad) = events
         .iter()
@@ -98,6 +103,16 @@ pub async fn create(
         .map_err(|e| ApiError::internal(&e))?;
     let mut tx = state.store.write(&access.scope()).await?;
     webhooks::insert_endpoint(&mut tx, &row).await?;
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "webhook_endpoint.created",
+        ("webhook_endpoint", &row.id),
+        // The host only: a URL's path or query may carry the receiver's own token.
+        json!({"host": parsed.host_str(), "events": row.events}),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view(row, Some(secret)))))
 }
@@ -122,11 +137,23 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
+    client: ClientInfo,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     access.require(Role::Admin)?;
     let mut tx = state.store.write(&access.scope()).await?;
     let found = webhooks::delete_endpoint(&mut tx, &access.tenant.id, &id).await?;
+    if found {
+        record(
+            &mut tx,
+            &access,
+            &client,
+            "webhook_endpoint.deleted",
+            ("webhook_endpoint", &id),
+            json!({}),
+        )
+        .await?;
+    }
     tx.commit().await?;
     if found {
         Ok(StatusCode::NO_CONTENT)

@@ -287,12 +287,30 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "body_too_large",
             "request body is too large",
         ),
+        other if timed_out(&other) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "request body stalled (see SWITCHBOARD_BODY_READ_TIMEOUT_SECS)",
+        ),
         other => ApiError::new(
             other.status(),
             "invalid_body",
             "request body cannot be read",
         ),
     }
+}
+
+/// Whether reading the body failed because it stalled past the body-read timeout
+/// (`tower_http`'s `TimeoutBody`, layered in `http::app`).
+fn timed_out(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Turns serde's message into a field-naming error. serde names the field in backticks for

@@ -25,5 +25,11 @@ pub async fn entry(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         drain: state.drain.clone(),
         runtime_addresses: state.runtime_addresses.clone(),
     };
-    upgrade.on_upgrade(move |socket| proxy::serve(context, socket))
+    // Bounded before anything is authenticated: tungstenite's defaults (64 MiB messages,
+    // 16 MiB frames) let a socket without a call token make the proxy buffer that much.
+    let limit = state.config.voice.media_max_message_bytes.max(1024);
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| proxy::serve(context, socket))
 }

@@ -24,7 +24,7 @@ use crate::mailer::Email;
 use crate::state::AppState;
 use crate::store::invitations::{self, InvitationRow};
 use crate::store::tenants::{self, MemberRow, Role, parse_role};
-use crate::store::{Scope, Tx, now_ms, users};
+use crate::store::{Scope, Tx, api_keys, now_ms, users};
 
 /// The member and invitation routes.
 pub fn routes() -> Router<AppState> {
@@ -233,13 +233,17 @@ pub async fn remove(
     }
     ensure_not_last_owner(&mut tx, &access.tenant.id, current).await?;
     tenants::remove_member(&mut tx, &access.tenant.id, &user_id).await?;
+    // A removed member's keys stop working with the membership (issue 15): an API key acts
+    // with its creator's authority in the tenant, which is gone now.
+    let revoked =
+        api_keys::revoke_created_by(&mut tx, &access.tenant.id, &user_id, now_ms()).await?;
     record(
         &mut tx,
         &access,
         &client,
         "member.removed",
         ("user", &user_id),
-        json!({"role": current.as_str()}),
+        json!({"role": current.as_str(), "apiKeysRevoked": revoked}),
     )
     .await?;
     tx.commit().await?;

@@ -7,7 +7,8 @@
 //! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
 //!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
 //!   entry) and [`internal`] (the cluster-internal API).
-//! * Cross-cutting: [`errors`] (the error shape and the mapping of domain errors),
+//! * The server loop with its connection limits: [`server`].
+//! * Cross-cutting: [`csv_export`] (spreadsheet-safe CSV), [`errors`] (the error shape and the mapping of domain errors),
 //!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`].
 //!
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
@@ -21,6 +22,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod context;
 pub mod credentials;
+pub mod csv_export;
 pub mod customer_webhooks;
 pub mod errors;
 pub mod internal;
@@ -31,6 +33,7 @@ pub mod numbers;
 pub mod openapi;
 pub mod principal;
 pub mod ratelimit;
+pub mod server;
 pub mod tenants;
 pub mod usage;
 pub mod validate;
@@ -49,6 +52,7 @@ use axum::routing::get;
 use switchboard_telemetry::{ReadinessCheck, health_router, observability_router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
@@ -80,7 +84,12 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(from_fn_with_state(state.clone(), metrics::track));
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        // A body that stalls longer than this between chunks is answered 408 (the header-read
+        // timeout is in `server`): a client cannot hold a request open by sending nothing.
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            state.config.body_read_timeout_secs.max(1),
+        )));
     if let Some(cors) = cors_layer(&state.config.cors_allowed_origins) {
         router = router.layer(cors);
     }

@@ -249,7 +249,7 @@ pub async fn patch(
     if let Some(agent_patch) = &patch.agent {
         let current: Value =
             serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))?;
-        let agent = merged_agent(current, agent_patch)?;
+        let agent = merged_agent(current, agent_patch, state.config.outbound_allow_private)?;
         tenant.agent = serde_json::to_string(&agent).map_err(|e| ApiError::internal(&e))?;
         changed.push("agent");
         spec_fields.push("agent");
@@ -316,8 +316,13 @@ pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
     }
 }
 
-/// Applies a JSON merge patch to the stored agent and validates the result.
-pub fn merged_agent(mut current: Value, patch: &Value) -> Result<AgentSpec, ApiError> {
+/// Applies a JSON merge patch to the stored agent and validates the result (`allow_private`:
+/// `SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE`, for the `baseUrl` policy).
+pub fn merged_agent(
+    mut current: Value,
+    patch: &Value,
+    allow_private: bool,
+) -> Result<AgentSpec, ApiError> {
     if !patch.is_object() {
         return Err(ApiError::invalid(
             "agent",
@@ -336,7 +341,7 @@ pub fn merged_agent(mut current: Value, patch: &Value) -> Result<AgentSpec, ApiE
             format!("unknown field `{path}`"),
         ));
     }
-    validate_agent(&agent)?;
+    validate_agent(&agent, allow_private)?;
     Ok(agent)
 }
 
@@ -377,7 +382,7 @@ fn unknown_key(patch: &Value, normalized: &Value, path: &str) -> Option<String> 
         })
 }
 
-fn validate_agent(agent: &AgentSpec) -> Result<(), ApiError> {
+fn validate_agent(agent: &AgentSpec, allow_private: bool) -> Result<(), ApiError> {
     let invalid =
         |field: &str, message: &str| Err(ApiError::invalid(field, "invalid_field", message));
     if agent.system_prompt.chars().count() > 20_000 {
@@ -428,8 +433,12 @@ fn validate_agent(agent: &AgentSpec) -> Result<(), ApiError> {
             None if required => {
                 return invalid(field, "required when the provider is openai-compatible");
             }
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                return invalid(field, "must start with http:// or https://");
+            Some(url) => {
+                // The runtime calls it from inside the cluster: no internal targets (SSRF).
+                // The runtime checks the resolved address again when it connects.
+                if let Err(error) = switchboard_crds::outbound::check_url(url, allow_private) {
+                    return invalid(field, &error.to_string());
+                }
             }
             _ => {}
         }
@@ -458,6 +467,7 @@ mod tests {
         let agent = merged_agent(
             default_agent(),
             &json!({"greeting": "Hi!", "llm": {"provider": "groq", "model": "llama"}}),
+            false,
         )
         .unwrap();
         assert_eq!(agent.greeting, "Hi!");
@@ -465,6 +475,7 @@ mod tests {
         let reset = merged_agent(
             serde_json::to_value(&agent).unwrap(),
             &json!({"greeting": null}),
+            false,
         )
         .unwrap();
         assert_eq!(reset.greeting, AgentSpec::default().greeting);
@@ -473,18 +484,35 @@ mod tests {
 
     #[test]
     fn unknown_and_invalid_agent_fields_are_named() {
-        let error = merged_agent(default_agent(), &json!({"llm": {"modle": "x"}})).unwrap_err();
+        let error =
+            merged_agent(default_agent(), &json!({"llm": {"modle": "x"}}), false).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("agent.llm.modle"));
-        let error = merged_agent(default_agent(), &json!({"language": "English"})).unwrap_err();
+        let error =
+            merged_agent(default_agent(), &json!({"language": "English"}), false).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("agent.language"));
         let error = merged_agent(
             default_agent(),
             &json!({"llm": {"provider": "openai-compatible"}}),
+            false,
         )
         .unwrap_err();
         assert_eq!(error.field.as_deref(), Some("agent.llm.baseUrl"));
-        let error = merged_agent(default_agent(), &json!({"transferNumber": "0800"})).unwrap_err();
+        let error =
+            merged_agent(default_agent(), &json!({"transferNumber": "0800"}), false).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("agent.transferNumber"));
-        assert!(merged_agent(default_agent(), &json!("x")).is_err());
+        assert!(merged_agent(default_agent(), &json!("x"), false).is_err());
+        // Issue 15 item 2: an agent baseUrl may not name an internal address.
+        for url in [
+            "http://169.254.169.254/v1",
+            "http://127.0.0.1:11434/v1",
+            "http://ollama.default.svc/v1",
+        ] {
+            let patch = json!({"llm": {"provider": "openai-compatible", "baseUrl": url}});
+            let error = merged_agent(default_agent(), &patch, false).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("agent.llm.baseUrl"), "{url}");
+            assert!(merged_agent(default_agent(), &patch, true).is_ok(), "{url}");
+        }
+        let public = json!({"llm": {"provider": "openai-compatible", "baseUrl": "https://llm.example.com/v1"}});
+        assert!(merged_agent(default_agent(), &public, false).is_ok());
     }
 }

@@ -75,6 +75,10 @@ pub fn slugify(name: &str) -> String {
     let slug = slug.trim_matches('-').to_owned();
     if slug.is_empty() {
         "tenant".to_owned()
+    } else if uuid::Uuid::try_parse(&slug).is_ok() {
+        // Tenant ids are UUIDs and tenants are looked up by slug or id: a slug shaped like a
+        // UUID could name another tenant's id (issue 15), so it never is one.
+        format!("t-{slug}")
     } else {
         slug
     }
@@ -117,6 +121,9 @@ mod tests {
         assert_eq!(slugify("  Ünïcode & Co  "), "n-code-co");
         assert_eq!(slugify("!!!"), "tenant");
         assert_eq!(slugify("--a--b--"), "a-b");
+        let id = "0b9e5d8e-7f0c-4c4e-9a51-2f3e4d5c6b7a";
+        assert_eq!(slugify(id), format!("t-{id}"));
+        assert_eq!(slugify(&id.to_uppercase()), format!("t-{id}"));
         let long = slugify(&"x".repeat(100));
         assert_eq!(long.len(), MAX_SLUG_LEN);
         let candidate = slug_candidate(&long, 12);

@@ -5,7 +5,9 @@
 //! parameters (Twilio `customParameters.callToken`; Telnyx `custom_parameters.callToken` or
 //! the base64 `client_state`) carry the call token. Nothing goes upstream until that token
 //! verifies and the tenant has a free media slot; a bad or expired token closes the socket
-//! with 1008 (policy violation) before any upstream connection is opened.
+//! with 1008 (policy violation) before any upstream connection is opened, and so does a token
+//! whose call already had its stream (one stream per token). Until then the proxy buffers at
+//! most [`MAX_FRAMES_BEFORE_START`] messages of at most `SWITCHBOARD_MEDIA_MAX_MESSAGE_BYTES`.
 //!
 //! Then the gateway dials the tenant's runtime (tokio-tungstenite), replays the frames it
 //! has read so far — with the `start` message's stream parameters (`tenant`, `callId`, and a
@@ -102,7 +104,7 @@ pub const CLOSE_TRY_LATER: u16 = 1013;
 pub const CLOSE_ERROR: u16 = 1011;
 
 /// Frames the carrier may send before `start` (Twilio and Telnyx send one: `connected`).
-const MAX_FRAMES_BEFORE_START: usize = 4;
+pub const MAX_FRAMES_BEFORE_START: usize = 4;
 /// How long the carrier has to send `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long dialling the runtime may take.
@@ -206,6 +208,22 @@ async fn call_parameters(state: &MediaContext, claims: &CallClaims) -> Vec<(&'st
     params
 }
 
+async fn claim_stream(
+    state: &MediaContext,
+    claims: &CallClaims,
+) -> Result<bool, crate::store::StoreError> {
+    let mut tx = state.store.write(&Scope::tenant(&claims.tenant_id)).await?;
+    let claimed = calls::claim_media_stream(
+        &mut tx,
+        &claims.tenant_id,
+        &claims.call_id,
+        crate::store::now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
 async fn call_record(
     state: &MediaContext,
     claims: &CallClaims,
@@ -287,6 +305,19 @@ pub async fn serve(state: MediaContext, mut socket: WebSocket) {
         tracing::info!(tenant = %claims.slug, "media stream refused: concurrent-call limit");
         return close(socket, CLOSE_TRY_LATER, "too many concurrent calls").await;
     };
+    // One stream per call token: a token replayed within its lifetime (by whoever saw it)
+    // opens nothing. Claimed in the database so that every gateway replica agrees.
+    match claim_stream(&state, &claims).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(tenant = %claims.slug, call_id = %claims.call_id, "media stream refused: call token already used");
+            return close(socket, CLOSE_POLICY, "call token already used").await;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot claim the media stream");
+            return close(socket, CLOSE_ERROR, "try again").await;
+        }
+    }
     let Some(url) = upstream_url(&state.config, &claims) else {
         tracing::error!("no runtime configured (set SWITCHBOARD_RUNTIME_URL in standalone mode)");
         return close(socket, CLOSE_ERROR, "runtime unavailable").await;

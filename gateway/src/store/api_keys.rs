@@ -176,3 +176,22 @@ pub async fn revoke(
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Revokes the live keys `user_id` minted in a tenant (the user was removed from it, or the
+/// account's password was reset). Returns how many were revoked.
+pub async fn revoke_created_by(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND created_by = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}

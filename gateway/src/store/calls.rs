@@ -489,6 +489,26 @@ impl std::fmt::Display for CallStatus {
     }
 }
 
+/// Claims the media stream of a call; `false` when a stream of this call was opened before
+/// (a call token opens one stream, however often it is replayed within its lifetime).
+pub async fn claim_media_stream(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    call_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO media_stream_claims (tenant_id, call_id, claimed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(call_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

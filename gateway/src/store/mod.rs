@@ -31,9 +31,11 @@ pub mod webhooks;
 use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind};
+use sqlx::any::{
+    AnyConnectOptions, AnyPoolOptions, AnyTransactionManager, AnyTypeInfo, AnyTypeInfoKind,
+};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Decode, Executor, Transaction, Type};
+use sqlx::{Any, AnyPool, Connection, Decode, Executor, Transaction, TransactionManager, Type};
 
 /// Migrations for Postgres, embedded at compile time.
 pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -52,6 +54,10 @@ pub enum StoreError {
     /// A URL that names neither Postgres nor SQLite.
     #[error("unsupported database URL scheme (expected postgres:// or sqlite://)")]
     UnsupportedUrl,
+    /// The task that opened a transaction did not finish (it panicked or the runtime is
+    /// shutting down).
+    #[error("transaction task failed: {0}")]
+    Task(String),
     /// A stored value that cannot be interpreted (e.g. an unknown role).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -145,6 +151,22 @@ impl Store {
                     Ok(())
                 })
             })
+            // A connection must never go back to the pool inside a transaction: the next
+            // borrower's `BEGIN` would fail ("begin_with at non-zero transaction depth") or run
+            // inside someone else's transaction, and on SQLite it would keep holding the write
+            // lock. `write`/`read` make opening a transaction uncancellable, so this is the
+            // second wall: such a connection is closed instead of reused.
+            .after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // A dropped `Transaction` queues its ROLLBACK to the connection's worker
+                        // thread; a ping goes through the same queue, so once it answers the
+                        // depth below is settled.
+                        conn.ping().await?;
+                    }
+                    Ok(AnyTransactionManager::get_transaction_depth(conn) == 0)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self { pool, backend })
@@ -169,35 +191,68 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the store can take writes (for `/readyz`): opens a write transaction (on
+    /// SQLite this takes the write lock) and rolls it back, within [`READY_PROBE_TIMEOUT`].
+    /// A plain `SELECT 1` is not enough: it answered while every transaction failed.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let probe = async {
+            let mut tx = self.write(&Scope::none()).await?;
+            sqlx::query("SELECT 1").execute(&mut *tx).await?;
+            tx.rollback().await?;
+            Ok::<(), StoreError>(())
+        };
+        match tokio::time::timeout(READY_PROBE_TIMEOUT, probe).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Task(format!(
+                "no write transaction within {} ms",
+                READY_PROBE_TIMEOUT.as_millis()
+            ))),
+        }
     }
 
     /// Starts a transaction that may write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
     pub async fn write(&self, scope: &Scope) -> Result<Tx, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        self.scoped(tx, scope).await
+        self.begin(true, scope).await
     }
 
     /// Starts a transaction that only reads.
     pub async fn read(&self, scope: &Scope) -> Result<Tx, StoreError> {
-        let tx = self.pool.begin().await?;
-        self.scoped(tx, scope).await
+        self.begin(false, scope).await
     }
 
-    async fn scoped(&self, mut tx: Tx, scope: &Scope) -> Result<Tx, StoreError> {
-        if self.backend == Backend::Postgres {
-            set_scope(&mut tx, scope).await?;
-        }
-        Ok(tx)
+    /// Opens a transaction in a task of its own, so that it always completes even when the
+    /// caller is dropped half-way (a client that disconnects cancels its handler's future).
+    ///
+    /// Why: sqlx 0.8 bumps its transaction depth before `begin` returns a `Transaction`
+    /// (SQLite: the worker thread has run `BEGIN` while the caller still awaits the ack and the
+    /// handle lock; Postgres: the server has run `BEGIN` before the depth is counted). A future
+    /// dropped in that window leaves a pooled connection inside a transaction that nobody owns:
+    /// on SQLite it keeps the write lock and every later `BEGIN IMMEDIATE` on it fails with
+    /// "attempted to call begin_with at non-zero transaction depth" (sqlx issues #3875, #3932,
+    /// #4385). Run to completion here, the transaction reaches a `Transaction` value, whose drop
+    /// rolls it back if the caller has gone.
+    async fn begin(&self, write: bool, scope: &Scope) -> Result<Tx, StoreError> {
+        let pool = self.pool.clone();
+        let backend = self.backend;
+        let scope = scope.clone();
+        tokio::spawn(async move {
+            let mut tx = match (backend, write) {
+                (Backend::Sqlite, true) => pool.begin_with("BEGIN IMMEDIATE").await?,
+                _ => pool.begin().await?,
+            };
+            if backend == Backend::Postgres {
+                set_scope(&mut tx, &scope).await?;
+            }
+            Ok(tx)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
+
+/// How long `/readyz` waits for a write transaction before answering "not ready".
+pub const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Sets the row-level-security settings for the rest of the transaction (Postgres only).
 pub async fn set_scope(tx: &mut Tx, scope: &Scope) -> Result<(), StoreError> {
@@ -262,4 +317,104 @@ pub fn random_secret() -> String {
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The stores to test: SQLite always, Postgres when `DATABASE_URL` names one.
+    async fn stores(dir: &tempfile::TempDir, max_connections: u32) -> Vec<Store> {
+        let mut stores = Vec::new();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("cancel.db").display()
+        );
+        stores.push(Store::connect(&url, max_connections).await.unwrap());
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => {
+                stores.push(Store::connect(&url, max_connections).await.unwrap());
+            }
+            _ => eprintln!("DATABASE_URL unset: Postgres not tested here"),
+        }
+        stores
+    }
+
+    /// Issue 15: 64 concurrent writers, many of them cancelled at every point of their
+    /// transaction (a client hanging up drops the handler's future). Afterwards every pooled
+    /// connection must still open write transactions, and `/readyz`'s probe must pass. Before
+    /// the fix, a `begin` dropped after SQLite ran `BEGIN IMMEDIATE` but before sqlx handed out
+    /// the `Transaction` left a connection inside a transaction for good: every later request
+    /// on it answered "attempted to call begin_with at non-zero transaction depth".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_transactions_never_poison_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir, 4).await {
+            eprintln!("backend: {:?}", store.backend());
+            let errors = Arc::new(AtomicUsize::new(0));
+            let cancelled = Arc::new(AtomicUsize::new(0));
+            let mut clients = Vec::new();
+            for client in 0..64u64 {
+                let store = store.clone();
+                let errors = errors.clone();
+                let cancelled = cancelled.clone();
+                clients.push(tokio::spawn(async move {
+                    for round in 0..40u64 {
+                        let work = async {
+                            let mut tx = store.write(&Scope::none()).await?;
+                            sqlx::query("SELECT 1").execute(&mut *tx).await?;
+                            tx.commit().await?;
+                            Ok::<(), StoreError>(())
+                        };
+                        // Every other client gives up after a few microseconds to a few
+                        // hundred: a sweep over the whole begin/query/commit sequence.
+                        if client % 2 == 0 {
+                            let micros = (client * 37 + round * 53) % 400;
+                            match tokio::time::timeout(Duration::from_micros(micros), work).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => {
+                                    eprintln!("error: {e}");
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(_) => {
+                                    cancelled.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        } else if let Err(e) = work.await {
+                            eprintln!("error: {e}");
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for client in clients {
+                client.await.unwrap();
+            }
+            assert!(
+                cancelled.load(Ordering::Relaxed) > 0,
+                "no request was cancelled"
+            );
+            assert_eq!(errors.load(Ordering::Relaxed), 0, "{:?}", store.backend());
+            // Every connection of the pool (4) serves writes again, one after another.
+            for _ in 0..16 {
+                let result = tokio::time::timeout(Duration::from_secs(5), async {
+                    let mut tx = store.write(&Scope::none()).await?;
+                    sqlx::query("SELECT 1").execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok::<(), StoreError>(())
+                })
+                .await;
+                assert!(
+                    matches!(result, Ok(Ok(()))),
+                    "{:?}: {result:?}",
+                    store.backend()
+                );
+            }
+            store.ping().await.unwrap();
+        }
+    }
 }

@@ -205,13 +205,25 @@ pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRo
     .await?)
 }
 
+/// The column a tenant key names, unambiguously: a UUID-shaped key is an id, anything else a
+/// slug (slugs are never UUIDs, see `http::validate::slugify`). `slug = $1 OR id = $1` picked
+/// whichever row came first when a slug equalled another tenant's id (issue 15).
+fn key_column(key: &str) -> &'static str {
+    if uuid::Uuid::try_parse(key).is_ok() {
+        "id"
+    } else {
+        "slug"
+    }
+}
+
 /// The tenant with this slug or id.
 pub async fn by_slug_or_id(
     conn: &mut AnyConnection,
     key: &str,
 ) -> Result<Option<TenantRow>, StoreError> {
+    let column = key_column(key);
     Ok(sqlx::query_as(&format!(
-        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.slug = $1 OR t.id = $1"
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.{column} = $1"
     ))
     .bind(key)
     .fetch_optional(conn)
@@ -267,9 +279,10 @@ pub async fn tenant_for_member(
         tenant: TenantRow,
         role: String,
     }
+    let column = key_column(key);
     let row: Option<Joined> = sqlx::query_as(&format!(
         "SELECT {TENANT_COLUMNS}, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id \
-         WHERE (t.slug = $1 OR t.id = $1) AND m.user_id = $2"
+         WHERE t.{column} = $1 AND m.user_id = $2"
     ))
     .bind(key)
     .bind(user_id)
@@ -379,7 +392,18 @@ pub async fn remove_member(
 }
 
 /// How many owners the tenant has (the last one cannot leave or be demoted).
+///
+/// On Postgres the tenant's row is locked first (`FOR UPDATE`) and the count runs after the
+/// lock is held, so two transactions that each take away an owner (two owners demoting each
+/// other at once) run one after the other and the second sees the first's change: a tenant
+/// never ends with no owner. SQLite's write transactions are serial already.
 pub async fn count_owners(conn: &mut AnyConnection, tenant_id: &str) -> Result<i64, StoreError> {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
     let (count,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
             .bind(tenant_id)

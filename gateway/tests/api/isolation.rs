@@ -239,3 +239,35 @@ async fn second_tenant_gets_nothing_of_the_first() {
         app.finish().await;
     }
 }
+
+/// Issue 15 item 5: a company named like another tenant's id gets a slug that is not that id,
+/// and a tenant key names one tenant only (a UUID is an id, anything else a slug).
+#[tokio::test]
+async fn a_slug_never_equals_another_tenants_id() {
+    for app in apps("slug vs id", Options::default()).await {
+        let a = app.signup("first@slug-a.io", "Slug A").await;
+        let b = app.signup("second@slug-b.io", &a.tenant_id).await;
+        assert_ne!(b.slug, a.tenant_id, "{}", app.backend);
+        assert_ne!(b.tenant_id, a.tenant_id);
+        // By id, each reaches its own tenant; B's key for A's id finds nothing of A.
+        let by_id = app
+            .get(&format!("/api/v1/tenants/{}", a.tenant_id), &a.access)
+            .await;
+        assert_eq!(by_id.status, StatusCode::OK);
+        assert_eq!(by_id.body["name"], "Slug A");
+        let cross = app
+            .get(&format!("/api/v1/tenants/{}", a.tenant_id), &b.access)
+            .await;
+        assert!(
+            matches!(cross.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+            "{}",
+            cross.text
+        );
+        let own = app
+            .get(&format!("/api/v1/tenants/{}", b.slug), &b.access)
+            .await;
+        assert_eq!(own.status, StatusCode::OK);
+        assert_eq!(own.body["id"], b.tenant_id.as_str());
+        app.finish().await;
+    }
+}

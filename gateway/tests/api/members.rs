@@ -332,3 +332,218 @@ async fn invitations_need_the_invited_verified_address() {
         app.finish().await;
     }
 }
+
+/// Issue 15 item 6: two owners demoting each other at the same moment. The owner count is
+/// taken under the tenant's lock (Postgres) or the write lock (SQLite), so the second demotion
+/// waits for the first, sees one owner left and is refused: the tenant keeps an owner.
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    use switchboard_gateway::store::{Scope, tenants};
+    for app in apps("owner race", Options::default()).await {
+        let first = verified(&app, "first@race.io", "Race").await;
+        let second = verified(&app, "second@race.io", "Race Two").await;
+        invite_and_join(&app, &first, &second, "owner").await;
+        let store = app.state.store.clone();
+        let tenant_id = first.tenant_id.clone();
+        // The first owner's request: counts two owners, demotes the second, not committed yet.
+        let mut demote_second = store.write(&Scope::tenant(&tenant_id)).await.unwrap();
+        let owners = tenants::count_owners(&mut demote_second, &tenant_id)
+            .await
+            .unwrap();
+        assert_eq!(owners, 2);
+        sqlx::query("UPDATE memberships SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2")
+            .bind(&tenant_id)
+            .bind(&second.user_id)
+            .execute(&mut *demote_second)
+            .await
+            .unwrap();
+        // The second owner's request, at the same moment: its count must wait for the first.
+        let demote_first = tokio::spawn({
+            let (store, tenant_id) = (store.clone(), tenant_id.clone());
+            async move {
+                let mut tx = store.write(&Scope::tenant(&tenant_id)).await.unwrap();
+                let owners = tenants::count_owners(&mut tx, &tenant_id).await.unwrap();
+                tx.rollback().await.unwrap();
+                owners
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !demote_first.is_finished(),
+            "{}: the second count did not wait for the first demotion",
+            app.backend
+        );
+        demote_second.commit().await.unwrap();
+        assert_eq!(demote_first.await.unwrap(), 1, "{}", app.backend);
+        // Over HTTP the remaining owner cannot be demoted.
+        let t = format!("/api/v1/tenants/{}", first.slug);
+        let last = app
+            .patch(
+                &format!("{t}/members/{}", first.user_id),
+                &first.access,
+                json!({"role": "admin"}),
+            )
+            .await;
+        assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.text);
+        app.finish().await;
+    }
+}
+
+/// Issue 15 item 4: an API key stops working when its creator is removed from the tenant,
+/// and a password reset revokes every key the account minted (in every tenant).
+#[tokio::test]
+async fn api_keys_die_with_their_creators_membership_and_on_password_reset() {
+    for app in apps("key lifetime", Options::default()).await {
+        let owner = verified(&app, "boss@keys.io", "Keys").await;
+        let bob = verified(&app, "bob@keys.io", "Bob Co").await;
+        invite_and_join(&app, &owner, &bob, "admin").await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        let mint = |who: &Account, path: String| {
+            let access = who.access.clone();
+            let app = &app;
+            async move {
+                let key = app
+                    .post(
+                        &format!("{path}/api-keys"),
+                        Some(&access),
+                        json!({"name": "k", "scopes": ["admin"]}),
+                    )
+                    .await;
+                assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+                key.body["key"].as_str().unwrap().to_owned()
+            }
+        };
+        let bobs_key = mint(&bob, t.clone()).await;
+        let owners_key = mint(&owner, t.clone()).await;
+        assert_eq!(app.get(&t, &bobs_key).await.status, StatusCode::OK);
+        let removed = app
+            .delete(&format!("{t}/members/{}", bob.user_id), &owner.access)
+            .await;
+        assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+        assert_eq!(
+            app.get(&t, &bobs_key).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: a removed member's key still works",
+            app.backend
+        );
+        assert_eq!(app.get(&t, &owners_key).await.status, StatusCode::OK);
+
+        // Bob's own tenant: a key minted there dies with a password reset of his account.
+        let bt = format!("/api/v1/tenants/{}", bob.slug);
+        let own_key = mint(&bob, bt.clone()).await;
+        assert_eq!(app.get(&bt, &own_key).await.status, StatusCode::OK);
+        let requested = app
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "bob@keys.io"}),
+            )
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED);
+        let token = app.mailed_token("bob@keys.io");
+        let done = app
+            .post(
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                json!({"token": token, "password": "an entirely new passphrase 42"}),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+        assert_eq!(
+            app.get(&bt, &own_key).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: a key minted before the reset still works",
+            app.backend
+        );
+        assert_eq!(app.get(&t, &owners_key).await.status, StatusCode::OK);
+        app.finish().await;
+    }
+}
+
+/// Issue 15 item 12: webhook endpoints created and deleted, CDR credentials rotated, logins
+/// and password resets are in the tenant's audit log.
+#[tokio::test]
+async fn security_relevant_actions_are_audited() {
+    for app in apps("audit", Options::default()).await {
+        let owner = verified(&app, "audit@audit.io", "Audited").await;
+        let t = format!("/api/v1/tenants/{}", owner.slug);
+        let hook = app
+            .post(
+                &format!("{t}/webhooks"),
+                Some(&owner.access),
+                json!({"url": "https://hooks.example.com/in?token=secret-in-query"}),
+            )
+            .await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+        let id = hook.body["id"].as_str().unwrap();
+        let deleted = app
+            .delete(&format!("{t}/webhooks/{id}"), &owner.access)
+            .await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        let rotated = app
+            .post(
+                &format!("{t}/cdr-credentials"),
+                Some(&owner.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "audit@audit.io", "password": "correct horse battery staple"}),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        app.post(
+            "/api/v1/auth/password-reset",
+            None,
+            json!({"email": "audit@audit.io"}),
+        )
+        .await;
+        let token = app.mailed_token("audit@audit.io");
+        let reset = app
+            .post(
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                json!({"token": token, "password": "another long passphrase 77"}),
+            )
+            .await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "audit@audit.io", "password": "another long passphrase 77"}),
+            )
+            .await;
+        let access = login.body["tokens"]["access_token"].as_str().unwrap();
+        let audit = app.get(&format!("{t}/audit-log"), access).await;
+        assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+        let actions: Vec<&str> = audit.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "webhook_endpoint.created",
+            "webhook_endpoint.deleted",
+            "cdr_credential.rotated",
+            "user.login",
+            "user.password_reset",
+        ] {
+            assert!(
+                actions.contains(&expected),
+                "{}: {expected} missing from {actions:?}",
+                app.backend
+            );
+        }
+        assert!(
+            !audit.text.contains("secret-in-query"),
+            "the URL's query is not logged"
+        );
+        app.finish().await;
+    }
+}

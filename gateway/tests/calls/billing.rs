@@ -179,6 +179,17 @@ async fn stripe_events_are_verified_applied_once_and_set_the_plan() {
             )
             .await;
         assert_eq!(status.body["plan"], "free");
+        // Issue 15 item 12: each plan change by Stripe is in the tenant's audit log.
+        assert_eq!(
+            app.count(&format!(
+                "SELECT COUNT(*) FROM audit_log WHERE tenant_id = '{}' AND action = 'billing.plan_changed' AND actor_id = 'stripe'",
+                tenant.id
+            ))
+            .await,
+            3,
+            "{}",
+            app.backend
+        );
 
         // Checkout and portal sessions go to Stripe with the documented form fields.
         let session = app

@@ -6,8 +6,10 @@
 mod harness;
 
 mod billing;
+mod bounds;
 mod calls;
 mod limits;
 mod media;
 mod outbox;
 mod signatures;
+mod slow_clients;

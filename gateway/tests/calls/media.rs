@@ -159,3 +159,85 @@ async fn frames_flow_both_ways_in_order_and_bad_tokens_never_reach_the_runtime()
     assert!(freed, "media slot was not released");
     app.finish().await;
 }
+
+/// Issue 15 item 1: a carrier message above `SWITCHBOARD_MEDIA_MAX_MESSAGE_BYTES` ends the
+/// socket while it is read, before the call token is looked at; nothing is dialled, even when a
+/// valid `start` follows. (Before: up to 16 MiB frames were buffered, then the stream opened.)
+#[tokio::test]
+async fn oversized_frames_end_the_socket_before_the_token_is_checked() {
+    let (runtime, accepted) = echo_runtime().await;
+    let app = sqlite_app(&[
+        "--runtime-url".into(),
+        runtime,
+        "--media-max-message-bytes".into(),
+        "8192".into(),
+    ])
+    .await;
+    let tenant = app.signup("big@example.com", "Big Frames").await;
+    let addr = app.serve().await;
+    let now = chrono::Utc::now().timestamp();
+    let token = app
+        .state
+        .call_tokens
+        .issue(&tenant.id, &tenant.slug, "c-big", "twilio", now);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/media"))
+        .await
+        .unwrap();
+    let padded = json!({"event": "connected", "pad": "x".repeat(64 * 1024)}).to_string();
+    ws.send(WsMessage::text(padded)).await.unwrap();
+    // The server may already have dropped the socket; the start then fails to send.
+    let _ = ws.send(WsMessage::text(start_frame(&token))).await;
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return true,
+                Some(Ok(WsMessage::Text(_))) => return false,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the oversized socket must end, unanswered");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing may be dialled");
+    // A normal stream still works on the same gateway.
+    let fresh = app
+        .state
+        .call_tokens
+        .issue(&tenant.id, &tenant.slug, "c-ok", "twilio", now);
+    let mut ok = open(addr, &fresh).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), ok.next())
+        .await
+        .unwrap();
+    assert!(matches!(first, Some(Ok(WsMessage::Text(_)))), "{first:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    app.finish().await;
+}
+
+/// Issue 15 item 7: a call token opens one media stream; replaying it, while the first stream
+/// is open or after it ended, is refused with 1008 and never reaches the runtime.
+#[tokio::test]
+async fn a_call_token_opens_one_media_stream() {
+    let (runtime, accepted) = echo_runtime().await;
+    let app = sqlite_app(&["--runtime-url".into(), runtime]).await;
+    let tenant = app.signup("once@example.com", "Once Only").await;
+    let addr = app.serve().await;
+    let now = chrono::Utc::now().timestamp();
+    let token = app
+        .state
+        .call_tokens
+        .issue(&tenant.id, &tenant.slug, "c-once", "twilio", now);
+    let mut first = open(addr, &token).await;
+    let echoed = tokio::time::timeout(Duration::from_secs(5), first.next())
+        .await
+        .unwrap();
+    assert!(matches!(echoed, Some(Ok(WsMessage::Text(_)))), "{echoed:?}");
+    let mut replay = open(addr, &token).await;
+    assert_eq!(close_code(&mut replay).await, Some(1008));
+    first.close(None).await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut later = open(addr, &token).await;
+    assert_eq!(close_code(&mut later).await, Some(1008));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one stream per token");
+    app.finish().await;
+}

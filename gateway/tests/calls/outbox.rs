@@ -47,7 +47,9 @@ async fn receiver(fail_first: u32) -> (String, Receiver) {
 
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart_and_are_signed() {
-    for app in apps("outbox_restart", &[]).await {
+    // The receiver is a local stand-in on 127.0.0.1: allowed for this test only.
+    let allow = ["--outbound-allow-private".to_owned(), "true".to_owned()];
+    for app in apps("outbox_restart", &allow).await {
         let (url, receiver) = receiver(1).await;
         let tenant = app.signup("hooks@example.com", "Hooks Inc").await;
         app.route_number("+15550300", &tenant.id, "twilio", "platform")
@@ -95,6 +97,7 @@ async fn pending_deliveries_survive_a_restart_and_are_signed() {
             app.state.store.clone(),
             app.state.keyring.clone(),
             reqwest::Client::new(),
+            true,
         );
         assert_eq!(worker.run_once().await.unwrap(), 1);
         assert_eq!(
@@ -115,7 +118,12 @@ async fn pending_deliveries_survive_a_restart_and_are_signed() {
         // "Shutdown": the first gateway's pool closes with the delivery pending.
         app.state.store.pool().close().await;
         let restarted = app
-            .sibling(&["--outbox-poll-ms".into(), "100".into()])
+            .sibling(&[
+                "--outbox-poll-ms".into(),
+                "100".into(),
+                "--outbound-allow-private".into(),
+                "true".into(),
+            ])
             .await;
         let workers = switchboard_gateway::workers::start(&restarted.state);
         let mut delivered = false;
@@ -160,4 +168,90 @@ async fn pending_deliveries_survive_a_restart_and_are_signed() {
         restarted.state.store.pool().close().await;
         app.finish().await;
     }
+}
+
+/// Issue 15 item 2: webhook URLs naming loopback, private, link-local or cluster addresses are
+/// refused when saved; at connect time a name resolving to loopback is refused and nothing
+/// connects; redirects are never followed.
+#[tokio::test]
+async fn webhook_urls_never_reach_internal_addresses() {
+    for app in apps("ssrf", &[]).await {
+        let tenant = app.signup("ssrf@example.com", "Ssrf Inc").await;
+        let path = format!("/api/v1/tenants/{}/webhooks", tenant.slug);
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://localhost:8080/hook",
+            "http://10.1.2.3/hook",
+            "http://[::1]/hook",
+            "http://switchboard-gateway.switchboard.svc.cluster.local/internal/v1",
+            "ftp://hooks.example.com/",
+        ] {
+            let refused = app
+                .json(
+                    Method::POST,
+                    &path,
+                    Some(&tenant.access),
+                    Some(json!({"url": url})),
+                )
+                .await;
+            assert_eq!(
+                refused.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{url}: {}",
+                refused.text
+            );
+            assert!(refused.text.contains("\"url\""), "{}", refused.text);
+        }
+        let ok = app
+            .json(
+                Method::POST,
+                &path,
+                Some(&tenant.access),
+                Some(json!({"url": "https://hooks.example.com/switchboard"})),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+        app.finish().await;
+    }
+
+    // A local server that answers every request with a redirect to another local port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(Mutex::new(0u32));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            *counted.lock().unwrap() += 1;
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let guarded = switchboard_crds::outbound::guarded_client(false)
+        .build()
+        .unwrap();
+    let refused = guarded
+        .get(format!("http://localhost:{port}/hook"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a name resolving to loopback must be refused"
+    );
+    assert_eq!(*connections.lock().unwrap(), 0, "nothing may connect");
+    // With private targets allowed (development), the redirect is still not followed.
+    let local = switchboard_crds::outbound::guarded_client(true)
+        .build()
+        .unwrap();
+    let answer = local
+        .get(format!("http://127.0.0.1:{port}/hook"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 302);
+    assert_eq!(*connections.lock().unwrap(), 1);
 }

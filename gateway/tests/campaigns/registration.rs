@@ -100,7 +100,7 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
                 Method::POST,
                 &format!("/api/v1/tenants/{}/webhooks", tenant.slug),
                 Some(&tenant.access),
-                Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["campaign.finished"]})),
+                Some(json!({"url": "https://hooks.example.com/hook", "events": ["campaign.finished"]})),
             )
             .await;
         assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);

@@ -270,15 +270,20 @@ impl TestApp {
         }
     }
 
-    /// Serves the app on 127.0.0.1:0; returns the address.
+    /// Serves the app on 127.0.0.1:0 with the gateway's own server loop (and its header-read
+    /// timeout from the configuration); returns the address.
     pub async fn serve(&self) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = self.router.clone();
+        let header_read_timeout =
+            std::time::Duration::from_secs(self.state.config.header_read_timeout_secs);
         tokio::spawn(async move {
-            axum::serve(
+            switchboard_gateway::http::server::serve(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
+                router,
+                header_read_timeout,
+                std::future::pending(),
             )
             .await
             .unwrap();

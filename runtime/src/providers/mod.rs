@@ -100,9 +100,11 @@ impl Providers {
     }
 }
 
-/// A shared HTTP client for provider calls (rustls, connection pooling across calls).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// A shared HTTP client for provider calls (rustls, connection pooling across calls). A
+/// tenant's agent chooses provider base URLs, so the client follows no redirects and, unless
+/// `allow_private`, connects to public addresses only (`switchboard_crds::outbound`).
+pub fn http_client(allow_private: bool) -> reqwest::Client {
+    switchboard_crds::outbound::guarded_client(allow_private)
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()

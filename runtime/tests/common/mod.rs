@@ -151,6 +151,8 @@ pub async fn start_runtime_with(
     let mut config = RuntimeConfig {
         tenant: "acme".into(),
         provider_timeout: Duration::from_secs(3),
+        // Provider stand-ins listen on 127.0.0.1.
+        outbound_allow_private: true,
         ..RuntimeConfig::default()
     };
     tweak(&mut config);

@@ -1,5 +1,6 @@
 //! `POST /api/v1/webhooks/cdr/{tenant}`: call detail records from a tenant's PBX, with the
-//! tenant's own basic-auth credential (see [`crate::calls::cdr`]).
+//! tenant's own basic-auth credential (see [`crate::calls::cdr`]). Failed attempts are throttled
+//! per tenant (`SWITCHBOARD_RATE_LIMIT_CDR_AUTH_FAILURES_PER_MINUTE`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -34,12 +35,26 @@ pub async fn ingest(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CdrBody>,
 ) -> Result<Json<CdrReply>, ApiError> {
-    let (user, password) = basic(&headers).ok_or(CdrError::Unauthorized)?;
-    // Unknown tenants and bad passwords look the same to the caller.
-    let tenant = tenants::load_by_key(&state.store, &key)
-        .await?
-        .ok_or(CdrError::Unauthorized)?;
-    Ok(Json(
-        cdr::ingest(&state.store, &tenant.id, &user, &password, body).await?,
-    ))
+    // Guessing is throttled per tenant key: past its budget of failures the key is refused
+    // before anything is looked up.
+    if let Some(retry_after_secs) = state.cdr_auth.blocked(&key) {
+        return Err(ApiError::too_many_requests(retry_after_secs));
+    }
+    let result = async {
+        let (user, password) = basic(&headers).ok_or(CdrError::Unauthorized)?;
+        // Unknown tenants and bad passwords look the same to the caller.
+        let tenant = tenants::load_by_key(&state.store, &key)
+            .await?
+            .ok_or(CdrError::Unauthorized)?;
+        cdr::ingest(&state.store, &tenant.id, &user, &password, body).await
+    }
+    .await;
+    match result {
+        Ok(reply) => Ok(Json(reply)),
+        Err(CdrError::Unauthorized) => match state.cdr_auth.failed(&key).await {
+            Some(retry_after_secs) => Err(ApiError::too_many_requests(retry_after_secs)),
+            None => Err(CdrError::Unauthorized.into()),
+        },
+        Err(error) => Err(error.into()),
+    }
 }

@@ -1,0 +1,92 @@
+//! The HTTP server loop: axum's router on hyper, with the connection-level limits that
+//! `axum::serve` has no setting for.
+//!
+//! Why not `axum::serve`: it gives hyper no timer, so hyper's header-read timeout is off and a
+//! client that sends half a request line holds a connection (and its task) for as long as it
+//! likes. Here each connection is served by hyper-util's auto (HTTP/1.1 and h2c) builder, as
+//! `axum::serve` does, with a Tokio timer and `header_read_timeout`; request bodies get an
+//! idle timeout in the router ([`crate::http::app`]). Graceful shutdown works as in
+//! `axum::serve`: stop accepting, ask every connection to finish its requests, wait for them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
+/// Each request carries `ConnectInfo<SocketAddr>` (per-IP rate limits read it).
+/// `header_read_timeout`: how long a client may take to send a request's headers.
+pub async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    // Dropping `signal_tx` tells every connection to shut down gracefully; `close_tx.closed()`
+    // completes when every connection task has dropped its `close_rx`.
+    let (signal_tx, signal_rx) = watch::channel(());
+    let (close_tx, close_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = TowerToHyperService::new(router.map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.map(axum::body::Body::new)
+            },
+        ));
+        let mut signal_rx = signal_rx.clone();
+        let close_rx = close_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            builder.http2().enable_connect_protocol();
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                // `Err` once the server drops the sender: shutting down.
+                _ = signal_rx.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(close_rx);
+        });
+    }
+    drop(signal_rx);
+    drop(close_rx);
+    drop(listener);
+    drop(signal_tx);
+    close_tx.closed().await;
+    Ok(())
+}
