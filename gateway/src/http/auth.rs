@@ -24,7 +24,7 @@ use crate::store::audit::{self, AuditEvent};
 use crate::store::sessions::{self, IssuedRefresh, RefreshOutcome};
 use crate::store::tenants::{self, Role, TenantRow};
 use crate::store::users::{self, EmailPurpose, UserRow};
-use crate::store::{Flag, Scope, Tx, new_id, now_ms, provider_keys};
+use crate::store::{Flag, Scope, Tx, new_id, now_ms};
 use crate::tenant_sync::SLUG_ATTEMPTS;
 
 /// The account routes (signup, login, sessions, e-mail verification, password reset).
@@ -336,10 +336,6 @@ pub async fn signup(
     }
     insert_tenant_with_free_slug(&state, &mut tx, &mut tenant, &company).await?;
     tenants::add_member(&mut tx, &tenant.id, &user.id, Role::Owner, now).await?;
-    // The tenant's runtime credential goes into its namespace from the start: the projection
-    // is pending until the Secrets land (the namespace appears once the operator has
-    // reconciled the Tenant; the retry task writes them then).
-    provider_keys::bump(&mut tx, &tenant.id).await?;
     let refresh = sessions::create(
         &mut tx,
         &user.id,
@@ -372,15 +368,6 @@ pub async fn signup(
     )
     .await?;
     tx.commit().await?;
-    if state.kube.enabled() {
-        let state = state.clone();
-        let tenant_id = tenant.id.clone();
-        tokio::spawn(async move {
-            if let Err(error) = crate::provider_keys::converge(&state, &tenant_id).await {
-                tracing::debug!(%error, tenant_id, "runtime credential not written yet; retrying in the background");
-            }
-        });
-    }
     send_verification(&state, &user, &verification).await;
     tracing::info!(user_id = %user.id, tenant = %tenant.slug, "signup");
     let tokens = issue_tokens(&state, &user.id, &refresh)?;

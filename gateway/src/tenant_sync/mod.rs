@@ -40,7 +40,7 @@ use crate::mailer::Email;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::{self, ManifestOwnerRow, TenantRow};
-use crate::store::{Scope, StoreError, new_id, now_ms, system, users};
+use crate::store::{Scope, StoreError, new_id, now_ms, provider_keys, system, users};
 use decide::{Decision, Missing};
 
 /// How often the reflector's store is reconciled again without any event (heals a database
@@ -179,6 +179,8 @@ pub async fn reconcile(state: &AppState, cr: &Tenant) -> Result<(), SyncError> {
             // Someone took the slug meanwhile; the next event decides again.
             return Ok(());
         }
+        // The adopted tenant's runtime needs its runtime credential in the namespace.
+        provider_keys::bump(&mut tx, &tenant.id).await?;
         audit::record(
             &mut tx,
             &AuditEvent {
@@ -426,6 +428,9 @@ pub async fn activate(state: &AppState, tenant_id: &str) -> Result<(), SyncError
     }
     row.activated_at = Some(now);
     tenants::mirror(&mut tx, &row, now).await?;
+    // Its runtime credential goes into its namespace from the start: pending until the
+    // Secrets land (the retry task writes them once the operator has made the namespace).
+    provider_keys::bump(&mut tx, tenant_id).await?;
     tx.commit().await?;
     state.kube.apply_tenant(&row, &[]).await?;
     Ok(())

@@ -300,10 +300,22 @@ async fn provider_keys_converge_once_the_tenant_namespace_exists() {
             .signup(&format!("converge-{}@acme.io", app.backend), "Converge Co")
             .await;
         let t = format!("/api/v1/tenants/{}", owner.slug);
+        // Not pending while unverified (no Tenant yet); see the verification below.
+        assert_eq!(
+            projection_state(&app, &owner.tenant_id).await,
+            (0, 0),
+            "{}: an unverified signup has nothing to project",
+            app.backend
+        );
+        let token = app.mailed_token(&format!("converge-{}@acme.io", app.backend));
+        let verified = app
+            .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+            .await;
+        assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
         assert_eq!(
             projection_state(&app, &owner.tenant_id).await,
             (1, 0),
-            "{}: a new tenant's runtime credential is pending until it lands in its namespace",
+            "{}: an activated tenant's runtime credential is pending until it lands in its namespace",
             app.backend
         );
 
