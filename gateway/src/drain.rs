@@ -12,7 +12,6 @@
 //! events and status callbacks, and only then does the HTTP server shut down gracefully.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
