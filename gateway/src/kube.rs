@@ -244,6 +244,33 @@ fn env_token(text: &str) -> String {
         .collect()
 }
 
+/// An Opaque Secret the gateway owns in a tenant's namespace, labelled with the tenant and the
+/// gateway as its manager (`provider-keys`, `runtime-credential`, `carrier-credentials`).
+pub fn tenant_secret(
+    name: &str,
+    namespace: &str,
+    tenant: &TenantRow,
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (TENANT_LABEL.to_owned(), tenant.slug.clone()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    FIELD_MANAGER.to_owned(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
 /// The `provider-keys` Secret of a tenant (in `namespace`, its namespace) from its credentials
 /// and their decrypted secrets.
 pub fn desired_provider_secret(
@@ -262,23 +289,7 @@ pub fn desired_provider_secret(
             )
         })
         .collect();
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(PROVIDER_SECRET_NAME.into()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (TENANT_LABEL.to_owned(), tenant.slug.clone()),
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    FIELD_MANAGER.to_owned(),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(data),
-        ..Secret::default()
-    }
+    tenant_secret(PROVIDER_SECRET_NAME, namespace, tenant, data)
 }
 
 /// The `runtime-credential` Secret of a tenant (in `namespace`, its namespace): the token its
@@ -288,26 +299,15 @@ pub fn desired_runtime_credential_secret(
     tenant: &TenantRow,
     token: &str,
 ) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET.into()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (TENANT_LABEL.to_owned(), tenant.slug.clone()),
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    FIELD_MANAGER.to_owned(),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
+    tenant_secret(
+        switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET,
+        namespace,
+        tenant,
+        BTreeMap::from([(
             switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.to_owned(),
             ByteString(token.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    }
+        )]),
+    )
 }
 
 /// What the operator reports about a tenant (read from the CR status).

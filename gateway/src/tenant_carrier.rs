@@ -19,14 +19,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 use switchboard_crds::CarrierKind;
-use switchboard_crds::TENANT_LABEL;
 use switchboard_crds::tenant::carrier_secret_keys as keys;
 
 use crate::carrier_accounts::{TELNYX_CONNECTION_ID, TELNYX_PUBLIC_KEY, TWILIO_ACCOUNT_SID};
-use crate::kube::{FIELD_MANAGER, KubeError};
+use crate::kube::{KubeError, tenant_secret};
 use crate::state::AppState;
 use crate::store::credentials::{self, CredentialRow};
 use crate::store::tenants::{self, TenantRow};
@@ -110,23 +108,7 @@ pub fn desired_carrier_secret(
             CarrierKind::Sandbox => {}
         }
     }
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(CARRIER_SECRET_NAME.into()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (TENANT_LABEL.to_owned(), tenant.slug.clone()),
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    FIELD_MANAGER.to_owned(),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(data),
-        ..Secret::default()
-    }
+    tenant_secret(CARRIER_SECRET_NAME, namespace, tenant, data)
 }
 
 /// Why the tenant's `spec.carrier` could not be updated (logged).

@@ -178,7 +178,11 @@ async fn failed_cdr_logins_are_throttled_and_never_take_the_write_lock() {
     .await
     {
         println!("backend: {}", app.backend);
-        let tenant = app.signup("guess@example.com", "Guess Inc").await;
+        // The failure budget is keyed by the tenant key in the URL and shared through Redis
+        // when REDIS_URL is set, so each backend's run (and each test process) gets a slug of
+        // its own: otherwise the SQLite run's failures would count against the Postgres run.
+        let company = format!("Guess {} {}", app.backend, std::process::id());
+        let tenant = app.signup("guess@example.com", &company).await;
         let (user, password) = cdr_credential(&app, &tenant).await;
         let body = json!({"records": [cdr(json!({}))]});
         // While another writer holds SQLite's write lock, a wrong password still answers at
