@@ -1,13 +1,19 @@
 //! Call detail records from a tenant's PBX: checked against the tenant's CDR credential
 //! (password compared by hash in constant time) and stored once per PBX record id, all of a
 //! batch or nothing.
+//!
+//! Two body shapes are accepted, told apart by the body itself (no tenant setting): the
+//! project's own ([`Cdr`], one or `{"records": [...]}`) and the CDR JSON of a Grandstream
+//! CloudUCM / Asterisk PBX (see [`super::asterisk_cdr`] for the detection and mapping).
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use switchboard_crds::call_bounds;
 use switchboard_crds::phone_number::is_e164;
 
 use super::CallStatus;
+use super::asterisk_cdr::{self, AsteriskCdr};
 use crate::store::calls::{self, CallRow};
 use crate::store::{Scope, Store, StoreError, constant_time_eq, new_id, now_ms, token_hash};
 
@@ -35,9 +41,8 @@ pub struct Cdr {
     pub disposition: String,
 }
 
-/// One CDR or a batch.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// One CDR or a batch, in the project's schema or a PBX's.
+#[derive(Debug)]
 pub enum CdrBody {
     /// `{"records": [...]}`.
     Batch {
@@ -46,6 +51,34 @@ pub enum CdrBody {
     },
     /// A single record.
     One(Cdr),
+    /// CloudUCM / Asterisk-shaped records (a top-level array, `{"cdr": [...]}`,
+    /// `{"cdrs": [...]}` or one object with `uniqueid`).
+    Asterisk(Vec<AsteriskCdr>),
+}
+
+/// The project's own shapes, as before PBX shapes were detected.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OwnBody {
+    Batch { records: Vec<Cdr> },
+    One(Cdr),
+}
+
+impl<'de> Deserialize<'de> for CdrBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The body is already bounded by the request size limit, so reading it as a value
+        // first (to look at its shape) costs at most a copy of a bounded document.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if asterisk_cdr::is_asterisk_shaped(&value) {
+            return asterisk_cdr::records(value)
+                .map(CdrBody::Asterisk)
+                .map_err(D::Error::custom);
+        }
+        match serde_json::from_value(value).map_err(D::Error::custom)? {
+            OwnBody::Batch { records } => Ok(CdrBody::Batch { records }),
+            OwnBody::One(record) => Ok(CdrBody::One(record)),
+        }
+    }
 }
 
 /// Result of an ingestion.
@@ -111,9 +144,15 @@ fn time(field: &'static str, value: &str, now: i64) -> Result<i64, CdrError> {
     Ok(at)
 }
 
-fn number(field: &'static str, value: Option<String>) -> Result<Option<String>, CdrError> {
+/// `local` numbers (from a PBX, already checked by [`asterisk_cdr`]) may be extensions or
+/// national numbers; the project's own schema requires E.164.
+fn number(
+    field: &'static str,
+    value: Option<String>,
+    local: bool,
+) -> Result<Option<String>, CdrError> {
     match value {
-        Some(n) if !is_e164(&n) => Err(invalid(
+        Some(n) if !local && !is_e164(&n) => Err(invalid(
             field,
             "invalid_number",
             "expected an E.164 number (+ and 2-15 digits)",
@@ -122,8 +161,15 @@ fn number(field: &'static str, value: Option<String>) -> Result<Option<String>, 
     }
 }
 
-/// One CDR checked against the bounds of [`call_bounds`] and turned into a call record.
-fn record(tenant_id: &str, cdr: Cdr, now: i64) -> Result<CallRow, CdrError> {
+/// One CDR checked against the bounds of [`call_bounds`] and turned into a call record with
+/// `status` (the project's own schema records completed calls; a PBX's disposition says).
+fn record(
+    tenant_id: &str,
+    cdr: Cdr,
+    status: CallStatus,
+    local_numbers: bool,
+    now: i64,
+) -> Result<CallRow, CdrError> {
     if cdr.id.is_empty() || cdr.id.len() > MAX_TEXT_LEN {
         return Err(invalid("id", "invalid_id", "expected 1-128 characters"));
     }
@@ -141,8 +187,8 @@ fn record(tenant_id: &str, cdr: Cdr, now: i64) -> Result<CallRow, CdrError> {
             "expected inbound or outbound",
         ));
     }
-    let from = number("from", cdr.from)?;
-    let to = number("to", cdr.to)?;
+    let from = number("from", cdr.from, local_numbers)?;
+    let to = number("to", cdr.to, local_numbers)?;
     let started_at = time("start", &cdr.start, now)?;
     let answered_at = cdr
         .answer
@@ -188,7 +234,7 @@ fn record(tenant_id: &str, cdr: Cdr, now: i64) -> Result<CallRow, CdrError> {
         direction: cdr.direction,
         from_number: from,
         to_number: to,
-        status: CallStatus::Completed.as_str().to_owned(),
+        status: status.as_str().to_owned(),
         outcome: Some(cdr.disposition),
         started_at,
         answered_at,
@@ -198,6 +244,56 @@ fn record(tenant_id: &str, cdr: Cdr, now: i64) -> Result<CallRow, CdrError> {
         updated_at: now,
         ..CallRow::default()
     })
+}
+
+/// Every record of a body checked and turned into call records (all or none). Errors on a
+/// PBX-shaped body name the PBX's field (`src`, not `from`).
+fn rows(tenant_id: &str, body: CdrBody, now: i64) -> Result<Vec<CallRow>, CdrError> {
+    let too_many = |field| {
+        invalid(
+            field,
+            "too_many_records",
+            "at most 1000 records per request",
+        )
+    };
+    match body {
+        CdrBody::Batch { records } if records.len() > MAX_RECORDS_PER_REQUEST => {
+            Err(too_many("records"))
+        }
+        CdrBody::Batch { records } => records
+            .into_iter()
+            .map(|cdr| record(tenant_id, cdr, CallStatus::Completed, false, now))
+            .collect(),
+        CdrBody::One(cdr) => Ok(vec![record(
+            tenant_id,
+            cdr,
+            CallStatus::Completed,
+            false,
+            now,
+        )?]),
+        CdrBody::Asterisk(records) if records.len() > MAX_RECORDS_PER_REQUEST => {
+            Err(too_many("cdr"))
+        }
+        CdrBody::Asterisk(records) => records
+            .into_iter()
+            .map(|pbx| {
+                let mapped = asterisk_cdr::map(pbx)?;
+                record(tenant_id, mapped.cdr, mapped.status, true, now).map_err(|error| match error
+                {
+                    CdrError::Invalid {
+                        field,
+                        code,
+                        message,
+                    } => CdrError::Invalid {
+                        field: asterisk_cdr::pbx_field(field),
+                        code,
+                        message,
+                    },
+                    other => other,
+                })
+            })
+            .collect(),
+    }
 }
 
 /// Checks `user`/`password` against the tenant's CDR credential, then checks every record and
@@ -221,22 +317,8 @@ pub async fn ingest(
     if !(user_ok & password_ok) {
         return Err(CdrError::Unauthorized);
     }
-    let records = match body {
-        CdrBody::Batch { records } => records,
-        CdrBody::One(record) => vec![record],
-    };
-    if records.len() > MAX_RECORDS_PER_REQUEST {
-        return Err(invalid(
-            "records",
-            "too_many_records",
-            "at most 1000 records per request",
-        ));
-    }
     let now = now_ms();
-    let rows = records
-        .into_iter()
-        .map(|cdr| record(tenant_id, cdr, now))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = rows(tenant_id, body, now)?;
     let mut reply = CdrReply {
         stored: 0,
         duplicates: 0,

@@ -12,6 +12,7 @@
 //! * [`cdr`] — call detail records from a tenant's PBX.
 
 pub mod admission;
+pub mod asterisk_cdr;
 pub mod cdr;
 pub mod lifecycle;
 pub mod transfer;
