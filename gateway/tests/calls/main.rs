@@ -11,5 +11,6 @@ mod calls;
 mod limits;
 mod media;
 mod outbox;
+mod pbx_cdr;
 mod signatures;
 mod slow_clients;
