@@ -21,6 +21,11 @@ use crate::crypto::{CryptoError, Keyring, Sealed, credential_aad};
 use crate::store::numbers::NumberRow;
 use crate::store::{Scope, Store, StoreError, credentials};
 
+/// Whether a credential's provider is a carrier (kept out of the runtime's `provider-keys`).
+pub fn is_carrier(provider: &str) -> bool {
+    matches!(provider, "twilio" | "telnyx")
+}
+
 /// Metadata key of a Twilio credential's account SID.
 pub const TWILIO_ACCOUNT_SID: MetadataKey = MetadataKey("account_sid", "accountSid");
 /// Metadata key of a Telnyx credential's Call Control connection id.

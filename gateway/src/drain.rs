@@ -1,4 +1,4 @@
-//! Draining on SIGTERM ([`serve`]): the gateway stops taking new calls but keeps every call it
+//! Draining on SIGTERM ([`crate::http::server::serve_draining`]): the gateway stops taking new calls but keeps every call it
 //! is proxying until that call ends or the drain deadline (`SWITCHBOARD_DRAIN_SECONDS`) passes,
 //! then exits.
 //!
@@ -8,18 +8,15 @@
 //! stream). So the order is: readiness turns false (`/readyz` 503, so the Service stops sending
 //! new traffic), new inbound and campaign calls are refused (503, `calls::admission`), HTTP
 //! keeps being served while media streams are open, streams still open at the deadline are
-//! closed (1001 going away), HTTP stays up [`LAST_EVENTS_GRACE`] longer for the calls' last
+//! closed (1001 going away), HTTP stays up [`crate::http::server::LAST_EVENTS_GRACE`] longer for the calls' last
 //! events and status callbacks, and only then does the HTTP server shut down gracefully.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-use crate::state::AppState;
 
 /// The drain state one gateway process shares between readiness, call admission and the
 /// media proxy (cheap to clone).
@@ -93,45 +90,6 @@ impl Drain {
         }
         ended
     }
-}
-
-/// How long HTTP stays up after the last proxied call ended, for that call's last events.
-pub const LAST_EVENTS_GRACE: Duration = Duration::from_secs(5);
-
-/// Serves the gateway on `listener` until `shutdown` resolves, then drains (see the module
-/// documentation) for at most `state.config.drain_seconds` and returns.
-pub async fn serve(
-    state: AppState,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let drain = state.drain.clone();
-    let deadline = Duration::from_secs(state.config.drain_seconds);
-    let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
-    // The gateway's own server loop: axum::serve has no header-read timeout (issue 15).
-    crate::http::server::serve(
-        listener,
-        crate::app(state),
-        header_read_timeout,
-        async move {
-            shutdown.await;
-            drain.start();
-            let open = drain.open_streams();
-            tracing::info!(
-                open_streams = open,
-                deadline_secs = deadline.as_secs(),
-                "draining: no new calls; waiting for the proxied calls to end"
-            );
-            let started = tokio::time::Instant::now();
-            let graceful = drain.wait_for_streams(deadline).await;
-            // The calls' last runtime events and carrier status callbacks follow the end of
-            // their streams; keep answering them a little longer (within the deadline).
-            let left = deadline.saturating_sub(started.elapsed());
-            tokio::time::sleep(LAST_EVENTS_GRACE.min(left)).await;
-            tracing::info!(graceful, "drain complete; closing the HTTP server");
-        },
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ pub fn desired_provider_secret(
     // Carrier accounts go to the operator's `carrier-credentials`, never to the runtime.
     let data: BTreeMap<String, ByteString> = credentials
         .iter()
-        .filter(|(row, _)| !crate::tenant_carrier::is_carrier(&row.provider))
+        .filter(|(row, _)| !crate::carrier_accounts::is_carrier(&row.provider))
         .map(|(row, secret)| {
             (
                 secret_key_for(&row.provider, &row.label, row.is_default.0),

@@ -93,9 +93,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let workers = switchboard_gateway::workers::start(&state);
     // On SIGTERM: readiness false, no new calls, proxied calls kept until they end or
     // SWITCHBOARD_DRAIN_SECONDS pass, then the HTTP server closes (see `drain`).
-    let served = switchboard_gateway::drain::serve(state.clone(), listener, shutdown_signal())
-        .await
-        .context("server failed");
+    let served = switchboard_gateway::http::server::serve_draining(
+        state.clone(),
+        listener,
+        shutdown_signal(),
+    )
+    .await
+    .context("server failed");
     // The server has drained its requests: the meter writes the counts of the last interval.
     let written = workers.stop().await;
     metrics_stop.cancel();

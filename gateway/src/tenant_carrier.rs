@@ -33,11 +33,6 @@ use crate::store::{Scope, StoreError, now_ms};
 /// Name of the Secret holding a tenant's own carrier account, in the tenant's namespace.
 pub const CARRIER_SECRET_NAME: &str = "carrier-credentials";
 
-/// Whether a credential's provider is a carrier (kept out of the runtime's `provider-keys`).
-pub fn is_carrier(provider: &str) -> bool {
-    matches!(provider, "twilio" | "telnyx")
-}
-
 /// The tenant's own carrier account among its credentials: the default `twilio` credential,
 /// else the default `telnyx` one.
 pub fn own_account(rows: &[CredentialRow]) -> Option<(CarrierKind, &CredentialRow)> {
@@ -252,6 +247,9 @@ mod tests {
         assert_eq!(back, json!({"kind": "twilio"}));
         // A tenant that never had its own account keeps what it has (e.g. sandbox from before).
         assert_eq!(desired_carrier(None, CarrierKind::Twilio, "{}"), json!({}));
-        assert!(is_carrier("telnyx") && !is_carrier("openai"));
+        assert!(
+            crate::carrier_accounts::is_carrier("telnyx")
+                && !crate::carrier_accounts::is_carrier("openai")
+        );
     }
 }

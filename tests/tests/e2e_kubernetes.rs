@@ -127,7 +127,7 @@ impl Gateway {
         // The Tenant watcher, as the gateway's workers start it.
         background.extend(switchboard_gateway::tenant_sync::spawn(&state));
         let (sigterm, received) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(switchboard_gateway::drain::serve(
+        let served = tokio::spawn(switchboard_gateway::http::server::serve_draining(
             state.clone(),
             listener,
             async move {

@@ -12,7 +12,6 @@
 //! * [`cdr`] — call detail records from a tenant's PBX.
 
 pub mod admission;
-pub mod asterisk_cdr;
 pub mod cdr;
 pub mod lifecycle;
 pub mod transfer;

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::state::AppState;
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
 /// Each request carries `ConnectInfo<SocketAddr>` (per-IP rate limits read it).
 /// `header_read_timeout`: how long a client may take to send a request's headers.
@@ -89,4 +91,42 @@ where
     drop(signal_tx);
     close_tx.closed().await;
     Ok(())
+}
+
+/// How long HTTP stays up after the last proxied call ended, for that call's last events.
+pub const LAST_EVENTS_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains (see [`crate::drain`]) for at most `state.config.drain_seconds` and returns.
+pub async fn serve_draining(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let drain = state.drain.clone();
+    let deadline = Duration::from_secs(state.config.drain_seconds);
+    let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    // The gateway's own server loop: axum::serve has no header-read timeout (issue 15).
+    serve(
+        listener,
+        crate::app(state),
+        header_read_timeout,
+        async move {
+            shutdown.await;
+            drain.start();
+            let open = drain.open_streams();
+            tracing::info!(
+                open_streams = open,
+                deadline_secs = deadline.as_secs(),
+                "draining: no new calls; waiting for the proxied calls to end"
+            );
+            let started = tokio::time::Instant::now();
+            let graceful = drain.wait_for_streams(deadline).await;
+            // The calls' last runtime events and carrier status callbacks follow the end of
+            // their streams; keep answering them a little longer (within the deadline).
+            let left = deadline.saturating_sub(started.elapsed());
+            tokio::time::sleep(LAST_EVENTS_GRACE.min(left)).await;
+            tracing::info!(graceful, "drain complete; closing the HTTP server");
+        },
+    )
+    .await
 }

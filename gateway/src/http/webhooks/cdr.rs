@@ -1,7 +1,7 @@
 //! `POST /api/v1/webhooks/cdr/{tenant}`: call detail records from a tenant's PBX, with the
 //! tenant's own basic-auth credential (see [`crate::calls::cdr`]), in the project's schema or as
 //! a Grandstream CloudUCM / Asterisk PBX sends them (detected from the body, see
-//! [`crate::calls::asterisk_cdr`]). Failed attempts are throttled per tenant
+//! [`crate::calls::cdr::asterisk`]). Failed attempts are throttled per tenant
 //! (`SWITCHBOARD_RATE_LIMIT_CDR_AUTH_FAILURES_PER_MINUTE`).
 
 use axum::Json;

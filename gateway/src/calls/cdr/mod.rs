@@ -4,7 +4,7 @@
 //!
 //! Two body shapes are accepted, told apart by the body itself (no tenant setting): the
 //! project's own ([`Cdr`], one or `{"records": [...]}`) and the CDR JSON of a Grandstream
-//! CloudUCM / Asterisk PBX (see [`super::asterisk_cdr`] for the detection and mapping).
+//! CloudUCM / Asterisk PBX (see [`asterisk`] for the detection and mapping).
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -13,7 +13,9 @@ use switchboard_crds::call_bounds;
 use switchboard_crds::phone_number::is_e164;
 
 use super::CallStatus;
-use super::asterisk_cdr::{self, AsteriskCdr};
+
+pub mod asterisk;
+use self::asterisk::AsteriskCdr;
 use crate::store::calls::{self, CallRow};
 use crate::store::{Scope, Store, StoreError, constant_time_eq, new_id, now_ms, token_hash};
 
@@ -69,8 +71,8 @@ impl<'de> Deserialize<'de> for CdrBody {
         // The body is already bounded by the request size limit, so reading it as a value
         // first (to look at its shape) costs at most a copy of a bounded document.
         let value = serde_json::Value::deserialize(deserializer)?;
-        if asterisk_cdr::is_asterisk_shaped(&value) {
-            return asterisk_cdr::records(value)
+        if asterisk::is_asterisk_shaped(&value) {
+            return asterisk::records(value)
                 .map(CdrBody::Asterisk)
                 .map_err(D::Error::custom);
         }
@@ -144,7 +146,7 @@ fn time(field: &'static str, value: &str, now: i64) -> Result<i64, CdrError> {
     Ok(at)
 }
 
-/// `local` numbers (from a PBX, already checked by [`asterisk_cdr`]) may be extensions or
+/// `local` numbers (from a PBX, already checked by [`asterisk`]) may be extensions or
 /// national numbers; the project's own schema requires E.164.
 fn number(
     field: &'static str,
@@ -277,7 +279,7 @@ fn rows(tenant_id: &str, body: CdrBody, now: i64) -> Result<Vec<CallRow>, CdrErr
         CdrBody::Asterisk(records) => records
             .into_iter()
             .map(|pbx| {
-                let mapped = asterisk_cdr::map(pbx)?;
+                let mapped = asterisk::map(pbx)?;
                 record(tenant_id, mapped.cdr, mapped.status, true, now).map_err(|error| match error
                 {
                     CdrError::Invalid {
@@ -285,7 +287,7 @@ fn rows(tenant_id: &str, body: CdrBody, now: i64) -> Result<Vec<CallRow>, CdrErr
                         code,
                         message,
                     } => CdrError::Invalid {
-                        field: asterisk_cdr::pbx_field(field),
+                        field: asterisk::pbx_field(field),
                         code,
                         message,
                     },

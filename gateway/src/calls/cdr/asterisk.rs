@@ -28,8 +28,8 @@
 
 use serde::Deserialize;
 
-use super::CallStatus;
-use super::cdr::{Cdr, CdrError};
+use super::{Cdr, CdrError};
+use crate::calls::CallStatus;
 
 /// One Asterisk-style CDR. Fields the mapping does not use (`AcctId`, `clid`, `amaflags`, …)
 /// are ignored: a PBX sends many and their set varies by firmware.
