@@ -15,6 +15,7 @@
 //! * [`schedule`] and [`CampaignSpec::validate`] — calling windows and campaign spec rules;
 //! * [`plan`] — plans and a tenant's effective limits;
 //! * [`call_bounds`] — bounds on call durations and times from carriers, PBXs and runtimes;
+//! * [`idempotency`] — the `Idempotency-Key` header of creating `POST`s;
 //! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets).
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
@@ -25,6 +26,7 @@ pub mod call_bounds;
 pub mod campaign;
 pub mod conditions;
 pub mod events;
+pub mod idempotency;
 pub mod internal_api;
 pub mod naming;
 pub mod outbound;

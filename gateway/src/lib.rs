@@ -20,7 +20,8 @@
 //! * [`outbox`] — outbound customer webhooks, written with their cause and delivered later;
 //! * [`media`] — call tokens, the per-tenant stream gate, the proxy to tenants' runtimes;
 //! * [`provider_keys`] — tenants' provider keys projected into their namespaces;
-//! * [`kube`] — the Tenant CR and Secrets the gateway applies.
+//! * [`kube`] — the Tenant CR and Secrets the gateway applies;
+//! * [`idempotency`] — the rules of `Idempotency-Key` on creating `POST`s.
 //!
 //! **Foundations** — [`state`] (one named service per concern), [`config`] and
 //! [`voice_config`], [`store`] (the only place with SQL: Postgres with row-level security, or
@@ -38,6 +39,7 @@ pub mod crypto;
 pub mod dialer;
 pub mod drain;
 pub mod http;
+pub mod idempotency;
 pub mod kube;
 pub mod mailer;
 pub mod media;

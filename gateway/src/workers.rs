@@ -7,6 +7,7 @@
 //! | outbox | delivers customer webhooks | always |
 //! | business metrics | refreshes the gauges that come from the database | always |
 //! | API meter | writes counted API-key requests every second, and once more on stop | always |
+//! | idempotency keys | deletes `Idempotency-Key` answers older than 24 hours | always |
 //! | provider keys | retries `provider-keys` Secrets that could not be written yet | Kubernetes |
 //! | Tenant sync | watches Tenant CRs: adopts kubectl/GitOps tenants, mirrors specs, owners | Kubernetes |
 //! | dialer | places campaign calls | `SWITCHBOARD_DIALER=true` |
@@ -59,6 +60,7 @@ pub fn start(state: &AppState) -> Workers {
         )
         .spawn(Duration::from_millis(voice.outbox_poll_ms)),
         spawn_gauges(state),
+        crate::idempotency::spawn_pruner(state.store.clone()),
     ];
     // Kubernetes mode only (`None` otherwise).
     tasks.extend(spawn_projection_retries(state, RetryTiming::default()));

@@ -9,7 +9,8 @@
 //!   entry) and [`internal`] (the cluster-internal API).
 //! * The server loop with its connection limits: [`server`].
 //! * Cross-cutting: [`csv_export`] (spreadsheet-safe CSV), [`errors`] (the error shape and the mapping of domain errors),
-//!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`].
+//!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`],
+//!   [`idempotency`] (`Idempotency-Key` on tenant-scoped `POST`s).
 //!
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
 //! (`calls`, `campaigns`, `usage`, `billing`, …), which never speak HTTP.
@@ -25,6 +26,7 @@ pub mod credentials;
 pub mod csv_export;
 pub mod customer_webhooks;
 pub mod errors;
+pub mod idempotency;
 pub mod internal;
 pub mod media;
 pub mod members;
@@ -69,6 +71,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// limits see the peer address.
 pub fn app(state: AppState) -> Router {
     let api = api_routes()
+        .route_layer(from_fn_with_state(state.clone(), idempotency::guard))
         .layer(from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state.clone());
@@ -167,8 +170,17 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                REQUEST_ID,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                REQUEST_ID,
+                header::RETRY_AFTER,
+                HeaderName::from_static("idempotent-replayed"),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -12,12 +12,12 @@
 //! Either way the plan's `phoneNumbers` limit (with the operator's and the tenant's
 //! overrides) is checked first: 403 `limit_exceeded` and nothing is bought.
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
+use axum::{Extension, Json};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,7 @@ use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
 use super::validate::rfc3339;
+use crate::idempotency::Idempotency;
 use crate::kube::FIELD_MANAGER;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -217,18 +218,7 @@ pub fn merge_views(rows: Vec<NumberRow>, objects: &[PhoneNumber]) -> Vec<NumberV
         if e164.is_some_and(|n| items.iter().any(|i| i.e164.as_deref() == Some(n))) {
             continue;
         }
-        items.push(NumberView {
-            e164: e164.map(str::to_owned),
-            name: object.metadata.name.clone(),
-            carrier: object
-                .spec
-                .carrier
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default(),
-            status: "Pending",
-            agent: object.spec.agent.clone(),
-            updated_at: None,
-        });
+        items.push(pending_view(object));
     }
     items
 }
@@ -286,22 +276,70 @@ pub async fn buy(
     State(state): State<AppState>,
     access: TenantAccess,
     client: ClientInfo,
+    idempotency: Option<Extension<Idempotency>>,
     ApiJson(request): ApiJson<BuyNumber>,
 ) -> Result<Response, ApiError> {
     access.require(Role::Admin)?;
     access.require_stack(&state)?;
     let wish = validate(request)?;
     let _serialised = PURCHASES.lock().await;
-    check_number_limit(&state, &access).await?;
     if let Some(sandbox) = &state.sandbox {
+        check_number_limit(&state, &access).await?;
         let view = buy_sandbox(&state, sandbox, &access, &client, &wish).await?;
         return Ok((StatusCode::CREATED, Json(view)).into_response());
     }
     if state.kube.enabled() {
-        let view = apply_phone_number(&state, &access, &client, &wish).await?;
+        // With an Idempotency-Key the object is named after it: a retry whose object exists
+        // (the gateway died between applying it and answering, or the answer was lost after
+        // the 24 hours) gets that object back, never a second purchase. It already counts
+        // against the limit, so the limit is not checked again.
+        let name = match &idempotency {
+            Some(Extension(idempotency)) => idempotency.object_name("number"),
+            None => {
+                let simple = uuid::Uuid::new_v4().simple().to_string();
+                format!("number-{}", &simple[..10])
+            }
+        };
+        if idempotency.is_some()
+            && let Some(existing) = phone_number(&state, &access.tenant.slug, &name).await?
+        {
+            return Ok((StatusCode::ACCEPTED, Json(pending_view(&existing))).into_response());
+        }
+        check_number_limit(&state, &access).await?;
+        let view = apply_phone_number(&state, &access, &client, &wish, &name).await?;
         return Ok((StatusCode::ACCEPTED, Json(view)).into_response());
     }
     Err(no_backend())
+}
+
+/// The tenant's `PhoneNumber` called `name`, if it exists (Kubernetes mode).
+async fn phone_number(
+    state: &AppState,
+    slug: &str,
+    name: &str,
+) -> Result<Option<PhoneNumber>, ApiError> {
+    let Some(kube) = state.kube.client() else {
+        return Ok(None);
+    };
+    let namespace = state.config.tenant_naming().namespace(slug);
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
+    api.get_opt(name).await.map_err(|e| kube_error(&e))
+}
+
+/// A `PhoneNumber` object as the API shows a number not routed yet.
+fn pending_view(object: &PhoneNumber) -> NumberView {
+    NumberView {
+        e164: e164_of(object).map(str::to_owned),
+        name: object.metadata.name.clone(),
+        carrier: object
+            .spec
+            .carrier
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        status: "Pending",
+        agent: object.spec.agent.clone(),
+        updated_at: None,
+    }
 }
 
 fn no_backend() -> ApiError {
@@ -459,19 +497,19 @@ async fn apply_phone_number(
     access: &TenantAccess,
     client: &ClientInfo,
     wish: &NumberWish,
+    name: &str,
 ) -> Result<NumberView, ApiError> {
     let Some(kube) = state.kube.client() else {
         return Err(no_backend());
     };
-    let simple = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("number-{}", &simple[..10]);
     let namespace = state.config.tenant_naming().namespace(&access.tenant.slug);
-    let body = desired_phone_number(&name, &namespace, &access.tenant.slug, wish)
+    let body = desired_phone_number(name, &namespace, &access.tenant.slug, wish)
         .map_err(|e| ApiError::internal(&e))?;
     let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
-    // A fresh name, so nobody else holds any of its fields: nothing to force.
+    // A fresh name (random, or derived from an Idempotency-Key not used before), so nobody
+    // else holds any of its fields: nothing to force.
     api.patch(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER),
         &Patch::Apply(&body),
     )
@@ -483,14 +521,14 @@ async fn apply_phone_number(
         access,
         client,
         "number.requested",
-        ("phone_number", &name),
+        ("phone_number", name),
         json!({"country": wish.country, "areaCode": wish.area_code, "number": wish.number}),
     )
     .await?;
     tx.commit().await?;
     Ok(NumberView {
         e164: wish.number.clone(),
-        name: Some(name),
+        name: Some(name.to_owned()),
         carrier: String::new(),
         status: "Pending",
         agent: None,

@@ -222,6 +222,10 @@ impl FromRequestParts<AppState> for TenantAccess {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Already resolved for this request (by the idempotency middleware).
+        if let Some(access) = parts.extensions.get::<TenantAccess>() {
+            return Ok(access.clone());
+        }
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("tenant"))?;

@@ -17,6 +17,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod credentials;
 pub mod dialer;
+pub mod idempotency;
 pub mod invitations;
 pub mod numbers;
 pub mod provider_keys;

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod cross_cutting;
 mod errors;
+mod idempotency;
 mod isolation;
 mod keys_and_credentials;
 mod kubernetes;

@@ -204,3 +204,130 @@ async fn kubernetes_mode_applies_and_deletes_phone_number_objects() {
         app.finish().await;
     }
 }
+
+/// Issue 18: a purchase retried with the same `Idempotency-Key` (a client that timed out)
+/// buys once and gets the first answer again; another body with the key is refused (422).
+#[tokio::test]
+async fn retried_purchase_with_the_same_key_buys_once() {
+    use crate::idempotency::post_with_key;
+    for app in apps("numbers_idempotent_purchase", Options::default()).await {
+        let (app, sandbox) = with_sandbox(app);
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+
+        let first = post_with_key(
+            &app,
+            &numbers,
+            &acme.access,
+            "buy-1",
+            r#"{"areaCode":"555"}"#,
+        )
+        .await;
+        assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+        for _ in 0..3 {
+            let retry = post_with_key(
+                &app,
+                &numbers,
+                &acme.access,
+                "buy-1",
+                r#"{ "areaCode": "555" }"#,
+            )
+            .await;
+            assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+            assert_eq!(retry.headers["idempotent-replayed"], "true");
+            assert_eq!(retry.body, first.body);
+        }
+        assert_eq!(sandbox.purchase_count(), 1);
+        assert_eq!(sandbox.owned_numbers().len(), 1);
+
+        let other_body = post_with_key(
+            &app,
+            &numbers,
+            &acme.access,
+            "buy-1",
+            r#"{"number":"+15550150"}"#,
+        )
+        .await;
+        assert_eq!(
+            other_body.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            other_body.text
+        );
+        assert_eq!(other_body.body["error"]["field"], "Idempotency-Key");
+        assert_eq!(sandbox.purchase_count(), 1);
+
+        // A refusal is not remembered: over the plan's limit now, bought once the slot is free.
+        let over = post_with_key(&app, &numbers, &acme.access, "buy-2", "{}").await;
+        assert_eq!(over.status, StatusCode::FORBIDDEN, "{}", over.text);
+        let e164 = first.body["e164"].as_str().unwrap();
+        let released = app.delete(&format!("{numbers}/{e164}"), &acme.access).await;
+        assert_eq!(released.status, StatusCode::NO_CONTENT, "{}", released.text);
+        let bought = post_with_key(&app, &numbers, &acme.access, "buy-2", "{}").await;
+        assert_eq!(bought.status, StatusCode::CREATED, "{}", bought.text);
+        assert_eq!(sandbox.purchase_count(), 2);
+        app.finish().await;
+    }
+}
+
+/// Issue 18, Kubernetes mode: the `PhoneNumber`'s name derives from the key, so a retry
+/// applies the same object, even when the gateway died between applying it and storing the
+/// answer (simulated by deleting the stored key): one object, one purchase by the operator.
+#[tokio::test]
+async fn kubernetes_mode_retried_purchase_applies_one_phone_number() {
+    use kube::api::Api;
+    use switchboard_crds::phone_number::PhoneNumber;
+    use switchboard_gateway::kube::KubeSync;
+    use switchboard_gateway::store::system;
+
+    use crate::idempotency::post_with_key;
+
+    for mut app in apps("numbers_idempotent_kubernetes", Options::default()).await {
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<PhoneNumber>()
+            .with_status_subresource::<PhoneNumber>()
+            .build()
+            .await
+            .unwrap();
+        app.state.kube = KubeSync::with_client(client.clone());
+        app.router = switchboard_gateway::app(app.state.clone());
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+        let api: Api<PhoneNumber> = Api::namespaced(client.clone(), "tenant-acme");
+        let body = r#"{"areaCode":"415"}"#;
+
+        let first = post_with_key(&app, &numbers, &acme.access, "order-7", body).await;
+        assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+        let name = first.body["name"].as_str().unwrap().to_owned();
+        assert!(name.starts_with("number-") && name.len() == 23, "{name}");
+
+        let retry = post_with_key(&app, &numbers, &acme.access, "order-7", body).await;
+        assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.text);
+        assert_eq!(retry.headers["idempotent-replayed"], "true");
+        assert_eq!(retry.body["name"], name.as_str());
+        assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
+
+        // The gateway "crashed" after applying: no stored answer. The retry runs again, finds
+        // its object by name and answers it (the free plan's one slot is that object, so no
+        // limit_exceeded either).
+        let mut tx = system::write(&app.state.store).await.unwrap();
+        sqlx::query("DELETE FROM idempotency_keys")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let rerun = post_with_key(&app, &numbers, &acme.access, "order-7", body).await;
+        assert_eq!(rerun.status, StatusCode::ACCEPTED, "{}", rerun.text);
+        assert!(rerun.headers.get("idempotent-replayed").is_none());
+        assert_eq!(rerun.body["name"], name.as_str());
+        let objects = api.list(&Default::default()).await.unwrap().items;
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].spec.area_code.as_deref(), Some("415"));
+
+        // A new key is a new purchase, refused here by the plan's limit.
+        let second = post_with_key(&app, &numbers, &acme.access, "order-8", body).await;
+        assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text);
+        assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
+        app.finish().await;
+    }
+}
