@@ -115,7 +115,7 @@ pub struct TimelineEvent {
 #[serde(rename_all = "camelCase")]
 pub struct TranscriptLine {
     /// Milliseconds since the media stream opened.
-    #[serde(alias = "offset_ms")]
+    #[serde(alias = "offsetMs")]
     pub at_ms: u64,
     /// Who spoke, when said.
     pub role: Option<String>,

@@ -32,6 +32,7 @@ pub enum CommandError {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Tokens {
     access_token: String,
     refresh_token: String,
@@ -221,7 +222,7 @@ impl Context {
     }
 
     async fn refresh(&mut self, session: Session) -> Result<Session, CommandError> {
-        let body = json!({"refresh_token": session.refresh_token});
+        let body = json!({"refreshToken": session.refresh_token});
         let answer = match self
             .api
             .request(Method::POST, "/api/v1/auth/refresh", None, Some(&body))
@@ -259,9 +260,7 @@ impl Context {
     /// Makes `slug` the default tenant, after checking the caller belongs to it.
     pub async fn use_tenant(&mut self, slug: &str) -> Result<(), CommandError> {
         let tenants = self.tenants().await?;
-        let known = tenants
-            .as_array()
-            .is_some_and(|list| list.iter().any(|t| t["slug"] == slug));
+        let known = list_items(&tenants).iter().any(|t| t["slug"] == slug);
         if !known {
             return Err(CommandError::UnknownTenant(slug.to_owned()));
         }
@@ -349,24 +348,9 @@ fn redact_tokens(mut answer: Value) -> Value {
     answer
 }
 
-/// The list inside a list answer: a bare array or the first array field (`items`, `data`,
-/// `numbers`), whichever the API uses.
+/// The items of a list answer: every list of the API is `{"items": [...], "nextCursor": …}`.
 pub fn list_items(value: &Value) -> Vec<Value> {
-    match value {
-        Value::Array(items) => items.clone(),
-        Value::Object(map) => ["items", "data", "numbers", "calls"]
-            .iter()
-            .find_map(|key| map.get(*key).and_then(Value::as_array))
-            .cloned()
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
-/// The first string among `keys` of `value`.
-pub fn first_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|k| value.get(*k).and_then(Value::as_str))
+    value["items"].as_array().cloned().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -383,12 +367,15 @@ mod tests {
     }
 
     #[test]
-    fn lists_come_bare_or_wrapped() {
-        assert_eq!(list_items(&json!([1, 2])).len(), 2);
-        assert_eq!(list_items(&json!({"items": [1], "next": null})).len(), 1);
+    fn lists_are_the_items_of_the_envelope() {
+        assert_eq!(
+            list_items(&json!({"items": [1], "nextCursor": null})).len(),
+            1
+        );
+        assert!(list_items(&json!([1, 2])).is_empty());
         assert!(list_items(&json!({"x": 1})).is_empty());
         assert_eq!(
-            redact_tokens(json!({"tokens": {"access_token": "s"}, "user": 1})),
+            redact_tokens(json!({"tokens": {"accessToken": "s"}, "user": 1})),
             json!({"user": 1})
         );
     }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use switchboard_cli::call::{self, CallError, CallOptions, CallReport, TranscriptLine};
-use switchboard_cli::commands::{CommandError, Context, first_str, list_items};
+use switchboard_cli::commands::{CommandError, Context, list_items};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
 use switchboard_cli::webhook::{WebhookError, WebhookTarget};
@@ -244,7 +244,7 @@ async fn fetch_transcript(context: &mut Context, report: &mut CallReport, progre
         match context.transcript(&tenant, &call_id).await {
             Ok(answer) => {
                 let turns: Vec<TranscriptLine> =
-                    serde_json::from_value(answer["turns"].clone()).unwrap_or_default();
+                    serde_json::from_value(answer["items"].clone()).unwrap_or_default();
                 if !turns.is_empty() {
                     report.transcript = turns;
                     return;
@@ -383,7 +383,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Tenants(TenantsCommand::List) => {
             let tenants = context.tenants().await?;
             let current = context.session().and_then(|s| s.tenant.clone());
-            out.value(&tenants, || tenants_text(&tenants, current.as_deref()));
+            out.value(&tenants, || {
+                tenants_text(&list_items(&tenants), current.as_deref())
+            });
         }
         Command::Tenants(TenantsCommand::Use { slug }) => {
             context.use_tenant(&slug).await?;
@@ -397,8 +399,8 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             out.value(&number, || {
                 format!(
                     "Bought {} for tenant {tenant} ({}).",
-                    first_str(&number, &["e164", "number", "phoneNumber"]).unwrap_or("a number"),
-                    first_str(&number, &["status", "phase"]).unwrap_or("requested"),
+                    number["e164"].as_str().unwrap_or("a number"),
+                    number["status"].as_str().unwrap_or("requested"),
                 )
             });
         }
@@ -499,20 +501,22 @@ fn whoami_text(me: &Value, current: Option<&str>, url: &str) -> String {
     let who = me["user"]["email"]
         .as_str()
         .map(str::to_owned)
-        .or_else(|| me["api_key_id"].as_str().map(|k| format!("API key {k}")))
+        .or_else(|| me["apiKeyId"].as_str().map(|k| format!("API key {k}")))
         .unwrap_or_else(|| "?".to_owned());
-    let verified = match me["user"]["email_verified"].as_bool() {
+    let verified = match me["user"]["emailVerified"].as_bool() {
         Some(false) => " (e-mail not verified)",
         _ => "",
     };
     format!(
         "{who}{verified} on {url}\n{}",
-        tenants_text(&me["tenants"], current)
+        tenants_text(
+            me["tenants"].as_array().map_or(&[][..], Vec::as_slice),
+            current
+        )
     )
 }
 
-fn tenants_text(tenants: &Value, current: Option<&str>) -> String {
-    let items = list_items(tenants);
+fn tenants_text(items: &[Value], current: Option<&str>) -> String {
     if items.is_empty() {
         return "No tenants.".to_owned();
     }
@@ -541,9 +545,9 @@ fn numbers_text(numbers: &Value, tenant: &str) -> String {
         .map(|n| {
             format!(
                 "{:<16} {:<10} {}",
-                first_str(n, &["e164", "number", "phoneNumber"]).unwrap_or("(pending)"),
-                first_str(n, &["status", "phase"]).unwrap_or(""),
-                first_str(n, &["name", "id"]).unwrap_or("")
+                n["e164"].as_str().unwrap_or("(pending)"),
+                n["status"].as_str().unwrap_or(""),
+                n["name"].as_str().unwrap_or("")
             )
         })
         .collect::<Vec<_>>()
@@ -558,17 +562,19 @@ fn calls_text(calls: &Value, tenant: &str) -> String {
     items
         .iter()
         .map(|c| {
-            let duration = c["duration_seconds"]
+            let duration = c["durationSeconds"]
                 .as_i64()
-                .or_else(|| c["durationSeconds"].as_i64())
                 .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
             format!(
                 "{:<26} {:<8} {:<14} -> {:<14} {:<10} {:>6}  {}",
-                first_str(c, &["started_at", "startedAt"]).unwrap_or("-"),
+                c["startedAt"].as_str().unwrap_or("-"),
                 c["direction"].as_str().unwrap_or(""),
                 c["from"].as_str().unwrap_or("-"),
                 c["to"].as_str().unwrap_or("-"),
-                first_str(c, &["outcome", "status"]).unwrap_or(""),
+                c["outcome"]
+                    .as_str()
+                    .or_else(|| c["status"].as_str())
+                    .unwrap_or(""),
                 duration,
                 c["id"].as_str().unwrap_or(""),
             )

@@ -383,14 +383,14 @@ async fn numbers_get(State(s): State<Standin>, headers: HeaderMap) -> Response {
     if auth != "Bearer at-2" {
         return unauthorized();
     }
-    axum::Json(json!({"items": [{"name": "n-1", "e164": "+15550100", "status": "Ready"}]}))
+    axum::Json(json!({"items": [{"name": "n-1", "e164": "+15550100", "status": "Ready"}], "nextCursor": null}))
         .into_response()
 }
 
 async fn refresh(State(s): State<Standin>, axum::Json(body): axum::Json<Value>) -> Response {
     s.bodies.lock().unwrap().push(body.clone());
-    if body["refresh_token"] == "rt-1" {
-        axum::Json(json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 900, "refresh_token": "rt-2", "refresh_token_expires_at": "2026-12-21T00:00:00.000Z"})).into_response()
+    if body["refreshToken"] == "rt-1" {
+        axum::Json(json!({"accessToken": "at-2", "tokenType": "Bearer", "expiresIn": 900, "refreshToken": "rt-2", "refreshTokenExpiresAt": "2026-12-21T00:00:00.000Z"})).into_response()
     } else {
         unauthorized()
     }
@@ -438,7 +438,7 @@ async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gatewa
     );
     assert_eq!(
         *standin.bodies.lock().unwrap(),
-        vec![json!({"refresh_token": "rt-1"}), json!({"areaCode": "555"})]
+        vec![json!({"refreshToken": "rt-1"}), json!({"areaCode": "555"})]
     );
     let stored = session(home).unwrap();
     assert_eq!(
@@ -740,7 +740,7 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
     let run = switchboard(home, &["--json", "calls", "list"], &[], None).await;
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let calls: Value = serde_json::from_str(run.stdout.trim()).unwrap();
-    let record = &calls["calls"][0];
+    let record = &calls["items"][0];
     assert_eq!(record["to"], "+15550100");
     assert_eq!(record["status"], "completed", "{record}");
     let run = switchboard(home, &["calls", "list"], &[], None).await;

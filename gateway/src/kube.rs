@@ -312,6 +312,7 @@ pub fn desired_runtime_credential_secret(
 
 /// What the operator reports about a tenant (read from the CR status).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TenantReadiness {
     /// Whether the `Ready` condition is `True`.
     pub ready: bool,

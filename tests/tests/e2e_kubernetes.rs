@@ -421,7 +421,7 @@ async fn signup_verified(gateway: &Gateway, email: &str, company: &str) -> (Stri
     verify_email(gateway, email).await;
     (
         reply["tenant"]["slug"].as_str().unwrap().to_owned(),
-        reply["tokens"]["access_token"].as_str().unwrap().to_owned(),
+        reply["tokens"]["accessToken"].as_str().unwrap().to_owned(),
     )
 }
 
@@ -486,7 +486,7 @@ async fn manifest_tenant(gateway: &Gateway, kube: &kube::Client) {
                 None,
             )
             .await;
-            listed
+            listed["items"]
                 .as_array()?
                 .iter()
                 .any(|m| m["slug"] == "globex" && m["role"] == "owner")
@@ -605,7 +605,7 @@ async fn completed_call(gateway: &Gateway, token: &str, tenant: &str, call_sid: 
         async move {
             let (status, page) = api(gateway, reqwest::Method::GET, &path, token, None).await;
             assert_eq!(status, StatusCode::OK, "{page}");
-            page["calls"]
+            page["items"]
                 .as_array()?
                 .iter()
                 .find(|c| c["carrierCallId"] == call_sid && c["status"] == "completed")
@@ -643,10 +643,7 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     assert_eq!(signup.status(), StatusCode::CREATED);
     let signup: Value = signup.json().await.unwrap();
     let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
-    let token = signup["tokens"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = signup["tokens"]["accessToken"].as_str().unwrap().to_owned();
     let namespace = format!("{PREFIX}{slug}");
     assert_eq!(signup["tenant"]["namespace"], namespace.as_str());
     // An unverified signup costs the cluster nothing; verifying the address creates the Tenant.
@@ -767,7 +764,7 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     )
     .await;
     assert!(
-        !transcript["turns"].as_array().unwrap().is_empty(),
+        !transcript["items"].as_array().unwrap().is_empty(),
         "{transcript}"
     );
     let (_, usage) = api(

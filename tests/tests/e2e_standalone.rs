@@ -143,7 +143,7 @@ async fn ended_call(running: &Running, token: &str, tenant: &str) -> Value {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        let calls = page["calls"].as_array().cloned().unwrap_or_default();
+        let calls = page["items"].as_array().cloned().unwrap_or_default();
         if let Some(call) = calls
             .first()
             .filter(|c| !c["endedAt"].is_null() && !c["turns"].is_null())
@@ -511,7 +511,7 @@ async fn a_campaign_runs_to_the_end_against_simulated_contacts() {
         None,
     )
     .await;
-    let outbound = calls["calls"]
+    let outbound = calls["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -36,6 +36,7 @@ pub enum BillingError {
 
 /// A Stripe-hosted page to send the customer to.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionView {
     /// Stripe session id.
     pub id: String,

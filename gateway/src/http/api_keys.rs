@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::{API_KEY_SCOPES, TenantAccess, role_of_scopes};
 use super::validate::display_text;
 use super::validate::rfc3339;
@@ -31,7 +32,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Request to create a key.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A label, e.g. `CRM integration`.
     pub name: String,
@@ -41,6 +42,7 @@ pub struct CreateApiKey {
 
 /// An API key (never its secret).
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     /// Key id.
     pub id: String,
@@ -77,6 +79,7 @@ impl From<ApiKeyRow> for ApiKeyView {
 
 /// A new key with its secret, shown only in this response.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedApiKey {
     /// The key's metadata.
     pub api_key: ApiKeyView,
@@ -85,17 +88,19 @@ pub struct CreatedApiKey {
 }
 
 /// `GET /api/v1/tenants/{tenant}/api-keys` (admin).
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = Vec<ApiKeyView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<ApiKeyView>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ApiKeyView>>, ApiError> {
     access.require(Role::Admin)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = api_keys::list(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    Ok(Json(rows.into_iter().map(ApiKeyView::from).collect()))
+    let all = rows.into_iter().map(ApiKeyView::from).collect();
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 fn checked_scopes(requested: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {

@@ -4,12 +4,13 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::context::ClientInfo;
 use super::errors::ApiError;
+use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery, split_key};
 use super::principal::TenantAccess;
 use super::validate::rfc3339;
 use crate::state::AppState;
@@ -47,18 +48,9 @@ pub async fn record(
     Ok(())
 }
 
-/// Paging of the audit log.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Entries per page (1–200, default 50).
-    pub limit: Option<i64>,
-    /// Only entries older than this (Unix milliseconds; the `next_before` of the last page).
-    pub before: Option<i64>,
-}
-
 /// One audit entry.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntryView {
     /// Entry id.
     pub id: String,
@@ -83,48 +75,37 @@ pub struct AuditEntryView {
     pub created_at: String,
 }
 
-/// A page of the audit log.
-#[derive(Serialize, ToSchema)]
-pub struct AuditPage {
-    /// Entries, newest first.
-    pub entries: Vec<AuditEntryView>,
-    /// Pass as `before` for the next page; absent on the last page.
-    pub next_before: Option<i64>,
-}
-
-/// `GET /api/v1/tenants/{tenant}/audit-log` (admin).
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/audit-log", tag = "audit", params(("tenant" = String, Path, description = "Tenant slug or id"), AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+/// `GET /api/v1/tenants/{tenant}/audit-log` (admin): newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/audit-log", tag = "audit", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<AuditEntryView>), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(query): Query<AuditQuery>,
-) -> Result<Json<AuditPage>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<AuditEntryView>>, ApiError> {
     access.require(Role::Admin)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let limit = page.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let before = page.cursor()?.as_deref().map(split_key).transpose()?;
     let mut tx = state.store.read(&access.scope()).await?;
-    let rows = audit::list(&mut tx, &access.tenant.id, query.before, limit).await?;
+    let rows = audit::list(
+        &mut tx,
+        &access.tenant.id,
+        before,
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
     tx.commit().await?;
-    let next_before = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.created_at))
-        .flatten();
-    let entries = rows
-        .into_iter()
-        .map(|row| AuditEntryView {
-            details: serde_json::from_str(&row.details).unwrap_or(Value::Null),
-            id: row.id,
-            actor_type: row.actor_type,
-            actor_id: row.actor_id,
-            action: row.action,
-            target_type: row.target_type,
-            target_id: row.target_id,
-            ip: row.ip,
-            request_id: row.request_id,
-            created_at: rfc3339(row.created_at),
-        })
-        .collect();
-    Ok(Json(AuditPage {
-        entries,
-        next_before,
-    }))
+    let page = Page::from_fetched(rows, limit, |row| format!("{}:{}", row.created_at, row.id));
+    Ok(Json(page.map(|row| AuditEntryView {
+        details: serde_json::from_str(&row.details).unwrap_or(Value::Null),
+        id: row.id,
+        actor_type: row.actor_type,
+        actor_id: row.actor_id,
+        action: row.action,
+        target_type: row.target_type,
+        target_id: row.target_id,
+        ip: row.ip,
+        request_id: row.request_id,
+        created_at: rfc3339(row.created_at),
+    })))
 }

@@ -52,7 +52,7 @@ const PASSWORD_RESET_TTL_MS: i64 = 3600 * 1000;
 
 /// Signup request.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignupRequest {
     /// E-mail address (login name).
     pub email: String,
@@ -66,7 +66,7 @@ pub struct SignupRequest {
 
 /// Login request.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     /// E-mail address.
     pub email: String,
@@ -76,7 +76,7 @@ pub struct LoginRequest {
 
 /// Refresh request.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh (single use).
     pub refresh_token: String,
@@ -84,7 +84,7 @@ pub struct RefreshRequest {
 
 /// A single-use token from an e-mail.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token from the e-mailed link.
     pub token: String,
@@ -92,7 +92,7 @@ pub struct TokenRequest {
 
 /// Password-reset request.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetRequest {
     /// The account's e-mail address.
     pub email: String,
@@ -100,7 +100,7 @@ pub struct ResetRequest {
 
 /// Password-reset confirmation.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetConfirm {
     /// The token from the e-mailed link.
     pub token: String,
@@ -110,6 +110,7 @@ pub struct ResetConfirm {
 
 /// A user as shown to themselves.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UserView {
     /// User id.
     pub id: String,
@@ -137,6 +138,7 @@ impl From<&UserRow> for UserView {
 
 /// Access and refresh tokens.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenPair {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -152,6 +154,7 @@ pub struct TokenPair {
 
 /// Signup response.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SignupResponse {
     /// The new user.
     pub user: UserView,
@@ -163,6 +166,7 @@ pub struct SignupResponse {
 
 /// Login response.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     /// The user.
     pub user: UserView,
@@ -172,6 +176,7 @@ pub struct LoginResponse {
 
 /// `me` response.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MeResponse {
     /// The user (absent for API keys).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -596,7 +601,7 @@ pub async fn verify_email(
     if let Some(user) = user {
         crate::tenant_sync::claim_manifest_memberships(&state, &user_id, &user.email).await;
     }
-    Ok(Json(json!({"email_verified": true})))
+    Ok(Json(json!({"emailVerified": true})))
 }
 
 /// `POST /api/v1/auth/verify-email/resend`: mails a new verification link to the caller.
@@ -716,5 +721,5 @@ pub async fn confirm_password_reset(
     // Receiving the mail proves the address.
     users::mark_verified(&mut tx, &user_id, now).await?;
     tx.commit().await?;
-    Ok(Json(json!({"password_changed": true})))
+    Ok(Json(json!({"passwordChanged": true})))
 }

@@ -7,11 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::errors::ApiError;
+use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery, split_key};
 use super::principal::TenantAccess;
 use crate::state::AppState;
 use crate::store::calls::{self, CallFilter, CallRow, TurnRow};
@@ -38,6 +37,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Query of the list, stats and export.
 #[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct CallQuery {
     /// `inbound` or `outbound`.
     pub direction: Option<String>,
@@ -76,15 +76,11 @@ impl CallQuery {
         })
     }
 
-    fn cursor(&self) -> Result<Option<(i64, String)>, ApiError> {
-        let Some(cursor) = &self.cursor else {
-            return Ok(None);
-        };
-        let bad = || ApiError::invalid("cursor", "invalid_cursor", "cursor is not valid");
-        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?)
-            .map_err(|_| bad())?;
-        let (at, id) = text.split_once(':').ok_or_else(bad)?;
-        Ok(Some((at.parse().map_err(|_| bad())?, id.to_owned())))
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            cursor: self.cursor.clone(),
+            limit: self.limit,
+        }
     }
 }
 
@@ -152,16 +148,6 @@ fn view(slug: &str, row: CallRow) -> CallView {
     }
 }
 
-/// A page of calls.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallPage {
-    /// Calls, newest first.
-    pub calls: Vec<CallView>,
-    /// Cursor of the next page, when there is one.
-    pub next_cursor: Option<String>,
-}
-
 /// `GET /api/v1/tenants/{tenant}/calls`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
     responses((status = 200, description = "Call records, newest first, filtered by direction, outcome, time and campaign; paged"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
@@ -169,34 +155,23 @@ pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
     Query(query): Query<CallQuery>,
-) -> Result<Json<CallPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+) -> Result<Json<Page<CallView>>, ApiError> {
+    let page = query.page();
+    let limit = page.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = page.cursor()?.as_deref().map(split_key).transpose()?;
     let filter = query.filter()?;
     let mut tx = state.store.read(&access.scope()).await?;
-    let mut rows = calls::list(
+    let rows = calls::list(
         &mut tx,
         &access.tenant.id,
         &filter,
-        query.cursor()?,
-        limit + 1,
+        after,
+        PageQuery::fetch_limit(limit),
     )
     .await?;
     tx.commit().await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|r| URL_SAFE_NO_PAD.encode(format!("{}:{}", r.started_at, r.id)))
-        })
-        .flatten();
-    Ok(Json(CallPage {
-        calls: rows
-            .into_iter()
-            .map(|r| view(&access.tenant.slug, r))
-            .collect(),
-        next_cursor,
-    }))
+    let page = Page::from_fetched(rows, limit, |r| format!("{}:{}", r.started_at, r.id));
+    Ok(Json(page.map(|r| view(&access.tenant.slug, r))))
 }
 
 /// Aggregates of the filtered calls.
@@ -327,13 +302,6 @@ pub async fn get(
     Ok(Json(view(&access.tenant.slug, row)))
 }
 
-/// A call's transcript.
-#[derive(Debug, Serialize)]
-pub struct TranscriptView {
-    /// Turns in order.
-    pub turns: Vec<TurnRow>,
-}
-
 /// `GET /api/v1/tenants/{tenant}/calls/{id}/transcript`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}/transcript", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id")),
     responses((status = 200, description = "The conversation's turns in order"), (status = 404, description = "No such call"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
@@ -341,18 +309,20 @@ pub async fn transcript(
     State(state): State<AppState>,
     access: TenantAccess,
     Path((_, id)): Path<(String, String)>,
-) -> Result<Json<TranscriptView>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<TurnRow>>, ApiError> {
     let mut tx = state.store.read(&access.scope()).await?;
     if calls::get(&mut tx, &access.tenant.id, &id).await?.is_none() {
         return Err(ApiError::not_found("call"));
     }
     let turns = calls::turns(&mut tx, &access.tenant.id, &id).await?;
     tx.commit().await?;
-    Ok(Json(TranscriptView { turns }))
+    Ok(Json(Page::of_all_sized(turns, &page, 500, 1000)?))
 }
 
 /// A new CDR credential, shown once.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CdrCredentialView {
     /// Basic-auth user name.
     pub username: String,

@@ -16,7 +16,7 @@
 //!   rejected row is reported with its number. Only for campaigns whose `contacts.uploaded`
 //!   is true (others take contacts from their ConfigMap/Secret).
 //! * `GET  …/campaigns/{campaign}/results` (viewer): contacts with state, attempts, last
-//!   outcome and survey answers, paged by contact id (`after`, `limit`).
+//!   outcome and survey answers, paged by contact id (`cursor`, `limit`).
 //! * `GET  …/campaigns/{campaign}/results.csv` (viewer): the same as CSV, one column per
 //!   survey field (structured value) plus `<field>_raw` (the caller's words).
 //! * `GET|POST /api/v1/tenants/{tenant}/do-not-call` (viewer / member) and
@@ -36,11 +36,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_crds::internal_api::{Progress, Registration, RejectedRow};
 use switchboard_crds::{CampaignPhase, CampaignSpec};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
 use crate::campaigns::{parse_contacts, progress_of, register_campaign, store_contacts};
@@ -434,17 +435,6 @@ async fn known_contacts(tx: &mut Tx, tenant: &str, campaign: &str) -> Result<Kno
     Ok(known)
 }
 
-/// Query of the results list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ResultsQuery {
-    /// Contact id to continue after (from the previous page's `next`).
-    pub after: Option<String>,
-    /// Page size (1–1000, default 100).
-    pub limit: Option<i64>,
-}
-
 /// One contact with its answers.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -458,16 +448,6 @@ pub struct ContactView {
     /// Survey answers by field: `{raw, value, callId}`.
     #[schema(value_type = Object)]
     pub answers: BTreeMap<String, Value>,
-}
-
-/// A page of results.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResultsPage {
-    /// Contacts, by id.
-    pub items: Vec<ContactView>,
-    /// Cursor of the next page, absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
 }
 
 async fn page_with_answers(
@@ -502,33 +482,33 @@ async fn page_with_answers(
         .collect())
 }
 
-/// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/results", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name"), ResultsQuery),
-    responses((status = 200, body = ResultsPage), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+/// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results`: contacts by id (pages of
+/// 1–1000, default 100).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/results", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name"), PageQuery),
+    responses((status = 200, body = Page<ContactView>), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn results(
     State(state): State<AppState>,
     access: TenantAccess,
     Path((_, name)): Path<(String, String)>,
-    Query(query): Query<ResultsQuery>,
-) -> Result<Json<ResultsPage>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ContactView>>, ApiError> {
     access.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=RESULTS_PAGE_MAX).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "out_of_range",
-            format!("limit must be between 1 and {RESULTS_PAGE_MAX}"),
-        ));
-    }
+    let limit = page.limit(100, RESULTS_PAGE_MAX)?;
+    let after = page.cursor()?.unwrap_or_default();
     let mut tx = state.store.read(&access.scope()).await?;
     campaign_of(&mut tx, &access, &name).await?;
-    let after = query.after.unwrap_or_default();
-    let items = page_with_answers(&mut tx, &access.tenant.id, &name, &after, limit).await?;
+    let items = page_with_answers(
+        &mut tx,
+        &access.tenant.id,
+        &name,
+        &after,
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
     tx.commit().await?;
-    let next = (items.len() as i64 == limit)
-        .then(|| items.last().map(|i| i.contact.id.clone()))
-        .flatten();
-    Ok(Json(ResultsPage { items, next }))
+    Ok(Json(Page::from_fetched(items, limit, |item| {
+        item.contact.id.clone()
+    })))
 }
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv`.
@@ -616,30 +596,34 @@ pub async fn results_csv(
         .into_response())
 }
 
-/// The do-not-call list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DoNotCallList {
-    /// Entries by number.
-    pub items: Vec<DoNotCallRow>,
-}
-
-/// `GET /api/v1/tenants/{tenant}/do-not-call`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/do-not-call", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = DoNotCallList), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+/// `GET /api/v1/tenants/{tenant}/do-not-call`: by number.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/do-not-call", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<DoNotCallRow>), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list_do_not_call(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<DoNotCallList>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<DoNotCallRow>>, ApiError> {
     access.require(Role::Viewer)?;
+    let limit = page.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = page.cursor()?.unwrap_or_default();
     let mut tx = state.store.read(&access.scope()).await?;
-    let items = rows::list_do_not_call(&mut tx, &access.tenant.id).await?;
+    let rows = rows::list_do_not_call(
+        &mut tx,
+        &access.tenant.id,
+        &after,
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(DoNotCallList { items }))
+    Ok(Json(Page::from_fetched(rows, limit, |row| {
+        row.phone.clone()
+    })))
 }
 
 /// A number to stop calling.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewDoNotCall {
     /// E.164 number.
     pub phone: String,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing;
@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
 use super::validate::display_text;
 use super::validate::rfc3339;
@@ -89,7 +90,7 @@ impl Provider {
 
 /// Request to store a credential.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCredential {
     /// Vendor.
     pub provider: Provider,
@@ -105,7 +106,7 @@ pub struct CreateCredential {
 
 /// Changes to a credential; absent fields stay.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCredential {
     /// New label.
     pub label: Option<String>,
@@ -119,6 +120,7 @@ pub struct UpdateCredential {
 
 /// A credential as shown (masked).
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CredentialView {
     /// Credential id.
     pub id: String,
@@ -241,17 +243,19 @@ async fn project_to_cluster(state: &AppState, tenant: &TenantRow) {
 }
 
 /// `GET /api/v1/tenants/{tenant}/credentials` (member): masked.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/credentials", tag = "credentials", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = Vec<CredentialView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/credentials", tag = "credentials", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<CredentialView>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<CredentialView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<CredentialView>>, ApiError> {
     access.require(Role::Member)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = credentials::list(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    Ok(Json(rows.iter().map(CredentialView::from).collect()))
+    let all = rows.iter().map(CredentialView::from).collect();
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 /// `GET /api/v1/tenants/{tenant}/credentials/{id}` (member): masked.
@@ -324,7 +328,7 @@ pub async fn create(
         &client,
         "credential.created",
         ("credential", &row.id),
-        json!({"provider": provider, "label": label, "is_default": is_default}),
+        json!({"provider": provider, "label": label, "isDefault": is_default}),
     )
     .await?;
     // The Secret is behind from here until a write of it succeeds (see `converge`).
@@ -369,7 +373,7 @@ pub async fn update(
             credentials::clear_default(&mut tx, &access.tenant.id, &row.provider, now).await?;
         }
         row.is_default = Flag(flag);
-        changed.push("is_default");
+        changed.push("isDefault");
     }
     match credentials::update(&mut tx, &row, now).await {
         Err(error) if error.is_unique_violation() => {

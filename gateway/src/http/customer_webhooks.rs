@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde_json::json;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery, split_key};
 use super::principal::TenantAccess;
 use crate::outbox::{EVENT_TYPES, new_endpoint};
 use crate::state::AppState;
@@ -37,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Body of a new endpoint.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointBody {
     /// `https://…` (or `http://` for local development).
     pub url: String,
@@ -47,6 +48,7 @@ pub struct EndpointBody {
 
 /// An endpoint as shown (the secret only once, at creation).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointView {
     /// Endpoint id.
     pub id: String,
@@ -118,17 +120,19 @@ pub async fn create(
 }
 
 /// `GET /api/v1/tenants/{tenant}/webhooks`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
     responses((status = 200, description = "Registered endpoints"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<EndpointView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<EndpointView>>, ApiError> {
     access.require(Role::Admin)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = webhooks::endpoints(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    Ok(Json(rows.into_iter().map(|r| view(r, None)).collect()))
+    let all = rows.into_iter().map(|r| view(r, None)).collect();
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/webhooks/{id}`.
@@ -162,16 +166,27 @@ pub async fn delete(
     }
 }
 
-/// `GET /api/v1/tenants/{tenant}/webhooks/deliveries`: the latest 100 messages and their state.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/deliveries", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
+/// `GET /api/v1/tenants/{tenant}/webhooks/deliveries`: messages and their state, newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/deliveries", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
     responses((status = 200, description = "Recent delivery attempts with their status"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<OutboxRow>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<OutboxRow>>, ApiError> {
     access.require(Role::Admin)?;
+    let limit = page.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let before = page.cursor()?.as_deref().map(split_key).transpose()?;
     let mut tx = state.store.read(&access.scope()).await?;
-    let rows = webhooks::outbox_for_tenant(&mut tx, &access.tenant.id, 100).await?;
+    let rows = webhooks::outbox_for_tenant(
+        &mut tx,
+        &access.tenant.id,
+        before,
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(rows))
+    Ok(Json(Page::from_fetched(rows, limit, |row| {
+        format!("{}:{}", row.created_at, row.id)
+    })))
 }

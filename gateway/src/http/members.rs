@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::{Principal, TenantAccess};
 use super::validate::normalize_email;
 use super::validate::rfc3339;
@@ -49,6 +50,7 @@ const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A member of a tenant.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberView {
     /// User id.
     pub user_id: String,
@@ -78,7 +80,7 @@ impl TryFrom<MemberRow> for MemberView {
 
 /// Role change.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleChange {
     /// The new role.
     pub role: Role,
@@ -86,7 +88,7 @@ pub struct RoleChange {
 
 /// Invitation request.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InviteRequest {
     /// Address to invite.
     pub email: String,
@@ -96,6 +98,7 @@ pub struct InviteRequest {
 
 /// A pending invitation.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct InvitationView {
     /// Invitation id.
     pub id: String,
@@ -128,28 +131,29 @@ impl TryFrom<InvitationRow> for InvitationView {
 
 /// Acceptance of an invitation.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptRequest {
     /// The token from the invitation e-mail.
     pub token: String,
 }
 
 /// `GET /api/v1/tenants/{tenant}/members` (viewer).
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "members", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = Vec<MemberView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "members", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<MemberView>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<MemberView>>, ApiError> {
     access.require(Role::Viewer)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = tenants::members(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(MemberView::try_from)
-            .collect::<Result<_, _>>()?,
-    ))
+    let all = rows
+        .into_iter()
+        .map(MemberView::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 async fn ensure_not_last_owner(
@@ -251,21 +255,22 @@ pub async fn remove(
 }
 
 /// `GET /api/v1/tenants/{tenant}/invitations` (admin): pending invitations.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "members", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = Vec<InvitationView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "members", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<InvitationView>)), security(("bearer" = [])))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Vec<InvitationView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<InvitationView>>, ApiError> {
     access.require(Role::Admin)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = invitations::pending(&mut tx, &access.tenant.id).await?;
     tx.commit().await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(InvitationView::try_from)
-            .collect::<Result<_, _>>()?,
-    ))
+    let all = rows
+        .into_iter()
+        .map(InvitationView::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 /// `POST /api/v1/tenants/{tenant}/invitations` (admin; owner to invite owners): e-mails an

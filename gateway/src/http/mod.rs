@@ -9,7 +9,8 @@
 //!   entry) and [`internal`] (the cluster-internal API).
 //! * The server loop with its connection limits: [`server`].
 //! * Cross-cutting: [`csv_export`] (spreadsheet-safe CSV), [`errors`] (the error shape and the mapping of domain errors),
-//!   [`principal`] (who is calling), [`context`], [`ratelimit`], [`metrics`], [`validate`],
+//!   [`principal`] (who is calling), [`context`], [`page`] (the one list envelope and its
+//!   cursors), [`ratelimit`], [`metrics`], [`validate`],
 //!   [`idempotency`] (`Idempotency-Key` on tenant-scoped `POST`s).
 //!
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
@@ -33,6 +34,7 @@ pub mod members;
 pub mod metrics;
 pub mod numbers;
 pub mod openapi;
+pub mod page;
 pub mod principal;
 pub mod ratelimit;
 pub mod server;
@@ -169,7 +171,13 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

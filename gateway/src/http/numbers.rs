@@ -13,7 +13,7 @@
 //! overrides) is checked first: 403 `limit_exceeded` and nothing is bought.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
 use super::validate::is_e164;
 use super::validate::rfc3339;
@@ -156,21 +157,15 @@ impl NumberView {
     }
 }
 
-/// The tenant's numbers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NumberList {
-    /// Routed numbers, by number.
-    pub items: Vec<NumberView>,
-}
-
 /// `GET /api/v1/tenants/{tenant}/numbers` (viewer): the numbers routed to the tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/numbers", tag = "numbers",
-    params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = NumberList)), security(("bearer" = [])))]
+    params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<NumberView>, description = "Routed numbers by number, then those being bought")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<NumberList>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<NumberView>>, ApiError> {
     access.require(Role::Viewer)?;
     let mut tx = state.store.read(&access.scope()).await?;
     let rows = numbers::for_tenant(&mut tx, &access.tenant.id).await?;
@@ -187,9 +182,7 @@ pub async fn list(
     } else {
         Vec::new()
     };
-    Ok(Json(NumberList {
-        items: merge_views(rows, &objects),
-    }))
+    Ok(Json(Page::of_all(merge_views(rows, &objects), &page)?))
 }
 
 /// The number a `PhoneNumber` holds or asks for.

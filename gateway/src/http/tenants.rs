@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::{Principal, TenantAccess};
 use super::validate::{display_text, is_e164, rfc3339};
 use crate::kube::{KubeError, TenantReadiness};
@@ -91,6 +92,7 @@ pub async fn rotate_runtime_credential(
 
 /// A tenant membership as listed in `me`.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MembershipView {
     /// Tenant id.
     pub tenant_id: String,
@@ -104,6 +106,7 @@ pub struct MembershipView {
 
 /// A tenant as shown to its members.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TenantView {
     /// Tenant id.
     pub id: String,
@@ -161,7 +164,7 @@ impl TenantView {
 /// Tenant update: every field optional; `agent` is a JSON merge patch (RFC 7396) of the
 /// agent configuration (`null` resets a field to its default).
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantPatch {
     /// New display name.
     pub name: Option<String>,
@@ -171,11 +174,12 @@ pub struct TenantPatch {
 }
 
 /// `GET /api/v1/tenants`: the tenants the caller can reach.
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", responses((status = 200, body = Vec<MembershipView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<MembershipView>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Vec<MembershipView>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<MembershipView>>, ApiError> {
     let rows = match &principal {
         Principal::User { user_id, .. } => {
             let mut tx = state.store.read(&Scope::user(user_id)).await?;
@@ -192,16 +196,16 @@ pub async fn list(
                 .collect()
         }
     };
-    Ok(Json(
-        rows.into_iter()
-            .map(|(t, role)| MembershipView {
-                tenant_id: t.id,
-                slug: t.slug,
-                name: t.name,
-                role,
-            })
-            .collect(),
-    ))
+    let all = rows
+        .into_iter()
+        .map(|(t, role)| MembershipView {
+            tenant_id: t.id,
+            slug: t.slug,
+            name: t.name,
+            role,
+        })
+        .collect();
+    Ok(Json(Page::of_all(all, &page)?))
 }
 
 /// `GET /api/v1/tenants/{tenant}` (viewer).

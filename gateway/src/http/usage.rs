@@ -5,10 +5,11 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use switchboard_crds::PlanLimits;
 
 use super::errors::ApiError;
+use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Usage of the current month against the plan's limits.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UsageReply {
     /// `YYYY-MM`.
     pub period: String,
@@ -96,33 +98,26 @@ pub async fn get(
     Ok(Json(current(&state, &access).await?))
 }
 
-/// Query of the history.
-#[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
-    /// Months to return (1–36, default 12).
-    pub months: Option<i64>,
-}
-
-/// Past months, newest first.
-#[derive(Debug, Serialize)]
-pub struct HistoryReply {
-    /// One entry per month with usage.
-    pub months: Vec<UsageView>,
-}
-
-/// `GET /api/v1/tenants/{tenant}/usage/history`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage/history", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
+/// `GET /api/v1/tenants/{tenant}/usage/history`: months with usage, newest first (pages of
+/// 1–36 months, default 12).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage/history", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
     responses((status = 200, description = "Usage of past months, newest first"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(query): Query<HistoryQuery>,
-) -> Result<Json<HistoryReply>, ApiError> {
-    let months = query.months.unwrap_or(12).clamp(1, 36);
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<UsageView>>, ApiError> {
+    let limit = page.limit(12, 36)?;
+    let before = page.cursor()?;
     let mut tx = state.store.read(&access.scope()).await?;
-    let rows = usage::history(&mut tx, &access.tenant.id, months).await?;
+    let rows = usage::history(
+        &mut tx,
+        &access.tenant.id,
+        before.as_deref(),
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(HistoryReply {
-        months: rows.into_iter().map(UsageView::from).collect(),
-    }))
+    let page = Page::from_fetched(rows, limit, |row| row.period.clone());
+    Ok(Json(page.map(UsageView::from)))
 }

@@ -79,19 +79,23 @@ pub async fn record(
     Ok(())
 }
 
-/// The newest `limit` entries of a tenant, older than `before` (Unix ms) when given.
+/// The newest `limit` entries of a tenant, newest first; with `before` (the `created_at` and
+/// `id` of the last entry of the previous page) only the entries after it in that order.
 pub async fn list(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    before: Option<i64>,
+    before: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StoreError> {
+    let (at, id) = before.unwrap_or((i64::MAX, String::new()));
     Ok(sqlx::query_as(
         "SELECT id, actor_type, actor_id, action, target_type, target_id, ip, request_id, details, created_at \
-         FROM audit_log WHERE tenant_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+         FROM audit_log WHERE tenant_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
     )
     .bind(tenant_id)
-    .bind(before.unwrap_or(i64::MAX))
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(conn)
     .await?)

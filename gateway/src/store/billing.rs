@@ -7,6 +7,7 @@ use super::StoreError;
 
 /// A tenant's billing state.
 #[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct BillingRow {
     /// Tenant id.
     #[serde(skip)]

@@ -7,6 +7,7 @@ use super::StoreError;
 
 /// One call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct CallRow {
     /// Gateway call id (also the runtime's `callId`).
     pub id: String,
@@ -266,6 +267,7 @@ pub async fn list(
 
 /// Aggregates over the filtered calls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CallStats {
     /// Calls.
     pub total: i64,
@@ -329,6 +331,7 @@ pub async fn insert_turn(
 
 /// One transcript turn.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct TurnRow {
     /// Position in the call.
     pub idx: i64,

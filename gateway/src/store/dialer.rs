@@ -584,15 +584,19 @@ pub async fn remove_do_not_call(
     Ok(result.rows_affected() == 1)
 }
 
-/// The tenant's do-not-call list, by number.
+/// A page of the tenant's do-not-call list, by number: at most `limit` entries after `after`.
 pub async fn list_do_not_call(
     conn: &mut AnyConnection,
     tenant_id: &str,
+    after: &str,
+    limit: i64,
 ) -> Result<Vec<DoNotCallRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT phone, reason, created_at FROM do_not_call WHERE tenant_id = $1 ORDER BY phone",
+        "SELECT phone, reason, created_at FROM do_not_call WHERE tenant_id = $1 AND phone > $2 ORDER BY phone LIMIT $3",
     )
     .bind(tenant_id)
+    .bind(after)
+    .bind(limit)
     .fetch_all(conn)
     .await?)
 }

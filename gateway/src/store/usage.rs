@@ -207,16 +207,19 @@ pub async fn get(
     }))
 }
 
-/// Past months, newest first.
+/// Months with usage, newest first: at most `months` of them, before the period `before` when given.
 pub async fn history(
     conn: &mut AnyConnection,
     tenant_id: &str,
+    before: Option<&str>,
     months: i64,
 ) -> Result<Vec<UsageRow>, StoreError> {
+    // `YYYY-MM` sorts as text; "~" sorts after every digit.
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM usage_counters WHERE tenant_id = $1 ORDER BY period DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM usage_counters WHERE tenant_id = $1 AND period < $2 ORDER BY period DESC LIMIT $3"
     ))
     .bind(tenant_id)
+    .bind(before.unwrap_or("~"))
     .bind(months)
     .fetch_all(conn)
     .await?)

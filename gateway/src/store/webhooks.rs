@@ -106,6 +106,7 @@ pub async fn delete_endpoint(
 
 /// A pending or finished delivery.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
     /// Message id (`webhook-id`), stable across retries.
     pub id: String,
@@ -259,16 +260,22 @@ pub async fn finish_attempt(
     Ok(())
 }
 
-/// A tenant's deliveries, newest first.
+/// A tenant's deliveries, newest first; with `before` (`created_at`, `id` of the last one seen)
+/// only those after it in that order.
 pub async fn outbox_for_tenant(
     conn: &mut AnyConnection,
     tenant_id: &str,
+    before: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
+    let (at, id) = before.unwrap_or((i64::MAX, String::new()));
     Ok(sqlx::query_as(&format!(
-        "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2"
+        "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE tenant_id = $1 \
+         AND (created_at < $2 OR (created_at = $2 AND id < $3)) ORDER BY created_at DESC, id DESC LIMIT $4"
     ))
     .bind(tenant_id)
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(conn)
     .await?)

@@ -28,18 +28,18 @@ async fn signup_creates_user_tenant_owner_agent_and_tokens() {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         let body = &reply.body;
         assert_eq!(body["user"]["email"], "alice@example.com");
-        assert_eq!(body["user"]["email_verified"], false);
+        assert_eq!(body["user"]["emailVerified"], false);
         assert_eq!(body["tenant"]["slug"], "acme-voice-inc");
         assert_eq!(body["tenant"]["namespace"], "tenant-acme-voice-inc");
         assert_eq!(body["tenant"]["role"], "owner");
         assert_eq!(body["tenant"]["plan"], "free");
         assert_eq!(body["tenant"]["agent"]["language"], "en-US");
-        assert_eq!(body["tokens"]["token_type"], "Bearer");
+        assert_eq!(body["tokens"]["tokenType"], "Bearer");
         assert!(
             !reply.text.contains("argon2"),
             "the password hash must never be returned"
         );
-        let access = body["tokens"]["access_token"].as_str().unwrap();
+        let access = body["tokens"]["accessToken"].as_str().unwrap();
 
         let me = app.get("/api/v1/auth/me", access).await;
         assert_eq!(me.status, StatusCode::OK, "{}", me.text);
@@ -64,7 +64,7 @@ async fn signup_creates_user_tenant_owner_agent_and_tokens() {
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         assert_eq!(again.body["error"]["field"], "token");
         let me = app.get("/api/v1/auth/me", access).await;
-        assert_eq!(me.body["user"]["email_verified"], true);
+        assert_eq!(me.body["user"]["emailVerified"], true);
         app.finish().await;
     }
 }
@@ -108,23 +108,23 @@ async fn login_refresh_rotation_reuse_detection_and_logout() {
             )
             .await;
         assert_eq!(login.status, StatusCode::OK, "{}", login.text);
-        let access = login.body["tokens"]["access_token"]
+        let access = login.body["tokens"]["accessToken"]
             .as_str()
             .unwrap()
             .to_owned();
-        let r1 = login.body["tokens"]["refresh_token"]
+        let r1 = login.body["tokens"]["refreshToken"]
             .as_str()
             .unwrap()
             .to_owned();
 
         // Rotation: r1 → r2 → r3, each single-use.
         let refreshed = app
-            .post("/api/v1/auth/refresh", None, json!({"refresh_token": r1}))
+            .post("/api/v1/auth/refresh", None, json!({"refreshToken": r1}))
             .await;
         assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
-        let r2 = refreshed.body["refresh_token"].as_str().unwrap().to_owned();
+        let r2 = refreshed.body["refreshToken"].as_str().unwrap().to_owned();
         assert_ne!(r1, r2);
-        let new_access = refreshed.body["access_token"].as_str().unwrap().to_owned();
+        let new_access = refreshed.body["accessToken"].as_str().unwrap().to_owned();
         assert_eq!(
             app.get("/api/v1/auth/me", &new_access).await.status,
             StatusCode::OK
@@ -132,12 +132,12 @@ async fn login_refresh_rotation_reuse_detection_and_logout() {
 
         // Reusing r1 is theft: 401, and the whole session (r2 and its access tokens) dies.
         let reuse = app
-            .post("/api/v1/auth/refresh", None, json!({"refresh_token": r1}))
+            .post("/api/v1/auth/refresh", None, json!({"refreshToken": r1}))
             .await;
         assert_eq!(reuse.status, StatusCode::UNAUTHORIZED);
         assert_eq!(reuse.body["error"]["code"], "refresh_token_reused");
         let after = app
-            .post("/api/v1/auth/refresh", None, json!({"refresh_token": r2}))
+            .post("/api/v1/auth/refresh", None, json!({"refreshToken": r2}))
             .await;
         assert_eq!(after.status, StatusCode::UNAUTHORIZED);
         let revoked = app.get("/api/v1/auth/me", &access).await;
@@ -166,7 +166,7 @@ async fn login_refresh_rotation_reuse_detection_and_logout() {
             .post(
                 "/api/v1/auth/refresh",
                 None,
-                json!({"refresh_token": account.refresh}),
+                json!({"refreshToken": account.refresh}),
             )
             .await;
         assert_eq!(refresh_after_logout.status, StatusCode::UNAUTHORIZED);
@@ -179,11 +179,7 @@ async fn login_refresh_rotation_reuse_detection_and_logout() {
             "00000000-0000-0000-0000-000000000000.secret",
         ] {
             let reply = app
-                .post(
-                    "/api/v1/auth/refresh",
-                    None,
-                    json!({"refresh_token": token}),
-                )
+                .post("/api/v1/auth/refresh", None, json!({"refreshToken": token}))
                 .await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{token}");
         }

@@ -248,11 +248,11 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         Account {
-            access: reply.body["tokens"]["access_token"]
+            access: reply.body["tokens"]["accessToken"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
-            refresh: reply.body["tokens"]["refresh_token"]
+            refresh: reply.body["tokens"]["refreshToken"]
                 .as_str()
                 .unwrap()
                 .to_owned(),

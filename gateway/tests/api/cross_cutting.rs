@@ -133,9 +133,9 @@ async fn observability_request_ids_cors_and_openapi() {
         let signup = app.raw(Request::post("/api/v1/auth/signup").header("content-type", "application/json").header("x-request-id", "signup-req-42")
             .body(Body::from(json!({"email": "obs@acme.io", "password": "correct horse battery", "name": "O", "company": "Obs"}).to_string())).unwrap()).await;
         assert_eq!(signup.status, StatusCode::CREATED);
-        let access = signup.body["tokens"]["access_token"].as_str().unwrap();
+        let access = signup.body["tokens"]["accessToken"].as_str().unwrap();
         let audit = app.get("/api/v1/tenants/obs/audit-log", access).await;
-        assert_eq!(audit.body["entries"][0]["request_id"], "signup-req-42");
+        assert_eq!(audit.body["items"][0]["requestId"], "signup-req-42");
 
         // CORS: the allowed origin gets headers, others do not.
         let preflight = |origin: &str| {

@@ -36,7 +36,7 @@ async fn setup(app: &TestApp) -> (Fixture, Account, String) {
         .await;
     let fixture = Fixture {
         a_key: key.body["key"].as_str().unwrap().to_owned(),
-        a_key_id: key.body["api_key"]["id"].as_str().unwrap().to_owned(),
+        a_key_id: key.body["apiKey"]["id"].as_str().unwrap().to_owned(),
         a_credential: credential.body["id"].as_str().unwrap().to_owned(),
         a_invitation: invitation.body["id"].as_str().unwrap().to_owned(),
         a,
@@ -215,7 +215,7 @@ async fn second_tenant_gets_nothing_of_the_first() {
         let tb = format!("/api/v1/tenants/{}", b.slug);
         assert_eq!(app.get(&tb, &f.a_key).await.status, StatusCode::NOT_FOUND);
         let mine = app.get("/api/v1/tenants", &b.access).await;
-        assert_eq!(mine.body.as_array().unwrap().len(), 1);
+        assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
         assert!(!mine.text.contains(&f.a.slug));
 
         // Nothing of A changed.
@@ -228,12 +228,12 @@ async fn second_tenant_gets_nothing_of_the_first() {
             "A's key still works"
         );
         let members = app.get(&format!("{ta}/members"), &f.a.access).await;
-        assert_eq!(members.body[0]["role"], "owner");
+        assert_eq!(members.body["items"][0]["role"], "owner");
         let credentials = app.get(&format!("{ta}/credentials"), &f.a.access).await;
-        assert_eq!(credentials.body.as_array().unwrap().len(), 1);
-        assert_eq!(credentials.body[0]["label"], "a-main");
+        assert_eq!(credentials.body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(credentials.body["items"][0]["label"], "a-main");
         let invitations = app.get(&format!("{ta}/invitations"), &f.a.access).await;
-        assert_eq!(invitations.body.as_array().unwrap().len(), 1);
+        assert_eq!(invitations.body["items"].as_array().unwrap().len(), 1);
         let audit = app.get(&format!("{ta}/audit-log"), &f.a.access).await;
         assert!(!audit.text.contains("bob@tenant-b.io") && !audit.text.contains(&b.user_id));
         app.finish().await;

@@ -27,15 +27,15 @@ async fn api_keys_work_as_bearer_tokens_within_their_scopes() {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
         let read_key = created.body["key"].as_str().unwrap().to_owned();
-        let read_id = created.body["api_key"]["id"].as_str().unwrap().to_owned();
+        let read_id = created.body["apiKey"]["id"].as_str().unwrap().to_owned();
         assert!(read_key.starts_with("sbk_"));
-        assert!(read_key.starts_with(created.body["api_key"]["prefix"].as_str().unwrap()));
+        assert!(read_key.starts_with(created.body["apiKey"]["prefix"].as_str().unwrap()));
 
         // The key is never shown again, and only its hash is stored.
         let listed = app.get(&format!("{t}/api-keys"), &owner.access).await;
         assert!(!listed.text.contains(&read_key));
-        assert_eq!(listed.body[0]["scopes"], json!(["read"]));
-        assert!(listed.body[0]["last_used_at"].is_null());
+        assert_eq!(listed.body["items"][0]["scopes"], json!(["read"]));
+        assert!(listed.body["items"][0]["lastUsedAt"].is_null());
         let mut tx = app
             .state
             .store
@@ -62,7 +62,7 @@ async fn api_keys_work_as_bearer_tokens_within_their_scopes() {
             StatusCode::OK
         );
         let me = app.get("/api/v1/auth/me", &read_key).await;
-        assert_eq!(me.body["api_key_id"], read_id.as_str());
+        assert_eq!(me.body["apiKeyId"], read_id.as_str());
         assert_eq!(
             app.patch(&t, &read_key, json!({"name": "x"})).await.status,
             StatusCode::FORBIDDEN
@@ -79,7 +79,7 @@ async fn api_keys_work_as_bearer_tokens_within_their_scopes() {
             .await;
         let listed = app.get(&format!("{t}/api-keys"), &owner.access).await;
         assert!(
-            listed.body[0]["last_used_at"].is_string(),
+            listed.body["items"][0]["lastUsedAt"].is_string(),
             "use is recorded: {}",
             listed.text
         );
@@ -170,14 +170,14 @@ async fn provider_credentials_are_encrypted_masked_and_defaulted() {
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
         assert_eq!(
-            a.body["is_default"], true,
+            a.body["isDefault"], true,
             "first of its vendor becomes default"
         );
-        assert_eq!(a.body["masked_secret"], "••••1234");
+        assert_eq!(a.body["maskedSecret"], "••••1234");
         assert!(!a.text.contains(secret_a));
         let a_id = a.body["id"].as_str().unwrap().to_owned();
         let b = app.post(&t, Some(&owner.access), json!({"provider": "openai", "label": "backup", "secret": secret_b, "metadata": {"org": "o-1"}})).await;
-        assert_eq!(b.body["is_default"], false);
+        assert_eq!(b.body["isDefault"], false);
         assert_eq!(b.body["metadata"]["org"], "o-1");
         let b_id = b.body["id"].as_str().unwrap().to_owned();
         let short = app
@@ -188,7 +188,7 @@ async fn provider_credentials_are_encrypted_masked_and_defaulted() {
             )
             .await;
         assert_eq!(
-            short.body["masked_secret"], "••••",
+            short.body["maskedSecret"], "••••",
             "short secrets are fully masked"
         );
 
@@ -224,17 +224,16 @@ async fn provider_credentials_are_encrypted_masked_and_defaulted() {
             .patch(
                 &format!("{t}/{b_id}"),
                 &owner.access,
-                json!({"is_default": true}),
+                json!({"isDefault": true}),
             )
             .await;
         assert_eq!(switched.status, StatusCode::OK, "{}", switched.text);
         let list = app.get(&t, &owner.access).await;
-        let defaults: Vec<&str> = list
-            .body
+        let defaults: Vec<&str> = list.body["items"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["provider"] == "openai" && c["is_default"] == true)
+            .filter(|c| c["provider"] == "openai" && c["isDefault"] == true)
             .map(|c| c["label"].as_str().unwrap())
             .collect();
         assert_eq!(defaults, ["backup"]);
@@ -248,7 +247,7 @@ async fn provider_credentials_are_encrypted_masked_and_defaulted() {
                 json!({"secret": "sk-proj-CCCCCCCCCCCCCCCCCCCCCCCCCCCC9999", "label": "primary"}),
             )
             .await;
-        assert_eq!(rotated.body["masked_secret"], "••••9999");
+        assert_eq!(rotated.body["maskedSecret"], "••••9999");
         assert_eq!(rotated.body["label"], "primary");
         let mut tx = app
             .state

@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod contract;
 mod cross_cutting;
 mod errors;
 mod idempotency;

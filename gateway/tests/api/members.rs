@@ -53,7 +53,7 @@ async fn roles_are_enforced_on_every_route() {
 
         let members = app.get(&format!("{t}/members"), &vic.access).await;
         assert_eq!(members.status, StatusCode::OK);
-        assert_eq!(members.body.as_array().unwrap().len(), 3);
+        assert_eq!(members.body["items"].as_array().unwrap().len(), 3);
 
         // (path, method, body, minimum role) — checked for viewer, member and owner.
         let checks: Vec<(String, &str, Option<serde_json::Value>, u8)> = vec![
@@ -183,7 +183,7 @@ async fn roles_are_enforced_on_every_route() {
 
         // The audit log recorded the security-relevant actions.
         let audit = app.get(&format!("{t}/audit-log"), &owner.access).await;
-        let actions: Vec<&str> = audit.body["entries"]
+        let actions: Vec<&str> = audit.body["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -292,7 +292,7 @@ async fn invitations_need_the_invited_verified_address() {
             .await;
         let id = second.body["id"].as_str().unwrap().to_owned();
         let pending = app.get(&format!("{t}/invitations"), &owner.access).await;
-        assert_eq!(pending.body.as_array().unwrap().len(), 1);
+        assert_eq!(pending.body["items"].as_array().unwrap().len(), 1);
         assert_eq!(
             app.delete(&format!("{t}/invitations/{id}"), &owner.access)
                 .await
@@ -518,10 +518,10 @@ async fn security_relevant_actions_are_audited() {
                 json!({"email": "audit@audit.io", "password": "another long passphrase 77"}),
             )
             .await;
-        let access = login.body["tokens"]["access_token"].as_str().unwrap();
+        let access = login.body["tokens"]["accessToken"].as_str().unwrap();
         let audit = app.get(&format!("{t}/audit-log"), access).await;
         assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
-        let actions: Vec<&str> = audit.body["entries"]
+        let actions: Vec<&str> = audit.body["items"]
             .as_array()
             .unwrap()
             .iter()

@@ -53,7 +53,7 @@ async fn api_key_requests_are_counted_in_memory_and_flushed_in_batches() {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
         let key = created.body["key"].as_str().unwrap().to_owned();
-        let key_id = created.body["api_key"]["id"].as_str().unwrap().to_owned();
+        let key_id = created.body["apiKey"]["id"].as_str().unwrap().to_owned();
 
         for _ in 0..25 {
             assert_eq!(app.get(&t, &key).await.status, StatusCode::OK);

@@ -72,7 +72,7 @@ async fn buy_list_limit_isolation_and_release() {
                 &acme.access,
             )
             .await;
-        let actions: Vec<_> = audit.body["entries"]
+        let actions: Vec<_> = audit.body["items"]
             .as_array()
             .unwrap()
             .iter()

@@ -417,6 +417,6 @@ async fn signup_verification_mail_goes_out_through_smtp() {
         verified.text
     );
     let me = app.get("/api/v1/auth/me", &account.access).await;
-    assert_eq!(me.body["user"]["email_verified"], true);
+    assert_eq!(me.body["user"]["emailVerified"], true);
     app.finish().await;
 }

@@ -121,8 +121,7 @@ async fn verify(app: &TestApp, email: &str) {
 }
 
 fn slugs(reply: &crate::common::Reply) -> Vec<String> {
-    reply
-        .body
+    reply.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -264,8 +263,7 @@ async fn a_kubectl_tenant_is_adopted_owned_by_its_manifest_owners_and_never_take
         );
         verify(&app, "ops@acme.io").await;
         let listed = app.get("/api/v1/tenants", &owner.access).await;
-        let acme = listed
-            .body
+        let acme = listed.body["items"]
             .as_array()
             .unwrap()
             .iter()

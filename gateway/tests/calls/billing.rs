@@ -135,7 +135,7 @@ async fn stripe_events_are_verified_applied_once_and_set_the_plan() {
             )
             .await;
         assert_eq!(status.body["plan"], "starter", "{}", status.text);
-        assert_eq!(status.body["subscription"]["stripe_customer_id"], "cus_1");
+        assert_eq!(status.body["subscription"]["stripeCustomerId"], "cus_1");
         assert_eq!(status.body["usage"]["limits"]["monthlyCalls"], 500);
 
         // Subscription updated to the professional price, then a failed invoice, then deleted.
@@ -162,7 +162,7 @@ async fn stripe_events_are_verified_applied_once_and_set_the_plan() {
             .await;
         assert_eq!(status.body["plan"], "professional", "{}", status.text);
         assert_eq!(
-            status.body["subscription"]["subscription_status"],
+            status.body["subscription"]["subscriptionStatus"],
             "past_due"
         );
         let deleted = json!({"id": "evt_del", "type": "customer.subscription.deleted", "data": {"object": {"id": "sub_1", "customer": "cus_1"}}}).to_string();

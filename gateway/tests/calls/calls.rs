@@ -111,7 +111,7 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
                 None,
             )
             .await;
-        assert_eq!(transcript.body["turns"][1]["text"], "Hi! How can I help?");
+        assert_eq!(transcript.body["items"][1]["text"], "Hi! How can I help?");
         // Another tenant cannot see it.
         let hidden = app
             .json(
@@ -185,7 +185,7 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
             )
             .await;
         assert_eq!(
-            page1.body["calls"].as_array().unwrap().len(),
+            page1.body["items"].as_array().unwrap().len(),
             2,
             "{}",
             page1.text
@@ -199,13 +199,13 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
                 None,
             )
             .await;
-        assert_eq!(page2.body["calls"].as_array().unwrap().len(), 1);
+        assert_eq!(page2.body["items"].as_array().unwrap().len(), 1);
         assert!(page2.body["nextCursor"].is_null());
-        let mut ids: Vec<String> = page1.body["calls"]
+        let mut ids: Vec<String> = page1.body["items"]
             .as_array()
             .unwrap()
             .iter()
-            .chain(page2.body["calls"].as_array().unwrap())
+            .chain(page2.body["items"].as_array().unwrap())
             .map(|c| c["id"].as_str().unwrap().to_owned())
             .collect();
         ids.dedup();
@@ -218,8 +218,8 @@ async fn runtime_events_cdrs_and_carrier_callbacks_become_call_records() {
                 None,
             )
             .await;
-        assert_eq!(outbound.body["calls"].as_array().unwrap().len(), 1);
-        assert_eq!(outbound.body["calls"][0]["carrierCallId"], "pbx-1");
+        assert_eq!(outbound.body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(outbound.body["items"][0]["carrierCallId"], "pbx-1");
         let stats = app
             .json(
                 Method::GET,

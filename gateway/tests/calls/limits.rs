@@ -145,7 +145,7 @@ async fn free_plan_refuses_the_51st_call_and_the_1001st_api_request() {
                 None,
             )
             .await;
-        assert_eq!(history.body["months"].as_array().unwrap().len(), 1);
+        assert_eq!(history.body["items"].as_array().unwrap().len(), 1);
         app.finish().await;
     }
 }

@@ -164,7 +164,7 @@ async fn pending_deliveries_survive_a_restart_and_are_signed() {
                 None,
             )
             .await;
-        assert_eq!(log.body[0]["status"], "delivered", "{}", log.text);
+        assert_eq!(log.body["items"][0]["status"], "delivered", "{}", log.text);
         restarted.state.store.pool().close().await;
         app.finish().await;
     }

@@ -123,7 +123,7 @@ async fn clouducm_cdrs_are_stored_listed_and_idempotent() {
             )
             .await;
         assert_eq!(list.status, StatusCode::OK, "{}", list.text);
-        let calls = list.body["calls"].as_array().unwrap();
+        let calls = list.body["items"].as_array().unwrap();
         assert_eq!(calls.len(), 3, "{}", list.text);
         let by_id = |id: &str| {
             calls

@@ -302,7 +302,7 @@ async fn numbers_on_a_tenants_own_account_verify_with_its_stored_auth_token() {
                 Some(&tenant.access),
                 Some(
                     json!({"provider": "twilio", "label": "main", "secret": "tenant-own-auth-token",
-                    "is_default": true, "metadata": {"account_sid": "AC123"}}),
+                    "isDefault": true, "metadata": {"account_sid": "AC123"}}),
                 ),
             )
             .await;

@@ -206,7 +206,7 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         Tenant {
-            access: reply.body["tokens"]["access_token"]
+            access: reply.body["tokens"]["accessToken"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
