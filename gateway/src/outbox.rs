@@ -5,6 +5,9 @@
 //! Standard Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64
 //! HMAC-SHA256(key, "{id}.{timestamp}.{body}")>` with the key = base64 after `whsec_`), and
 //! retries failures with exponential backoff. Every attempt lands in `webhook_deliveries`.
+//! After a secret rotation the replaced secret signs too until its grace period ends (two
+//! space-separated `v1,…` signatures, as Standard Webhooks allows and Svix does), so
+//! receivers switch secrets without rejecting a message.
 //! A row is leased (its next attempt pushed out) before sending, so two replicas do not
 //! deliver the same message at once; receivers dedupe on `webhook-id` as the spec asks.
 
@@ -185,19 +188,18 @@ impl OutboxWorker {
         // delivery log then says "refused", never the status of an internal service.
         switchboard_crds::outbound::check_url(&endpoint.url, self.allow_private)
             .map_err(|e| (None, format!("refused: {e}")))?;
-        let sealed = Sealed {
-            key_id: endpoint.key_id.clone(),
-            ciphertext: endpoint.ciphertext.clone(),
-        };
-        let secret = self
-            .keyring
-            .open(&sealed, &secret_aad(&endpoint.tenant_id, &endpoint.id))
-            .map_err(|e| (None, format!("cannot open endpoint secret: {e}")))?;
-        let secret = String::from_utf8(secret)
-            .map_err(|_| (None, "endpoint secret is not UTF-8".to_owned()))?;
-        let timestamp = now_ms() / 1000;
-        let signature = sign(&secret, &row.id, timestamp, &row.payload)
-            .ok_or_else(|| (None, "endpoint secret is not base64".to_owned()))?;
+        let now = now_ms();
+        let timestamp = now / 1000;
+        let mut signatures = Vec::with_capacity(2);
+        for secret in signing_secrets(&self.keyring, endpoint, now)? {
+            signatures.push(
+                sign(&secret, &row.id, timestamp, &row.payload)
+                    .ok_or_else(|| (None, "endpoint secret is not base64".to_owned()))?,
+            );
+        }
+        // Standard Webhooks: several signatures, space-separated; a receiver accepts the
+        // message when any of them verifies with its secret.
+        let signature = signatures.join(" ");
         let response = self
             .client
             .post(&endpoint.url)
@@ -232,6 +234,77 @@ impl OutboxWorker {
     }
 }
 
+/// The secrets that sign a message to `endpoint` at `now`: the current one, and the one
+/// replaced by the last rotation while its grace period lasts.
+fn signing_secrets(
+    keyring: &Keyring,
+    endpoint: &EndpointRow,
+    now: i64,
+) -> Result<Vec<String>, (Option<i64>, String)> {
+    let aad = secret_aad(&endpoint.tenant_id, &endpoint.id);
+    let open = |key_id: &str, ciphertext: &str| {
+        let sealed = Sealed {
+            key_id: key_id.to_owned(),
+            ciphertext: ciphertext.to_owned(),
+        };
+        let secret = keyring
+            .open(&sealed, &aad)
+            .map_err(|e| (None, format!("cannot open endpoint secret: {e}")))?;
+        String::from_utf8(secret).map_err(|_| (None, "endpoint secret is not UTF-8".to_owned()))
+    };
+    let mut secrets = vec![open(&endpoint.key_id, &endpoint.ciphertext)?];
+    if let (Some(key_id), Some(ciphertext), Some(until)) = (
+        &endpoint.previous_key_id,
+        &endpoint.previous_ciphertext,
+        endpoint.previous_expires_at,
+    ) && until > now
+    {
+        secrets.push(open(key_id, ciphertext)?);
+    }
+    Ok(secrets)
+}
+
+/// The event type of a test message (`POST …/webhooks/{id}/test`); not subscribable.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// Queues a test message to one endpoint, whatever it subscribed to; returns its id.
+pub async fn enqueue_test(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> Result<String, StoreError> {
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let payload = json!({
+        "type": TEST_EVENT,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": {"message": "a test event sent from the Switchboard API", "endpointId": endpoint_id},
+    })
+    .to_string();
+    webhooks::enqueue(
+        conn,
+        &id,
+        tenant_id,
+        endpoint_id,
+        TEST_EVENT,
+        &payload,
+        now_ms(),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// A fresh secret for an existing endpoint, sealed for it; returns the sealed form and the
+/// secret, which is shown to the customer once.
+pub fn new_sealed_secret(
+    keyring: &Keyring,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> Result<(Sealed, String), crate::crypto::CryptoError> {
+    let secret = new_secret();
+    let sealed = keyring.seal(secret.as_bytes(), &secret_aad(tenant_id, endpoint_id))?;
+    Ok((sealed, secret))
+}
+
 /// Creates an endpoint with a fresh secret (sealed at rest); returns the row and the secret,
 /// which is shown to the customer once.
 pub fn new_endpoint(
@@ -253,6 +326,9 @@ pub fn new_endpoint(
             ciphertext: sealed.ciphertext,
             created_at: now_ms(),
             disabled_at: None,
+            previous_key_id: None,
+            previous_ciphertext: None,
+            previous_expires_at: None,
         },
         secret,
     ))

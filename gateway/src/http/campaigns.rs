@@ -1,6 +1,8 @@
 //! The tenant's campaigns on the public API: progress, contacts upload, results (JSON and
 //! CSV) and the do-not-call list.
 //!
+//! * `GET  /api/v1/tenants/{tenant}/campaigns` (viewer): the campaigns not stopped, by name,
+//!   paged (`limit`, `cursor`; `{items, nextCursor}`).
 //! * `GET  /api/v1/tenants/{tenant}/campaigns/{campaign}` (viewer): progress and the reason
 //!   the dialer is holding, if it is.
 //! * `PUT|DELETE /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin): create, change or stop
@@ -43,7 +45,7 @@ use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
 use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 use super::principal::TenantAccess;
-use super::validate::is_e164;
+use super::validate::{is_e164, rfc3339};
 use crate::campaigns::{parse_contacts, progress_of, register_campaign, store_contacts};
 use crate::state::AppState;
 use crate::store::campaigns::{self, CampaignRow};
@@ -62,6 +64,7 @@ const EXPORT_LIMIT: i64 = 200_000;
 pub fn routes() -> Router<AppState> {
     const C: &str = "/api/v1/tenants/{tenant}/campaigns/{campaign}";
     Router::new()
+        .route("/api/v1/tenants/{tenant}/campaigns", get(list))
         .route(C, get(show).put(put_campaign).delete(delete_campaign))
         .route(&format!("{C}/contacts"), post(upload_contacts))
         .route(&format!("{C}/results"), get(results))
@@ -85,6 +88,57 @@ async fn campaign_of(
         .await?
         .filter(|c| c.deleted_at.is_none())
         .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+/// A campaign in the list (its progress: `GET …/campaigns/{campaign}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignSummary {
+    /// Campaign name.
+    pub name: String,
+    /// `Pending`, `Running`, `Paused`, `Completed` or `Failed`.
+    pub phase: String,
+    /// Caller id (E.164).
+    pub from_number: String,
+    /// Why the dialer is holding, while it is.
+    pub reason: Option<String>,
+    /// Registration time (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/tenants/{tenant}/campaigns` (viewer): the tenant's campaigns, paged.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns", tag = "campaigns",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, body = Page<CampaignSummary>), (status = 422, body = super::errors::ErrorBody, description = "Invalid cursor or limit"),
+              (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<CampaignSummary>>, ApiError> {
+    access.require(Role::Viewer)?;
+    let limit = page.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = page.cursor()?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let rows = campaigns::list(
+        &mut tx,
+        &access.tenant.id,
+        after.as_deref(),
+        PageQuery::fetch_limit(limit),
+    )
+    .await?;
+    tx.commit().await?;
+    let page = Page::from_fetched(rows, limit, |row| row.name.clone());
+    Ok(Json(page.map(|r| CampaignSummary {
+        name: r.name,
+        phase: r.phase,
+        from_number: r.from_number,
+        reason: r.reason,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    })))
 }
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}`.

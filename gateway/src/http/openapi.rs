@@ -24,7 +24,7 @@ use super::{
         credentials::list, credentials::get, credentials::create, credentials::update, credentials::delete,
         audit::list,
         numbers::list, numbers::buy, numbers::release,
-        campaigns::show, campaigns::put_campaign, campaigns::delete_campaign,
+        campaigns::list, campaigns::show, campaigns::put_campaign, campaigns::delete_campaign,
         campaigns::upload_contacts, campaigns::results, campaigns::results_csv,
         campaigns::list_do_not_call, campaigns::add_do_not_call, campaigns::remove_do_not_call,
         usage::get, usage::history,
@@ -33,6 +33,8 @@ use super::{
         billing::checkout, billing::portal, billing::status,
         customer_webhooks::create, customer_webhooks::list,
         customer_webhooks::delete, customer_webhooks::deliveries,
+        customer_webhooks::update, customer_webhooks::rotate_secret,
+        customer_webhooks::send_test, customer_webhooks::resend,
     ),
     modifiers(&BearerAuth),
     tags(

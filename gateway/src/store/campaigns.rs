@@ -48,6 +48,41 @@ pub async fn get(
     .await?)
 }
 
+/// A campaign as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CampaignListRow {
+    /// Campaign (CR) name.
+    pub name: String,
+    /// Phase.
+    pub phase: String,
+    /// E.164 caller id.
+    pub from_number: String,
+    /// Why the dialer is not dialling, if it is not.
+    pub reason: Option<String>,
+    /// Registration time (Unix ms).
+    pub created_at: i64,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+}
+
+/// A tenant's campaigns (not stopped), by name, after `after`, at most `limit`.
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CampaignListRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, phase, from_number, reason, created_at, updated_at FROM campaigns \
+         WHERE tenant_id = $1 AND deleted_at IS NULL AND name > $2 ORDER BY name LIMIT $3",
+    )
+    .bind(tenant_id)
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Inserts or replaces a campaign registration (undeletes it).
 pub async fn upsert(
     conn: &mut AnyConnection,

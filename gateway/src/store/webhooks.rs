@@ -24,6 +24,13 @@ pub struct EndpointRow {
     pub created_at: i64,
     /// When disabled (Unix ms).
     pub disabled_at: Option<i64>,
+    /// Master key that sealed the secret replaced last (rotation).
+    pub previous_key_id: Option<String>,
+    /// The secret replaced last, sealed; it signs beside the current one until
+    /// `previous_expires_at`.
+    pub previous_ciphertext: Option<String>,
+    /// End of the replaced secret's grace period (Unix ms).
+    pub previous_expires_at: Option<i64>,
 }
 
 impl EndpointRow {
@@ -37,8 +44,8 @@ impl EndpointRow {
     }
 }
 
-const ENDPOINT_COLUMNS: &str =
-    "id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at";
+const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, events, key_id, ciphertext, created_at, disabled_at, \
+     previous_key_id, previous_ciphertext, previous_expires_at";
 
 /// Adds an endpoint.
 pub async fn insert_endpoint(
@@ -88,6 +95,52 @@ pub async fn endpoint(
     .bind(id)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Changes an endpoint's URL, events and enabled state; `false` when it does not exist.
+pub async fn update_endpoint(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    url: &str,
+    events: &str,
+    disabled_at: Option<i64>,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_endpoints SET url = $1, events = $2, disabled_at = $3 WHERE tenant_id = $4 AND id = $5",
+    )
+    .bind(url)
+    .bind(events)
+    .bind(disabled_at)
+    .bind(tenant_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Replaces an endpoint's sealed secret; the current one becomes the previous one, valid
+/// until `previous_expires_at`. `false` when the endpoint does not exist.
+pub async fn rotate_secret(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    key_id: &str,
+    ciphertext: &str,
+    previous_expires_at: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_endpoints SET previous_key_id = key_id, previous_ciphertext = ciphertext, \
+         previous_expires_at = $1, key_id = $2, ciphertext = $3 WHERE tenant_id = $4 AND id = $5",
+    )
+    .bind(previous_expires_at)
+    .bind(key_id)
+    .bind(ciphertext)
+    .bind(tenant_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// Deletes an endpoint (and, by cascade, its pending deliveries).
@@ -258,6 +311,40 @@ pub async fn finish_attempt(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// One delivery of a tenant.
+pub async fn outbox_row(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Schedules a delivery again, now, with the same message id (receivers dedupe on it); its
+/// attempts so far stay counted. `false` when it does not exist.
+pub async fn resend(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_outbox SET status = 'pending', next_attempt_at = $1 WHERE tenant_id = $2 AND id = $3",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// A tenant's deliveries, newest first; with `before` (`created_at`, `id` of the last one seen)

@@ -255,3 +255,235 @@ async fn webhook_urls_never_reach_internal_addresses() {
     assert_eq!(answer.status().as_u16(), 302);
     assert_eq!(*connections.lock().unwrap(), 1);
 }
+
+/// The `webhook-signature` values of a received message.
+fn signatures(headers: &HeaderMap) -> Vec<String> {
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `secret` signed the message (`headers`, `body`).
+fn signed_by(headers: &HeaderMap, body: &str, secret: &str) -> bool {
+    let id = headers["webhook-id"].to_str().unwrap();
+    let timestamp: i64 = headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = sign(secret, id, timestamp, body).unwrap();
+    signatures(headers).contains(&expected)
+}
+
+/// Issue 18 item 6: endpoints can be changed (URL, events, enabled), their secret rotated
+/// (both secrets sign during the grace period, only the new one after), a test event sent,
+/// and a delivery resent with the same message id; every change is audited, and another
+/// tenant reaches none of it.
+#[tokio::test]
+async fn endpoints_update_rotate_test_and_resend() {
+    let allow = ["--outbound-allow-private".to_owned(), "true".to_owned()];
+    for app in apps("webhook_endpoint_management", &allow).await {
+        let (url, receiver) = receiver(0).await;
+        let tenant = app.signup("rotate@example.com", "Rotate Inc").await;
+        let other = app.signup("other@example.com", "Other Inc").await;
+        let hooks = format!("/api/v1/tenants/{}/webhooks", tenant.slug);
+        let call = |method: Method, path: String, body: Option<Value>| {
+            let app = &app;
+            let access = tenant.access.clone();
+            async move { app.json(method, &path, Some(&access), body).await }
+        };
+        let created = call(
+            Method::POST,
+            hooks.clone(),
+            Some(json!({"url": url, "events": ["call.completed"]})),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let first_secret = created.body["secret"].as_str().unwrap().to_owned();
+        assert_eq!(created.body["enabled"], true);
+        let worker = OutboxWorker::new(
+            app.state.store.clone(),
+            app.state.keyring.clone(),
+            reqwest::Client::new(),
+            true,
+        );
+        let received = |n: usize| receiver.received.lock().unwrap()[n].clone();
+
+        // A test event, signed by the only secret.
+        let test = call(Method::POST, format!("{hooks}/{id}/test"), None).await;
+        assert_eq!(test.status, StatusCode::ACCEPTED, "{}", test.text);
+        let first_message = test.body["id"].as_str().unwrap().to_owned();
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        let (headers, body) = received(0);
+        assert_eq!(headers["webhook-id"], first_message.as_str());
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["type"],
+            "webhook.test"
+        );
+        assert_eq!(signatures(&headers).len(), 1);
+        assert!(signed_by(&headers, &body, &first_secret));
+
+        // Rotation with a grace period: the new secret is shown once, both sign meanwhile.
+        let rotated = call(
+            Method::POST,
+            format!("{hooks}/{id}/rotate-secret"),
+            Some(json!({"gracePeriodHours": 1})),
+        )
+        .await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+        let second_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+        assert_ne!(second_secret, first_secret);
+        assert!(rotated.body["previousSecretExpiresAt"].is_string());
+        let listed = call(Method::GET, hooks.clone(), None).await;
+        assert!(!listed.text.contains(&second_secret));
+        assert!(
+            call(Method::POST, format!("{hooks}/{id}/test"), None)
+                .await
+                .status
+                .is_success()
+        );
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        let (headers, body) = received(1);
+        assert_eq!(signatures(&headers).len(), 2);
+        assert!(signed_by(&headers, &body, &second_secret));
+        assert!(signed_by(&headers, &body, &first_secret));
+
+        // Rotation without a grace period: only the newest secret signs.
+        let too_long = call(
+            Method::POST,
+            format!("{hooks}/{id}/rotate-secret"),
+            Some(json!({"gracePeriodHours": 169})),
+        )
+        .await;
+        assert_eq!(
+            too_long.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            too_long.text
+        );
+        let now = call(
+            Method::POST,
+            format!("{hooks}/{id}/rotate-secret"),
+            Some(json!({"gracePeriodHours": 0})),
+        )
+        .await;
+        let third_secret = now.body["secret"].as_str().unwrap().to_owned();
+        assert!(
+            now.body.get("previousSecretExpiresAt").is_none(),
+            "{}",
+            now.text
+        );
+        assert!(
+            call(Method::POST, format!("{hooks}/{id}/test"), None)
+                .await
+                .status
+                .is_success()
+        );
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        let (headers, body) = received(2);
+        assert_eq!(signatures(&headers).len(), 1);
+        assert!(signed_by(&headers, &body, &third_secret));
+        assert!(!signed_by(&headers, &body, &second_secret));
+        // A body-less rotation takes the default grace period.
+        let default = call(Method::POST, format!("{hooks}/{id}/rotate-secret"), None).await;
+        assert_eq!(default.status, StatusCode::OK, "{}", default.text);
+        assert!(default.body["previousSecretExpiresAt"].is_string());
+
+        // Resend: the first message again, same webhook-id.
+        let resent = call(
+            Method::POST,
+            format!("{hooks}/deliveries/{first_message}/resend"),
+            None,
+        )
+        .await;
+        assert_eq!(resent.status, StatusCode::ACCEPTED, "{}", resent.text);
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(received(3).0["webhook-id"], first_message.as_str());
+        let unknown = call(
+            Method::POST,
+            format!("{hooks}/deliveries/msg_nope/resend"),
+            None,
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+        // Update: events checked, URL and enabled changed; a disabled endpoint takes no test.
+        let bad = call(
+            Method::PATCH,
+            format!("{hooks}/{id}"),
+            Some(json!({"events": ["call.exploded"]})),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert_eq!(bad.body["error"]["field"], "events");
+        let moved = format!("{url}?v=2");
+        let updated = call(
+            Method::PATCH,
+            format!("{hooks}/{id}"),
+            Some(json!({"url": moved, "events": ["*"], "enabled": false})),
+        )
+        .await;
+        assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+        assert_eq!(updated.body["url"], moved.as_str());
+        assert_eq!(updated.body["events"], json!(["*"]));
+        assert_eq!(updated.body["enabled"], false);
+        let refused = call(Method::POST, format!("{hooks}/{id}/test"), None).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+        assert_eq!(refused.body["error"]["code"], "endpoint_disabled");
+        let enabled = call(
+            Method::PATCH,
+            format!("{hooks}/{id}"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+        assert_eq!(enabled.body["enabled"], true);
+        assert_eq!(enabled.body["url"], moved.as_str());
+
+        // Another tenant reaches none of it.
+        let theirs = format!("/api/v1/tenants/{}/webhooks", other.slug);
+        for (method, path) in [
+            (Method::PATCH, format!("{theirs}/{id}")),
+            (Method::POST, format!("{theirs}/{id}/rotate-secret")),
+            (Method::POST, format!("{theirs}/{id}/test")),
+            (
+                Method::POST,
+                format!("{theirs}/deliveries/{first_message}/resend"),
+            ),
+        ] {
+            let body = (method == Method::PATCH).then(|| json!({"enabled": false}));
+            let reply = app.json(method, &path, Some(&other.access), body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::NOT_FOUND,
+                "{path}: {}",
+                reply.text
+            );
+        }
+
+        let audit = call(
+            Method::GET,
+            format!("/api/v1/tenants/{}/audit-log", tenant.slug),
+            None,
+        )
+        .await;
+        let actions: Vec<String> = audit.text.split('"').map(str::to_owned).collect();
+        for action in [
+            "webhook_endpoint.updated",
+            "webhook_endpoint.secret_rotated",
+            "webhook_endpoint.test_sent",
+            "webhook_delivery.resent",
+        ] {
+            assert!(
+                actions.iter().any(|a| a == action),
+                "{action} not audited: {}",
+                audit.text
+            );
+        }
+        assert!(!audit.text.contains(&third_secret));
+        app.finish().await;
+    }
+}

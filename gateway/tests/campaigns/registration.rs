@@ -158,3 +158,101 @@ async fn a_finished_campaign_raises_campaign_finished_once() {
         app.finish().await;
     }
 }
+
+/// Issue 18: `GET …/campaigns` lists the tenant's campaigns by name, paged with the
+/// `{items, nextCursor}` envelope and an opaque cursor; stopped campaigns and other tenants'
+/// are not listed.
+#[tokio::test]
+async fn campaign_list_is_paged_by_name_and_scoped_to_the_tenant() {
+    for app in apps("campaign_list", &[]).await {
+        let tenant = app.signup("list@example.com", "List Inc").await;
+        let other = app.signup("other@example.com", "Other Inc").await;
+        for name in ["gamma", "alpha", "beta", "delta"] {
+            let path = format!("/internal/v1/tenants/{}/campaigns/{name}", tenant.slug);
+            let body = json!({"namespace": format!("tenant-{}", tenant.slug), "uid": format!("uid-{name}"), "generation": 1,
+                "spec": {"fromNumber": "main-line", "contacts": {"configMapRef": {"name": "contacts"}}},
+                "fromNumber": "+15550100", "contactsCsv": "phone\n+15550001\n"});
+            let registered = app
+                .json(Method::PUT, &path, Some(INTERNAL_TOKEN), Some(body))
+                .await;
+            assert_eq!(registered.status, StatusCode::OK, "{}", registered.text);
+        }
+        let list = format!("/api/v1/tenants/{}/campaigns", tenant.slug);
+        let stopped = app
+            .json(
+                Method::DELETE,
+                &format!("{list}/delta"),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert!(stopped.status.is_success(), "{}", stopped.text);
+
+        let first = app
+            .json(
+                Method::GET,
+                &format!("{list}?limit=2"),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+        let names = |reply: &Reply| -> Vec<String> {
+            reply.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names(&first), ["alpha", "beta"]);
+        assert_eq!(first.body["items"][0]["fromNumber"], "+15550100");
+        assert!(first.body["items"][0]["phase"].is_string());
+        assert!(first.body["items"][0]["createdAt"].is_string());
+        let cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+        assert!(!cursor.contains("beta"), "the cursor is opaque: {cursor}");
+        let second = app
+            .json(
+                Method::GET,
+                &format!("{list}?limit=2&cursor={cursor}"),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert_eq!(names(&second), ["gamma"]);
+        assert!(second.body["nextCursor"].is_null());
+
+        let bad = app
+            .json(
+                Method::GET,
+                &format!("{list}?cursor=%%%"),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        let too_many = app
+            .json(
+                Method::GET,
+                &format!("{list}?limit=500"),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert_eq!(too_many.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let theirs = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/tenants/{}/campaigns", other.slug),
+                Some(&other.access),
+                None,
+            )
+            .await;
+        assert_eq!(theirs.body["items"], json!([]));
+        let peek = app
+            .json(Method::GET, &list, Some(&other.access), None)
+            .await;
+        assert_eq!(peek.status, StatusCode::NOT_FOUND);
+        app.finish().await;
+    }
+}
