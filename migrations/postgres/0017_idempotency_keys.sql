@@ -24,9 +24,3 @@ ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY idempotency_keys_scope ON idempotency_keys
     USING (tenant_id = app_tenant_id() OR app_system())
     WITH CHECK (tenant_id = app_tenant_id() OR app_system());
-
--- Customer webhook secret rotation (issue 18 item 6): the secret replaced last keeps signing,
--- beside the new one, until `previous_expires_at`, so receivers can switch without a gap.
-ALTER TABLE webhook_endpoints ADD COLUMN previous_key_id TEXT;
-ALTER TABLE webhook_endpoints ADD COLUMN previous_ciphertext TEXT;
-ALTER TABLE webhook_endpoints ADD COLUMN previous_expires_at BIGINT;
