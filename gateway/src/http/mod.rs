@@ -7,6 +7,7 @@
 //! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
 //!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
 //!   entry) and [`internal`] (the cluster-internal API).
+//! * The tenant console at `/` (static pages compiled in): [`console`].
 //! * The server loop with its connection limits: [`server`].
 //! * Cross-cutting: [`csv_export`] (spreadsheet-safe CSV), [`errors`] (the error shape and the mapping of domain errors),
 //!   [`principal`] (who is calling), [`context`], [`page`] (the one list envelope and its
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod billing;
 pub mod calls;
 pub mod campaigns;
+pub mod console;
 pub mod context;
 pub mod credentials;
 pub mod csv_export;
@@ -69,6 +71,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// while draining, see [`crate::drain`]). `/metrics` is not here: it names tenants, so it is
 /// served on the metrics port only ([`metrics_app`]).
 ///
+/// The tenant console ([`console`]) is served at `/` beside them.
+///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that per-IP rate
 /// limits see the peer address.
 pub fn app(state: AppState) -> Router {
@@ -81,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .merge(health_router(readiness(&state)))
         .merge(machine_routes().with_state(state.clone()))
+        .merge(console::routes().with_state(state.clone()))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

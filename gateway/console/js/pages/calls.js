@@ -1,0 +1,133 @@
+// Calls: the list with filters and paging (live: the first page refreshes while shown),
+// and one call's timeline and transcript (refreshing until the call ends).
+
+import { api, tenantPath, download } from '../api.js';
+import { h, replace, form, table, when, errorBox, section } from '../ui.js';
+
+const LIVE_MS = 3000;
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  return m ? `${m} min ${s} s` : `${s} s`;
+}
+
+function isoFromLocal(value) {
+  if (!value) return null;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+}
+
+/** `/tenants/{slug}/calls` and `/tenants/{slug}/calls/{id}`. */
+export async function page(ctx) {
+  if (ctx.sub) return detail(ctx, ctx.sub);
+  const filters = {
+    direction: ctx.query.get('direction') || '',
+    outcome: ctx.query.get('outcome') || '',
+    campaign: ctx.query.get('campaign') || '',
+    from: ctx.query.get('from') || '',
+    to: ctx.query.get('to') || '',
+  };
+  const cursors = [];
+  let cursor = ctx.query.get('cursor') || null;
+  const list = h('div', { 'aria-live': 'polite' });
+  const pager = h('div', { class: 'row pager' });
+  const base = `/tenants/${encodeURIComponent(ctx.slug)}/calls`;
+
+  function search() {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, key === 'from' || key === 'to' ? isoFromLocal(value) : value);
+    return query;
+  }
+
+  ctx.main.append(h('h1', {}, 'Calls'), section('Filter', form({
+    className: 'inline',
+    fields: [
+      { name: 'direction', label: 'Direction', type: 'select', value: filters.direction, options: [['', 'Any'], ['inbound', 'Inbound'], ['outbound', 'Outbound']] },
+      { name: 'outcome', label: 'Outcome', value: filters.outcome, placeholder: 'e.g. completed' },
+      { name: 'campaign', label: 'Campaign', value: filters.campaign },
+      { name: 'from', label: 'From', type: 'datetime-local', value: filters.from.slice(0, 16) },
+      { name: 'to', label: 'To', type: 'datetime-local', value: filters.to.slice(0, 16) },
+    ],
+    submit: 'Apply',
+    async onSubmit(values) {
+      Object.assign(filters, values);
+      const query = search();
+      history.replaceState(null, '', `${base}${query.size ? '?' + query : ''}`);
+      cursors.length = 0;
+      cursor = null;
+      await load();
+    },
+  })), section('Calls', list, pager, h('p', {}, h('button', { type: 'button', onclick: () => download(tenantPath(ctx.slug, `/calls/export.csv?${search()}`), 'calls.csv') }, 'Download CSV'))));
+
+  async function load() {
+    const query = search();
+    if (cursor) query.set('cursor', cursor);
+    query.set('limit', '25');
+    try {
+      const page = await api('GET', tenantPath(ctx.slug, `/calls?${query}`));
+      if (!ctx.current()) return;
+      replace(list, table([
+        ['Started', (c) => h('a', { href: `${base}/${encodeURIComponent(c.id)}` }, when(c.startedAt))],
+        ['Direction', (c) => c.direction],
+        ['From', (c) => c.from || '—'],
+        ['To', (c) => c.to || '—'],
+        ['Status', (c) => h('span', { class: `badge ${c.status}` }, c.status)],
+        ['Outcome', (c) => c.outcome || '—'],
+        ['Duration', (c) => duration(c.durationSeconds)],
+        ['Turns', (c) => c.turns ?? '—'],
+      ], page.items, { caption: 'Calls, newest first', empty: 'No calls match.' }));
+      replace(pager,
+        cursors.length ? h('button', { type: 'button', onclick: () => { cursor = cursors.pop(); load(); } }, 'Newer') : null,
+        page.nextCursor ? h('button', { type: 'button', onclick: () => { cursors.push(cursor); cursor = page.nextCursor; load(); } }, 'Older') : null);
+    } catch (error) {
+      replace(list, errorBox(error));
+    }
+  }
+  await load();
+  // Live: the newest page follows new and ending calls without a reload.
+  ctx.every(LIVE_MS, () => { if (!cursor) load(); });
+}
+
+async function detail(ctx, id) {
+  const back = h('p', {}, h('a', { href: `/tenants/${encodeURIComponent(ctx.slug)}/calls` }, '← All calls'));
+  const summary = h('div', { 'aria-live': 'polite' });
+  const transcript = h('div', { 'aria-live': 'polite' });
+  ctx.main.append(back, h('h1', {}, 'Call'), section('Timeline', summary), section('Transcript', transcript));
+  let ended = false;
+
+  async function load() {
+    try {
+      const [call, turns] = await Promise.all([
+        api('GET', tenantPath(ctx.slug, `/calls/${encodeURIComponent(id)}`)),
+        api('GET', tenantPath(ctx.slug, `/calls/${encodeURIComponent(id)}/transcript`)),
+      ]);
+      if (!ctx.current()) return;
+      ended = Boolean(call.endedAt);
+      replace(summary,
+        h('dl', { class: 'facts' },
+          h('dt', {}, 'From'), h('dd', {}, call.from || '—'),
+          h('dt', {}, 'To'), h('dd', {}, call.to || '—'),
+          h('dt', {}, 'Direction'), h('dd', {}, call.direction),
+          h('dt', {}, 'Status'), h('dd', {}, call.status, call.outcome ? ` (${call.outcome})` : ''),
+          h('dt', {}, 'Duration'), h('dd', {}, duration(call.durationSeconds)),
+          call.campaign ? [h('dt', {}, 'Campaign'), h('dd', {}, call.campaign)] : null),
+        h('ol', { class: 'timeline' },
+          h('li', {}, h('strong', {}, 'Started '), when(call.startedAt)),
+          call.answeredAt ? h('li', {}, h('strong', {}, 'Answered '), when(call.answeredAt)) : null,
+          (turns.items || []).map((t) => h('li', {}, h('strong', {}, `+${(t.offsetMs / 1000).toFixed(1)} s `), `${t.role} spoke`)),
+          call.endedAt ? h('li', {}, h('strong', {}, 'Ended '), when(call.endedAt)) : h('li', {}, h('em', {}, 'In progress…'))));
+      const items = turns.items || [];
+      replace(transcript, items.length === 0
+        ? h('p', { class: 'empty' }, ended ? 'Nothing was said.' : 'Waiting for the first words…')
+        : h('ol', { class: 'transcript' }, items.map((t) => h('li', { class: `turn ${t.role}` },
+          h('span', { class: 'speaker' }, t.role === 'agent' ? 'Agent' : t.role === 'caller' ? 'Caller' : t.role), ' ',
+          h('span', { class: 'said' }, t.text)))));
+    } catch (error) {
+      replace(summary, errorBox(error));
+    }
+  }
+  await load();
+  ctx.every(LIVE_MS, () => { if (!ended) load(); });
+}

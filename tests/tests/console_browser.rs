@@ -1,0 +1,533 @@
+//! The tenant console in a real browser: Debian's `chromium`, headless, driven through
+//! `chromium-driver` (WebDriver) against the standalone platform started in-process (SQLite in
+//! a temporary folder, the sandbox carrier, the embedded runtime).
+//!
+//! Owner: sign up (a weak password first: the error lands on the password field) → confirm the
+//! e-mail address with the link from the mail outbox → buy a number → set the agent's greeting
+//! → a simulated call (the CLI's call path: signed webhook and media stream) → the call and its
+//! transcript appear in the calls pages → usage shows it → a campaign with a bad CSV upload
+//! shows the refused rows → invite a viewer. Viewer: sign up, confirm, open the invitation
+//! link, accept → sees the tenant but cannot buy numbers or edit the agent.
+//!
+//! Screenshots of the main pages are taken on the way; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`
+//! they are written to `docs/screenshots/` (the README links them), otherwise to a temporary
+//! folder.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `apt-get install chromium
+//! chromium-driver`; `.ci/run` installs them) and fails saying so without them.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use switchboard_cli::call::{self, CallOptions};
+use switchboard_cli::progress::Progress;
+use switchboard_cli::webhook::WebhookTarget;
+use switchboard_gateway::Config;
+use switchboard_gateway::standalone::{self, Running, StandaloneArgs};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PASSWORD: &str = "correct horse battery staple";
+const GREETING: &str = "Thanks for calling Acme Voice, how can I help?";
+/// How long one step may wait for the page (a bound, not a timed assertion).
+const STEP: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+struct GatewayFlags {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// The standalone platform on loopback; the free plan includes campaigns here so the campaign
+/// pages can be exercised without Stripe.
+async fn start(data_dir: &Path) -> Running {
+    let mut config = GatewayFlags::try_parse_from(["switchboard-gateway"])
+        .unwrap()
+        .config;
+    config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.voice.plan_limits = Some(json!({"free": {"campaigns": true}}).to_string());
+    let args = StandaloneArgs {
+        data_dir: data_dir.to_owned(),
+        runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    standalone::start(&args, config).await.unwrap()
+}
+
+/// chromedriver on a free loopback port, killed (by its own pid) when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        for binary in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(binary).exists(),
+                "{binary} is missing: install Debian's chromium and chromium-driver \
+                 (apt-get install -y chromium chromium-driver; .ci/run does)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + STEP;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    async fn browser(&self, profile: &Path) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser, the console's address and where screenshots go.
+struct Console {
+    browser: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Console {
+    async fn open(&self, path: &str) {
+        self.browser
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    /// Waits for an element matching `css` whose text contains `needle`; returns its text.
+    async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(elements) = self.browser.find_all(Locator::Css(css)).await {
+                for element in elements {
+                    // Hidden elements have no text: an empty text never matches.
+                    if let Ok(text) = element.text().await
+                        && !text.is_empty()
+                        && text.contains(needle)
+                    {
+                        return text;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let page = self
+                    .browser
+                    .find(Locator::Css("main"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap_or_default();
+                panic!("no {css} containing {needle:?}; the page shows:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn heading(&self, text: &str) {
+        self.wait_text("main h1", text).await;
+    }
+
+    /// Types `value` into the field labelled `label` (inside `scope`, a CSS selector).
+    async fn fill(&self, scope: &str, label: &str, value: &str) {
+        let input = self.field(scope, label).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn field(&self, scope: &str, label: &str) -> fantoccini::elements::Element {
+        let xpath = format!(
+            "{}//label[normalize-space(text())={label:?}]",
+            section_xpath(scope)
+        );
+        let label = self
+            .browser
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no field labelled {label:?}: {e}"));
+        let id = label.attr("for").await.unwrap().unwrap();
+        self.browser.find(Locator::Id(&id)).await.unwrap()
+    }
+
+    async fn click_button(&self, text: &str) {
+        let xpath = format!("//button[normalize-space(text())={text:?}]");
+        self.browser
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {text:?}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn click_link(&self, text: &str) {
+        let xpath = format!("//a[normalize-space(text())={text:?}]");
+        self.browser
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.browser
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.browser.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// The section (by its accessible name) a field is looked up in; `""`: anywhere.
+fn section_xpath(scope: &str) -> String {
+    match scope {
+        "" => String::new(),
+        section => format!("//section[@aria-label={section:?}]"),
+    }
+}
+
+/// The newest e-mail to `to` in the outbox whose body contains `path`: the link's token.
+fn mailed_token(outbox: &Path, to: &str, path: &str) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let mut mails: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let modified = entry.metadata().ok()?.modified().ok()?;
+                Some((modified, std::fs::read_to_string(entry.path()).ok()?))
+            })
+            .filter(|(_, text)| text.contains(to) && text.contains(path))
+            .collect();
+        mails.sort();
+        if let Some((_, text)) = mails.last() {
+            let start = text.find(&format!("{path}?token=")).unwrap() + path.len() + 7;
+            return text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.~".contains(*c))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail to {to} with {path} in {}",
+            outbox.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn sign_up(console: &Console, name: &str, email: &str, company: &str) {
+    console.open("/signup").await;
+    console.heading("Create your account").await;
+    console.fill("", "Your name", name).await;
+    console.fill("", "E-mail address", email).await;
+    console.fill("", "Company", company).await;
+    console.fill("", "Password", PASSWORD).await;
+    console.click_button("Sign up").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
+    let data = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let temporary_shots = tempfile::tempdir().unwrap();
+    let shots = if std::env::var_os("SWITCHBOARD_UPDATE_SCREENSHOTS").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    } else {
+        temporary_shots.path().to_owned()
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    let outbox = data.path().join("mail-outbox");
+    let running = start(data.path()).await;
+    let driver = Driver::start();
+    let console = Console {
+        browser: driver.browser(profile.path()).await,
+        base: running.public_url().trim_end_matches('/').to_owned(),
+        shots,
+    };
+
+    // Sign up; a weak password is refused on its field, then a good one gets the tenant.
+    console.open("/signup").await;
+    console.heading("Create your account").await;
+    console.screenshot("signup").await;
+    console.fill("", "Your name", "Ada Owner").await;
+    console
+        .fill("", "E-mail address", "owner@example.com")
+        .await;
+    console.fill("", "Company", "Acme Voice").await;
+    console.fill("", "Password", "password").await;
+    console.click_button("Sign up").await;
+    let error = console.wait_text(".field-error", "").await;
+    let password = console.field("", "Password").await;
+    assert_eq!(
+        password.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true"),
+        "the password field is marked: {error}"
+    );
+    console.fill("", "Password", PASSWORD).await;
+    console.click_button("Sign up").await;
+    console.heading("Phone numbers").await;
+    console
+        .wait_text(".banner", "Confirm your e-mail address")
+        .await;
+
+    // The confirmation link from the outbox.
+    let token = mailed_token(&outbox, "owner@example.com", "/verify-email");
+    console.open(&format!("/verify-email?token={token}")).await;
+    console
+        .wait_text(".success", "Your e-mail address is confirmed")
+        .await;
+    let url = console.browser.current_url().await.unwrap();
+    assert!(
+        url.query().is_none(),
+        "the token left the address bar: {url}"
+    );
+    console.click_link("Continue to the console").await;
+    console.heading("Phone numbers").await;
+    assert_eq!(console.count(".banner").await, 0, "still asked to confirm");
+
+    // A bad area code is refused naming the field; 555 buys a sandbox number.
+    console.fill("Buy a number", "Area code", "5x").await;
+    console.click_button("Buy number").await;
+    console.wait_text(".field-error", "digits").await;
+    console.fill("Buy a number", "Area code", "555").await;
+    console.click_button("Buy number").await;
+    let row = console.wait_text("tbody tr", "+1555").await;
+    let number = row.split_whitespace().next().unwrap().to_owned();
+    assert!(row.contains("Ready"), "{row}");
+    console.screenshot("numbers").await;
+
+    // The agent: a greeting of our own.
+    console.click_link("Agent").await;
+    console.heading("Agent").await;
+    console.fill("Conversation", "Greeting", GREETING).await;
+    console.click_button("Save agent").await;
+    console.wait_text("#toast", "Agent saved").await;
+    console.screenshot("agent").await;
+
+    // A simulated call to the number (the CLI's path: signed webhook, media stream).
+    let options = CallOptions {
+        webhook: WebhookTarget {
+            base_url: running.public_url().to_owned(),
+            signed_base_url: running.public_url().to_owned(),
+            auth_token: running.sandbox_auth_token().unwrap().to_owned(),
+        },
+        from: "+15551234567".to_owned(),
+        to: number.clone(),
+        account_sid: None,
+        caller_audio: switchboard_cli::audio::speech_like(1.2),
+        trailing_silence_seconds: 1.0,
+        idle_seconds: 1.5,
+        max_seconds: 15.0,
+        media_url: None,
+        status_callback: true,
+    };
+    let report = call::run(&options, None, &Progress::new(false))
+        .await
+        .unwrap();
+    assert!(report.agent_messages > 0, "the agent sent no audio");
+
+    // The call appears in the list (live, no reload) and its page shows the transcript.
+    console.click_link("Calls").await;
+    console.heading("Calls").await;
+    let row = console.wait_text("tbody tr", "+15551234567").await;
+    assert!(row.contains(&number), "{row}");
+    console.wait_text("tbody tr", "completed").await;
+    console.screenshot("calls").await;
+    console
+        .browser
+        .find(Locator::Css("tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    console.heading("Call").await;
+    console.wait_text(".timeline", "Ended").await;
+    let transcript = console.wait_text(".transcript", GREETING).await;
+    assert!(transcript.contains("Agent"), "{transcript}");
+    console.screenshot("call").await;
+
+    // Usage counts it against the plan.
+    console.click_link("Usage").await;
+    console.heading("Usage").await;
+    console.wait_text("#usage-meters", "1 of 50 calls").await;
+    console.wait_text("figure", "Call minutes per month").await;
+    console.screenshot("usage").await;
+
+    // A campaign; an upload with bad rows names each refused row.
+    console.click_link("Campaigns").await;
+    console.heading("Campaigns").await;
+    console
+        .fill("New campaign", "Name", "spring-renewals")
+        .await;
+    console.click_button("Create campaign").await;
+    console.heading("Campaign spring-renewals").await;
+    console
+        .fill(
+            "Upload contacts",
+            "Or paste CSV",
+            "phone,name\n+15557770001,Grace\nnot-a-number,Bob\n12345,Eve\n",
+        )
+        .await;
+    console.click_button("Upload contacts").await;
+    let result = console
+        .wait_text("#upload-result", "1 contact added, 2 refused")
+        .await;
+    let mut rows = Vec::new();
+    for cell in console
+        .browser
+        .find_all(Locator::Css("#upload-result tbody tr td:first-child"))
+        .await
+        .unwrap()
+    {
+        rows.push(cell.text().await.unwrap());
+    }
+    assert_eq!(rows, ["2", "3"], "the refused rows are named: {result}");
+    console.screenshot("campaign").await;
+
+    // Invite a viewer.
+    console.click_link("Team").await;
+    console.heading("Team").await;
+    console
+        .fill("Invite someone", "E-mail address", "viewer@example.com")
+        .await;
+    console
+        .field("Invite someone", "Role")
+        .await
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    console.click_button("Send invitation").await;
+    console.wait_text("tbody tr", "viewer@example.com").await;
+    console.screenshot("team").await;
+    let slug = console
+        .browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+
+    // The viewer: own account, confirmed, then the invitation link.
+    console.click_button("Log out").await;
+    console.heading("Log in").await;
+    sign_up(&console, "Vic Viewer", "viewer@example.com", "Vic's Shop").await;
+    console.heading("Phone numbers").await;
+    let token = mailed_token(&outbox, "viewer@example.com", "/verify-email");
+    console.open(&format!("/verify-email?token={token}")).await;
+    console.wait_text(".success", "confirmed").await;
+    let token = mailed_token(&outbox, "viewer@example.com", "/invitations/accept");
+    console
+        .open(&format!("/invitations/accept?token={token}"))
+        .await;
+    console.heading("Accept the invitation").await;
+    console.click_button("Accept and join").await;
+    console.heading("Phone numbers").await;
+    let url = console.browser.current_url().await.unwrap();
+    assert!(url.path().contains(&slug), "{url}");
+    console.wait_text("tbody tr", &number).await;
+    console.wait_text(".note", "Your role (viewer)").await;
+    assert_eq!(
+        console.count("form").await,
+        0,
+        "a viewer gets no purchase form"
+    );
+    assert_eq!(
+        console.count("button.danger").await,
+        0,
+        "nor a release button"
+    );
+    console.click_link("Agent").await;
+    console.heading("Agent").await;
+    let greeting = console.field("Conversation", "Greeting").await;
+    assert!(
+        !greeting.is_enabled().await.unwrap(),
+        "a viewer cannot edit"
+    );
+    assert_eq!(
+        greeting.prop("value").await.unwrap().as_deref(),
+        Some(GREETING)
+    );
+    assert_eq!(
+        console
+            .browser
+            .find_all(Locator::XPath(
+                "//button[normalize-space(text())='Save agent']"
+            ))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    console.screenshot("viewer-agent").await;
+
+    console.browser.close().await.unwrap();
+    drop(driver);
+    running.shutdown().await;
+}
