@@ -12,23 +12,34 @@ function svg(tag, attrs = {}, ...children) {
   return element;
 }
 
+/** The axis' top: 1–5 as whole numbers, above that 1, 2, … 10 times a power of ten. */
+function niceMax(value) {
+  if (value <= 5) return Math.max(1, Math.ceil(value));
+  const power = 10 ** Math.floor(Math.log10(value));
+  return Math.ceil(value / power) * power;
+}
+
+function tick(value) {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
 /** Bars of `points` ([{label, value}]) titled `title`, values in `unit`. */
 export function barChart(title, points, unit) {
   const width = 640;
   const height = 220;
   const pad = { top: 16, right: 12, bottom: 36, left: 48 };
-  const max = Math.max(1, ...points.map((p) => p.value));
+  const max = niceMax(Math.max(0, ...points.map((p) => p.value)));
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
   const step = innerW / Math.max(1, points.length);
-  const bar = Math.max(4, step * 0.6);
+  const bar = Math.min(48, Math.max(4, step * 0.6));
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': `${title}, by month` },
     svg('title', {}, document.createTextNode(title)));
   for (const fraction of [0, 0.5, 1]) {
     const y = pad.top + innerH * (1 - fraction);
     chart.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
     chart.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' },
-      document.createTextNode(String(Math.round(max * fraction)))));
+      document.createTextNode(tick(max * fraction))));
   }
   points.forEach((point, index) => {
     const barH = innerH * (point.value / max);

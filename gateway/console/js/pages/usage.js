@@ -27,6 +27,13 @@ function usageMeters(reply) {
       ` · campaigns ${l.campaigns ? 'included' : 'not included'}`));
 }
 
+/** `2026-12` as the reader's short month and year (`Dec 26`). */
+function monthLabel(period) {
+  const [year, month] = period.split('-').map(Number);
+  const date = new Date(Date.UTC(year, (month || 1) - 1, 1));
+  return Number.isNaN(date.getTime()) ? period : date.toLocaleString(undefined, { month: 'short', year: '2-digit', timeZone: 'UTC' });
+}
+
 /** `/tenants/{slug}/usage`. */
 export async function page(ctx) {
   const now = h('div', { 'aria-live': 'polite' });
@@ -45,7 +52,7 @@ export async function page(ctx) {
   try {
     const reply = await api('GET', tenantPath(ctx.slug, '/usage/history?limit=12'));
     const months = reply.items.slice().reverse();
-    const points = months.map((m) => ({ label: m.period.slice(2), value: m.callMinutes }));
+    const points = months.map((m) => ({ label: monthLabel(m.period), value: m.callMinutes }));
     replace(past, months.length === 0 ? h('p', { class: 'empty' }, 'No history yet.') : [
       barChart('Call minutes per month', points, 'minutes'),
       table([['Month', (m) => m.period], ['Calls', (m) => m.callCount], ['Minutes', (m) => m.callMinutes], ['API requests', (m) => m.apiRequests]], months.slice().reverse(), { caption: 'Monthly usage' }),
