@@ -6,7 +6,8 @@
 //! e-mail address with the link from the mail outbox → buy a number → set the agent's greeting
 //! → a simulated call (the CLI's call path: signed webhook and media stream) → the call and its
 //! transcript appear in the calls pages → usage shows it → a campaign with a bad CSV upload
-//! shows the refused rows → invite a viewer. Viewer: sign up, confirm, open the invitation
+//! shows the refused rows → invite a viewer → billing, do-not-call, provider keys (masked), an
+//! API key (shown once) and the audit log. Viewer: sign up, confirm, open the invitation
 //! link, accept → sees the tenant but cannot buy numbers or edit the agent.
 //!
 //! Screenshots of the main pages are taken on the way; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`
@@ -490,6 +491,54 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .nth(2)
         .unwrap()
         .to_owned();
+
+    // The other pages: billing shows the plan, a do-not-call entry is listed, a provider key
+    // is only shown masked, an API key is shown once, the audit log has the invitation.
+    console.click_link("Billing").await;
+    console.wait_text("#current-plan", "free").await;
+    console.click_link("Do not call").await;
+    console.heading("Do not call").await;
+    console.fill("Add a number", "Number", "+15550009999").await;
+    console.click_button("Add").await;
+    console.wait_text("tbody tr", "+15550009999").await;
+    console.click_link("Provider keys").await;
+    console.heading("Provider keys").await;
+    let secret = "sk-console-test-0123456789abcdef";
+    console.fill("Add a key", "Label", "production").await;
+    console.fill("Add a key", "Secret", secret).await;
+    console.click_button("Save key").await;
+    console.wait_text("tbody tr", "production").await;
+    let source = console.browser.source().await.unwrap();
+    assert!(
+        !source.contains(secret),
+        "a provider key is shown after creation"
+    );
+    console.click_link("API keys").await;
+    console.heading("API keys").await;
+    console.fill("New key", "Name", "CRM sync").await;
+    console.click_button("Create key").await;
+    console.wait_text(".once", "shown only now").await;
+    let key = console
+        .browser
+        .find(Locator::Css(".once input"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(key.len() > 20, "{key}");
+    console.wait_text("tbody tr", "CRM sync").await;
+    console.click_link("Webhooks").await;
+    console.wait_text("main section", "Nothing sent yet.").await;
+    console.click_link("API keys").await;
+    console.wait_text("tbody tr", "CRM sync").await;
+    assert_eq!(console.count(".once").await, 0, "the key is shown once");
+    let source = console.browser.source().await.unwrap();
+    assert!(!source.contains(&key), "an API key is shown after creation");
+    console.click_link("Audit log").await;
+    console.wait_text("tbody tr", "invitation.created").await;
+    console.screenshot("audit").await;
 
     // The viewer: own account, confirmed, then the invitation link.
     console.click_button("Log out").await;

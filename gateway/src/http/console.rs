@@ -166,14 +166,24 @@ mod tests {
         assert_eq!(found, served);
     }
 
-    /// No inline script or style: the CSP forbids them, so they would silently not run.
+    /// No inline script, style or handler (the CSP forbids them, so they would silently not
+    /// run), and no HTML built from strings (text from the API is always inserted as text).
     #[test]
     fn no_inline_script_or_handler() {
         assert!(!INDEX.contains("<script>"));
         assert!(!INDEX.contains(" style="));
+        assert!(!INDEX.contains(" onclick="));
         for (path, _, body) in ASSETS {
-            assert!(!body.contains("innerHTML"), "{path} uses innerHTML");
-            assert!(!body.contains("eval("), "{path} uses eval");
+            for banned in [
+                ".innerHTML",
+                ".outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+            ] {
+                assert!(!body.contains(banned), "{path} uses {banned}");
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod contract;
+mod console;
 mod cross_cutting;
 mod errors;
 mod idempotency;
