@@ -593,6 +593,47 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     );
     console.screenshot("viewer-agent").await;
 
+    // The tenant switcher: the viewer's own tenant, where they are the owner.
+    let own = console
+        .browser
+        .find(Locator::Css("#tenant-switch option:not(:checked)"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    console
+        .browser
+        .find(Locator::Id("tenant-switch"))
+        .await
+        .unwrap()
+        .select_by_value(&own)
+        .await
+        .unwrap();
+    console.heading("Agent").await;
+    let url = console.browser.current_url().await.unwrap();
+    assert_eq!(url.path(), format!("/tenants/{own}/agent"));
+    console.click_button("Save agent").await;
+    console.wait_text("#toast", "Agent saved").await;
+
+    // Log in again as the owner: a wrong password is refused, the right one lands on a page.
+    console.click_button("Log out").await;
+    console.heading("Log in").await;
+    console
+        .fill("", "E-mail address", "owner@example.com")
+        .await;
+    console
+        .fill("", "Password", "not the password at all")
+        .await;
+    console.click_button("Log in").await;
+    console.wait_text("main .error", "").await;
+    console.fill("", "Password", PASSWORD).await;
+    console.click_button("Log in").await;
+    console.heading("Phone numbers").await;
+    let url = console.browser.current_url().await.unwrap();
+    assert_eq!(url.path(), format!("/tenants/{slug}/numbers"));
+
     console.browser.close().await.unwrap();
     drop(driver);
     running.shutdown().await;
