@@ -634,6 +634,25 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     let url = console.browser.current_url().await.unwrap();
     assert_eq!(url.path(), format!("/tenants/{slug}/numbers"));
 
+    // An access token the gateway refuses is renewed once with the refresh token.
+    console
+        .browser
+        .execute(
+            "const s = JSON.parse(sessionStorage.getItem('switchboard.session')); \
+             s.access = 'expired'; sessionStorage.setItem('switchboard.session', JSON.stringify(s));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    console.click_link("Calls").await;
+    console.wait_text("tbody tr", "+15551234567").await;
+
+    // Narrow screens: one column, the sections in a scrolling row.
+    console.browser.set_window_size(390, 844).await.unwrap();
+    console.click_link("Numbers").await;
+    console.wait_text("tbody tr", &number).await;
+    console.screenshot("mobile-numbers").await;
+
     console.browser.close().await.unwrap();
     drop(driver);
     running.shutdown().await;

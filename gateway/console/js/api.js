@@ -48,7 +48,7 @@ async function refresh() {
         clearSession();
         return false;
       }
-      saveTokens((await response.json()).tokens);
+      saveTokens(await response.json());
       return true;
     } finally {
       setTimeout(() => { refreshing = null; }, 0);

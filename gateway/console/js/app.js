@@ -105,7 +105,7 @@ function renderAccount(user) {
 async function logout() {
   const current = session();
   try {
-    if (current) await api('POST', '/api/v1/auth/logout', { refreshToken: current.refresh });
+    if (current) await api('POST', '/api/v1/auth/logout');
   } catch {
     // the session ends here either way
   }
