@@ -5,8 +5,8 @@
 mod common;
 
 mod auth;
-mod contract;
 mod console;
+mod contract;
 mod cross_cutting;
 mod errors;
 mod idempotency;
