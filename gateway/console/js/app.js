@@ -145,7 +145,7 @@ function verifyBanner(user) {
     `Confirm your e-mail address: we sent a link to ${user.user.email}. `,
     h('button', { type: 'button', class: 'link', onclick: async () => {
       try {
-        await api('POST', '/api/v1/auth/verify-email/resend', {});
+        await api('POST', '/api/v1/auth/verify-email/resend');
         toast('Sent a new link.');
       } catch (error) {
         toast(error.message);
