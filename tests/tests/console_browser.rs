@@ -7,7 +7,8 @@
 //! → a simulated call (the CLI's call path: signed webhook and media stream) → the call and its
 //! transcript appear in the calls pages → usage shows it → a campaign with a bad CSV upload
 //! shows the refused rows → invite a viewer → billing, do-not-call, provider keys (masked), an
-//! API key (shown once) and the audit log. Viewer: sign up, confirm, open the invitation
+//! API key (shown once), a customer webhook (secret shown once, test event, disabled, secret
+//! rotated) and the audit log. Viewer: sign up, confirm, open the invitation
 //! link, accept → sees the tenant but cannot buy numbers or edit the agent.
 //!
 //! Screenshots of the main pages are taken on the way; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`
@@ -465,6 +466,8 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .scroll_to("section[aria-label='Upload contacts']")
         .await;
     console.screenshot("campaign").await;
+    console.click_link("← Campaigns").await;
+    console.wait_text("tbody tr", "spring-renewals").await;
 
     // Invite a viewer.
     console.click_link("Team").await;
@@ -531,6 +534,26 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.wait_text("tbody tr", "CRM sync").await;
     console.click_link("Webhooks").await;
     console.wait_text("main section", "Nothing sent yet.").await;
+    console
+        .fill(
+            "New endpoint",
+            "URL",
+            "https://hooks.example.com/switchboard",
+        )
+        .await;
+    console.click_button("Add endpoint").await;
+    console.wait_text(".once", "Signing secret").await;
+    console.wait_text("tbody tr", "enabled").await;
+    console.click_button("Send test event").await;
+    console.wait_text("tbody tr", "webhook.test").await;
+    console.click_button("Disable").await;
+    console.wait_text("tbody tr", "disabled").await;
+    console.click_button("Rotate secret").await;
+    console
+        .click_button("Rotate? The old one works 24 h more")
+        .await;
+    console.wait_text(".once", "New signing secret").await;
+    console.screenshot("webhooks").await;
     console.click_link("API keys").await;
     console.wait_text("tbody tr", "CRM sync").await;
     assert_eq!(console.count(".once").await, 0, "the key is shown once");

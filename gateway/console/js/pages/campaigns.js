@@ -1,9 +1,9 @@
-// Campaigns: create one (from a number, a calling window, pacing), upload contacts as CSV with
+// Campaigns: the list, create one (from a number, a calling window, pacing), upload contacts as CSV with
 // each refused row named, follow progress live, stop it, read and download the results; and
 // the tenant's do-not-call list.
 
 import { api, tenantPath, download } from '../api.js';
-import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox } from '../ui.js';
+import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when } from '../ui.js';
 
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
@@ -11,17 +11,33 @@ const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 export async function page(ctx) {
   if (ctx.sub) return detail(ctx, ctx.sub);
   const base = `/tenants/${encodeURIComponent(ctx.slug)}/campaigns`;
-  ctx.main.append(h('h1', {}, 'Campaigns'));
-  ctx.main.append(section('Open a campaign', form({
-    className: 'inline',
-    fields: [{ name: 'name', label: 'Campaign name', required: true, autocomplete: 'off' }],
-    submit: 'Open',
-    async onSubmit(values) {
-      const name = values.name.trim();
-      await api('GET', tenantPath(ctx.slug, `/campaigns/${encodeURIComponent(name)}`));
-      ctx.navigate(`${base}/${encodeURIComponent(name)}`);
-    },
-  })));
+  const list = h('div', { 'aria-live': 'polite' });
+  const pager = h('div', { class: 'row pager' });
+  const cursors = [];
+  let cursor = null;
+  ctx.main.append(h('h1', {}, 'Campaigns'), section('Your campaigns', list, pager));
+  async function load() {
+    try {
+      const query = new URLSearchParams({ limit: '25' });
+      if (cursor) query.set('cursor', cursor);
+      const page = await api('GET', tenantPath(ctx.slug, `/campaigns?${query}`));
+      if (!ctx.current()) return;
+      replace(list, table([
+        ['Name', (c) => h('a', { href: `${base}/${encodeURIComponent(c.name)}` }, c.name)],
+        ['Phase', (c) => h('span', { class: `badge ${String(c.phase).toLowerCase()}` }, c.phase)],
+        ['Calls from', (c) => c.fromNumber],
+        ['Why held', (c) => c.reason || '—'],
+        ['Changed', (c) => when(c.updatedAt)],
+      ], page.items, { caption: 'Campaigns of this tenant', empty: 'No campaigns yet.' }));
+      replace(pager,
+        cursors.length ? h('button', { type: 'button', onclick: () => { cursor = cursors.pop(); load(); } }, 'Newer') : null,
+        page.nextCursor ? h('button', { type: 'button', onclick: () => { cursors.push(cursor); cursor = page.nextCursor; load(); } }, 'Older') : null);
+    } catch (error) {
+      replace(list, errorBox(error));
+    }
+  }
+  await load();
+  ctx.every(5000, () => { if (!cursor) load(); });
   if (!ctx.can('admin')) {
     ctx.main.append(readOnlyNote(ctx.role));
     return;

@@ -1,9 +1,9 @@
-// API keys (the key is shown once, at creation), customer webhooks (the signing secret too)
-// with their recent deliveries, and the tenant's provider keys (masked; several per vendor,
-// one default each).
+// API keys (the key is shown once, at creation); customer webhooks (the signing secret too,
+// and again on rotation) with a test event, enable/disable and their recent deliveries
+// (resend); the tenant's provider keys (masked; several per vendor, one default each).
 
 import { api, tenantPath } from '../api.js';
-import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when, secretOnce } from '../ui.js';
+import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when, secretOnce, describe } from '../ui.js';
 
 const SCOPES = [['read', 'read — view only'], ['write', 'write — use the tenant'], ['admin', 'admin — manage it']];
 const EVENTS = [['*', 'Every event'], ['call.completed', 'call.completed'], ['campaign.finished', 'campaign.finished'], ['usage.threshold', 'usage.threshold']];
@@ -83,19 +83,43 @@ export async function webhooksPage(ctx) {
     }), created),
     section('Endpoints', list),
     section('Recent deliveries', deliveries));
+  async function act(action) {
+    try {
+      await action();
+      await load();
+    } catch (error) {
+      toast(describe(error));
+    }
+  }
   async function load() {
     try {
       const [endpoints, sent] = await Promise.all([
         api('GET', tenantPath(ctx.slug, '/webhooks')),
         api('GET', tenantPath(ctx.slug, '/webhooks/deliveries')),
       ]);
+      const endpoint = (e, rest = '') => tenantPath(ctx.slug, `/webhooks/${encodeURIComponent(e.id)}${rest}`);
       replace(list, table([
         ['URL', (e) => e.url],
         ['Events', (e) => e.events.join(', ')],
-        ['', (e) => confirmButton('Delete', 'Delete it?', async () => {
-          await api('DELETE', tenantPath(ctx.slug, `/webhooks/${encodeURIComponent(e.id)}`));
-          await load();
-        })],
+        ['State', (e) => (e.enabled ? 'enabled' : 'disabled')],
+        ['', (e) => h('div', { class: 'row' },
+          h('button', { type: 'button', onclick: () => act(async () => {
+            await api('POST', endpoint(e, '/test'), {});
+            toast(`Test event queued for ${e.url}.`);
+          }) }, 'Send test event'),
+          h('button', { type: 'button', onclick: () => act(async () => {
+            await api('PATCH', endpoint(e), { enabled: !e.enabled });
+            toast(`${e.url} ${e.enabled ? 'disabled' : 'enabled'}.`);
+          }) }, e.enabled ? 'Disable' : 'Enable'),
+          confirmButton('Rotate secret', 'Rotate? The old one works 24 h more', async () => {
+            const rotated = await api('POST', endpoint(e, '/rotate-secret'), {});
+            replace(created, secretOnce('New signing secret', rotated.secret));
+            await load();
+          }),
+          confirmButton('Delete', 'Delete it?', async () => {
+            await api('DELETE', endpoint(e));
+            await load();
+          }))],
       ], endpoints.items, { empty: 'No endpoints.' }));
       replace(deliveries, table([
         ['Event', (d) => d.eventType],
@@ -104,6 +128,10 @@ export async function webhooksPage(ctx) {
         ['Last error', (d) => d.lastError || '—'],
         ['Created', (d) => when(d.createdAt)],
         ['Delivered', (d) => when(d.deliveredAt)],
+        ['', (d) => h('button', { type: 'button', onclick: () => act(async () => {
+          await api('POST', tenantPath(ctx.slug, `/webhooks/deliveries/${encodeURIComponent(d.id)}/resend`), {});
+          toast(`${d.eventType} queued again.`);
+        }) }, 'Resend')],
       ], sent.items, { empty: 'Nothing sent yet.' }));
     } catch (error) {
       replace(list, errorBox(error));
