@@ -41,6 +41,16 @@ struct Cli {
     #[arg(long, env = "SWITCHBOARD_CONFIG", global = true)]
     config: Option<PathBuf>,
 
+    /// Authenticate tenant commands with this API key instead of the login session (prefer
+    /// the environment variable: flags show up in `ps`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    api_key: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -336,6 +346,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // Tokens go only to the gateway that issued them.
     let session = stored.filter(|s| s.url == url);
     let mut context = Context::new(&url, store, session)?;
+    if let Some(key) = cli.api_key.as_deref().filter(|k| !k.is_empty()) {
+        context.use_api_key(key);
+    }
     let out = Printer { json: cli.json };
     match cli.command {
         Command::Signup(args) => {

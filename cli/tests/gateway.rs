@@ -91,6 +91,7 @@ async fn switchboard(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Opt
             .env_remove("SWITCHBOARD_URL")
             .env_remove("SWITCHBOARD_PASSWORD")
             .env_remove("SWITCHBOARD_TENANT")
+            .env_remove("SWITCHBOARD_API_KEY")
             .env_remove("SWITCHBOARD_PUBLIC_URL")
             .env_remove("SWITCHBOARD_SANDBOX_AUTH_TOKEN")
             .envs(env)
@@ -341,6 +342,7 @@ async fn signup_whoami_tenants_logout_and_login_against_the_real_gateway() {
 struct Standin {
     authorizations: Arc<Mutex<Vec<String>>>,
     bodies: Arc<Mutex<Vec<Value>>>,
+    idempotency_keys: Arc<Mutex<Vec<String>>>,
 }
 
 fn bearer(headers: &HeaderMap) -> String {
@@ -366,6 +368,13 @@ async fn numbers_post(
 ) -> Response {
     let auth = bearer(&headers);
     s.authorizations.lock().unwrap().push(auth.clone());
+    s.idempotency_keys.lock().unwrap().push(
+        headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    );
     if auth != "Bearer at-2" {
         return unauthorized();
     }
@@ -436,6 +445,10 @@ async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gatewa
         vec!["Bearer at-1".to_owned(), "Bearer at-2".to_owned()],
         "one attempt, one refresh, one retry"
     );
+    // The purchase carries an Idempotency-Key, the same on the retry after the refresh.
+    let keys = standin.idempotency_keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].len() >= 16 && keys[0] == keys[1], "{keys:?}");
     assert_eq!(
         *standin.bodies.lock().unwrap(),
         vec![json!({"refreshToken": "rt-1"}), json!({"areaCode": "555"})]
@@ -754,5 +767,69 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
             .contains("(plan free): calls 1/50, minutes 1/100"),
         "{}",
         run.stdout
+    );
+}
+
+/// `SWITCHBOARD_API_KEY` authenticates tenant commands without a login session (issue 18):
+/// against the real gateway, a key created by the owner lists the tenant's numbers; a wrong
+/// key is refused with the API's error.
+#[tokio::test]
+async fn an_api_key_from_the_environment_authenticates_without_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let url = start_gateway(home, &[]).await;
+    let http = reqwest::Client::new();
+    let signed: Value = http
+        .post(format!("{url}/api/v1/auth/signup"))
+        .json(&json!({"email": "keys@acme.io", "password": PASSWORD, "name": "Key Owner", "company": "Key Co"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = signed["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let slug = signed["tenant"]["slug"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{url}/api/v1/tenants/{slug}/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "cli", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    // No session file at all: the key alone.
+    assert!(session(home).is_none());
+    let run = switchboard(
+        home,
+        &["--url", &url, "--json", "numbers", "list"],
+        &[("SWITCHBOARD_API_KEY", &key), ("SWITCHBOARD_TENANT", &slug)],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let listed: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["items"], json!([]));
+    assert!(session(home).is_none(), "an API key is never stored");
+
+    let run = switchboard(
+        home,
+        &[
+            "--url", &url, "--json", "numbers", "list", "--tenant", &slug,
+        ],
+        &[("SWITCHBOARD_API_KEY", "sbk_not_a_real_key")],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("invalid_api_key") || run.stderr.contains("invalid_api_key"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
     );
 }
