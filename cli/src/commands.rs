@@ -382,6 +382,17 @@ impl Context {
     }
 }
 
+/// `/api/v1/tenants/{tenant}/{rest}`, the tenant escaped (`rest` is the client's own, with
+/// user-typed ids escaped by [`segment`]).
+pub fn tenant_path(tenant: &str, rest: &str) -> String {
+    format!("/api/v1/tenants/{}/{rest}", path_segment(tenant))
+}
+
+/// A user-typed id as one path segment.
+pub fn segment(value: &str) -> String {
+    path_segment(value)
+}
+
 fn numbers_path(tenant: &str) -> String {
     format!("/api/v1/tenants/{}/numbers", path_segment(tenant))
 }

@@ -833,3 +833,117 @@ async fn an_api_key_from_the_environment_authenticates_without_a_session() {
         run.stderr
     );
 }
+
+/// The webhook and campaign commands over the real gateway, authenticated with an admin API
+/// key: create (secret shown once), list, update, rotate, test, deliveries, resend, delete;
+/// campaigns list (every page).
+#[tokio::test]
+async fn webhook_and_campaign_commands_against_the_real_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let url = start_gateway(home, &[]).await;
+    let http = reqwest::Client::new();
+    let signed: Value = http
+        .post(format!("{url}/api/v1/auth/signup"))
+        .json(&json!({"email": "hooks@acme.io", "password": PASSWORD, "name": "Hook Owner", "company": "Hook Co"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = signed["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let slug = signed["tenant"]["slug"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{url}/api/v1/tenants/{slug}/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "ops", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let env = [
+        ("SWITCHBOARD_API_KEY", key.as_str()),
+        ("SWITCHBOARD_TENANT", slug.as_str()),
+    ];
+    let json_run = |args: Vec<String>| {
+        let env = env;
+        let url = url.clone();
+        async move {
+            let mut all = vec!["--url".to_owned(), url, "--json".to_owned()];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let run = switchboard(home, &refs, &env, None).await;
+            assert_eq!(
+                run.status,
+                Some(0),
+                "{all:?}\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+            serde_json::from_str::<Value>(run.stdout.trim()).unwrap_or(Value::Null)
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let endpoint = json_run(args(&[
+        "webhooks",
+        "create",
+        "--endpoint-url",
+        "https://hooks.example.com/in",
+        "--event",
+        "call.completed",
+    ]))
+    .await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"));
+    let listed = json_run(args(&["webhooks", "list"])).await;
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert!(listed["items"][0].get("secret").is_none());
+    let updated = json_run(args(&["webhooks", "update", &id, "--enabled", "false"])).await;
+    assert_eq!(updated["enabled"], false);
+    let updated = json_run(args(&[
+        "webhooks",
+        "update",
+        &id,
+        "--enabled",
+        "true",
+        "--event",
+        "*",
+    ]))
+    .await;
+    assert_eq!(updated["events"], json!(["*"]));
+    let rotated = json_run(args(&[
+        "webhooks",
+        "rotate-secret",
+        &id,
+        "--grace-hours",
+        "2",
+    ]))
+    .await;
+    assert_ne!(rotated["secret"], endpoint["secret"]);
+    assert!(rotated["previousSecretExpiresAt"].is_string());
+    let queued = json_run(args(&["webhooks", "test", &id])).await;
+    let message = queued["id"].as_str().unwrap().to_owned();
+    let deliveries = json_run(args(&["webhooks", "deliveries"])).await;
+    assert_eq!(deliveries["items"][0]["id"], message.as_str());
+    assert_eq!(deliveries["items"][0]["eventType"], "webhook.test");
+    let resent = json_run(args(&["webhooks", "resend", &message])).await;
+    assert_eq!(resent["id"], message.as_str());
+    json_run(args(&["webhooks", "delete", &id])).await;
+    assert_eq!(
+        json_run(args(&["webhooks", "list"])).await["items"],
+        json!([])
+    );
+
+    let campaigns = json_run(args(&["campaigns", "list"])).await;
+    assert_eq!(campaigns["items"], json!([]));
+    // Text output names the endpoint and never prints the API key.
+    let run = switchboard(home, &["--url", &url, "webhooks", "list"], &env, None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "(none)");
+    assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
+}
