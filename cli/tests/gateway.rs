@@ -870,7 +870,6 @@ async fn webhook_and_campaign_commands_against_the_real_gateway() {
         ("SWITCHBOARD_TENANT", slug.as_str()),
     ];
     let json_run = |args: Vec<String>| {
-        let env = env;
         let url = url.clone();
         async move {
             let mut all = vec!["--url".to_owned(), url, "--json".to_owned()];
