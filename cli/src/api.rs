@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
+use switchboard_crds::idempotency::KEY_HEADER;
 
 /// How long one API request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,10 +149,26 @@ impl ApiClient {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
+        self.request_with_key(method, path, token, body, None).await
+    }
+
+    /// [`ApiClient::request`] with an `Idempotency-Key` (for creating `POST`s): sent again
+    /// with the same key, the request is answered from the first one, never done twice.
+    pub async fn request_with_key(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(KEY_HEADER, key);
         }
         if let Some(body) = body {
             request = request.json(body);

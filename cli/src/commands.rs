@@ -77,7 +77,12 @@ pub struct Context {
     api: ApiClient,
     store: SessionStore,
     session: Option<Session>,
+    api_key: Option<String>,
 }
+
+/// How often a creating request is sent (with the same `Idempotency-Key`) when the gateway
+/// cannot be reached or the first attempt is still running there.
+const CREATE_ATTEMPTS: u32 = 3;
 
 impl Context {
     /// A context for the gateway at `url`.
@@ -90,7 +95,15 @@ impl Context {
             api: ApiClient::new(url)?,
             store,
             session,
+            api_key: None,
         })
+    }
+
+    /// Authenticates every tenant command with a customer API key (`SWITCHBOARD_API_KEY`)
+    /// instead of the stored session; an API key belongs to one tenant, so the tenant comes
+    /// from `--tenant`/`SWITCHBOARD_TENANT` (or the session).
+    pub fn use_api_key(&mut self, key: &str) {
+        self.api_key = Some(key.to_owned());
     }
 
     /// The stored session, if any.
@@ -204,20 +217,65 @@ impl Context {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, CommandError> {
+        self.authed_with_key(method, path, body, None).await
+    }
+
+    async fn authed_with_key(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Result<Value, CommandError> {
+        if let Some(api_key) = &self.api_key {
+            // An API key is not refreshed: a 401 means it is invalid or revoked.
+            return Ok(self
+                .api
+                .request_with_key(method, path, Some(api_key), body, key)
+                .await?);
+        }
         let session = self.session.clone().ok_or(CommandError::NotLoggedIn)?;
         let first = self
             .api
-            .request(method.clone(), path, Some(&session.access_token), body)
+            .request_with_key(method.clone(), path, Some(&session.access_token), body, key)
             .await;
         match first {
             Err(ApiError::Api { status: 401, .. }) => {
                 let renewed = self.refresh(session).await?;
                 Ok(self
                     .api
-                    .request(method, path, Some(&renewed.access_token), body)
+                    .request_with_key(method, path, Some(&renewed.access_token), body, key)
                     .await?)
             }
             other => Ok(other?),
+        }
+    }
+
+    /// A creating `POST` with a fresh `Idempotency-Key`, sent again with the same key when
+    /// the gateway cannot be reached or still runs the first attempt (409
+    /// `idempotency_key_in_progress`): a retry never creates (or buys) twice.
+    pub async fn create(&mut self, path: &str, body: &Value) -> Result<Value, CommandError> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .authed_with_key(Method::POST, path, Some(body), Some(&key))
+                .await;
+            let retry_after = match &result {
+                Err(CommandError::Api(ApiError::Transport { .. })) => 1,
+                Err(CommandError::Api(ApiError::Api {
+                    status: 409,
+                    code,
+                    retry_after,
+                    ..
+                })) if code == "idempotency_key_in_progress" => retry_after.unwrap_or(1),
+                _ => return result,
+            };
+            if attempt >= CREATE_ATTEMPTS {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(retry_after.min(10))).await;
         }
     }
 
@@ -288,8 +346,7 @@ impl Context {
             Some(code) => json!({"areaCode": code}),
             None => json!({}),
         };
-        self.authed(Method::POST, &numbers_path(tenant), Some(&body))
-            .await
+        self.create(&numbers_path(tenant), &body).await
     }
 
     /// `GET /api/v1/tenants/{tenant}/numbers`.
@@ -323,6 +380,17 @@ impl Context {
         let path = format!("/api/v1/tenants/{}/usage", path_segment(tenant));
         self.authed(Method::GET, &path, None).await
     }
+}
+
+/// `/api/v1/tenants/{tenant}/{rest}`, the tenant escaped (`rest` is the client's own, with
+/// user-typed ids escaped by [`segment`]).
+pub fn tenant_path(tenant: &str, rest: &str) -> String {
+    format!("/api/v1/tenants/{}/{rest}", path_segment(tenant))
+}
+
+/// A user-typed id as one path segment.
+pub fn segment(value: &str) -> String {
+    path_segment(value)
 }
 
 fn numbers_path(tenant: &str) -> String {

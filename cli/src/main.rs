@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_cli::call::{self, CallError, CallOptions, CallReport, TranscriptLine};
-use switchboard_cli::commands::{CommandError, Context, list_items};
+use switchboard_cli::commands::{CommandError, Context, list_items, segment, tenant_path};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
 use switchboard_cli::webhook::{WebhookError, WebhookTarget};
@@ -41,6 +42,16 @@ struct Cli {
     #[arg(long, env = "SWITCHBOARD_CONFIG", global = true)]
     config: Option<PathBuf>,
 
+    /// Authenticate tenant commands with this API key instead of the login session (prefer
+    /// the environment variable: flags show up in `ps`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    api_key: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +75,12 @@ enum Command {
     /// Call records of a tenant.
     #[command(subcommand)]
     Calls(CallsCommand),
+    /// Campaigns of a tenant.
+    #[command(subcommand)]
+    Campaigns(CampaignsCommand),
+    /// Customer webhook endpoints of a tenant and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// This month's usage of a tenant against its plan's limits.
     Usage {
         /// Tenant [default: the session's].
@@ -153,6 +170,85 @@ enum NumbersCommand {
         /// Tenant [default: the session's].
         #[arg(long, env = "SWITCHBOARD_TENANT")]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct TenantArg {
+    /// Tenant [default: the session's].
+    #[arg(long, env = "SWITCHBOARD_TENANT")]
+    tenant: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CampaignsCommand {
+    /// List the tenant's campaigns (every page).
+    List(TenantArg),
+}
+
+#[derive(Subcommand, Debug)]
+enum WebhooksCommand {
+    /// List the endpoints.
+    List(TenantArg),
+    /// Register an endpoint; prints its signing secret once.
+    Create {
+        /// Endpoint URL (`--url` is the gateway's).
+        #[arg(long)]
+        endpoint_url: String,
+        /// Event type to subscribe to (repeat; all when absent).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Change an endpoint's URL, events or enabled state.
+    Update {
+        /// Endpoint id.
+        id: String,
+        /// New endpoint URL.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// New event types (repeat).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Enable (true) or disable (false) deliveries.
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// A new signing secret (printed once); the old one signs too for the grace period.
+    RotateSecret {
+        /// Endpoint id.
+        id: String,
+        /// Hours the old secret keeps signing (default 24, at most 168; 0 ends it at once).
+        #[arg(long)]
+        grace_hours: Option<u32>,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Send a `webhook.test` message to an endpoint.
+    Test {
+        /// Endpoint id.
+        id: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Recent deliveries (one page).
+    Deliveries(TenantArg),
+    /// Deliver a message again, with its message id.
+    Resend {
+        /// Message id (from `webhooks deliveries`).
+        id: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Remove an endpoint.
+    Delete {
+        /// Endpoint id.
+        id: String,
+        #[command(flatten)]
+        tenant: TenantArg,
     },
 }
 
@@ -336,6 +432,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // Tokens go only to the gateway that issued them.
     let session = stored.filter(|s| s.url == url);
     let mut context = Context::new(&url, store, session)?;
+    if let Some(key) = cli.api_key.as_deref().filter(|k| !k.is_empty()) {
+        context.use_api_key(key);
+    }
     let out = Printer { json: cli.json };
     match cli.command {
         Command::Signup(args) => {
@@ -414,6 +513,35 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let calls = context.calls(&tenant, limit).await?;
             out.value(&calls, || calls_text(&calls, &tenant));
         }
+        Command::Campaigns(CampaignsCommand::List(t)) => {
+            let tenant = context.tenant(t.tenant.as_deref())?;
+            let mut items = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let path = match &cursor {
+                    Some(c) => tenant_path(&tenant, &format!("campaigns?cursor={}", segment(c))),
+                    None => tenant_path(&tenant, "campaigns"),
+                };
+                let page = context.authed(Method::GET, &path, None).await?;
+                items.extend(list_items(&page));
+                match page["nextCursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let all = json!({"items": items, "nextCursor": null});
+            out.value(&all, || {
+                lines(&items, |c| {
+                    format!(
+                        "{}\t{}\t{}",
+                        c["name"].as_str().unwrap_or("?"),
+                        c["phase"].as_str().unwrap_or("?"),
+                        c["fromNumber"].as_str().unwrap_or("")
+                    )
+                })
+            });
+        }
+        Command::Webhooks(command) => webhooks(command, &mut context, &out).await?,
         Command::Usage { tenant } => {
             let tenant = context.tenant(tenant.as_deref())?;
             let usage = context.usage(&tenant).await?;
@@ -422,6 +550,163 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Call(args) => return place_call(&args, &url, &out, &mut context).await,
     }
     Ok(Outcome::Done)
+}
+
+/// One line per item, or `(none)`.
+fn lines(items: &[Value], line: impl Fn(&Value) -> String) -> String {
+    if items.is_empty() {
+        return "(none)".to_owned();
+    }
+    items.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
+fn endpoint_text(endpoint: &Value) -> String {
+    let mut text = format!(
+        "{}\t{}\t{}\t{}",
+        endpoint["id"].as_str().unwrap_or("?"),
+        endpoint["url"].as_str().unwrap_or("?"),
+        endpoint["events"]
+            .as_array()
+            .map(|e| e
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","))
+            .unwrap_or_default(),
+        if endpoint["enabled"] == false {
+            "disabled"
+        } else {
+            "enabled"
+        },
+    );
+    if let Some(secret) = endpoint["secret"].as_str() {
+        text.push_str(&format!("\nsigning secret (shown once): {secret}"));
+    }
+    if let Some(until) = endpoint["previousSecretExpiresAt"].as_str() {
+        text.push_str(&format!("\nthe previous secret signs too until {until}"));
+    }
+    text
+}
+
+async fn webhooks(
+    command: WebhooksCommand,
+    context: &mut Context,
+    out: &Printer,
+) -> anyhow::Result<()> {
+    let path = |context: &Context, tenant: &TenantArg, rest: &str| {
+        context
+            .tenant(tenant.tenant.as_deref())
+            .map(|t| tenant_path(&t, rest))
+    };
+    match command {
+        WebhooksCommand::List(t) => {
+            let answer = context
+                .authed(Method::GET, &path(context, &t, "webhooks?limit=200")?, None)
+                .await?;
+            out.value(&answer, || lines(&list_items(&answer), endpoint_text));
+        }
+        WebhooksCommand::Create {
+            endpoint_url,
+            events,
+            tenant,
+        } => {
+            let mut body = json!({"url": endpoint_url});
+            if !events.is_empty() {
+                body["events"] = json!(events);
+            }
+            let answer = context
+                .create(&path(context, &tenant, "webhooks")?, &body)
+                .await?;
+            out.value(&answer, || endpoint_text(&answer));
+        }
+        WebhooksCommand::Update {
+            id,
+            endpoint_url,
+            events,
+            enabled,
+            tenant,
+        } => {
+            let mut body = json!({});
+            if let Some(url) = endpoint_url {
+                body["url"] = json!(url);
+            }
+            if !events.is_empty() {
+                body["events"] = json!(events);
+            }
+            if let Some(enabled) = enabled {
+                body["enabled"] = json!(enabled);
+            }
+            let rest = format!("webhooks/{}", segment(&id));
+            let answer = context
+                .authed(Method::PATCH, &path(context, &tenant, &rest)?, Some(&body))
+                .await?;
+            out.value(&answer, || endpoint_text(&answer));
+        }
+        WebhooksCommand::RotateSecret {
+            id,
+            grace_hours,
+            tenant,
+        } => {
+            let body = match grace_hours {
+                Some(hours) => json!({"gracePeriodHours": hours}),
+                None => json!({}),
+            };
+            let rest = format!("webhooks/{}/rotate-secret", segment(&id));
+            let answer = context
+                .authed(Method::POST, &path(context, &tenant, &rest)?, Some(&body))
+                .await?;
+            out.value(&answer, || endpoint_text(&answer));
+        }
+        WebhooksCommand::Test { id, tenant } => {
+            let rest = format!("webhooks/{}/test", segment(&id));
+            let answer = context
+                .authed(Method::POST, &path(context, &tenant, &rest)?, None)
+                .await?;
+            out.value(&answer, || {
+                format!(
+                    "Queued test message {}.",
+                    answer["id"].as_str().unwrap_or("?")
+                )
+            });
+        }
+        WebhooksCommand::Deliveries(t) => {
+            let answer = context
+                .authed(
+                    Method::GET,
+                    &path(context, &t, "webhooks/deliveries")?,
+                    None,
+                )
+                .await?;
+            out.value(&answer, || {
+                lines(&list_items(&answer), |d| {
+                    format!(
+                        "{}\t{}\t{}\t{} attempt(s)",
+                        d["id"].as_str().unwrap_or("?"),
+                        d["eventType"].as_str().unwrap_or("?"),
+                        d["status"].as_str().unwrap_or("?"),
+                        d["attempts"].as_i64().unwrap_or(0)
+                    )
+                })
+            });
+        }
+        WebhooksCommand::Resend { id, tenant } => {
+            let rest = format!("webhooks/deliveries/{}/resend", segment(&id));
+            let answer = context
+                .authed(Method::POST, &path(context, &tenant, &rest)?, None)
+                .await?;
+            out.value(&answer, || format!("Message {id} will be delivered again."));
+        }
+        WebhooksCommand::Delete { id, tenant } => {
+            let rest = format!("webhooks/{}", segment(&id));
+            context
+                .authed(Method::DELETE, &path(context, &tenant, &rest)?, None)
+                .await?;
+            out.value(&json!({"deleted": id}), || {
+                format!("Endpoint {id} removed.")
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn place_call(

@@ -91,6 +91,7 @@ async fn switchboard(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Opt
             .env_remove("SWITCHBOARD_URL")
             .env_remove("SWITCHBOARD_PASSWORD")
             .env_remove("SWITCHBOARD_TENANT")
+            .env_remove("SWITCHBOARD_API_KEY")
             .env_remove("SWITCHBOARD_PUBLIC_URL")
             .env_remove("SWITCHBOARD_SANDBOX_AUTH_TOKEN")
             .envs(env)
@@ -341,6 +342,7 @@ async fn signup_whoami_tenants_logout_and_login_against_the_real_gateway() {
 struct Standin {
     authorizations: Arc<Mutex<Vec<String>>>,
     bodies: Arc<Mutex<Vec<Value>>>,
+    idempotency_keys: Arc<Mutex<Vec<String>>>,
 }
 
 fn bearer(headers: &HeaderMap) -> String {
@@ -366,6 +368,13 @@ async fn numbers_post(
 ) -> Response {
     let auth = bearer(&headers);
     s.authorizations.lock().unwrap().push(auth.clone());
+    s.idempotency_keys.lock().unwrap().push(
+        headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    );
     if auth != "Bearer at-2" {
         return unauthorized();
     }
@@ -436,6 +445,10 @@ async fn numbers_refresh_an_expired_token_once_and_tokens_stay_with_their_gatewa
         vec!["Bearer at-1".to_owned(), "Bearer at-2".to_owned()],
         "one attempt, one refresh, one retry"
     );
+    // The purchase carries an Idempotency-Key, the same on the retry after the refresh.
+    let keys = standin.idempotency_keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].len() >= 16 && keys[0] == keys[1], "{keys:?}");
     assert_eq!(
         *standin.bodies.lock().unwrap(),
         vec![json!({"refreshToken": "rt-1"}), json!({"areaCode": "555"})]
@@ -755,4 +768,181 @@ async fn a_simulated_call_passes_the_real_webhook_signature_check_and_media_prox
         "{}",
         run.stdout
     );
+}
+
+/// `SWITCHBOARD_API_KEY` authenticates tenant commands without a login session (issue 18):
+/// against the real gateway, a key created by the owner lists the tenant's numbers; a wrong
+/// key is refused with the API's error.
+#[tokio::test]
+async fn an_api_key_from_the_environment_authenticates_without_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let url = start_gateway(home, &[]).await;
+    let http = reqwest::Client::new();
+    let signed: Value = http
+        .post(format!("{url}/api/v1/auth/signup"))
+        .json(&json!({"email": "keys@acme.io", "password": PASSWORD, "name": "Key Owner", "company": "Key Co"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = signed["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let slug = signed["tenant"]["slug"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{url}/api/v1/tenants/{slug}/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "cli", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    // No session file at all: the key alone.
+    assert!(session(home).is_none());
+    let run = switchboard(
+        home,
+        &["--url", &url, "--json", "numbers", "list"],
+        &[("SWITCHBOARD_API_KEY", &key), ("SWITCHBOARD_TENANT", &slug)],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let listed: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["items"], json!([]));
+    assert!(session(home).is_none(), "an API key is never stored");
+
+    let run = switchboard(
+        home,
+        &[
+            "--url", &url, "--json", "numbers", "list", "--tenant", &slug,
+        ],
+        &[("SWITCHBOARD_API_KEY", "sbk_not_a_real_key")],
+        None,
+    )
+    .await;
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("invalid_api_key") || run.stderr.contains("invalid_api_key"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// The webhook and campaign commands over the real gateway, authenticated with an admin API
+/// key: create (secret shown once), list, update, rotate, test, deliveries, resend, delete;
+/// campaigns list (every page).
+#[tokio::test]
+async fn webhook_and_campaign_commands_against_the_real_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let url = start_gateway(home, &[]).await;
+    let http = reqwest::Client::new();
+    let signed: Value = http
+        .post(format!("{url}/api/v1/auth/signup"))
+        .json(&json!({"email": "hooks@acme.io", "password": PASSWORD, "name": "Hook Owner", "company": "Hook Co"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = signed["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let slug = signed["tenant"]["slug"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{url}/api/v1/tenants/{slug}/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "ops", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let env = [
+        ("SWITCHBOARD_API_KEY", key.as_str()),
+        ("SWITCHBOARD_TENANT", slug.as_str()),
+    ];
+    let json_run = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let mut all = vec!["--url".to_owned(), url, "--json".to_owned()];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let run = switchboard(home, &refs, &env, None).await;
+            assert_eq!(
+                run.status,
+                Some(0),
+                "{all:?}\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+            serde_json::from_str::<Value>(run.stdout.trim()).unwrap_or(Value::Null)
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let endpoint = json_run(args(&[
+        "webhooks",
+        "create",
+        "--endpoint-url",
+        "https://hooks.example.com/in",
+        "--event",
+        "call.completed",
+    ]))
+    .await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"));
+    let listed = json_run(args(&["webhooks", "list"])).await;
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert!(listed["items"][0].get("secret").is_none());
+    let updated = json_run(args(&["webhooks", "update", &id, "--enabled", "false"])).await;
+    assert_eq!(updated["enabled"], false);
+    let updated = json_run(args(&[
+        "webhooks",
+        "update",
+        &id,
+        "--enabled",
+        "true",
+        "--event",
+        "*",
+    ]))
+    .await;
+    assert_eq!(updated["events"], json!(["*"]));
+    let rotated = json_run(args(&[
+        "webhooks",
+        "rotate-secret",
+        &id,
+        "--grace-hours",
+        "2",
+    ]))
+    .await;
+    assert_ne!(rotated["secret"], endpoint["secret"]);
+    assert!(rotated["previousSecretExpiresAt"].is_string());
+    let queued = json_run(args(&["webhooks", "test", &id])).await;
+    let message = queued["id"].as_str().unwrap().to_owned();
+    let deliveries = json_run(args(&["webhooks", "deliveries"])).await;
+    assert_eq!(deliveries["items"][0]["id"], message.as_str());
+    assert_eq!(deliveries["items"][0]["eventType"], "webhook.test");
+    let resent = json_run(args(&["webhooks", "resend", &message])).await;
+    assert_eq!(resent["id"], message.as_str());
+    json_run(args(&["webhooks", "delete", &id])).await;
+    assert_eq!(
+        json_run(args(&["webhooks", "list"])).await["items"],
+        json!([])
+    );
+
+    let campaigns = json_run(args(&["campaigns", "list"])).await;
+    assert_eq!(campaigns["items"], json!([]));
+    // Text output names the endpoint and never prints the API key.
+    let run = switchboard(home, &["--url", &url, "webhooks", "list"], &env, None).await;
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "(none)");
+    assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
 }
