@@ -512,6 +512,19 @@ pub async fn claim_media_stream(
     Ok(result.rows_affected() == 1)
 }
 
+/// Deletes the media stream claims made before `before` (Unix ms) of every tenant the
+/// transaction sees (a system transaction: all); returns how many.
+pub async fn delete_media_stream_claims_before(
+    conn: &mut AnyConnection,
+    before: i64,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM media_stream_claims WHERE claimed_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(result.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
