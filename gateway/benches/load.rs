@@ -137,9 +137,9 @@ async fn credentials(
         .await?
         .json()
         .await?;
-    let access = login["access_token"]
+    let access = login["accessToken"]
         .as_str()
-        .or_else(|| login["tokens"]["access_token"].as_str())
+        .or_else(|| login["tokens"]["accessToken"].as_str())
         .ok_or_else(|| anyhow::anyhow!("login failed: {login}"))?;
     let key: Value = client
         .post(format!("http://{addr}/api/v1/tenants/{slug}/api-keys"))
@@ -211,7 +211,7 @@ async fn one_request(
         && match kind {
             Kind::Cdr => text.contains("\"stored\":1"),
             Kind::Voice => text.contains("<Connect>"),
-            Kind::Read => text.contains("\"calls\""),
+            Kind::Read => text.contains("\"items\""),
         };
     if ok {
         Ok(())

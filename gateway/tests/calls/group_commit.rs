@@ -113,6 +113,40 @@ async fn concurrent_calls_and_cdrs_are_written_together_exactly_once() {
             11
         );
 
+        // The credential is now cached; rotating it retires the old password at once.
+        let rotated = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/cdr-credentials", tenant.slug),
+                Some(&tenant.access),
+                None,
+            )
+            .await;
+        assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+        let new_auth = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!(
+                "{}:{}",
+                rotated.body["username"].as_str().unwrap(),
+                rotated.body["password"].as_str().unwrap()
+            ),
+        );
+        for (auth, expected) in [
+            (&auth, StatusCode::UNAUTHORIZED),
+            (&new_auth, StatusCode::OK),
+        ] {
+            let reply = app
+                .raw(
+                    axum::http::Request::post(format!("/api/v1/webhooks/cdr/{}", tenant.slug))
+                        .header("content-type", "application/json")
+                        .header("authorization", format!("Basic {auth}"))
+                        .body(axum::body::Body::from(record(99).to_string()))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(reply.status, expected, "{}: {}", app.backend, reply.text);
+        }
+
         // Ten new calls at once with room for five (free plan: 50 a month): exactly five are
         // connected, and the counter stops at the limit.
         let late: Vec<String> = (0..10).map(|i| format!("CAlate{i:028}")).collect();
