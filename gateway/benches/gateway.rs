@@ -179,7 +179,7 @@ async fn main() {
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let signup = post(&client, format!("{base}/api/v1/auth/signup"),
         json!({"email": email, "password": "benchmark passphrase 1", "name": "Bench", "company": "Bench Co"}), None).await;
-    let access = signup["tokens"]["access_token"]
+    let access = signup["tokens"]["accessToken"]
         .as_str()
         .expect("token")
         .to_owned();

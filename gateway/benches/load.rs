@@ -137,9 +137,9 @@ async fn credentials(
         .await?
         .json()
         .await?;
-    let access = login["access_token"]
+    let access = login["accessToken"]
         .as_str()
-        .or_else(|| login["tokens"]["access_token"].as_str())
+        .or_else(|| login["tokens"]["accessToken"].as_str())
         .ok_or_else(|| anyhow::anyhow!("login failed: {login}"))?;
     let key: Value = client
         .post(format!("http://{addr}/api/v1/tenants/{slug}/api-keys"))
@@ -211,7 +211,7 @@ async fn one_request(
         && match kind {
             Kind::Cdr => text.contains("\"stored\":1"),
             Kind::Voice => text.contains("<Connect>"),
-            Kind::Read => text.contains("\"calls\""),
+            Kind::Read => text.contains("\"items\""),
         };
     if ok {
         Ok(())
@@ -231,6 +231,7 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
     let (state, addr, server) = start(url, pool).await?;
     let (tenant_id, slug) = enterprise_tenant(&state, addr, NUMBER, "twilio").await?;
     let api_key = credentials(&state, addr, &tenant_id, &slug).await?;
+    let load_before = load_average();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -301,6 +302,7 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    let load_after = load_average();
     let ready = reqwest::get(format!("http://{addr}/readyz"))
         .await?
         .status();
@@ -335,6 +337,9 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         total.cancelled,
     );
+    // The machine may be shared: the 1-minute load average before and after the run says how
+    // much else was running.
+    println!("  load average (1 min): {load_before} before, {load_after} after");
     for kind in KINDS {
         let k = kind as usize;
         let mut latencies = std::mem::take(&mut total.latencies[k]);
@@ -365,6 +370,14 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
         println!("  first error: {error}");
     }
     Ok(())
+}
+
+/// The 1-minute load average (Linux; "?" elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 #[tokio::main]

@@ -131,6 +131,16 @@ pub struct Config {
     )]
     pub rate_limit_cdr_auth_failures_per_minute: u32,
 
+    /// Seconds a tenant's CDR credential (user name and password hash) is kept in memory
+    /// after it was read, so a PBX posting record after record is not checked against the
+    /// database each time; a rotation on this replica takes effect at once. 0: no cache.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CDR_CREDENTIAL_CACHE_SECS",
+        default_value_t = 5
+    )]
+    pub cdr_credential_cache_secs: u64,
+
     /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
     #[arg(long, env = "SWITCHBOARD_TRUST_FORWARDED_FOR", default_value_t = false, action = ArgAction::Set)]
     pub trust_forwarded_for: bool,
@@ -267,6 +277,7 @@ impl std::fmt::Debug for Config {
                 "rate_limit_cdr_auth_failures_per_minute",
                 &self.rate_limit_cdr_auth_failures_per_minute,
             )
+            .field("cdr_credential_cache_secs", &self.cdr_credential_cache_secs)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("access_token_ttl_seconds", &self.access_token_ttl_seconds)

@@ -9,6 +9,8 @@ use switchboard_carriers::signatures::TelnyxPublicKey;
 use switchboard_crds::PlanOverrides;
 use switchboard_crds::plan::OverridesError;
 
+use crate::calls::cdr::credentials::CdrCredentials;
+use crate::calls::writer::CallWriter;
 use crate::carrier_accounts::{CarrierAccounts, PlatformAccounts};
 use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
@@ -22,7 +24,7 @@ use crate::metrics::{BusinessMetrics, HttpMetrics};
 use crate::numbers::NumberTable;
 use crate::ratelimit::{FailureThrottle, LimitClass, Quotas, RateLimitError, RateLimiter};
 use crate::runtime_credential::RuntimeCredentials;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use crate::tokens::TokenService;
 use crate::usage::meter::ApiMeter;
 
@@ -45,6 +47,10 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Failed CDR basic-auth attempts per tenant (see [`FailureThrottle`]).
     pub cdr_auth: Arc<FailureThrottle>,
+    /// The tenants' CDR credentials, held for a few seconds (see [`CdrCredentials`]).
+    pub cdr_credentials: Arc<CdrCredentials>,
+    /// Group commit of new call records (see [`CallWriter`]).
+    pub call_writer: CallWriter,
     /// Prometheus registry served on `/metrics`.
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
@@ -81,6 +87,10 @@ pub struct AppState {
     /// where the operator buys them).
     pub sandbox: Option<switchboard_carriers::SandboxCarrier>,
 }
+
+/// Writer tasks of the group commit on Postgres: one batch is assembled and sent while the
+/// previous one commits. (SQLite has one writer at a time, so one task.)
+const POSTGRES_WRITER_LANES: usize = 2;
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -163,8 +173,19 @@ impl AppState {
             &call_token_key(voice.call_token_secret.as_deref(), &secrets.jwt_secret),
             voice.call_token_ttl_seconds,
         );
-        let media_gate = MediaGate::new(voice.max_concurrent_calls.max(1));
         let plan_limits = Arc::new(PlanOverrides::parse(voice.plan_limits.as_deref())?);
+        let cdr_credentials = Arc::new(CdrCredentials::new(Duration::from_secs(
+            config.cdr_credential_cache_secs,
+        )));
+        let call_writer = CallWriter::spawn(
+            store.clone(),
+            plan_limits.clone(),
+            match store.backend() {
+                Backend::Postgres => POSTGRES_WRITER_LANES,
+                Backend::Sqlite => 1,
+            },
+        );
+        let media_gate = MediaGate::new(voice.max_concurrent_calls.max(1));
         let internal_token = voice.internal_token.clone().filter(|t| !t.is_empty());
         let runtime_credentials = RuntimeCredentials::new(
             voice.runtime_credential_secret.as_deref(),
@@ -188,6 +209,8 @@ impl AppState {
                 limiter.clone(),
                 LimitClass::CdrAuthFailure,
             )),
+            cdr_credentials,
+            call_writer,
             limiter,
             registry,
             http_metrics,

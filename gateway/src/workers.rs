@@ -8,6 +8,7 @@
 //! | business metrics | refreshes the gauges that come from the database | always |
 //! | API meter | writes counted API-key requests every second, and once more on stop | always |
 //! | idempotency keys | deletes `Idempotency-Key` answers older than 24 hours | always |
+//! | media claims | deletes one-stream-per-token claims whose call token expired | every 10 min |
 //! | provider keys | retries `provider-keys` Secrets that could not be written yet | Kubernetes |
 //! | Tenant sync | watches Tenant CRs: adopts kubectl/GitOps tenants, mirrors specs, owners | Kubernetes |
 //! | dialer | places campaign calls | `SWITCHBOARD_DIALER=true` |
@@ -61,6 +62,7 @@ pub fn start(state: &AppState) -> Workers {
         .spawn(Duration::from_millis(voice.outbox_poll_ms)),
         spawn_gauges(state),
         crate::idempotency::spawn_pruner(state.store.clone()),
+        spawn_claim_pruner(state),
     ];
     // Kubernetes mode only (`None` otherwise).
     tasks.extend(spawn_projection_retries(state, RetryTiming::default()));
@@ -88,6 +90,22 @@ pub fn spawn_api_meter_flusher(state: &AppState) -> Flusher {
         state.store.clone(),
         state.plan_limits.clone(),
     )
+}
+
+fn spawn_claim_pruner(state: &AppState) -> JoinHandle<()> {
+    let store = state.store.clone();
+    let ttl = state.config.voice.call_token_ttl_seconds;
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(crate::media::claims::PRUNE_EVERY);
+        loop {
+            ticker.tick().await;
+            match crate::media::claims::prune_expired(&store, ttl, crate::store::now_ms()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "pruned expired media stream claims"),
+                Err(error) => tracing::warn!(%error, "cannot prune media stream claims"),
+            }
+        }
+    })
 }
 
 fn spawn_gauges(state: &AppState) -> JoinHandle<()> {

@@ -3,13 +3,12 @@
 //! call and handed a short-lived call token for its media stream; an answered campaign call
 //! gets the token of the call the dialer recorded with its attempt.
 
+use super::CallError;
+use super::writer::{InboundCall, InboundRecord, Refusal};
 use crate::state::AppState;
-use crate::store::calls::{self, CallRow};
+use crate::store::calls;
 use crate::store::numbers::NumberRow;
-use crate::store::{Scope, new_id, now_ms, tenants};
-use crate::usage::{self, Admission};
-
-use super::{CallError, CallStatus};
+use crate::store::{Scope, now_ms, tenants};
 
 /// What to tell the carrier about a new inbound call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +36,9 @@ pub const UNKNOWN_NUMBER_MESSAGE: &str =
     "We are sorry, the number you have dialled is not in service. Goodbye.";
 
 /// Decides a new inbound call on a verified webhook: refusal, or a recorded, counted call
-/// with a call token. Retries of the same carrier call get the same call id.
+/// with a call token. Retries of the same carrier call get the same call id. The admission
+/// and the record are written by the group-commit writer ([`crate::calls::writer`]) with the
+/// other calls of the moment; the answer comes once they are committed.
 pub async fn admit_inbound(
     state: &AppState,
     number: &NumberRow,
@@ -49,57 +50,45 @@ pub async fn admit_inbound(
     if state.drain.is_draining() {
         return Err(CallError::Draining);
     }
-    let Some(tenant) = tenants::load(&state.store, &number.tenant_id).await? else {
-        return Ok(InboundDecision::Refuse(UNKNOWN_NUMBER_MESSAGE));
+    let record = state
+        .call_writer
+        .record_inbound(InboundCall {
+            tenant_id: number.tenant_id.clone(),
+            carrier: carrier.to_owned(),
+            carrier_call_id: carrier_call_id.to_owned(),
+            from: from.map(str::to_owned),
+            to: to.to_owned(),
+        })
+        .await?;
+    let (call_id, slug) = match record {
+        InboundRecord::Refused(Refusal::UnknownTenant) => {
+            return Ok(InboundDecision::Refuse(UNKNOWN_NUMBER_MESSAGE));
+        }
+        InboundRecord::Refused(Refusal::Suspended) => {
+            return Ok(InboundDecision::Refuse(SUSPENDED_MESSAGE));
+        }
+        InboundRecord::Refused(Refusal::OverLimit) => {
+            tracing::info!(tenant_id = %number.tenant_id, "call refused: monthly limit reached");
+            return Ok(InboundDecision::Refuse(OVER_LIMIT_MESSAGE));
+        }
+        InboundRecord::Recorded { call_id, slug, new } => {
+            if new {
+                state
+                    .metrics
+                    .tenant_calls
+                    .with_label_values(&[slug.as_str()])
+                    .inc();
+            }
+            (call_id, slug)
+        }
     };
-    if tenant.suspended.0 {
-        return Ok(InboundDecision::Refuse(SUSPENDED_MESSAGE));
-    }
-    let event_id = format!("call:{carrier}:{carrier_call_id}");
-    if usage::admit_call(
-        &state.store,
-        &state.plan_limits,
-        &tenant.id,
-        &tenant.plan,
-        &event_id,
-    )
-    .await?
-        == Admission::OverLimit
-    {
-        tracing::info!(tenant = %tenant.slug, "call refused: monthly limit reached");
-        return Ok(InboundDecision::Refuse(OVER_LIMIT_MESSAGE));
-    }
-    let now = now_ms();
-    let fresh = CallRow {
-        id: new_id(),
-        tenant_id: tenant.id.clone(),
-        carrier: carrier.to_owned(),
-        carrier_call_id: Some(carrier_call_id.to_owned()),
-        direction: "inbound".to_owned(),
-        from_number: from.map(str::to_owned),
-        to_number: Some(to.to_owned()),
-        status: CallStatus::Ringing.as_str().to_owned(),
-        started_at: now,
-        source: "carrier".to_owned(),
-        updated_at: now,
-        ..CallRow::default()
-    };
-    let mut tx = state.store.write(&Scope::tenant(&tenant.id)).await?;
-    let stored = calls::insert_or_get(&mut tx, &fresh).await?;
-    tx.commit().await?;
-    if stored.id == fresh.id {
+    let token =
         state
-            .metrics
-            .tenant_calls
-            .with_label_values(&[tenant.slug.as_str()])
-            .inc();
-    }
-    let token = state
-        .call_tokens
-        .issue(&tenant.id, &tenant.slug, &stored.id, carrier, now / 1000);
+            .call_tokens
+            .issue(&number.tenant_id, &slug, &call_id, carrier, now_ms() / 1000);
     Ok(InboundDecision::Connect {
-        call_id: stored.id,
-        slug: tenant.slug,
+        call_id,
+        slug,
         token,
     })
 }

@@ -10,11 +10,14 @@
 //!   `call.completed`.
 //! * [`transfer`] — redirects a live call through the carrier that carries it.
 //! * [`cdr`] — call detail records from a tenant's PBX.
+//! * [`writer`] — group commit: new call records (admitted inbound calls, CDRs) of concurrent
+//!   requests written in one transaction, each request answered once it committed.
 
 pub mod admission;
 pub mod cdr;
 pub mod lifecycle;
 pub mod transfer;
+pub mod writer;
 
 pub use crate::store::calls::CallStatus;
 

@@ -363,6 +363,8 @@ pub async fn rotate_cdr_credential(
     )
     .await?;
     tx.commit().await?;
+    // The old password stops working here at once (other replicas: within the cache's TTL).
+    state.cdr_credentials.forget_tenant(&access.tenant.id);
     Ok((
         StatusCode::CREATED,
         Json(CdrCredentialView {

@@ -7,8 +7,18 @@
 //! `axum::serve` does, with a Tokio timer and `header_read_timeout`; request bodies get an
 //! idle timeout in the router ([`crate::http::app`]). Graceful shutdown works as in
 //! `axum::serve`: stop accepting, ask every connection to finish its requests, wait for them.
+//!
+//! HTTP/2 (h2c, prior knowledge) has no header-read timeout in hyper. Two settings stand in
+//! for it: a connection must complete its first request's headers within
+//! `header_read_timeout` (else it is closed, as HTTP/1.1's would be), and afterwards hyper
+//! pings every `header_read_timeout` and closes a connection whose peer does not answer
+//! within as long. What stays open is a peer that answers pings and trickles new streams'
+//! headers: bounded per connection by hyper's defaults (200 concurrent streams, 16 KiB of
+//! header list each), like an idle HTTP/1.1 keep-alive connection.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -54,8 +64,12 @@ where
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        // Set once the connection's first request has arrived (its headers complete).
+        let first_request = Arc::new(AtomicBool::new(false));
+        let arrived = first_request.clone();
         let service = TowerToHyperService::new(router.map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                arrived.store(true, Ordering::Relaxed);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.map(axum::body::Body::new)
             },
@@ -68,15 +82,35 @@ where
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout);
-            builder.http2().enable_connect_protocol();
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(header_read_timeout)
+                .keep_alive_timeout(header_read_timeout)
+                .enable_connect_protocol();
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
+            // HTTP/2's stand-in for the header-read timeout (HTTP/1.1 has hyper's own): no
+            // first request within the timeout, no connection.
+            let no_first_request = async {
+                tokio::time::sleep(header_read_timeout).await;
+                if first_request.load(Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
+            };
             let result = tokio::select! {
                 result = connection.as_mut() => result,
                 // `Err` once the server drops the sender: shutting down.
                 _ = signal_rx.changed() => {
                     connection.as_mut().graceful_shutdown();
                     connection.as_mut().await
+                }
+                () = no_first_request => {
+                    connection.as_mut().graceful_shutdown();
+                    // A peer that does not even read the GOAWAY is dropped.
+                    tokio::time::timeout(header_read_timeout, connection.as_mut())
+                        .await
+                        .unwrap_or(Ok(()))
                 }
             };
             if let Err(error) = result {

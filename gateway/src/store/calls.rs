@@ -51,6 +51,97 @@ pub struct CallRow {
 const COLUMNS: &str = "id, tenant_id, carrier, carrier_call_id, direction, from_number, to_number, status, outcome, \
     started_at, answered_at, ended_at, duration_seconds, turns, campaign, contact, source, updated_at";
 
+/// Most rows in one multi-row statement (18 parameters a row: 4,608 parameters, below both
+/// backends' limits).
+pub const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+/// Splits `n` rows into statement sizes that are powers of two (at most
+/// [`MAX_ROWS_PER_STATEMENT`]), largest first: a handful of distinct statements, so each
+/// connection's prepared-statement cache keeps them all instead of preparing one per batch size.
+pub fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    while n > 0 {
+        let size = if n >= MAX_ROWS_PER_STATEMENT {
+            MAX_ROWS_PER_STATEMENT
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        sizes.push(size);
+        n -= size;
+    }
+    sizes
+}
+
+/// `($1, $2, …), (…)` for `rows` rows of `columns` placeholders.
+pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * columns + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Inserts call rows (each with a carrier call id) in multi-row statements, skipping those
+/// whose `(tenant, carrier, carrier call id)` is stored already or repeated earlier in `rows`;
+/// returns the `(carrier, carrier call id)` of the rows inserted now (their ids are the rows').
+/// The group-commit writer's insert ([`crate::calls::writer`]).
+pub async fn insert_new(
+    conn: &mut AnyConnection,
+    rows: &[&CallRow],
+) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+    let mut inserted = std::collections::HashSet::new();
+    let mut rest = rows;
+    for size in chunk_sizes(rows.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let sql = format!(
+            "INSERT INTO calls (id, tenant_id, carrier, carrier_call_id, direction, from_number, to_number, status, outcome, \
+             started_at, answered_at, ended_at, duration_seconds, turns, campaign, contact, source, updated_at) \
+             VALUES {} ON CONFLICT DO NOTHING RETURNING carrier, carrier_call_id",
+            values_placeholders(size, 18)
+        );
+        let mut query = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+        for row in chunk {
+            query = query
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.carrier)
+                .bind(&row.carrier_call_id)
+                .bind(&row.direction)
+                .bind(&row.from_number)
+                .bind(&row.to_number)
+                .bind(&row.status)
+                .bind(&row.outcome)
+                .bind(row.started_at)
+                .bind(row.answered_at)
+                .bind(row.ended_at)
+                .bind(row.duration_seconds)
+                .bind(row.turns)
+                .bind(&row.campaign)
+                .bind(&row.contact)
+                .bind(&row.source)
+                .bind(row.updated_at);
+        }
+        for (carrier, carrier_call_id) in query.fetch_all(&mut *conn).await? {
+            if let Some(carrier_call_id) = carrier_call_id {
+                inserted.insert((carrier, carrier_call_id));
+            }
+        }
+    }
+    Ok(inserted)
+}
+
 /// Inserts a call unless the carrier id is known; returns the stored record either way.
 pub async fn insert_or_get(conn: &mut AnyConnection, row: &CallRow) -> Result<CallRow, StoreError> {
     sqlx::query(
@@ -510,6 +601,19 @@ pub async fn claim_media_stream(
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Deletes the media stream claims made before `before` (Unix ms) of every tenant the
+/// transaction sees (a system transaction: all); returns how many.
+pub async fn delete_media_stream_claims_before(
+    conn: &mut AnyConnection,
+    before: i64,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM media_stream_claims WHERE claimed_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(result.rows_affected())
 }
 
 #[cfg(test)]

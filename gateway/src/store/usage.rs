@@ -168,24 +168,85 @@ pub async fn increment_within(
     guards: &[(Metric, i64)],
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
+    increment_within_by(conn, tenant_id, period, metric, 1, guards, now).await
+}
+
+/// Adds `amount` (≥ 1) to `metric` only if afterwards `metric` stays within its own guard and
+/// every other guarded column is below its limit, in one atomic statement: what `amount`
+/// separate [`increment_within`] calls would all admit. `None` when that is not so (the
+/// caller then admits one at a time).
+pub async fn increment_within_by(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    period: &str,
+    metric: Metric,
+    amount: i64,
+    guards: &[(Metric, i64)],
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
     ensure_row(&mut *conn, tenant_id, period, now).await?;
+    let amount = amount.max(1);
     let column = metric.column();
     let mut sql = format!(
-        "UPDATE usage_counters SET {column} = {column} + 1, updated_at = $1 \
-         WHERE tenant_id = $2 AND period = $3"
+        "UPDATE usage_counters SET {column} = {column} + $1, updated_at = $2 \
+         WHERE tenant_id = $3 AND period = $4"
     );
     for (i, (guard, _)) in guards.iter().enumerate() {
-        sql.push_str(&format!(" AND {} < ${}", guard.column(), i + 4));
+        sql.push_str(&format!(" AND {} < ${}", guard.column(), i + 5));
     }
     sql.push_str(&format!(" RETURNING {column}"));
     let mut query = sqlx::query_scalar(&sql)
+        .bind(amount)
         .bind(now)
         .bind(tenant_id)
         .bind(period);
-    for (_, limit) in guards {
-        query = query.bind(*limit);
+    for (guard, limit) in guards {
+        // `column + amount <= limit` for the counted metric itself, as `column < limit - amount + 1`.
+        let bound = if *guard == metric {
+            limit.saturating_sub(amount - 1)
+        } else {
+            *limit
+        };
+        query = query.bind(bound);
     }
     Ok(query.fetch_optional(conn).await?)
+}
+
+/// Claims many metered events of one tenant in multi-row statements (the group-commit
+/// writer's [`claim_event`]); returns the ids claimed now (not claimed before, not repeated
+/// earlier in `event_ids`).
+pub async fn claim_events(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    event_ids: &[&str],
+    period: &str,
+    metric: Metric,
+    amount: i64,
+    now: i64,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut claimed = std::collections::HashSet::new();
+    let mut rest = event_ids;
+    for size in super::calls::chunk_sizes(event_ids.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let sql = format!(
+            "INSERT INTO usage_events (tenant_id, id, period, metric, amount, created_at) \
+             VALUES {} ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id",
+            super::calls::values_placeholders(size, 6)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for id in chunk {
+            query = query
+                .bind(tenant_id)
+                .bind(*id)
+                .bind(period)
+                .bind(metric.column())
+                .bind(amount)
+                .bind(now);
+        }
+        claimed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(claimed)
 }
 
 /// The month's usage (zeros when nothing was recorded).

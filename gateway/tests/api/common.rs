@@ -153,6 +153,28 @@ pub async fn postgres_app(admin_url: &str, options: &Options) -> TestApp {
     .await
 }
 
+/// A Postgres app (fresh schema, as [`postgres_app`]) that reaches the server through `via`
+/// (a TCP forwarder a test can cut) instead of the server's own address.
+pub async fn postgres_app_via(
+    admin_url: &str,
+    options: &Options,
+    via: std::net::SocketAddr,
+) -> TestApp {
+    let (url, schema) = fresh_schema(admin_url, "gw", APP_ROLE).await;
+    // postgres://user@host:port/db?… → postgres://user@via/db?…
+    let (head, rest) = url.split_once('@').unwrap();
+    let path = &rest[rest.find('/').unwrap()..];
+    let url = format!("{head}@{via}{path}");
+    build(
+        "postgres",
+        &url,
+        options,
+        Some((admin_url.to_owned(), schema)),
+        None,
+    )
+    .await
+}
+
 /// SQLite always; Postgres too when `DATABASE_URL` is a Postgres URL. Says which ran.
 pub async fn apps(test: &str, options: Options) -> Vec<TestApp> {
     let mut apps = vec![sqlite_app(&options).await];

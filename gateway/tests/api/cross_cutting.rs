@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::common::{Options, apps};
+use crate::common::{Options, apps, postgres_app_via, sqlite_app};
 
 #[tokio::test]
 async fn per_ip_and_login_rate_limits_answer_429() {
@@ -234,4 +234,143 @@ async fn readyz_fails_when_the_database_is_gone() {
         );
         app.finish().await;
     }
+}
+
+/// A TCP forwarder to the Postgres server that can be cut (every forwarded connection closed,
+/// new ones hung up on at once) and restored: the database as the gateway sees it when the
+/// network or the server goes away and comes back.
+struct Cable {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Cable {
+    async fn to(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, links2) = (up.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: hung up on
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links2.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            up,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Cable {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Issue 15: `/readyz` answers 503 while the store cannot take writes and 200 again once it
+/// can, without a restart. SQLite: another process holds the write lock longer than the
+/// probe's timeout. Postgres: the connection to the server is cut (open connections die, new
+/// ones are hung up on), then restored.
+#[tokio::test]
+async fn readyz_follows_the_store_down_and_up_again() {
+    use sqlx::Connection;
+    // SQLite: a second connection (another process, as far as SQLite knows) takes the write lock.
+    let app = sqlite_app(&Options::default()).await;
+    assert_eq!(
+        app.call(Method::GET, "/readyz", None, None).await.status,
+        StatusCode::OK
+    );
+    let mut other = sqlx::AnyConnection::connect(&app.state.config.database_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut other, "BEGIN IMMEDIATE")
+        .await
+        .unwrap();
+    let locked = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sqlite locked: {}",
+        locked.text
+    );
+    // `/healthz` (liveness) is not the store's business.
+    assert_eq!(
+        app.call(Method::GET, "/healthz", None, None).await.status,
+        StatusCode::OK
+    );
+    sqlx::Executor::execute(&mut other, "COMMIT").await.unwrap();
+    other.close().await.unwrap();
+    let ready = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "sqlite unlocked: {}",
+        ready.text
+    );
+    app.finish().await;
+    println!("readyz_follows_the_store_down_and_up_again: sqlite ran");
+
+    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+        println!(
+            "readyz_follows_the_store_down_and_up_again: DATABASE_URL unset, Postgres did NOT run"
+        );
+        return;
+    };
+    let server = admin_url
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let cable = Cable::to(server).await;
+    let app = postgres_app_via(&admin_url, &Options::default(), cable.addr).await;
+    assert_eq!(
+        app.call(Method::GET, "/readyz", None, None).await.status,
+        StatusCode::OK
+    );
+    cable.cut();
+    let down = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "postgres cut: {}",
+        down.text
+    );
+    cable.restore();
+    let ready = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "postgres restored: {}",
+        ready.text
+    );
+    app.finish().await;
+    println!("readyz_follows_the_store_down_and_up_again: postgres ran");
 }

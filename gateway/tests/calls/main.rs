@@ -8,6 +8,7 @@ mod harness;
 mod billing;
 mod bounds;
 mod calls;
+mod group_commit;
 mod limits;
 mod media;
 mod outbox;

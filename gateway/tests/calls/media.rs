@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::harness::sqlite_app;
+use switchboard_gateway::media::claims::{CLOCK_MARGIN, prune_expired};
+use switchboard_gateway::store::{Scope, calls};
+
+use crate::harness::{apps, sqlite_app};
 
 /// A runtime that echoes every text frame; counts the connections it accepted.
 async fn echo_runtime() -> (String, Arc<AtomicUsize>) {
@@ -240,4 +243,52 @@ async fn a_call_token_opens_one_media_stream() {
     assert_eq!(close_code(&mut later).await, Some(1008));
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one stream per token");
     app.finish().await;
+}
+
+/// Issue 15 (migration 0015's table): claims whose call token has expired are deleted by the
+/// pruning worker's pass, across tenants; claims whose token may still be used are kept, so a
+/// replay within the token's lifetime is still refused. Both backends (RLS: the pass runs in a
+/// system transaction and sees every tenant's claims).
+#[tokio::test]
+async fn expired_media_stream_claims_are_pruned() {
+    for app in apps("expired_media_stream_claims_are_pruned", &[]).await {
+        let store = &app.state.store;
+        let ttl = 600i64;
+        let now = chrono::Utc::now().timestamp_millis();
+        let margin = CLOCK_MARGIN.as_millis() as i64;
+        let expired_at = now - ttl * 1000 - margin - 1_000;
+        let live_at = now - ttl * 1000 - margin + 60_000;
+        let a = app.signup("claims-a@example.com", "Claims A").await;
+        let b = app.signup("claims-b@example.com", "Claims B").await;
+        let claim = |tenant: String, call: &'static str, at: i64| async move {
+            let mut tx = store.write(&Scope::tenant(&tenant)).await.unwrap();
+            let claimed = calls::claim_media_stream(&mut tx, &tenant, call, at)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            claimed
+        };
+        assert!(claim(a.id.clone(), "old-a", expired_at).await);
+        assert!(claim(b.id.clone(), "old-b", expired_at).await);
+        assert!(claim(a.id.clone(), "live-a", live_at).await);
+        assert!(claim(b.id.clone(), "now-b", now).await);
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM media_stream_claims").await,
+            4
+        );
+
+        let deleted = prune_expired(store, ttl, now).await.unwrap();
+        println!("{}: pruned {deleted}", app.backend);
+        assert_eq!(deleted, 2, "{}", app.backend);
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM media_stream_claims").await,
+            2
+        );
+        // Claims of tokens that may still be used still refuse a second stream.
+        assert!(!claim(a.id.clone(), "live-a", now).await);
+        assert!(!claim(b.id.clone(), "now-b", now).await);
+        // A second pass finds nothing more.
+        assert_eq!(prune_expired(store, ttl, now).await.unwrap(), 0);
+        app.finish().await;
+    }
 }

@@ -70,6 +70,19 @@ async fn half_sent_headers_and_stalled_bodies_are_cut_off() {
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
+    // HTTP/2 (h2c with prior knowledge): the preface, empty SETTINGS, then a HEADERS frame
+    // that announces 100 bytes and sends 3, then silence: closed after about a second too.
+    let mut slow_h2 = TcpStream::connect(addr).await.unwrap();
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    h2.extend_from_slice(&[0, 0, 100, 1, 4, 0, 0, 0, 1, 0x82, 0x86, 0x84]);
+    slow_h2.write_all(&h2).await.unwrap();
+    let (_, waited) = read_until_closed(&mut slow_h2, Duration::from_secs(10)).await;
+    assert!(
+        waited < Duration::from_secs(5),
+        "half-sent HTTP/2 headers held for {waited:?}"
+    );
+
     // A prompt client is unaffected.
     let mut prompt = TcpStream::connect(addr).await.unwrap();
     prompt

@@ -15,9 +15,11 @@ use switchboard_crds::phone_number::is_e164;
 use super::CallStatus;
 
 pub mod asterisk;
+pub mod credentials;
 use self::asterisk::AsteriskCdr;
-use crate::store::calls::{self, CallRow};
-use crate::store::{Scope, Store, StoreError, constant_time_eq, new_id, now_ms, token_hash};
+use super::writer::CallWriter;
+use crate::store::calls::CallRow;
+use crate::store::{StoreError, new_id, now_ms};
 
 /// One CDR.
 #[derive(Debug, Deserialize)]
@@ -298,42 +300,18 @@ fn rows(tenant_id: &str, body: CdrBody, now: i64) -> Result<Vec<CallRow>, CdrErr
     }
 }
 
-/// Checks `user`/`password` against the tenant's CDR credential, then checks every record and
-/// stores them in one transaction (all of a batch or nothing).
-///
-/// The credential is read in a read transaction: a wrong password never takes SQLite's write
-/// lock, so guessing cannot stall the rightful PBX (issue 15).
+/// Checks every record of a body for the tenant `tenant_id` (whose credential the caller
+/// verified, see [`credentials::CdrCredentials`]) and stores them through the group-commit
+/// writer: all of a body or nothing, answered once committed.
 pub async fn ingest(
-    store: &Store,
+    writer: &CallWriter,
     tenant_id: &str,
-    user: &str,
-    password: &str,
     body: CdrBody,
 ) -> Result<CdrReply, CdrError> {
-    let mut tx = store.read(&Scope::tenant(tenant_id)).await?;
-    let credential = calls::cdr_credential(&mut tx, tenant_id).await?;
-    tx.commit().await?;
-    let (want_user, want_hash) = credential.ok_or(CdrError::Unauthorized)?;
-    let user_ok = constant_time_eq(user, &want_user);
-    let password_ok = constant_time_eq(&token_hash(password), &want_hash);
-    if !(user_ok & password_ok) {
-        return Err(CdrError::Unauthorized);
-    }
-    let now = now_ms();
-    let rows = rows(tenant_id, body, now)?;
-    let mut reply = CdrReply {
-        stored: 0,
-        duplicates: 0,
-    };
-    let mut tx = store.write(&Scope::tenant(tenant_id)).await?;
-    for row in rows {
-        let stored = calls::insert_or_get(&mut tx, &row).await?;
-        if stored.id == row.id {
-            reply.stored += 1;
-        } else {
-            reply.duplicates += 1;
-        }
-    }
-    tx.commit().await?;
-    Ok(reply)
+    let rows = rows(tenant_id, body, now_ms())?;
+    let stored = writer.store_cdrs(tenant_id, rows).await?;
+    Ok(CdrReply {
+        stored: stored.stored,
+        duplicates: stored.duplicates,
+    })
 }

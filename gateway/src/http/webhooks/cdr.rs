@@ -13,7 +13,6 @@ use base64::Engine;
 use crate::calls::cdr::{self, CdrBody, CdrError, CdrReply};
 use crate::http::errors::{ApiError, ApiJson};
 use crate::state::AppState;
-use crate::store::tenants;
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -45,10 +44,11 @@ pub async fn ingest(
     let result = async {
         let (user, password) = basic(&headers).ok_or(CdrError::Unauthorized)?;
         // Unknown tenants and bad passwords look the same to the caller.
-        let tenant = tenants::load_by_key(&state.store, &key)
-            .await?
-            .ok_or(CdrError::Unauthorized)?;
-        cdr::ingest(&state.store, &tenant.id, &user, &password, body).await
+        let tenant_id = state
+            .cdr_credentials
+            .verify(&state.store, &key, &user, &password)
+            .await?;
+        cdr::ingest(&state.call_writer, &tenant_id, body).await
     }
     .await;
     match result {
