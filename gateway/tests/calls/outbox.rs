@@ -154,8 +154,17 @@ async fn pending_deliveries_survive_a_restart_and_are_signed() {
         let payload: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(payload["type"], "call.completed");
         assert_eq!(payload["data"]["durationSeconds"], 30);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(restarted.count("SELECT COUNT(*) FROM webhook_outbox WHERE status = 'delivered' AND attempts = 2").await, 1);
+        // The worker records the attempt after the receiver answered: wait for that write
+        // (polling, not a fixed sleep, which lost the race under a loaded CI machine).
+        let mut recorded = 0;
+        for _ in 0..100 {
+            recorded = restarted.count("SELECT COUNT(*) FROM webhook_outbox WHERE status = 'delivered' AND attempts = 2").await;
+            if recorded == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(recorded, 1);
         let log = restarted
             .json(
                 Method::GET,
