@@ -89,6 +89,12 @@ enum Command {
     },
     /// Simulate a carrier calling a number: signed webhook, media stream, WAV in and out.
     Call(Box<CallArgs>),
+    /// Print a shell completion script (e.g. `switchboard completions bash >
+    /// /etc/bash_completion.d/switchboard`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -548,6 +554,15 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             out.value(&usage, || usage_text(&usage, &tenant));
         }
         Command::Call(args) => return place_call(&args, &url, &out, &mut context).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchboard",
+                &mut std::io::stdout(),
+            );
+        }
     }
     Ok(Outcome::Done)
 }

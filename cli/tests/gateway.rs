@@ -946,3 +946,18 @@ async fn webhook_and_campaign_commands_against_the_real_gateway() {
     assert_eq!(run.stdout.trim(), "(none)");
     assert!(!run.stdout.contains(&key) && !run.stderr.contains(&key));
 }
+
+/// `switchboard completions <shell>` prints a completion script naming the commands.
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = switchboard(dir.path(), &["completions", shell], &[], None).await;
+        assert_eq!(run.status, Some(0), "{shell}: {}", run.stderr);
+        for command in ["webhooks", "campaigns", "numbers"] {
+            assert!(run.stdout.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let run = switchboard(dir.path(), &["completions", "cmd"], &[], None).await;
+    assert_eq!(run.status, Some(2), "an unknown shell is bad usage");
+}
