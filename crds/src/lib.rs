@@ -32,6 +32,7 @@ pub mod naming;
 pub mod outbound;
 pub mod phone_number;
 pub mod plan;
+pub mod retention;
 pub mod schedule;
 pub mod tenant;
 pub mod turn_taking;

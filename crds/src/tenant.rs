@@ -126,6 +126,13 @@ pub const GATEWAY_FIELDS: [&str; 5] = [
     "carrier",
 ];
 
+/// Spec fields the gateway writes only on a platform operator's decision: `suspended`, set by a
+/// platform admin's suspend/resume and by a tenant deletion's grace period (issue 19). Like
+/// [`GATEWAY_FIELDS`] it is applied without force: when a manifest holds `spec.suspended`, the
+/// gateway refuses to suspend or resume (409 naming the field manager) and the manifest decides.
+/// Once the gateway holds it, every later write of the gateway carries it.
+pub const ADMIN_FIELDS: [&str; 1] = ["suspended"];
+
 /// Keys of the Secret a Tenant's `spec.carrier.credentialsSecretRef` names (the tenant's own
 /// carrier account): written by the gateway from a tenant's stored credential, read by the
 /// operator.

@@ -202,6 +202,10 @@ pub struct Config {
     #[command(flatten)]
     pub voice: crate::voice_config::VoiceConfig,
 
+    /// Retention, deletion grace period, platform admins (issue 19).
+    #[command(flatten)]
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
+
     /// SMTP relay for outgoing e-mail: `smtps://user:password@host:465` (TLS),
     /// `smtp://user:password@host:587?tls=required` (STARTTLS). Unset: the outbox folder.
     /// Its `Debug` masks the password.
@@ -284,6 +288,7 @@ impl std::fmt::Debug for Config {
             .field("session_ttl_seconds", &self.session_ttl_seconds)
             .field("mail_outbox", &self.mail_outbox)
             .field("voice", &self.voice)
+            .field("lifecycle", &self.lifecycle)
             .field("smtp_url", &self.smtp_url)
             .field("mail_from", &self.mail_from)
             .finish()

@@ -10,7 +10,9 @@
 //! `displayName`, `plan`, `agent`, `providerSecretRef` and `carrier`, and of those only the
 //! ones it already holds alone plus the one a write changes. A field another manager (kubectl,
 //! Argo CD, Flux) holds is never taken: changing it answers [`KubeError::OwnedElsewhere`] naming
-//! that manager. `suspended`, `runtime`, `limits` and `owners` belong to the manifest.
+//! that manager. `runtime`, `limits` and `owners` belong to the manifest; `suspended`
+//! (`ADMIN_FIELDS`) is written only for a platform admin's suspension or a deletion's grace
+//! period, and only when no manifest holds it.
 //!
 //! The gateway applies to a Tenant only if it is linked to the gateway tenant being written:
 //! created by the gateway (annotation [`TENANT_ID_ANNOTATION`] names that tenant) or adopted from
@@ -25,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
-use switchboard_crds::tenant::{CONDITION_READY, GATEWAY_FIELDS, Tenant};
+use switchboard_crds::tenant::{ADMIN_FIELDS, CONDITION_READY, GATEWAY_FIELDS, Tenant};
 use switchboard_crds::{API_GROUP, API_VERSION, TENANT_LABEL};
 
 use crate::store::credentials::CredentialRow;
@@ -72,12 +74,13 @@ pub fn desired_tenant(
     fields: &BTreeSet<&str>,
 ) -> Result<Value, serde_json::Error> {
     let mut spec = serde_json::Map::new();
-    for field in GATEWAY_FIELDS {
+    for field in GATEWAY_FIELDS.into_iter().chain(ADMIN_FIELDS) {
         if !fields.contains(field) {
             continue;
         }
         let value = match field {
             "displayName" => json!(tenant.name),
+            "suspended" => json!(tenant.suspended.0),
             "plan" => json!(tenant.plan),
             "agent" => serde_json::from_str(&tenant.agent)?,
             "carrier" => serde_json::from_str(&tenant.carrier)?,
@@ -176,7 +179,12 @@ pub fn plan_tenant_write(
             && tenant.activated_at.is_some()
             && tenant.detached_at.is_none();
         return Ok(if due {
-            TenantWrite::Apply(GATEWAY_FIELDS.into_iter().collect())
+            let mut fields: BTreeSet<&'static str> = GATEWAY_FIELDS.into_iter().collect();
+            // A CR made for a suspended tenant (a platform admin's suspension) starts suspended.
+            if tenant.suspended.0 {
+                fields.extend(ADMIN_FIELDS);
+            }
+            TenantWrite::Apply(fields)
         } else {
             TenantWrite::Skip
         });
@@ -194,6 +202,7 @@ pub fn plan_tenant_write(
     };
     let mut fields: BTreeSet<&'static str> = GATEWAY_FIELDS
         .into_iter()
+        .chain(ADMIN_FIELDS)
         .filter(|f| {
             managers.get(*f).is_some_and(|m| m.contains(FIELD_MANAGER)) && others(f).is_none()
         })
@@ -637,6 +646,44 @@ mod tests {
         );
         let body = desired_tenant(&row, &["agent"].into_iter().collect()).unwrap();
         assert_eq!(body["spec"].as_object().unwrap().len(), 1, "{body}");
+    }
+
+    #[test]
+    fn suspension_is_written_only_when_the_manifest_does_not_hold_it() {
+        let mut row = tenant_row();
+        row.suspended = Flag(true);
+        let gateway_made = cr(Some(&row.id), "u-1", &[(FIELD_MANAGER, &["agent"])]);
+        let TenantWrite::Apply(fields) =
+            plan_tenant_write(&row, Some(&gateway_made), &["suspended"]).unwrap()
+        else {
+            panic!("expected an apply");
+        };
+        assert!(fields.contains("suspended") && fields.contains("agent"));
+        let body = desired_tenant(&row, &fields).unwrap();
+        assert_eq!(body["spec"]["suspended"], json!(true));
+        // Once held, a later write (an agent change) keeps sending it, so it is not dropped.
+        let held = cr(
+            Some(&row.id),
+            "u-1",
+            &[(FIELD_MANAGER, &["agent", "suspended"])],
+        );
+        let TenantWrite::Apply(fields) = plan_tenant_write(&row, Some(&held), &["agent"]).unwrap()
+        else {
+            panic!("expected an apply");
+        };
+        assert!(fields.contains("suspended"));
+        // A manifest holding `spec.suspended`: suspension is refused naming the manager.
+        let manifest = cr(
+            Some(&row.id),
+            "u-1",
+            &[(FIELD_MANAGER, &["agent"]), ("argocd-controller", &["suspended"])],
+        );
+        match plan_tenant_write(&row, Some(&manifest), &["suspended"]) {
+            Err(KubeError::OwnedElsewhere { field, manager, .. }) => {
+                assert_eq!((field.as_str(), manager.as_str()), ("suspended", "argocd-controller"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

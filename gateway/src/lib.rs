@@ -21,7 +21,8 @@
 //! * [`media`] — call tokens, the per-tenant stream gate, the proxy to tenants' runtimes;
 //! * [`provider_keys`] — tenants' provider keys projected into their namespaces;
 //! * [`kube`] — the Tenant CR and Secrets the gateway applies;
-//! * [`idempotency`] — the rules of `Idempotency-Key` on creating `POST`s.
+//! * [`idempotency`] — the rules of `Idempotency-Key` on creating `POST`s;
+//! * [`lifecycle`] — retention, tenant and account deletion, platform admins, re-encryption.
 //!
 //! **Foundations** — [`state`] (one named service per concern), [`config`] and
 //! [`voice_config`], [`store`] (the only place with SQL: Postgres with row-level security, or
@@ -41,6 +42,7 @@ pub mod drain;
 pub mod http;
 pub mod idempotency;
 pub mod kube;
+pub mod lifecycle;
 pub mod mailer;
 pub mod media;
 pub mod metrics;

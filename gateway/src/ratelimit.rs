@@ -134,6 +134,26 @@ impl RateLimiter {
         })
     }
 
+    /// Whether the shared counter answers: `None` for the in-memory limiter (no Redis),
+    /// `Some(Err(reason))` when Redis does not answer a `PING` (for the platform health view).
+    pub async fn ping(&self) -> Option<Result<(), String>> {
+        match &*self.backend {
+            Backend::Memory { .. } => None,
+            Backend::Redis { connection, .. } => {
+                let mut connection = connection.clone();
+                let command = redis::cmd("PING");
+                let ping = command.query_async::<String>(&mut connection);
+                Some(
+                    match tokio::time::timeout(std::time::Duration::from_secs(3), ping).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(error)) => Err(error.to_string()),
+                        Err(_) => Err("no answer within 3 s".to_owned()),
+                    },
+                )
+            }
+        }
+    }
+
     /// Counts one request of `class` for `key` and says whether it may proceed.
     pub async fn check(&self, class: LimitClass, key: &str) -> Decision {
         match &*self.backend {

@@ -13,6 +13,7 @@
 //! | Tenant sync | watches Tenant CRs: adopts kubectl/GitOps tenants, mirrors specs, owners | Kubernetes |
 //! | dialer | places campaign calls | `SWITCHBOARD_DIALER=true` |
 //! | Stripe meter | reports billed minutes to Stripe | `STRIPE_METER_EVENT_NAME` set |
+//! | data lifecycle | purges deleted tenants, enforces retention, re-encrypts secrets | `SWITCHBOARD_LIFECYCLE_WORKER` (default on) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,7 @@ pub fn start(state: &AppState) -> Workers {
                 .spawn(Duration::from_millis(voice.dialer_interval_ms.max(50))),
         );
     }
+    tasks.extend(crate::lifecycle::spawn(state));
     tasks.extend(crate::billing::meter::spawn(
         state.clone(),
         STRIPE_METER_EVERY,

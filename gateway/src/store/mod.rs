@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod dialer;
 pub mod idempotency;
 pub mod invitations;
+pub mod lifecycle;
 pub mod numbers;
 pub mod provider_keys;
 pub mod runtime_credentials;

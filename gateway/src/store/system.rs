@@ -27,3 +27,10 @@ pub async fn write(store: &Store) -> Result<Tx, StoreError> {
     let tx = store.write(&Scope::none()).await?;
     mark_system(store, tx).await
 }
+
+/// A write transaction scoped to one tenant that may also touch the platform's own rows
+/// (`platform_audit`): purging a tenant and recording that it was purged commit together.
+pub async fn write_for_tenant(store: &Store, tenant_id: &str) -> Result<Tx, StoreError> {
+    let tx = store.write(&Scope::tenant(tenant_id)).await?;
+    mark_system(store, tx).await
+}
