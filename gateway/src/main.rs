@@ -1,7 +1,8 @@
 //! `switchboard-gateway`: the public control plane.
 //!
 //! `switchboard-gateway` (or `serve`) runs the server; `switchboard-gateway migrate` applies
-//! the database migrations and exits; `switchboard-gateway standalone` runs the whole platform
+//! the database migrations and exits; `switchboard-gateway rekey` re-encrypts stored secrets
+//! under the current master key; `switchboard-gateway standalone` runs the whole platform
 //! on one host (SQLite, sandbox carrier, embedded runtime).
 
 use anyhow::Context;
@@ -34,6 +35,10 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Re-encrypt every stored secret under the current master key (`MASTER_ENCRYPTION_KEY`),
+    /// reading those sealed under a key of `MASTER_ENCRYPTION_PREVIOUS_KEYS`, and exit. The
+    /// gateway also does this at start and hourly; afterwards the former keys can be removed.
+    Rekey,
     /// Run the whole platform on this host: SQLite and generated secrets in ./.switchboard,
     /// the sandbox carrier and an embedded voice runtime (no Kubernetes).
     Standalone(switchboard_gateway::standalone::StandaloneArgs),
@@ -45,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format, "info");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
+        Command::Rekey => rekey(&cli.config).await,
         Command::Serve => serve(cli.config).await,
         Command::Standalone(args) => standalone(&args, cli.config).await,
     }
@@ -68,6 +74,31 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         .context("cannot connect to the database")?;
     store.migrate().await.context("migrations failed")?;
     tracing::info!(backend = ?store.backend(), "migrations applied");
+    Ok(())
+}
+
+async fn rekey(config: &Config) -> anyhow::Result<()> {
+    let secrets = config
+        .resolve_secrets()
+        .context("cannot read the master keys")?;
+    let keyring =
+        switchboard_gateway::crypto::Keyring::new(&secrets.master_key, &secrets.master_previous);
+    let store = Store::connect(&config.database_url, 1)
+        .await
+        .context("cannot connect to the database")?;
+    let done = switchboard_gateway::lifecycle::rekey::rekey_all(&store, &keyring)
+        .await
+        .context("re-encryption failed")?;
+    println!(
+        "re-encrypted under key {}: {} provider credentials, {} webhook secrets; {} unreadable (sealed under a key not configured)",
+        keyring.current_key_id(),
+        done.provider_credentials,
+        done.webhook_endpoints,
+        done.unreadable
+    );
+    if done.unreadable > 0 {
+        anyhow::bail!("some secrets are sealed under a master key that is not configured");
+    }
     Ok(())
 }
 

@@ -34,7 +34,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/me", get(me))
+        .route(
+            "/api/v1/auth/me",
+            get(me).delete(super::data_lifecycle::delete_me),
+        )
         .route("/api/v1/auth/verify-email", post(verify_email))
         .route(
             "/api/v1/auth/verify-email/resend",

@@ -115,6 +115,33 @@ impl ApiError {
     }
 }
 
+impl From<crate::lifecycle::LifecycleError> for ApiError {
+    fn from(error: crate::lifecycle::LifecycleError) -> Self {
+        use crate::lifecycle::LifecycleError as E;
+        let message = error.to_string();
+        match error {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::SoleOwner(_) => ApiError::conflict("sole_owner", message),
+            E::WrongPassword => ApiError::forbidden(message),
+            E::ManagedByManifest(_) => ApiError::conflict("tenant_managed_by_manifest", message),
+            E::PendingDeletion(_) => ApiError::conflict("tenant_pending_deletion", message),
+            E::NotPendingDeletion(_) => ApiError::conflict("tenant_not_pending_deletion", message),
+            E::Invalid { field, .. } => ApiError::invalid(&field, "invalid", message),
+            E::Kube(error) => {
+                let slug = match &error {
+                    crate::kube::KubeError::OwnedElsewhere { name, .. }
+                    | crate::kube::KubeError::Foreign { name } => name.clone(),
+                    _ => String::new(),
+                };
+                super::tenants::tenant_write_error(error, &slug)
+            }
+            E::Carrier(_) => ApiError::unavailable(message),
+            E::Store(error) => ApiError::internal(&error),
+            E::Archive(_) | E::Crypto(_) => ApiError::internal(&message),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         ApiError::internal(&error)

@@ -2,7 +2,8 @@
 //!
 //! * The public API under `/api/v1`, one module per resource: [`auth`], [`tenants`],
 //!   [`members`], [`api_keys`], [`credentials`], [`numbers`], [`campaigns`], [`calls`],
-//!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`] (plus [`openapi`]). It shares a
+//!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`], [`data_lifecycle`] (retention,
+//!   export, deletion) and [`admin`] (the platform admins) (plus [`openapi`]). It shares a
 //!   per-IP rate limit and a body limit.
 //! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
 //!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
@@ -17,6 +18,7 @@
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
 //! (`calls`, `campaigns`, `usage`, `billing`, …), which never speak HTTP.
 
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -28,6 +30,7 @@ pub mod context;
 pub mod credentials;
 pub mod csv_export;
 pub mod customer_webhooks;
+pub mod data_lifecycle;
 pub mod errors;
 pub mod idempotency;
 pub mod internal;
@@ -152,6 +155,8 @@ fn api_routes() -> Router<AppState> {
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(customer_webhooks::routes())
+        .merge(data_lifecycle::routes())
+        .merge(admin::routes())
 }
 
 /// Carrier, Stripe and PBX webhooks, the media WebSocket and the internal API.

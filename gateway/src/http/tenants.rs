@@ -26,7 +26,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants", routing::get(list))
         .route(
             "/api/v1/tenants/{tenant}",
-            routing::get(self::get).patch(patch),
+            routing::get(self::get)
+                .patch(patch)
+                .delete(super::data_lifecycle::delete_tenant),
         )
         .route(
             "/api/v1/tenants/{tenant}/runtime-credential/rotate",

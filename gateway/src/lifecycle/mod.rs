@@ -5,6 +5,7 @@
 //! * [`deletion`] — an owner deletes a tenant (suspended at once, purged after a grace
 //!   period, restorable until then; numbers released, the Tenant CR deleted), a person
 //!   deletes their account;
+//! * [`export`] — one `tar.gz` archive of everything of a tenant, or of a person's own data;
 //! * [`platform`] — the platform admins (`SWITCHBOARD_PLATFORM_ADMINS`): suspension, plan and
 //!   limit overrides, system health;
 //! * [`rekey`] — re-encryption of stored secrets under the current master key.
@@ -13,6 +14,7 @@
 //! retention and re-encrypts, every `SWITCHBOARD_LIFECYCLE_INTERVAL_SECONDS`.
 
 pub mod deletion;
+pub mod export;
 pub mod platform;
 pub mod rekey;
 pub mod retention;

@@ -513,3 +513,96 @@ pub async fn reseal(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Every call record of a tenant, oldest first (the export).
+pub async fn all_calls(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<super::calls::CallRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, carrier, carrier_call_id, direction, from_number, to_number, \
+         status, outcome, started_at, answered_at, ended_at, duration_seconds, turns, campaign, \
+         contact, source, updated_at FROM calls WHERE tenant_id = $1 ORDER BY started_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A transcript turn with its call.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TurnWithCall {
+    /// Call id.
+    pub call_id: String,
+    /// Position in the call.
+    pub idx: i64,
+    /// `caller` or `agent`.
+    pub role: String,
+    /// Text.
+    pub text: String,
+    /// Milliseconds from stream start.
+    pub offset_ms: i64,
+}
+
+/// Every transcript turn of a tenant (the export).
+pub async fn all_turns(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<TurnWithCall>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT call_id, idx, role, text, offset_ms FROM call_turns WHERE tenant_id = $1 \
+         ORDER BY call_id, idx",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A person's entries in the audit logs of every tenant, with the tenant (system read).
+pub async fn audit_by_actor(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<(String, super::audit::AuditRow)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        tenant_id: String,
+        #[sqlx(flatten)]
+        row: super::audit::AuditRow,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT tenant_id, id, actor_type, actor_id, action, target_type, target_id, ip, \
+         request_id, details, created_at FROM audit_log WHERE actor_id = $1 \
+         ORDER BY created_at, id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|j| (j.tenant_id, j.row)).collect())
+}
+
+/// A session of a person (the export): no token material.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Start (Unix ms).
+    pub created_at: i64,
+    /// End of validity (Unix ms).
+    pub expires_at: i64,
+    /// When revoked (Unix ms).
+    pub revoked_at: Option<i64>,
+}
+
+/// A person's sessions.
+pub async fn sessions_of(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, created_at, expires_at, revoked_at FROM sessions WHERE user_id = $1 \
+         ORDER BY created_at",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
