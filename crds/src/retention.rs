@@ -104,8 +104,11 @@ pub fn effective_retention(plan: Plan, settings: &RetentionSettings) -> Retentio
     let calls_days = pick(settings.calls_days, DEFAULT_RETENTION.calls_days);
     Retention {
         calls_days,
-        transcripts_days: pick(settings.transcripts_days, DEFAULT_RETENTION.transcripts_days)
-            .min(calls_days),
+        transcripts_days: pick(
+            settings.transcripts_days,
+            DEFAULT_RETENTION.transcripts_days,
+        )
+        .min(calls_days),
         audit_days: pick(settings.audit_days, DEFAULT_RETENTION.audit_days),
     }
 }
@@ -151,8 +154,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(zero.validate().unwrap_err().field, "auditDays");
-        let huge: Result<RetentionSettings, _> =
-            serde_json::from_str(r#"{"callsDays": 3651}"#);
+        let huge: Result<RetentionSettings, _> = serde_json::from_str(r#"{"callsDays": 3651}"#);
         assert_eq!(huge.unwrap().validate().unwrap_err().field, "callsDays");
         assert!(serde_json::from_str::<RetentionSettings>(r#"{"calls": 3}"#).is_err());
     }

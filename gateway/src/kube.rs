@@ -676,11 +676,17 @@ mod tests {
         let manifest = cr(
             Some(&row.id),
             "u-1",
-            &[(FIELD_MANAGER, &["agent"]), ("argocd-controller", &["suspended"])],
+            &[
+                (FIELD_MANAGER, &["agent"]),
+                ("argocd-controller", &["suspended"]),
+            ],
         );
         match plan_tenant_write(&row, Some(&manifest), &["suspended"]) {
             Err(KubeError::OwnedElsewhere { field, manager, .. }) => {
-                assert_eq!((field.as_str(), manager.as_str()), ("suspended", "argocd-controller"));
+                assert_eq!(
+                    (field.as_str(), manager.as_str()),
+                    ("suspended", "argocd-controller")
+                );
             }
             other => panic!("{other:?}"),
         }

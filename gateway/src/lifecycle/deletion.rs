@@ -75,7 +75,15 @@ pub async fn request(
         .saturating_mul(3_600_000);
     let purge_after = now.saturating_add(grace_ms);
     lifecycle::request_deletion(&mut tx, tenant_id, now, purge_after).await?;
-    audit_tenant(&mut tx, tenant_id, actor, "tenant.deletion_requested", json!({"purgeAfter": purge_after}), now).await?;
+    audit_tenant(
+        &mut tx,
+        tenant_id,
+        actor,
+        "tenant.deletion_requested",
+        json!({"purgeAfter": purge_after}),
+        now,
+    )
+    .await?;
     // The CR first: a refusal leaves nothing changed.
     tenant.suspended = Flag(true);
     state.kube.apply_tenant(&tenant, &["suspended"]).await?;
@@ -240,8 +248,7 @@ pub async fn delete_account(
         return Err(LifecycleError::SoleOwner(sole));
     }
     lifecycle::delete_account(&mut tx, user_id, &user.email).await?;
-    lifecycle::record_platform(&mut tx, "account.deleted", None, "user", &json!({}), now)
-        .await?;
+    lifecycle::record_platform(&mut tx, "account.deleted", None, "user", &json!({}), now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -150,7 +150,11 @@ pub async fn tenant_archive(
         ),
         ("audit.json", Value::Array(audit.iter().map(audit_json).collect())),
     ];
-    pack(files, json!({"kind": "tenant", "tenantId": tenant.id, "exportedAt": ms(now)})).await
+    pack(
+        files,
+        json!({"kind": "tenant", "tenantId": tenant.id, "exportedAt": ms(now)}),
+    )
+    .await
 }
 
 /// A person's own data, as `tar.gz` bytes.
@@ -209,11 +213,18 @@ pub async fn user_archive(
             ),
         ),
     ];
-    pack(files, json!({"kind": "account", "userId": user.id, "exportedAt": ms(now)})).await
+    pack(
+        files,
+        json!({"kind": "account", "userId": user.id, "exportedAt": ms(now)}),
+    )
+    .await
 }
 
 /// Writes `files` and a `manifest.json` (`about` plus the file list) into a `tar.gz`.
-async fn pack(files: Vec<(&'static str, Value)>, mut about: Value) -> Result<Vec<u8>, LifecycleError> {
+async fn pack(
+    files: Vec<(&'static str, Value)>,
+    mut about: Value,
+) -> Result<Vec<u8>, LifecycleError> {
     about["files"] = json!(files.iter().map(|(name, _)| *name).collect::<Vec<_>>());
     tokio::task::spawn_blocking(move || {
         let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));

@@ -74,9 +74,20 @@ pub async fn set_suspended(
         return Err(LifecycleError::PendingDeletion(tenant.slug));
     }
     lifecycle::set_admin_suspension(&mut tx, &tenant.id, suspended, now).await?;
-    let action = if suspended { "tenant.suspended" } else { "tenant.resumed" };
-    lifecycle::record_platform(&mut tx, action, Some(&tenant.id), "platform-admin", &json!({}), now)
-        .await?;
+    let action = if suspended {
+        "tenant.suspended"
+    } else {
+        "tenant.resumed"
+    };
+    lifecycle::record_platform(
+        &mut tx,
+        action,
+        Some(&tenant.id),
+        "platform-admin",
+        &json!({}),
+        now,
+    )
+    .await?;
     crate::store::audit::record(
         &mut tx,
         &crate::store::audit::AuditEvent {

@@ -36,7 +36,10 @@ fn aad(table: SealedTable, row: &SealedRow) -> String {
 /// Seals every secret under the current key of `keyring`.
 pub async fn rekey_all(store: &Store, keyring: &Keyring) -> Result<Rekeyed, LifecycleError> {
     let mut done = Rekeyed::default();
-    for table in [SealedTable::ProviderCredentials, SealedTable::WebhookEndpoints] {
+    for table in [
+        SealedTable::ProviderCredentials,
+        SealedTable::WebhookEndpoints,
+    ] {
         let mut after = String::new();
         loop {
             let mut tx = system::write(store).await?;
@@ -68,9 +71,7 @@ pub async fn rekey_all(store: &Store, keyring: &Keyring) -> Result<Rekeyed, Life
                     }
                 };
                 let fresh = keyring.seal(&plain, &aad)?;
-                if lifecycle::reseal(&mut tx, table, row, &fresh.key_id, &fresh.ciphertext)
-                    .await?
-                {
+                if lifecycle::reseal(&mut tx, table, row, &fresh.key_id, &fresh.ciphertext).await? {
                     match table {
                         SealedTable::ProviderCredentials => done.provider_credentials += 1,
                         SealedTable::WebhookEndpoints => done.webhook_endpoints += 1,

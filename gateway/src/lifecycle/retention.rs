@@ -40,7 +40,11 @@ fn view(plan: &str, settings: RetentionSettings) -> RetentionView {
 }
 
 /// The tenant's retention.
-pub async fn get(store: &Store, tenant_id: &str, plan: &str) -> Result<RetentionView, LifecycleError> {
+pub async fn get(
+    store: &Store,
+    tenant_id: &str,
+    plan: &str,
+) -> Result<RetentionView, LifecycleError> {
     let mut tx = store.read(&Scope::tenant(tenant_id)).await?;
     let row = lifecycle::get(&mut tx, tenant_id)
         .await?

@@ -139,13 +139,15 @@ pub async fn retention_page(
     after_id: &str,
     limit: i64,
 ) -> Result<Vec<(String, String, String)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, plan, retention FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
+    Ok(
+        sqlx::query_as(
+            "SELECT id, plan, retention FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?,
     )
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// What one retention pass removed for a tenant.

@@ -9,6 +9,7 @@ mod billing;
 mod bounds;
 mod calls;
 mod group_commit;
+mod lifecycle;
 mod limits;
 mod media;
 mod outbox;

@@ -270,6 +270,19 @@ impl TestApp {
         }
     }
 
+    /// A pool that sees every row (Postgres: the admin, past row-level security; SQLite: the
+    /// app's own pool, which must stay open).
+    pub async fn admin_pool(&self) -> sqlx::AnyPool {
+        match &self.admin {
+            Some((admin_url, schema)) => {
+                sqlx::AnyPool::connect(&postgres_url_as(admin_url, None, schema))
+                    .await
+                    .unwrap()
+            }
+            None => self.state.store.pool().clone(),
+        }
+    }
+
     /// Serves the app on 127.0.0.1:0 with the gateway's own server loop (and its header-read
     /// timeout from the configuration); returns the address.
     pub async fn serve(&self) -> SocketAddr {
