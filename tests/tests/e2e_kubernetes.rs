@@ -58,6 +58,8 @@ const PREFIX: &str = "customer-";
 const INTERNAL_TOKEN: &str = "e2e-internal-token-operator-only";
 const SANDBOX_TOKEN: &str = "e2e-sandbox-auth-token";
 const PASSWORD: &str = "correct horse battery staple";
+/// The platform admin (`SWITCHBOARD_PLATFORM_ADMINS`) of the suspension test.
+const PLATFORM_ADMIN: &str = "root@platform.e2e.test";
 const CALLER: &str = "+15551234567";
 const APP_ROLE: &str = "switchboard_e2e_kubernetes_app";
 /// The platform's public URL (behind its ingress): every gateway replica has it, so access
@@ -106,6 +108,8 @@ impl Gateway {
             "60",
             "--database-max-connections",
             "4",
+            "--platform-admins",
+            PLATFORM_ADMIN,
         ];
         let config = GatewayFlags::try_parse_from(flags).unwrap().config;
         let store = Store::connect(database_url, 4).await.unwrap();
@@ -865,6 +869,141 @@ async fn kubernetes_mode_signup_stack_number_call_events_and_drain() {
         }
         _ => println!(
             "e2e_kubernetes: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
+        ),
+    }
+}
+
+/// The runtime Deployment's replicas in `namespace` (`None` while it does not exist).
+async fn runtime_replicas(kube: &kube::Client, namespace: &str) -> Option<i32> {
+    let deployments: Api<Deployment> = Api::namespaced(kube.clone(), namespace);
+    deployments
+        .get_opt("voice-runtime")
+        .await
+        .ok()??
+        .spec?
+        .replicas
+}
+
+/// Issue 19: a platform admin's suspension reaches the Tenant (`spec.suspended`) and the
+/// operator scales the tenant's runtime to zero; resuming brings it back. (A manifest holding
+/// `spec.suspended` refuses the admin's write: `kube::tests::suspension_is_written_only_when_
+/// the_manifest_does_not_hold_it`; this in-memory API server does not return managedFields.)
+async fn admin_suspension_in_kubernetes(backend: &str, database_url: &str) {
+    println!("e2e_kubernetes admin suspension: running on {backend}");
+    let cluster = in_memory_api(Vec::new(), Vec::new(), WriteCounter::default()).await;
+    cluster.require_namespaces();
+    let kube = cluster.uncounted_client();
+    let simulator = simulate_cluster(
+        &cluster,
+        Churn {
+            step: Duration::from_millis(20),
+            rest_updates_per_second: 0,
+        },
+    );
+    let gateway = Gateway::start(database_url, cluster.client.clone()).await;
+    let operator = start_operator(&cluster, &gateway.url);
+    let (slug, owner) = signup_verified(&gateway, "owner@suspend.test", "Suspend Me").await;
+    let (_, admin) = signup_verified(&gateway, PLATFORM_ADMIN, "Platform Ops").await;
+    let namespace = format!("{PREFIX}{slug}");
+    eventually(30, "the runtime Deployment with one replica", || {
+        let kube = kube.clone();
+        let namespace = namespace.clone();
+        async move { (runtime_replicas(&kube, &namespace).await? >= 1).then_some(()) }
+    })
+    .await;
+    // A tenant owner is no platform admin.
+    let (status, _) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/tenants/{slug}/suspend"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/tenants/{slug}/suspend"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tenants: Api<Tenant> = Api::all(kube.clone());
+    assert!(
+        tenants.get(&slug).await.unwrap().spec.suspended,
+        "spec.suspended written"
+    );
+    eventually(30, "the operator to scale the runtime to zero", || {
+        let kube = kube.clone();
+        let namespace = namespace.clone();
+        async move { (runtime_replicas(&kube, &namespace).await? == 0).then_some(()) }
+    })
+    .await;
+    let (_, view) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/api/v1/tenants/{slug}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(view["suspended"], true, "{view}");
+
+    let (status, body) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/tenants/{slug}/resume"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(30, "the runtime to come back", || {
+        let kube = kube.clone();
+        let namespace = namespace.clone();
+        async move { (runtime_replicas(&kube, &namespace).await? >= 1).then_some(()) }
+    })
+    .await;
+
+    let (_, listed) = api(
+        &gateway,
+        reqwest::Method::GET,
+        "/api/v1/admin/tenants",
+        &admin,
+        None,
+    )
+    .await;
+    let row = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["slug"] == slug.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["status"], "active", "{row}");
+    assert!(!tenants.get(&slug).await.unwrap().spec.suspended);
+
+    operator.cancel();
+    gateway.stop().await;
+    simulator.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_mode_admin_suspension_scales_the_runtime_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
+    admin_suspension_in_kubernetes("sqlite", &sqlite).await;
+    match std::env::var("DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let (url, _schema) =
+                postgres_schema::fresh_schema(&admin, "e2e_k8s_adm", APP_ROLE).await;
+            admin_suspension_in_kubernetes("postgres", &url).await;
+        }
+        _ => println!(
+            "e2e_kubernetes admin suspension: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
         ),
     }
 }

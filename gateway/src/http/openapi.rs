@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, audit, auth, billing, calls, campaigns, credentials, customer_webhooks, members,
-    numbers, tenants, usage,
+    admin, api_keys, audit, auth, billing, calls, campaigns, credentials, customer_webhooks,
+    data_lifecycle, members, numbers, tenants, usage,
 };
 
 /// The gateway's API description.
@@ -35,6 +35,10 @@ use super::{
         customer_webhooks::delete, customer_webhooks::deliveries,
         customer_webhooks::update, customer_webhooks::rotate_secret,
         customer_webhooks::send_test, customer_webhooks::resend,
+        data_lifecycle::get_retention, data_lifecycle::put_retention,
+        data_lifecycle::delete_tenant, data_lifecycle::restore_tenant,
+        data_lifecycle::export_tenant, data_lifecycle::export_me, data_lifecycle::delete_me,
+        admin::list_tenants, admin::suspend, admin::resume, admin::override_plan, admin::health,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -50,6 +54,8 @@ use super::{
         (name = "calls", description = "Call records, transcripts and PBX CDR credentials"),
         (name = "billing", description = "Stripe Checkout, Billing Portal and subscription status"),
         (name = "webhooks", description = "Outbound customer webhooks (Standard Webhooks signatures)"),
+        (name = "data", description = "Retention, export and deletion of a tenant's and a person's data"),
+        (name = "admin", description = "The platform admins (SWITCHBOARD_PLATFORM_ADMINS): tenants, suspension, plan overrides, system health"),
     )
 )]
 pub struct ApiDoc;

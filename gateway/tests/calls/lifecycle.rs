@@ -904,7 +904,7 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
         let current = rotating.keyring.current_key_id().to_owned();
         for table in ["provider_credentials", "webhook_endpoints"] {
             let key_ids = ids(&pool, &format!("SELECT key_id FROM {table}")).await;
-            assert_eq!(key_ids, [current.clone()], "{table}");
+            assert_eq!(key_ids, std::slice::from_ref(&current), "{table}");
         }
         let again = lifecycle::rekey::rekey_all(&rotating.store, &rotating.keyring)
             .await
