@@ -91,11 +91,14 @@ impl Idempotency {
 
     /// Associated data binding a sealed answer to its key.
     pub fn aad(&self) -> String {
-        format!(
-            "idempotent-answer:{}:{}:{}",
-            self.key.tenant_id, self.key.principal, self.key.key_hash
-        )
+        answer_aad(&self.key.tenant_id, &self.key.principal, &self.key.key_hash)
     }
+}
+
+/// Associated data of a sealed answer stored under `(tenant_id, principal, key_hash)` (also
+/// used by the re-encryption after a master-key rotation, `lifecycle::rekey`).
+pub fn answer_aad(tenant_id: &str, principal: &str, key_hash: &str) -> String {
+    format!("idempotent-answer:{tenant_id}:{principal}:{key_hash}")
 }
 
 /// Hash of a request: method, path with query, and the body (JSON canonicalised).

@@ -90,10 +90,11 @@ async fn rekey(config: &Config) -> anyhow::Result<()> {
         .await
         .context("re-encryption failed")?;
     println!(
-        "re-encrypted under key {}: {} provider credentials, {} webhook secrets; {} unreadable (sealed under a key not configured)",
+        "re-encrypted under key {}: {} provider credentials, {} webhook secrets, {} idempotent answers; {} unreadable (sealed under a key not configured)",
         keyring.current_key_id(),
         done.provider_credentials,
         done.webhook_endpoints,
+        done.idempotent_answers,
         done.unreadable
     );
     if done.unreadable > 0 {

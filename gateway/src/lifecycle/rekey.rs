@@ -1,10 +1,12 @@
 //! Re-encryption after a master-key rotation: every stored secret sealed under a former key
-//! (`MASTER_ENCRYPTION_PREVIOUS_KEYS`) is opened and sealed again under the current key
+//! (`MASTER_ENCRYPTION_PREVIOUS_KEYS`) — provider and carrier credentials, customer-webhook
+//! secrets, stored idempotent answers — is opened and sealed again under the current key
 //! (`MASTER_ENCRYPTION_KEY`). Runs at start and on every pass of the data-lifecycle worker,
 //! and as `switchboard-gateway rekey`; once it reports nothing left, the former key can be
 //! removed from the configuration.
 
 use crate::crypto::{Keyring, Sealed, credential_aad};
+use crate::idempotency::answer_aad;
 use crate::outbox::secret_aad;
 use crate::store::lifecycle::{self, SealedRow, SealedTable};
 use crate::store::{Store, system};
@@ -21,6 +23,8 @@ pub struct Rekeyed {
     pub provider_credentials: u64,
     /// Customer-webhook secrets sealed again.
     pub webhook_endpoints: u64,
+    /// Stored idempotent answers (`Idempotency-Key`, kept 24 hours) sealed again.
+    pub idempotent_answers: u64,
     /// Secrets sealed under a key no longer configured (left as they are; they cannot be
     /// read until that key is configured again).
     pub unreadable: u64,
@@ -80,6 +84,35 @@ pub async fn rekey_all(store: &Store, keyring: &Keyring) -> Result<Rekeyed, Life
             }
             tx.commit().await?;
         }
+    }
+    let mut skip = 0;
+    loop {
+        let mut tx = system::write(store).await?;
+        let rows =
+            lifecycle::answers_under_other_keys(&mut tx, keyring.current_key_id(), skip, BATCH)
+                .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        for row in &rows {
+            let aad = answer_aad(&row.tenant_id, &row.principal, &row.key_hash);
+            let sealed = Sealed {
+                key_id: row.key_id.clone(),
+                ciphertext: row.ciphertext.clone(),
+            };
+            let Ok(plain) = keyring.open(&sealed, &aad) else {
+                done.unreadable += 1;
+                skip += 1;
+                continue;
+            };
+            let fresh = keyring.seal(&plain, &aad)?;
+            // `false`: re-sealed or removed meanwhile; either way no longer under an old key.
+            if lifecycle::reseal_answer(&mut tx, row, &fresh.key_id, &fresh.ciphertext).await? {
+                done.idempotent_answers += 1;
+            }
+        }
+        tx.commit().await?;
     }
     Ok(done)
 }

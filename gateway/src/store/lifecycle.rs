@@ -274,6 +274,11 @@ pub async fn delete_account(
     ] {
         sqlx::query(sql).bind(value).execute(&mut *conn).await?;
     }
+    // Stored idempotent answers of the person's requests (24-hour replay cache).
+    sqlx::query("DELETE FROM idempotency_keys WHERE principal = $1")
+        .bind(format!("user:{user_id}"))
+        .execute(&mut *conn)
+        .await?;
     for sql in [
         "UPDATE invitations SET invited_by = $2 WHERE invited_by = $1",
         "UPDATE api_keys SET created_by = $2 WHERE created_by = $1",
@@ -607,4 +612,61 @@ pub async fn sessions_of(
     .bind(user_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// A stored idempotent answer sealed under the master key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealedAnswer {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// `user:<id>` or `api_key:<id>`.
+    pub principal: String,
+    /// Hash of the client's key.
+    pub key_hash: String,
+    /// Id of the master key that sealed it.
+    pub key_id: String,
+    /// The sealed answer.
+    pub ciphertext: String,
+}
+
+/// Stored idempotent answers sealed under another key than `current`, skipping the first
+/// `skip` (those found unreadable), at most `limit` (system read).
+pub async fn answers_under_other_keys(
+    conn: &mut AnyConnection,
+    current: &str,
+    skip: i64,
+    limit: i64,
+) -> Result<Vec<SealedAnswer>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, principal, key_hash, key_id, ciphertext FROM idempotency_keys \
+         WHERE key_id IS NOT NULL AND ciphertext IS NOT NULL AND key_id <> $1 \
+         ORDER BY tenant_id, principal, key_hash LIMIT $2 OFFSET $3",
+    )
+    .bind(current)
+    .bind(limit)
+    .bind(skip)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Replaces a stored answer's seal if it is still under `row.key_id`.
+pub async fn reseal_answer(
+    conn: &mut AnyConnection,
+    row: &SealedAnswer,
+    key_id: &str,
+    ciphertext: &str,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE idempotency_keys SET key_id = $1, ciphertext = $2 WHERE tenant_id = $3 \
+         AND principal = $4 AND key_hash = $5 AND key_id = $6",
+    )
+    .bind(key_id)
+    .bind(ciphertext)
+    .bind(&row.tenant_id)
+    .bind(&row.principal)
+    .bind(&row.key_hash)
+    .bind(&row.key_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }

@@ -854,6 +854,18 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
             )
             .await;
         assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+        // A retried creation's stored answer is sealed too (Idempotency-Key).
+        let keyed = app
+            .raw(
+                axum::http::Request::post(format!("/api/v1/tenants/{}/api-keys", a.slug))
+                    .header("authorization", format!("Bearer {}", a.access))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "rotate-key-1")
+                    .body(axum::body::Body::from(json!({"name": "ci"}).to_string()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(keyed.status, StatusCode::CREATED, "{}", keyed.text);
 
         let old = "22".repeat(32);
         let new = "33".repeat(32);
@@ -896,13 +908,18 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
             (
                 done.provider_credentials,
                 done.webhook_endpoints,
+                done.idempotent_answers,
                 done.unreadable
             ),
-            (1, 1, 0)
+            (1, 1, 1, 0)
         );
         let pool = app.admin_pool().await;
         let current = rotating.keyring.current_key_id().to_owned();
-        for table in ["provider_credentials", "webhook_endpoints"] {
+        for table in [
+            "provider_credentials",
+            "webhook_endpoints",
+            "idempotency_keys",
+        ] {
             let key_ids = ids(&pool, &format!("SELECT key_id FROM {table}")).await;
             assert_eq!(key_ids, std::slice::from_ref(&current), "{table}");
         }
