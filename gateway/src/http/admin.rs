@@ -9,9 +9,10 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use switchboard_crds::{LimitPatch, Plan};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::errors::{ApiError, ApiJson};
+use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 use super::principal::Principal;
 use super::validate::rfc3339;
 use crate::lifecycle::platform::{self, Check};
@@ -125,40 +126,21 @@ impl From<AdminTenantRow> for AdminTenantView {
     }
 }
 
-/// A page of tenants.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminTenantPage {
-    /// The tenants, by id.
-    pub items: Vec<AdminTenantView>,
-    /// Pass as `cursor` for the next page; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// Paging of the tenant list.
-#[derive(Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1–200 (default 50).
-    pub limit: Option<i64>,
-}
-
-/// `GET /api/v1/admin/tenants`: every tenant, paged.
+/// `GET /api/v1/admin/tenants`: every tenant, by id, `{items, nextCursor}`.
 #[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "admin", params(PageQuery),
-    responses((status = 200, body = AdminTenantPage), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<AdminTenantView>), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_tenants(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
     Query(query): Query<PageQuery>,
-) -> Result<Json<AdminTenantPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let (rows, next_cursor) =
-        platform::list_tenants(&state, query.cursor.as_deref(), limit).await?;
-    Ok(Json(AdminTenantPage {
-        items: rows.into_iter().map(AdminTenantView::from).collect(),
-        next_cursor,
-    }))
+) -> Result<Json<Page<AdminTenantView>>, ApiError> {
+    let limit = query.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = query.cursor()?;
+    let rows =
+        platform::list_tenants(&state, after.as_deref(), PageQuery::fetch_limit(limit)).await?;
+    Ok(Json(
+        Page::from_fetched(rows, limit, |row| row.id.clone()).map(AdminTenantView::from),
+    ))
 }
 
 /// The answer to a suspension, resumption or override.

@@ -71,7 +71,7 @@ pub async fn tenant_archive(
     let numbers = numbers::for_tenant(&mut tx, id).await?;
     let calls = lifecycle::all_calls(&mut tx, id).await?;
     let turns = lifecycle::all_turns(&mut tx, id).await?;
-    let usage = usage::history(&mut tx, id, MAX_MONTHS).await?;
+    let usage = usage::history(&mut tx, id, None, MAX_MONTHS).await?;
     let audit = audit::list(&mut tx, id, None, MAX_AUDIT).await?;
     tx.commit().await?;
     let agent = serde_json::from_str::<Value>(&tenant.agent).unwrap_or(Value::Null);

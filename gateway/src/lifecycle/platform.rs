@@ -34,22 +34,16 @@ pub async fn is_platform_admin(state: &AppState, user_id: &str) -> Result<bool, 
             .any(|a| a.trim().eq_ignore_ascii_case(&user.email)))
 }
 
-/// A page of tenants after `cursor` (an id), at most `limit`; the next cursor when more follow.
+/// Tenants after the id `after` (from the start when `None`), by id, at most `limit`.
 pub async fn list_tenants(
     state: &AppState,
-    cursor: Option<&str>,
+    after: Option<&str>,
     limit: i64,
-) -> Result<(Vec<AdminTenantRow>, Option<String>), LifecycleError> {
+) -> Result<Vec<AdminTenantRow>, LifecycleError> {
     let mut tx = system::read(&state.store).await?;
-    let mut rows = lifecycle::admin_page(&mut tx, cursor.unwrap_or(""), limit + 1).await?;
+    let rows = lifecycle::admin_page(&mut tx, after.unwrap_or(""), limit).await?;
     tx.commit().await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit.max(0) as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    Ok((rows, next))
+    Ok(rows)
 }
 
 async fn tenant_by_key(state: &AppState, key: &str) -> Result<TenantRow, LifecycleError> {

@@ -21,7 +21,7 @@ const BATCH: i64 = 100;
 pub struct Rekeyed {
     /// Provider and carrier credentials sealed again.
     pub provider_credentials: u64,
-    /// Customer-webhook secrets sealed again.
+    /// Customer-webhook secrets (current, and previous ones in their grace period) sealed again.
     pub webhook_endpoints: u64,
     /// Stored idempotent answers (`Idempotency-Key`, kept 24 hours) sealed again.
     pub idempotent_answers: u64,
@@ -33,7 +33,9 @@ pub struct Rekeyed {
 fn aad(table: SealedTable, row: &SealedRow) -> String {
     match table {
         SealedTable::ProviderCredentials => credential_aad(&row.tenant_id, &row.id),
-        SealedTable::WebhookEndpoints => secret_aad(&row.tenant_id, &row.id),
+        SealedTable::WebhookEndpoints | SealedTable::WebhookPreviousSecrets => {
+            secret_aad(&row.tenant_id, &row.id)
+        }
     }
 }
 
@@ -43,6 +45,7 @@ pub async fn rekey_all(store: &Store, keyring: &Keyring) -> Result<Rekeyed, Life
     for table in [
         SealedTable::ProviderCredentials,
         SealedTable::WebhookEndpoints,
+        SealedTable::WebhookPreviousSecrets,
     ] {
         let mut after = String::new();
         loop {
@@ -78,7 +81,9 @@ pub async fn rekey_all(store: &Store, keyring: &Keyring) -> Result<Rekeyed, Life
                 if lifecycle::reseal(&mut tx, table, row, &fresh.key_id, &fresh.ciphertext).await? {
                     match table {
                         SealedTable::ProviderCredentials => done.provider_credentials += 1,
-                        SealedTable::WebhookEndpoints => done.webhook_endpoints += 1,
+                        SealedTable::WebhookEndpoints | SealedTable::WebhookPreviousSecrets => {
+                            done.webhook_endpoints += 1
+                        }
                     }
                 }
             }

@@ -454,13 +454,21 @@ pub enum SealedTable {
     ProviderCredentials,
     /// Customer-webhook signing secrets.
     WebhookEndpoints,
+    /// Customer-webhook secrets replaced by a rotation, still signing in their grace period.
+    WebhookPreviousSecrets,
 }
 
 impl SealedTable {
-    fn name(self) -> &'static str {
+    /// `(table, key id column, ciphertext column)`.
+    fn columns(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            SealedTable::ProviderCredentials => "provider_credentials",
-            SealedTable::WebhookEndpoints => "webhook_endpoints",
+            SealedTable::ProviderCredentials => ("provider_credentials", "key_id", "ciphertext"),
+            SealedTable::WebhookEndpoints => ("webhook_endpoints", "key_id", "ciphertext"),
+            SealedTable::WebhookPreviousSecrets => (
+                "webhook_endpoints",
+                "previous_key_id",
+                "previous_ciphertext",
+            ),
         }
     }
 }
@@ -487,10 +495,11 @@ pub async fn sealed_under_other_keys(
     after_id: &str,
     limit: i64,
 ) -> Result<Vec<SealedRow>, StoreError> {
+    let (table, key, cipher) = table.columns();
     Ok(sqlx::query_as(&format!(
-        "SELECT id, tenant_id, key_id, ciphertext FROM {} WHERE key_id <> $1 AND id > $2 \
-         ORDER BY id LIMIT $3",
-        table.name()
+        "SELECT id, tenant_id, {key} AS key_id, {cipher} AS ciphertext FROM {table} \
+         WHERE {key} IS NOT NULL AND {cipher} IS NOT NULL AND {key} <> $1 AND id > $2 \
+         ORDER BY id LIMIT $3"
     ))
     .bind(current)
     .bind(after_id)
@@ -508,9 +517,9 @@ pub async fn reseal(
     key_id: &str,
     ciphertext: &str,
 ) -> Result<bool, StoreError> {
+    let (table, key, cipher) = table.columns();
     let result = sqlx::query(&format!(
-        "UPDATE {} SET key_id = $1, ciphertext = $2 WHERE id = $3 AND key_id = $4",
-        table.name()
+        "UPDATE {table} SET {key} = $1, {cipher} = $2 WHERE id = $3 AND {key} = $4"
     ))
     .bind(key_id)
     .bind(ciphertext)

@@ -869,6 +869,20 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
             )
             .await;
         assert_eq!(keyed.status, StatusCode::CREATED, "{}", keyed.text);
+        // A rotated webhook secret: the replaced one still signs in its grace period.
+        let rotated = app
+            .json(
+                Method::POST,
+                &format!(
+                    "/api/v1/tenants/{}/webhooks/{}/rotate-secret",
+                    a.slug,
+                    hook.body["id"].as_str().unwrap()
+                ),
+                Some(&a.access),
+                Some(json!({"gracePeriodHours": 24})),
+            )
+            .await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
 
         let old = "22".repeat(32);
         let new = "33".repeat(32);
@@ -914,7 +928,7 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
                 done.idempotent_answers,
                 done.unreadable
             ),
-            (1, 1, 1, 0)
+            (1, 2, 1, 0)
         );
         let pool = app.admin_pool().await;
         let current = rotating.keyring.current_key_id().to_owned();
@@ -926,6 +940,8 @@ async fn master_key_rotation_re_encrypts_every_stored_secret() {
             let key_ids = ids(&pool, &format!("SELECT key_id FROM {table}")).await;
             assert_eq!(key_ids, std::slice::from_ref(&current), "{table}");
         }
+        let previous = ids(&pool, "SELECT previous_key_id FROM webhook_endpoints").await;
+        assert_eq!(previous, std::slice::from_ref(&current));
         let again = lifecycle::rekey::rekey_all(&rotating.store, &rotating.keyring)
             .await
             .unwrap();
