@@ -432,7 +432,8 @@ fn the_openapi_document_describes_every_route_in_the_one_contract() {
 #[test]
 fn public_api_modules_add_routes_only_with_their_openapi_description() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
-    let machine = ["media.rs", "mod.rs"];
+    // Not the JSON API: the media WebSocket, the router's assembly, the console's pages.
+    let machine = ["media.rs", "mod.rs", "console.rs"];
     let mut offenders = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
