@@ -119,6 +119,7 @@ impl std::str::FromStr for Plan {
 
 /// Effective limits of a tenant. `None` means unlimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PlanLimits {
     /// Calls per calendar month.

@@ -35,7 +35,7 @@ pub enum BillingError {
 }
 
 /// A Stripe-hosted page to send the customer to.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     /// Stripe session id.

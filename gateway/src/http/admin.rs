@@ -3,13 +3,13 @@
 //! Everyone else gets 403 `platform_admin_required`, API keys included.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use switchboard_crds::{LimitPatch, Plan};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::errors::{ApiError, ApiJson};
 use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
@@ -22,16 +22,13 @@ use crate::store::now_ms;
 use crate::store::tenants::TenantRow;
 
 /// The admin routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/tenants", get(list_tenants))
-        .route(
-            "/api/v1/admin/tenants/{tenant}",
-            axum::routing::patch(override_plan),
-        )
-        .route("/api/v1/admin/tenants/{tenant}/suspend", post(suspend))
-        .route("/api/v1/admin/tenants/{tenant}/resume", post(resume))
-        .route("/api/v1/admin/health", get(health))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants))
+        .routes(routes!(override_plan))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
+        .routes(routes!(health))
 }
 
 /// A caller that is a platform admin (a user listed in `SWITCHBOARD_PLATFORM_ADMINS` with a

@@ -2,14 +2,14 @@
 //! shown once, stored hashed, scoped (`read` < `write` < `admin`), revocable.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -24,10 +24,10 @@ use crate::store::now_ms;
 use crate::store::tenants::Role;
 
 /// The API-key routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/api-keys", get(list).post(create))
-        .route("/api/v1/tenants/{tenant}/api-keys/{id}", delete(revoke))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 /// Request to create a key.

@@ -1,12 +1,12 @@
 //! `GET /api/v1/tenants/{tenant}/audit-log` (admin) and the helper handlers use to record.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context::ClientInfo;
 use super::errors::ApiError;
@@ -19,8 +19,8 @@ use crate::store::tenants::Role;
 use crate::store::{Tx, now_ms};
 
 /// The audit-log route.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tenants/{tenant}/audit-log", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// Records `action` on `(target type, target id)` by the caller of `access`.

@@ -1,15 +1,15 @@
 //! `/api/v1/auth/…`: signup, login, refresh, logout, me, e-mail verification, password reset.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_crds::tenant::AgentSpec;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context::ClientInfo;
 use super::errors::ApiError;
@@ -28,26 +28,17 @@ use crate::store::{Flag, Scope, Tx, new_id, now_ms};
 use crate::tenant_sync::SLUG_ATTEMPTS;
 
 /// The account routes (signup, login, sessions, e-mail verification, password reset).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/signup", post(signup))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route(
-            "/api/v1/auth/me",
-            get(me).delete(super::data_lifecycle::delete_me),
-        )
-        .route("/api/v1/auth/verify-email", post(verify_email))
-        .route(
-            "/api/v1/auth/verify-email/resend",
-            post(resend_verification),
-        )
-        .route("/api/v1/auth/password-reset", post(request_password_reset))
-        .route(
-            "/api/v1/auth/password-reset/confirm",
-            post(confirm_password_reset),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, super::data_lifecycle::delete_me))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
 }
 
 const EMAIL_VERIFICATION_TTL_MS: i64 = 48 * 3600 * 1000;
@@ -175,6 +166,22 @@ pub struct LoginResponse {
     pub user: UserView,
     /// Tokens for the new session.
     pub tokens: TokenPair,
+}
+
+/// Answer to an e-mail verification.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailVerified {
+    /// Always `true`.
+    pub email_verified: bool,
+}
+
+/// Answer to a password-reset confirmation (every session of the user is ended).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChanged {
+    /// Always `true`.
+    pub password_changed: bool,
 }
 
 /// `me` response.
@@ -581,11 +588,11 @@ pub async fn me(
 
 /// `POST /api/v1/auth/verify-email`: confirms the address with the e-mailed token.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
-    responses((status = 200), (status = 400, body = super::errors::ErrorBody)))]
+    responses((status = 200, body = EmailVerified), (status = 400, body = super::errors::ErrorBody)))]
 pub async fn verify_email(
     State(state): State<AppState>,
     super::errors::ApiJson(request): super::errors::ApiJson<TokenRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EmailVerified>, ApiError> {
     let now = now_ms();
     let mut tx = state.store.write(&Scope::none()).await?;
     let user_id =
@@ -604,7 +611,9 @@ pub async fn verify_email(
     if let Some(user) = user {
         crate::tenant_sync::claim_manifest_memberships(&state, &user_id, &user.email).await;
     }
-    Ok(Json(json!({"emailVerified": true})))
+    Ok(Json(EmailVerified {
+        email_verified: true,
+    }))
 }
 
 /// `POST /api/v1/auth/verify-email/resend`: mails a new verification link to the caller.
@@ -676,12 +685,12 @@ pub async fn request_password_reset(
 
 /// `POST /api/v1/auth/password-reset/confirm`: sets a new password and ends every session.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
-    responses((status = 200), (status = 400, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)))]
+    responses((status = 200, body = PasswordChanged), (status = 400, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)))]
 pub async fn confirm_password_reset(
     State(state): State<AppState>,
     client: ClientInfo,
     super::errors::ApiJson(request): super::errors::ApiJson<ResetConfirm>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PasswordChanged>, ApiError> {
     let now = now_ms();
     let mut tx = state.store.write(&Scope::none()).await?;
     let invalid = || {
@@ -724,5 +733,7 @@ pub async fn confirm_password_reset(
     // Receiving the mail proves the address.
     users::mark_verified(&mut tx, &user_id, now).await?;
     tx.commit().await?;
-    Ok(Json(json!({"passwordChanged": true})))
+    Ok(Json(PasswordChanged {
+        password_changed: true,
+    }))
 }

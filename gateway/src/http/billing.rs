@@ -3,10 +3,11 @@
 //! [`crate::billing`].
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::errors::{ApiError, ApiJson};
 use super::principal::TenantAccess;
@@ -17,15 +18,15 @@ use crate::store::billing::{self, BillingRow};
 use crate::store::tenants::Role;
 
 /// The billing routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/billing/checkout", post(checkout))
-        .route("/api/v1/tenants/{tenant}/billing/portal", post(portal))
-        .route("/api/v1/tenants/{tenant}/billing/status", get(status))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(checkout))
+        .routes(routes!(portal))
+        .routes(routes!(status))
 }
 
 /// Body of a Checkout request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckoutBody {
     /// `starter`, `professional` or `enterprise`.
@@ -47,8 +48,8 @@ async fn billing_row(
 }
 
 /// `POST /api/v1/tenants/{tenant}/billing/checkout` (admins).
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/checkout", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "A Stripe Checkout session URL"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/checkout", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")), request_body = CheckoutBody,
+    responses((status = 200, body = SessionView, description = "A Stripe Checkout session URL"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn checkout(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -101,7 +102,7 @@ pub async fn checkout(
 }
 
 /// Body of a portal request.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortalBody {
     /// Where the portal's back link goes.
@@ -109,8 +110,8 @@ pub struct PortalBody {
 }
 
 /// `POST /api/v1/tenants/{tenant}/billing/portal` (admins; needs a Stripe customer).
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/portal", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "A Stripe Billing Portal session URL"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/billing/portal", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")), request_body(content = Option<PortalBody>, description = "Optional; an empty body takes the defaults"),
+    responses((status = 200, body = SessionView, description = "A Stripe Billing Portal session URL"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn portal(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -145,7 +146,7 @@ pub async fn portal(
 }
 
 /// Plan, subscription and usage against limits.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingStatus {
     /// Plan name.
@@ -158,7 +159,7 @@ pub struct BillingStatus {
 
 /// `GET /api/v1/tenants/{tenant}/billing/status`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/billing/status", tag = "billing", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "Plan and subscription status"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = BillingStatus, description = "Plan and subscription status"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     access: TenantAccess,

@@ -2,12 +2,13 @@
 //! call with its transcript, and the PBX CDR credential.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::errors::ApiError;
 use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery, split_key};
@@ -18,25 +19,19 @@ use crate::store::tenants::Role;
 use crate::store::{now_ms, random_secret, token_hash};
 
 /// The call-record routes and the PBX CDR credential.
-pub fn routes() -> Router<AppState> {
-    const T: &str = "/api/v1/tenants/{tenant}";
-    Router::new()
-        .route(&format!("{T}/calls"), routing::get(list))
-        .route(&format!("{T}/calls/stats"), routing::get(stats))
-        .route(&format!("{T}/calls/export.csv"), routing::get(export_csv))
-        .route(&format!("{T}/calls/{{id}}"), routing::get(self::get))
-        .route(
-            &format!("{T}/calls/{{id}}/transcript"),
-            routing::get(transcript),
-        )
-        .route(
-            &format!("{T}/cdr-credentials"),
-            routing::post(rotate_cdr_credential),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stats))
+        .routes(routes!(export_csv))
+        .routes(routes!(self::get))
+        .routes(routes!(transcript))
+        .routes(routes!(rotate_cdr_credential))
 }
 
 /// Query of the list, stats and export.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct CallQuery {
     /// `inbound` or `outbound`.
@@ -90,7 +85,7 @@ fn rfc3339(ms: Option<i64>) -> Option<String> {
 }
 
 /// A call as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallView {
     /// Call id.
@@ -149,8 +144,8 @@ fn view(slug: &str, row: CallRow) -> CallView {
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "Call records, newest first, filtered by direction, outcome, time and campaign; paged"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), CallQuery),
+    responses((status = 200, body = Page<CallView>, description = "Call records, newest first, filtered by direction, outcome, time and campaign; paged"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -175,7 +170,7 @@ pub async fn list(
 }
 
 /// Aggregates of the filtered calls.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsView {
     /// Calls.
@@ -191,8 +186,8 @@ pub struct StatsView {
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls/stats`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/stats", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "Counts and minutes by outcome"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/stats", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), CallQuery),
+    responses((status = 200, body = StatsView, description = "Counts and minutes of the filtered calls"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -216,8 +211,8 @@ pub async fn stats(
 const EXPORT_LIMIT: i64 = 100_000;
 
 /// `GET /api/v1/tenants/{tenant}/calls/export.csv`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/export.csv", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, content_type = "text/csv", description = "Call records as CSV"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/export.csv", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), CallQuery),
+    responses((status = 200, content_type = "text/csv", body = String, description = "Call records as CSV"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn export_csv(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -289,7 +284,7 @@ pub async fn export_csv(
 
 /// `GET /api/v1/tenants/{tenant}/calls/{id}`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id")),
-    responses((status = 200, description = "One call record"), (status = 404, description = "No such call"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = CallView, description = "One call record"), (status = 404, body = super::errors::ErrorBody, description = "No such call"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -303,8 +298,8 @@ pub async fn get(
 }
 
 /// `GET /api/v1/tenants/{tenant}/calls/{id}/transcript`.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}/transcript", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id")),
-    responses((status = 200, description = "The conversation's turns in order"), (status = 404, description = "No such call"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/calls/{id}/transcript", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Call id"), PageQuery),
+    responses((status = 200, body = Page<TurnRow>, description = "The conversation's turns in order (1–1000 a page, default 500)"), (status = 404, body = super::errors::ErrorBody, description = "No such call"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn transcript(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -321,7 +316,7 @@ pub async fn transcript(
 }
 
 /// A new CDR credential, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CdrCredentialView {
     /// Basic-auth user name.
@@ -335,7 +330,7 @@ pub struct CdrCredentialView {
 /// `POST /api/v1/tenants/{tenant}/cdr-credentials`: creates or rotates the PBX's credential
 /// (admins only).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/cdr-credentials", tag = "calls", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 201, description = "New basic-auth credentials for PBX CDR posts (shown once)"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 201, body = CdrCredentialView, description = "New basic-auth credentials for PBX CDR posts (shown once)"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn rotate_cdr_credential(
     State(state): State<AppState>,
     access: TenantAccess,

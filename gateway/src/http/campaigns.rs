@@ -28,17 +28,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_crds::internal_api::{Progress, Registration, RejectedRow};
 use switchboard_crds::{CampaignPhase, CampaignSpec};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -61,22 +61,15 @@ const RESULTS_PAGE_MAX: i64 = 1000;
 const EXPORT_LIMIT: i64 = 200_000;
 
 /// The routes of this module, merged into the API router.
-pub fn routes() -> Router<AppState> {
-    const C: &str = "/api/v1/tenants/{tenant}/campaigns/{campaign}";
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/campaigns", get(list))
-        .route(C, get(show).put(put_campaign).delete(delete_campaign))
-        .route(&format!("{C}/contacts"), post(upload_contacts))
-        .route(&format!("{C}/results"), get(results))
-        .route(&format!("{C}/results.csv"), get(results_csv))
-        .route(
-            "/api/v1/tenants/{tenant}/do-not-call",
-            get(list_do_not_call).post(add_do_not_call),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/do-not-call/{phone}",
-            delete(remove_do_not_call),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put_campaign, delete_campaign))
+        .routes(routes!(upload_contacts))
+        .routes(routes!(results))
+        .routes(routes!(results_csv))
+        .routes(routes!(list_do_not_call, add_do_not_call))
+        .routes(routes!(remove_do_not_call))
 }
 
 async fn campaign_of(
@@ -197,7 +190,7 @@ async fn require_campaigns_in_plan(
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
     request_body(content = Object, description = "The Campaign spec (as in the CRD)"),
     responses((status = 201, body = Progress, description = "Registered (standalone)"), (status = 200, body = Progress, description = "Changed (standalone)"),
-              (status = 202, description = "Campaign applied; the operator registers it (Kubernetes)"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+              (status = 202, body = AppliedCampaign, description = "Campaign applied; the operator registers it (Kubernetes)"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn put_campaign(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -237,13 +230,26 @@ pub async fn put_campaign(
         audit_campaign(&state, &access, &client, "campaign.applied", &name).await?;
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"name": name, "phase": "Pending"})),
+            Json(AppliedCampaign {
+                name,
+                phase: CampaignPhase::Pending,
+            }),
         )
             .into_response());
     }
     Err(ApiError::unavailable(
         "campaigns are created as Campaign objects in Kubernetes, or here in standalone mode",
     ))
+}
+
+/// A `Campaign` applied in Kubernetes, before the operator has registered it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedCampaign {
+    /// Campaign name.
+    pub name: String,
+    /// Always `Pending` here.
+    pub phase: CampaignPhase,
 }
 
 /// Standalone mode: the gateway is the operator. `fromNumber` must be one of the tenant's
@@ -567,7 +573,7 @@ pub async fn results(
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}/results.csv", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
-    responses((status = 200, content_type = "text/csv", description = "One row per contact; one column per survey field plus `<field>_raw`"), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, content_type = "text/csv", body = String, description = "One row per contact; one column per survey field plus `<field>_raw`"), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn results_csv(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -685,15 +691,25 @@ pub struct NewDoNotCall {
     pub reason: Option<String>,
 }
 
+/// Answer to adding a number to the do-not-call list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DoNotCallAdded {
+    /// The number, E.164.
+    pub phone: String,
+    /// `false` when it was listed already.
+    pub added: bool,
+}
+
 /// `POST /api/v1/tenants/{tenant}/do-not-call`: 201 when added, 200 when already listed.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/do-not-call", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id")), request_body = NewDoNotCall,
-    responses((status = 201, description = "Added"), (status = 200, description = "Already listed"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 201, body = DoNotCallAdded, description = "Added"), (status = 200, body = DoNotCallAdded, description = "Already listed"), (status = 422, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn add_do_not_call(
     State(state): State<AppState>,
     access: TenantAccess,
     client: ClientInfo,
     ApiJson(body): ApiJson<NewDoNotCall>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<DoNotCallAdded>), ApiError> {
     access.require(Role::Member)?;
     let phone = body.phone.trim();
     if !is_e164(phone) {
@@ -735,11 +751,18 @@ pub async fn add_do_not_call(
         .await?;
     }
     tx.commit().await?;
-    Ok(if added {
+    let status = if added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
-    })
+    };
+    Ok((
+        status,
+        Json(DoNotCallAdded {
+            phone: phone.to_owned(),
+            added,
+        }),
+    ))
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/do-not-call/{phone}` (admin: removing a number allows

@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -36,16 +36,10 @@ use crate::store::tenants::{Role, TenantRow};
 use crate::store::{Flag, new_id, now_ms, provider_keys};
 
 /// The provider-credential routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/tenants/{tenant}/credentials",
-            routing::get(list).post(create),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/credentials/{id}",
-            routing::get(self::get).patch(update).delete(self::delete),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(self::get, update, self::delete))
 }
 
 /// Longest accepted secret (service-account JSON files fit).

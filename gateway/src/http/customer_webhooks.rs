@@ -15,13 +15,13 @@
 //! Every change is audited.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -36,32 +36,14 @@ use crate::store::tenants::Role;
 use crate::store::webhooks::{self, EndpointRow, OutboxRow};
 
 /// The customer-webhook routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks",
-            routing::get(list).post(create),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks/deliveries",
-            routing::get(deliveries),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks/deliveries/{id}/resend",
-            routing::post(resend),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks/{id}",
-            routing::delete(self::delete).patch(update),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks/{id}/rotate-secret",
-            routing::post(rotate_secret),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/webhooks/{id}/test",
-            routing::post(send_test),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(deliveries))
+        .routes(routes!(resend))
+        .routes(routes!(self::delete, update))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
 }
 
 /// Default grace period of a replaced secret, in hours.
@@ -70,7 +52,7 @@ pub const ROTATION_GRACE_HOURS: u32 = 24;
 pub const ROTATION_GRACE_MAX_HOURS: u32 = 168;
 
 /// Body of a new endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointBody {
     /// `https://…` (or `http://` for local development).
@@ -157,7 +139,8 @@ fn checked_events(events: &[String]) -> Result<String, ApiError> {
 
 /// `POST /api/v1/tenants/{tenant}/webhooks`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 201, description = "Endpoint registered; its signing secret is shown once"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    request_body = EndpointBody,
+    responses((status = 201, body = EndpointView, description = "Endpoint registered; its signing secret is shown once"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -187,7 +170,7 @@ pub async fn create(
 
 /// `GET /api/v1/tenants/{tenant}/webhooks`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
-    responses((status = 200, description = "Registered endpoints"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = Page<EndpointView>, description = "Registered endpoints"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -203,7 +186,7 @@ pub async fn list(
 
 /// `DELETE /api/v1/tenants/{tenant}/webhooks/{id}`.
 #[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/webhooks/{id}", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Endpoint id")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "No such endpoint"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 204, description = "Removed"), (status = 404, body = super::errors::ErrorBody, description = "No such endpoint"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -234,7 +217,7 @@ pub async fn delete(
 
 /// `GET /api/v1/tenants/{tenant}/webhooks/deliveries`: messages and their state, newest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/deliveries", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
-    responses((status = 200, description = "Recent delivery attempts with their status"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = Page<OutboxRow>, description = "Delivery attempts with their status, newest first"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
     access: TenantAccess,

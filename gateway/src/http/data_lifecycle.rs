@@ -9,14 +9,15 @@
 //! * `DELETE /api/v1/auth/me` — a person deletes their account (password confirms).
 
 use axum::Json;
-use axum::Router;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use switchboard_crds::retention::{Retention, RetentionSettings};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
@@ -31,15 +32,12 @@ use crate::store::tenants::Role;
 
 /// The routes of this module. `DELETE /api/v1/tenants/{tenant}` and `DELETE /api/v1/auth/me`
 /// are merged onto the paths of `tenants` and `auth` by method.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/tenants/{tenant}/retention",
-            get(get_retention).put(put_retention),
-        )
-        .route("/api/v1/tenants/{tenant}/restore", post(restore_tenant))
-        .route("/api/v1/tenants/{tenant}/export", get(export_tenant))
-        .route("/api/v1/auth/me/export", get(export_me))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_retention, put_retention))
+        .routes(routes!(restore_tenant))
+        .routes(routes!(export_tenant))
+        .routes(routes!(export_me))
 }
 
 /// Retention settings, the retention in force and the plan's cap.

@@ -5,14 +5,14 @@
 //! anyone may leave a tenant themselves.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -28,22 +28,13 @@ use crate::store::tenants::{self, MemberRow, Role, parse_role};
 use crate::store::{Scope, Tx, api_keys, now_ms, users};
 
 /// The member and invitation routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/invitations/accept", post(accept))
-        .route("/api/v1/tenants/{tenant}/members", get(list))
-        .route(
-            "/api/v1/tenants/{tenant}/members/{user_id}",
-            patch(change_role).delete(remove),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/invitations",
-            get(list_invitations).post(invite),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/invitations/{id}",
-            delete(revoke_invitation),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accept))
+        .routes(routes!(list))
+        .routes(routes!(change_role, remove))
+        .routes(routes!(list_invitations, invite))
+        .routes(routes!(revoke_invitation))
 }
 
 const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;

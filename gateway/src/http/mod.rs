@@ -3,7 +3,8 @@
 //! * The public API under `/api/v1`, one module per resource: [`auth`], [`tenants`],
 //!   [`members`], [`api_keys`], [`credentials`], [`numbers`], [`campaigns`], [`calls`],
 //!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`], [`data_lifecycle`] (retention,
-//!   export, deletion) and [`admin`] (the platform admins) (plus [`openapi`]). It shares a
+//!   export, deletion) and [`admin`] (the platform admins) (plus [`openapi`], the document
+//!   generated from the router, and [`reference`], its offline HTML rendering at `/api/docs`). It shares a
 //!   per-IP rate limit and a body limit.
 //! * Beside it, without that per-IP budget (carriers and the cluster must not share one with
 //!   browsers): [`webhooks`] (carriers, Stripe, PBX CDRs), [`media`] (the media WebSocket
@@ -42,6 +43,7 @@ pub mod openapi;
 pub mod page;
 pub mod principal;
 pub mod ratelimit;
+pub mod reference;
 pub mod server;
 pub mod tenants;
 pub mod usage;
@@ -57,12 +59,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use switchboard_telemetry::{ReadinessCheck, health_router, observability_router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 use errors::ApiError;
@@ -79,7 +83,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that per-IP rate
 /// limits see the peer address.
 pub fn app(state: AppState) -> Router {
-    let api = api_routes()
+    let (api, _) = api_routes().split_for_parts();
+    let api = api
         .route_layer(from_fn_with_state(state.clone(), idempotency::guard))
         .layer(from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
@@ -139,10 +144,13 @@ pub fn metrics_app(state: &AppState) -> Router {
     observability_router(state.registry.clone(), readiness(state))
 }
 
-/// The public API (per-IP limit and body limit apply).
-fn api_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/openapi.json", get(openapi::document))
+/// The public API (per-IP limit and body limit apply) with its OpenAPI description: every
+/// route is registered with `routes!` from its handler's `#[utoipa::path]`, so the router and
+/// the document are one list and cannot drift apart.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi::document))
+        .routes(routes!(openapi::reference))
         .merge(auth::routes())
         .merge(tenants::routes())
         .merge(members::routes())
@@ -157,6 +165,12 @@ fn api_routes() -> Router<AppState> {
         .merge(customer_webhooks::routes())
         .merge(data_lifecycle::routes())
         .merge(admin::routes())
+}
+
+/// The OpenAPI document of the public API, as [`api_routes`] builds it (served at
+/// `/api/v1/openapi.json` and rendered at `/api/docs`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
 }
 
 /// Carrier, Stripe and PBX webhooks, the media WebSocket and the internal API.

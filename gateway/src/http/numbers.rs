@@ -12,11 +12,9 @@
 //! Either way the plan's `phoneNumbers` limit (with the operator's and the tenant's
 //! overrides) is checked first: 403 `limit_exceeded` and nothing is bought.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use axum::{Extension, Json};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -28,6 +26,8 @@ use switchboard_carriers::{
 use switchboard_crds::phone_number::{PhoneNumber, PhoneNumberSpec};
 use switchboard_crds::{CarrierKind, TENANT_LABEL};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
@@ -49,10 +49,10 @@ use crate::store::tenants::Role;
 static PURCHASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The routes of this module, merged into the API router.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/numbers", get(list).post(buy))
-        .route("/api/v1/tenants/{tenant}/numbers/{e164}", delete(release))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, buy))
+        .routes(routes!(release))
 }
 
 /// Request to buy a number: any number in the country (optionally in an area code), or one

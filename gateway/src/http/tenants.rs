@@ -1,13 +1,13 @@
 //! `/api/v1/tenants…`: the caller's tenants, and one tenant with its agent configuration.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchboard_crds::tenant::{AgentSpec, LlmProvider, SttProvider, TtsProvider};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
@@ -21,19 +21,15 @@ use crate::store::tenants::{self, Role, TenantRow};
 use crate::store::{Scope, now_ms, provider_keys, runtime_credentials};
 
 /// The tenant routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants", routing::get(list))
-        .route(
-            "/api/v1/tenants/{tenant}",
-            routing::get(self::get)
-                .patch(patch)
-                .delete(super::data_lifecycle::delete_tenant),
-        )
-        .route(
-            "/api/v1/tenants/{tenant}/runtime-credential/rotate",
-            routing::post(rotate_runtime_credential),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(
+            self::get,
+            patch,
+            super::data_lifecycle::delete_tenant
+        ))
+        .routes(routes!(rotate_runtime_credential))
 }
 
 /// The answer to a runtime-credential rotation.

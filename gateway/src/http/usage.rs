@@ -2,11 +2,12 @@
 //! effective limits (see [`crate::usage`]).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing;
 use serde::Serialize;
 use switchboard_crds::PlanLimits;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::errors::ApiError;
 use super::page::{Page, PageQuery};
@@ -17,17 +18,14 @@ use crate::store::usage::{self, UsageRow};
 use crate::usage::limits::period_of;
 
 /// The usage routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/usage", routing::get(self::get))
-        .route(
-            "/api/v1/tenants/{tenant}/usage/history",
-            routing::get(history),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(self::get))
+        .routes(routes!(history))
 }
 
 /// Usage of the current month against the plan's limits.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReply {
     /// `YYYY-MM`.
@@ -41,7 +39,7 @@ pub struct UsageReply {
 }
 
 /// Counters in customer units.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageView {
     /// `YYYY-MM`.
@@ -90,7 +88,7 @@ pub async fn current(state: &AppState, access: &TenantAccess) -> Result<UsageRep
 
 /// `GET /api/v1/tenants/{tenant}/usage`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, description = "This month's usage against the plan's limits"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = UsageReply, description = "This month's usage against the plan's limits"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -101,7 +99,7 @@ pub async fn get(
 /// `GET /api/v1/tenants/{tenant}/usage/history`: months with usage, newest first (pages of
 /// 1–36 months, default 12).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage/history", tag = "usage", params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
-    responses((status = 200, description = "Usage of past months, newest first"), (status = 403, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = Page<UsageView>, description = "Usage of past months, newest first"), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     access: TenantAccess,

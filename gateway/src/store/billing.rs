@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::StoreError;
 
 /// A tenant's billing state.
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingRow {
     /// Tenant id.

@@ -421,7 +421,7 @@ pub async fn insert_turn(
 }
 
 /// One transcript turn.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnRow {
     /// Position in the call.

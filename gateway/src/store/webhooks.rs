@@ -158,7 +158,7 @@ pub async fn delete_endpoint(
 }
 
 /// A pending or finished delivery.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
     /// Message id (`webhook-id`), stable across retries.

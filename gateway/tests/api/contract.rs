@@ -226,6 +226,237 @@ async fn answers_are_camel_case_and_lists_page_through_the_envelope() {
                 assert_eq!(reply.body["error"]["code"], code);
             }
         }
+        // The browsable reference: one self-contained page naming every path.
+        let docs = app.get("/api/docs", &owner.access).await;
+        assert_eq!(docs.status, StatusCode::OK);
+        assert!(
+            docs.headers[axum::http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            !docs.text.contains("<script"),
+            "no scripts: it must work offline"
+        );
+        assert!(!docs.text.contains("src=\"http"), "no external assets");
+        let document = app.get("/api/v1/openapi.json", &owner.access).await;
+        for path in document.body["paths"].as_object().unwrap().keys() {
+            let escaped = path.replace('&', "&amp;");
+            assert!(docs.text.contains(&escaped), "{path} is not in /api/docs");
+        }
         app.finish().await;
     }
+}
+
+/// Single resources that carry a list as one of their fields (not list endpoints): `me`
+/// lists the caller's tenants beside the user.
+const RESOURCES_WITH_ARRAYS: &[&str] = &["MeResponse", "Progress"];
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> (Option<String>, &'a Value) {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            let target = &doc["components"]["schemas"][name];
+            assert!(!target.is_null(), "dangling $ref {reference}");
+            (Some(name.to_owned()), target)
+        }
+        None => (None, schema),
+    }
+}
+
+fn is_camel(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Every property name of `schema` and the schemas inside it, with where it was found.
+fn property_names(doc: &Value, schema: &Value, at: &str, out: &mut Vec<String>) {
+    if let Value::Object(map) = schema {
+        if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            assert!(
+                !doc["components"]["schemas"][name].is_null(),
+                "{at}: dangling $ref {reference}"
+            );
+        }
+        if let Some(properties) = map.get("properties").and_then(Value::as_object) {
+            for (name, inner) in properties {
+                out.push(format!("{at}.{name}"));
+                property_names(doc, inner, &format!("{at}.{name}"), out);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(inner) = map.get(key) {
+                property_names(doc, inner, at, out);
+            }
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for inner in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+                property_names(doc, inner, at, out);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_in_the_one_contract() {
+    let doc = serde_json::to_value(switchboard_gateway::http::openapi_document()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 40, "{} paths", paths.len());
+    let mut problems = Vec::new();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let op = &item[method];
+            if op.is_null() {
+                continue;
+            }
+            operations += 1;
+            let at = format!("{} {path}", method.to_uppercase());
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap_or_default();
+                if parameter["in"] == "query" && !is_camel(name) {
+                    problems.push(format!("{at}: query parameter {name} is not camelCase"));
+                }
+            }
+            let mut names = Vec::new();
+            for body in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                property_names(
+                    &doc,
+                    &body.1["schema"],
+                    &format!("{at} request"),
+                    &mut names,
+                );
+            }
+            let responses = op["responses"].as_object().unwrap();
+            let success: Vec<_> = responses
+                .iter()
+                .filter(|(s, _)| s.starts_with('2'))
+                .collect();
+            if success.is_empty() {
+                problems.push(format!("{at}: no success response"));
+            }
+            for (status, response) in responses {
+                let content = response["content"].as_object();
+                // 202 (accepted, nothing to show yet) and 204 have no body by definition.
+                let bodiless = status == "204" || status == "202";
+                if status.starts_with('2') && !bodiless && content.is_none_or(|c| c.is_empty()) {
+                    problems.push(format!("{at}: {status} has no documented body"));
+                }
+                for (media, body) in content.into_iter().flatten() {
+                    let schema = &body["schema"];
+                    if schema.as_object().is_none_or(|s| s.is_empty()) {
+                        problems.push(format!("{at}: {status} {media} has no schema"));
+                        continue;
+                    }
+                    property_names(&doc, schema, &format!("{at} {status}"), &mut names);
+                    if method != "get" || status != "200" || media != "application/json" {
+                        continue;
+                    }
+                    // A list answers the envelope; no bare arrays, no lists in other shapes.
+                    let (name, resolved) = resolve(&doc, schema);
+                    if resolved["type"] == "array" {
+                        problems.push(format!("{at}: answers a bare array"));
+                        continue;
+                    }
+                    let properties = resolved["properties"].as_object();
+                    let has_array = properties.into_iter().flatten().any(|(_, p)| {
+                        let (_, p) = resolve(&doc, p);
+                        p["type"] == "array"
+                    });
+                    let keys: BTreeSet<&str> = properties
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, _)| k.as_str())
+                        .collect();
+                    let envelope = keys == BTreeSet::from(["items", "nextCursor"]);
+                    let allowed = name
+                        .as_deref()
+                        .is_some_and(|n| RESOURCES_WITH_ARRAYS.contains(&n));
+                    if (has_array || keys.contains("items")) && !envelope && !allowed {
+                        problems.push(format!("{at}: a list not in the envelope: {keys:?}"));
+                    }
+                    if envelope {
+                        let query: BTreeSet<&str> = op["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|p| p["in"] == "query")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect();
+                        if !query.contains("cursor") || !query.contains("limit") {
+                            problems.push(format!("{at}: a list without ?cursor= and ?limit="));
+                        }
+                    }
+                }
+            }
+            for name in names {
+                let last = name.rsplit('.').next().unwrap_or_default();
+                if !is_camel(last) {
+                    problems.push(format!("{name}: not camelCase"));
+                }
+            }
+        }
+    }
+    let mut names = Vec::new();
+    for (name, schema) in doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        property_names(&doc, schema, name, &mut names);
+    }
+    for name in names {
+        if !is_camel(name.rsplit('.').next().unwrap_or_default()) {
+            problems.push(format!("schema {name}: not camelCase"));
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    println!("{} paths, {operations} operations checked", paths.len());
+}
+
+/// The public API's routes are registered only through `routes!` (so each is in the
+/// document): no module of the public API adds a plain axum route.
+#[test]
+fn public_api_modules_add_routes_only_with_their_openapi_description() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    // Not the JSON API: the media WebSocket, the router's assembly, the console's pages.
+    let machine = ["media.rs", "mod.rs", "console.rs"];
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "rs") || machine.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let plain_routers =
+            text.matches("Router::new()").count() - text.matches("OpenApiRouter::new()").count();
+        // A plain route needs axum's method routers (`get(handler)` …).
+        if text.contains("axum::routing") || plain_routers > 0 {
+            offenders.push(name);
+        }
+    }
+    let root = std::fs::read_to_string(dir.join("mod.rs")).unwrap();
+    let api = root
+        .split("pub fn api_routes()")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .unwrap();
+    if api.contains(".route(") || api.contains("axum::routing") {
+        offenders.push("mod.rs api_routes".to_owned());
+    }
+    assert!(offenders.is_empty(), "plain axum routes in {offenders:?}");
 }
