@@ -250,8 +250,9 @@ async fn answers_are_camel_case_and_lists_page_through_the_envelope() {
 }
 
 /// Single resources that carry a list as one of their fields (not list endpoints): `me`
-/// lists the caller's tenants beside the user.
-const RESOURCES_WITH_ARRAYS: &[&str] = &["MeResponse", "Progress"];
+/// lists the caller's tenants beside the user; the platform's health view counts tenants per
+/// plan and status (a handful of rows, not a list to page through).
+const RESOURCES_WITH_ARRAYS: &[&str] = &["MeResponse", "Progress", "HealthView"];
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> (Option<String>, &'a Value) {
     match schema["$ref"].as_str() {
