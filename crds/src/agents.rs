@@ -94,16 +94,26 @@ impl AgentDirectory {
 
     /// The agent that answers a call (see the module documentation), with its name.
     pub fn pick(&self, call: CallFacts<'_>) -> (&str, &AgentSpec) {
-        // The tenant's own number on the call: dialled when inbound, calling when outbound.
-        let own_number = if call.campaign { call.from } else { call.to };
-        let by_number = own_number.and_then(|n| self.numbers.get(n)).map(String::as_str);
-        for name in [call.campaign_agent, by_number].into_iter().flatten() {
-            if let Some((name, agent)) = self.agents.get_key_value(name) {
-                return (name, agent);
-            }
-        }
-        (DEFAULT_AGENT, &self.default)
+        pick(&self.default, &self.agents, &self.numbers, call)
     }
+}
+
+/// The agent that answers a call, with its name: [`AgentDirectory::pick`] on borrowed parts.
+pub fn pick<'a>(
+    default: &'a AgentSpec,
+    agents: &'a NamedAgents,
+    numbers: &BTreeMap<String, String>,
+    call: CallFacts<'_>,
+) -> (&'a str, &'a AgentSpec) {
+    // The tenant's own number on the call: dialled when inbound, calling when outbound.
+    let own_number = if call.campaign { call.from } else { call.to };
+    let by_number = own_number.and_then(|n| numbers.get(n)).map(String::as_str);
+    for name in [call.campaign_agent, by_number].into_iter().flatten() {
+        if let Some((name, agent)) = agents.get_key_value(name) {
+            return (name, agent);
+        }
+    }
+    (DEFAULT_AGENT, default)
 }
 
 /// A Tenant's numbers as the runtime's `numbers.json`: E.164 → agent name, for the numbers

@@ -290,7 +290,10 @@ pub struct CampaignAgent {
     /// The tenant's named agent that makes these calls (`Tenant.spec.agents`); unset: the
     /// agent of the from-number, else the tenant's default agent. The fields below override it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: Option<String>,
     /// Instructions replacing the tenant's system prompt for these calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]

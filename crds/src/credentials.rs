@@ -230,7 +230,9 @@ mod tests {
         ];
         assert_eq!(select(&index, Vendor::Openai, None).unwrap().label, "main");
         assert_eq!(
-            select(&index, Vendor::Openai, Some("backup")).unwrap().label,
+            select(&index, Vendor::Openai, Some("backup"))
+                .unwrap()
+                .label,
             "backup"
         );
         assert!(select(&index, Vendor::Openai, Some("nope")).is_none());
