@@ -80,6 +80,8 @@ pub fn desired_tenant(
             "displayName" => json!(tenant.name),
             "plan" => json!(tenant.plan),
             "agent" => serde_json::from_str(&tenant.agent)?,
+            "agents" => switchboard_crds::agents::parse_named_agents(&tenant.agents)
+                .and_then(serde_json::to_value)?,
             "carrier" => serde_json::from_str(&tenant.carrier)?,
             _ => json!(PROVIDER_SECRET_NAME),
         };
@@ -485,6 +487,7 @@ mod tests {
             plan: "starter".into(),
             suspended: Flag(false),
             agent: serde_json::to_string(&switchboard_crds::tenant::AgentSpec::default()).unwrap(),
+            agents: "{}".into(),
             created_at: 0,
             updated_at: 0,
             origin: "signup".into(),

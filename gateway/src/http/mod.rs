@@ -17,6 +17,7 @@
 //! Handlers parse, authorise and answer; the work is done by the domain modules below
 //! (`calls`, `campaigns`, `usage`, `billing`, …), which never speak HTTP.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -145,6 +146,7 @@ fn api_routes() -> Router<AppState> {
         .merge(members::routes())
         .merge(api_keys::routes())
         .merge(credentials::routes())
+        .merge(agents::routes())
         .merge(audit::routes())
         .merge(numbers::routes())
         .merge(campaigns::routes())

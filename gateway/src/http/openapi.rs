@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, audit, auth, billing, calls, campaigns, credentials, customer_webhooks, members,
-    numbers, tenants, usage,
+    agents, api_keys, audit, auth, billing, calls, campaigns, credentials, customer_webhooks,
+    members, numbers, tenants, usage,
 };
 
 /// The gateway's API description.
@@ -21,6 +21,7 @@ use super::{
         members::list, members::change_role, members::remove, members::list_invitations,
         members::invite, members::revoke_invitation, members::accept,
         api_keys::list, api_keys::create, api_keys::revoke,
+        agents::list, agents::get, agents::create, agents::update, agents::delete,
         credentials::list, credentials::get, credentials::create, credentials::update, credentials::delete,
         audit::list,
         numbers::list, numbers::buy, numbers::release,
@@ -43,6 +44,7 @@ use super::{
         (name = "members", description = "Members, roles and invitations"),
         (name = "api-keys", description = "Customer API keys"),
         (name = "credentials", description = "Bring-your-own provider credentials"),
+        (name = "agents", description = "A tenant's named agents and its default agent"),
         (name = "audit", description = "Audit log"),
         (name = "numbers", description = "Phone numbers"),
         (name = "campaigns", description = "Outbound campaigns, contacts, results and the do-not-call list"),
