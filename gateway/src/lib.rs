@@ -38,6 +38,7 @@ pub mod config;
 pub mod crypto;
 pub mod dialer;
 pub mod drain;
+pub mod embedded_agents;
 pub mod http;
 pub mod idempotency;
 pub mod kube;

@@ -61,7 +61,8 @@ pub enum Provider {
     Groq,
     /// OpenAI.
     Openai,
-    /// Any OpenAI-compatible server (set `metadata.base_url`).
+    /// Any OpenAI-compatible server: `metadata.base_url` is required and the key is only ever
+    /// sent there.
     OpenaiCompatible,
     /// Deepgram (speech-to-text, Aura text-to-speech).
     Deepgram,
@@ -218,6 +219,43 @@ fn checked_metadata(metadata: Option<BTreeMap<String, String>>) -> Result<String
     serde_json::to_string(&metadata).map_err(|e| ApiError::internal(&e))
 }
 
+/// What a provider credential must satisfy to reach the runtime
+/// (`switchboard_crds::credentials`): its label must make a Secret key, and an
+/// `openai-compatible` key is bound to `metadata.base_url`, which must pass the outbound URL
+/// policy (`switchboard_crds::outbound`: no internal targets unless allowed).
+fn check_runtime_delivery(
+    provider: &str,
+    label: &str,
+    metadata: &str,
+    allow_private: bool,
+) -> Result<(), ApiError> {
+    let Some(vendor) = switchboard_crds::credentials::Vendor::parse(provider) else {
+        return Ok(());
+    };
+    if switchboard_crds::credentials::secret_key(vendor, label).is_none() {
+        return Err(ApiError::invalid(
+            "label",
+            "too_long",
+            "label is too long to deliver to the runtime; use fewer non-ASCII characters",
+        ));
+    }
+    if vendor == switchboard_crds::credentials::Vendor::OpenaiCompatible {
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_str(metadata).map_err(|e| ApiError::internal(&e))?;
+        let Some(url) = metadata.get("base_url") else {
+            return Err(ApiError::invalid(
+                "metadata.base_url",
+                "required",
+                "an openai-compatible key is bound to its server: set metadata.base_url",
+            ));
+        };
+        switchboard_crds::outbound::check_url(url, allow_private).map_err(|error| {
+            ApiError::invalid("metadata.base_url", "invalid_url", error.to_string())
+        })?;
+    }
+    Ok(())
+}
+
 fn seal(state: &AppState, row: &mut CredentialRow, secret: &str) -> Result<(), ApiError> {
     let sealed = state
         .keyring
@@ -289,8 +327,14 @@ pub async fn create(
     let label = display_text("label", &request.label, 64)?;
     let secret = checked_secret(&request.secret)?;
     let metadata = checked_metadata(request.metadata)?;
-    let now = now_ms();
     let provider = request.provider.as_str();
+    check_runtime_delivery(
+        provider,
+        &label,
+        &metadata,
+        state.config.outbound_allow_private,
+    )?;
+    let now = now_ms();
     let mut tx = state.store.write(&access.scope()).await?;
     let is_default = match request.is_default {
         Some(flag) => flag,
@@ -375,6 +419,12 @@ pub async fn update(
         row.is_default = Flag(flag);
         changed.push("isDefault");
     }
+    check_runtime_delivery(
+        &row.provider,
+        &row.label,
+        &row.metadata,
+        state.config.outbound_allow_private,
+    )?;
     match credentials::update(&mut tx, &row, now).await {
         Err(error) if error.is_unique_violation() => {
             return Err(ApiError::conflict(
