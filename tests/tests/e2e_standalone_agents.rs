@@ -121,7 +121,7 @@ async fn first_words(running: &Running, tenant: &Tenant, to: &str) -> String {
     for _ in 0..100 {
         let (status, page) = api(running, tenant, Method::GET, "/calls", None).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        let call = page["calls"]
+        let call = page["items"]
             .as_array()
             .into_iter()
             .flatten()
@@ -297,7 +297,7 @@ async fn two_tenants_two_numbers_two_agents_heard() {
 /// [`first_words`] for a number already called once: waits for the second call's transcript.
 async fn first_words_of_second_call(running: &Running, tenant: &Tenant, to: &str) -> String {
     let (_, before) = api(running, tenant, Method::GET, "/calls", None).await;
-    let known: Vec<Value> = before["calls"]
+    let known: Vec<Value> = before["items"]
         .as_array()
         .into_iter()
         .flatten()
@@ -324,7 +324,7 @@ async fn first_words_of_second_call(running: &Running, tenant: &Tenant, to: &str
         .unwrap();
     for _ in 0..100 {
         let (_, page) = api(running, tenant, Method::GET, "/calls", None).await;
-        let call = page["calls"]
+        let call = page["items"]
             .as_array()
             .into_iter()
             .flatten()

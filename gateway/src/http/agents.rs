@@ -11,11 +11,10 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing;
-use serde::Serialize;
 use serde_json::{Value, json};
 use switchboard_crds::agents::{DEFAULT_AGENT, NamedAgent, NamedAgents, check_agent_name};
 use switchboard_crds::tenant::AgentSpec;
@@ -24,6 +23,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
 use super::tenants::{merged_agent_at, tenant_write_error};
 use crate::state::AppState;
@@ -43,17 +43,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A page of agents (all of them: a plan allows at most a few hundred).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentList {
-    /// The default agent first, then the named agents by name.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<NamedAgent>,
-    /// Always `null`: the list is complete.
-    pub next_cursor: Option<String>,
-}
-
 fn stored_agents(tenant: &TenantRow) -> Result<NamedAgents, ApiError> {
     switchboard_crds::agents::parse_named_agents(&tenant.agents).map_err(|e| ApiError::internal(&e))
 }
@@ -71,9 +60,12 @@ fn view(name: &str, spec: AgentSpec) -> Json<NamedAgent> {
 
 /// `GET /api/v1/tenants/{tenant}/agents` (viewer).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents", tag = "agents",
-    params(("tenant" = String, Path, description = "Tenant slug or id")),
-    responses((status = 200, body = AgentList)), security(("bearer" = [])))]
-pub async fn list(access: TenantAccess) -> Result<Json<AgentList>, ApiError> {
+    params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, description = "`{items, nextCursor}`: the default agent first, then the named agents by name")), security(("bearer" = [])))]
+pub async fn list(
+    access: TenantAccess,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<NamedAgent>>, ApiError> {
     access.require(Role::Viewer)?;
     let mut items = vec![NamedAgent {
         name: DEFAULT_AGENT.to_owned(),
@@ -84,10 +76,8 @@ pub async fn list(access: TenantAccess) -> Result<Json<AgentList>, ApiError> {
             .into_iter()
             .map(|(name, spec)| NamedAgent { name, spec }),
     );
-    Ok(Json(AgentList {
-        items,
-        next_cursor: None,
-    }))
+    // Bounded by the plan: read whole, paged by position.
+    Ok(Json(Page::of_all(items, &page)?))
 }
 
 /// `GET /api/v1/tenants/{tenant}/agents/{name}` (viewer).
