@@ -35,6 +35,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod carrier_accounts;
 pub mod config;
+pub mod credential_check;
 pub mod crypto;
 pub mod dialer;
 pub mod drain;

@@ -340,7 +340,7 @@ async fn the_dialled_number_picks_the_agent_that_answers() {
         ("+15550101", "Hello from sales."),
         ("+15550102", "Hello from the front desk."),
     ] {
-        let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+        let carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
         let mut parameters = params();
         parameters["to"] = json!(to);
         parameters["callId"] = json!(format!("call-{to}"));

@@ -46,6 +46,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tenants/{tenant}/credentials/{id}",
             routing::get(self::get).patch(update).delete(self::delete),
         )
+        .route(
+            "/api/v1/tenants/{tenant}/credentials/{id}/test",
+            routing::post(test),
+        )
 }
 
 /// Longest accepted secret (service-account JSON files fit).
@@ -479,6 +483,66 @@ pub async fn delete(
     tx.commit().await?;
     project_to_cluster(&state, &access.tenant).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/tenants/{tenant}/credentials/{id}/test` (admin): checks the key against its
+/// vendor ([`crate::credential_check`]) and answers `{result: ok | rejected | unreachable,
+/// vendorStatus, message}`; the key never appears in the answer. Audited.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/credentials/{id}/test", tag = "credentials",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Credential id")),
+    responses((status = 200, body = crate::credential_check::CheckResult), (status = 404, body = super::errors::ErrorBody),
+              (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn test(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<crate::credential_check::CheckResult>, ApiError> {
+    access.require(Role::Admin)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let row = credentials::get(&mut tx, &access.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    tx.commit().await?;
+    let sealed = crate::crypto::Sealed {
+        key_id: row.key_id.clone(),
+        ciphertext: row.ciphertext.clone(),
+    };
+    let secret = state
+        .keyring
+        .open(&sealed, &credential_aad(&row.tenant_id, &row.id))
+        .map_err(|e| ApiError::internal(&e))?;
+    let secret = String::from_utf8_lossy(&secret).trim().to_owned();
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_str(&row.metadata).unwrap_or_default();
+    let result = crate::credential_check::check(
+        &state.webhook_client,
+        &state.config.voice,
+        &row.provider,
+        &secret,
+        &metadata,
+    )
+    .await
+    .map_err(|error| {
+        let field = match &error {
+            crate::credential_check::CheckError::MissingMetadata(name) => {
+                format!("metadata.{name}")
+            }
+        };
+        ApiError::invalid(&field, "required", error.to_string())
+    })?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "credential.tested",
+        ("credential", &row.id),
+        json!({"result": result.result, "vendorStatus": result.vendor_status}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(result))
 }
 
 #[cfg(test)]

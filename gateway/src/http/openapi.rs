@@ -22,7 +22,7 @@ use super::{
         members::invite, members::revoke_invitation, members::accept,
         api_keys::list, api_keys::create, api_keys::revoke,
         agents::list, agents::get, agents::create, agents::update, agents::delete,
-        credentials::list, credentials::get, credentials::create, credentials::update, credentials::delete,
+        credentials::list, credentials::get, credentials::create, credentials::update, credentials::delete, credentials::test,
         audit::list,
         numbers::list, numbers::buy, numbers::release,
         campaigns::list, campaigns::show, campaigns::put_campaign, campaigns::delete_campaign,
