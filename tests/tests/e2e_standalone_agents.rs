@@ -137,7 +137,7 @@ async fn first_words(running: &Running, tenant: &Tenant, to: &str) -> String {
                 None,
             )
             .await;
-            let said = transcript["turns"]
+            let said = transcript["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -340,7 +340,7 @@ async fn first_words_of_second_call(running: &Running, tenant: &Tenant, to: &str
                 None,
             )
             .await;
-            if let Some(said) = transcript["turns"]
+            if let Some(said) = transcript["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
