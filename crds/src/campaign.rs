@@ -287,6 +287,14 @@ pub enum RetryableOutcome {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignAgent {
+    /// The tenant's named agent that makes these calls (`Tenant.spec.agents`); unset: the
+    /// agent of the from-number, else the tenant's default agent. The fields below override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: Option<String>,
     /// Instructions replacing the tenant's system prompt for these calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 20000))]
@@ -516,6 +524,11 @@ impl CampaignAgent {
     /// At most 50 questions, a greeting of at most 1000 and a prompt of at most 20000
     /// characters.
     pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(name) = &self.name
+            && let Err(message) = crate::agents::check_agent_name(name)
+        {
+            return Err(SpecError::new("agent.name", "invalid_agent_name", message));
+        }
         if self.questions.len() > 50 {
             return Err(SpecError::new(
                 "agent.questions",

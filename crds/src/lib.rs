@@ -16,15 +16,19 @@
 //! * [`plan`] — plans and a tenant's effective limits;
 //! * [`call_bounds`] — bounds on call durations and times from carriers, PBXs and runtimes;
 //! * [`idempotency`] — the `Idempotency-Key` header of creating `POST`s;
-//! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets).
+//! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets);
+//! * [`agents`] — a tenant's named agents and which one answers a call;
+//! * [`credentials`] — how stored provider credentials reach the runtime (Secret keys, index).
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
 // those derive arguments as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod agents;
 pub mod call_bounds;
 pub mod campaign;
 pub mod conditions;
+pub mod credentials;
 pub mod events;
 pub mod idempotency;
 pub mod internal_api;

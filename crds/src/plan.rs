@@ -31,7 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
-    /// Trial use: small quota, one number, 50 calls a month.
+    /// Trial use: small quota, one number, one agent, 50 calls a month.
     #[default]
     Free,
     /// Small teams.
@@ -73,6 +73,7 @@ impl Plan {
                 monthly_minutes: Some(100),
                 monthly_api_requests: Some(1_000),
                 phone_numbers: Some(1),
+                agents: Some(1),
                 campaigns: false,
             },
             Plan::Starter => PlanLimits {
@@ -80,6 +81,7 @@ impl Plan {
                 monthly_minutes: Some(1_000),
                 monthly_api_requests: Some(10_000),
                 phone_numbers: Some(2),
+                agents: Some(2),
                 campaigns: true,
             },
             Plan::Professional => PlanLimits {
@@ -87,13 +89,19 @@ impl Plan {
                 monthly_minutes: Some(10_000),
                 monthly_api_requests: Some(100_000),
                 phone_numbers: Some(5),
+                agents: Some(10),
                 campaigns: true,
             },
-            Plan::Enterprise | Plan::Onprem => PlanLimits {
+            Plan::Enterprise => PlanLimits {
+                agents: Some(100),
+                ..Plan::Onprem.limits()
+            },
+            Plan::Onprem => PlanLimits {
                 monthly_calls: None,
                 monthly_minutes: None,
                 monthly_api_requests: None,
                 phone_numbers: None,
+                agents: None,
                 campaigns: true,
             },
         }
@@ -130,6 +138,9 @@ pub struct PlanLimits {
     pub monthly_api_requests: Option<u64>,
     /// Phone numbers owned at once.
     pub phone_numbers: Option<u32>,
+    /// Agents a tenant may have, its default agent included (the named agents of
+    /// `Tenant.spec.agents` plus `spec.agent`).
+    pub agents: Option<u32>,
     /// Whether outbound campaigns are allowed.
     pub campaigns: bool,
 }
@@ -167,6 +178,13 @@ pub struct LimitPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub phone_numbers: Option<Option<u32>>,
+    /// Agents, the default agent included.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agents: Option<Option<u32>>,
     /// Whether outbound campaigns are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaigns: Option<bool>,
@@ -196,6 +214,9 @@ impl LimitPatch {
         }
         if let Some(v) = self.phone_numbers {
             limits.phone_numbers = v;
+        }
+        if let Some(v) = self.agents {
+            limits.agents = v;
         }
         if let Some(v) = self.campaigns {
             limits.campaigns = v;
@@ -278,6 +299,8 @@ mod tests {
         assert_eq!(Plan::Starter.limits().phone_numbers, Some(2));
         assert_eq!(Plan::Professional.limits().phone_numbers, Some(5));
         assert_eq!(Plan::Enterprise.limits().phone_numbers, None);
+        let agents: Vec<_> = Plan::ALL.iter().map(|p| p.limits().agents).collect();
+        assert_eq!(agents, [Some(1), Some(2), Some(10), Some(100), None]);
     }
 
     #[test]

@@ -57,9 +57,18 @@ pub struct TenantSpec {
     #[serde(default)]
     pub runtime: RuntimeSpec,
 
-    /// The default agent that answers the tenant's numbers.
+    /// The default agent (named `default`): it answers every number and campaign that names
+    /// no other agent.
     #[serde(default)]
     pub agent: AgentSpec,
+
+    /// Named agents besides the default one, by name (DNS labels other than `default`). A
+    /// PhoneNumber's `spec.agent` and a Campaign's `spec.agent.name` select one; the plan
+    /// limits how many a tenant has (`agents`, the default agent included). See
+    /// `switchboard_crds::agents`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 1000))]
+    pub agents: std::collections::BTreeMap<String, AgentSpec>,
 
     /// Name of a Secret in the tenant's namespace holding the tenant's own provider API keys
     /// (keys such as `OPENAI_API_KEY`, `DEEPGRAM_API_KEY`, `ELEVENLABS_API_KEY`). The gateway
@@ -118,10 +127,11 @@ pub enum OwnerRole {
 /// force, only [`GATEWAY_FIELDS`], and among them only those no other manager holds. Every
 /// other spec field (`suspended`, `runtime`, `limits`, `owners`) belongs to the manifest
 /// alone; the gateway reads them (and honours `suspended` and `limits`).
-pub const GATEWAY_FIELDS: [&str; 5] = [
+pub const GATEWAY_FIELDS: [&str; 6] = [
     "displayName",
     "plan",
     "agent",
+    "agents",
     "providerSecretRef",
     "carrier",
 ];
@@ -361,6 +371,11 @@ pub struct LlmSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub base_url: Option<String>,
+    /// Label of the tenant's stored credential of this provider's vendor to use (see
+    /// `switchboard_crds::credentials`); unset: the vendor's default credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub credential: Option<String>,
     /// Sampling temperature, as a decimal string between 0 and 2 (e.g. `"0.7"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(0(\.[0-9]+)?|1(\.[0-9]+)?|2(\.0+)?)$"))]
@@ -379,6 +394,11 @@ pub struct SttSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 200))]
     pub model: Option<String>,
+    /// Label of the tenant's stored credential of this provider's vendor to use (see
+    /// `switchboard_crds::credentials`); unset: the vendor's default credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub credential: Option<String>,
     /// Base URL of an OpenAI-compatible transcription server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
@@ -401,6 +421,11 @@ pub struct TtsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 200))]
     pub voice: Option<String>,
+    /// Label of the tenant's stored credential of this provider's vendor to use (see
+    /// `switchboard_crds::credentials`); unset: the vendor's default credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub credential: Option<String>,
     /// Base URL of an OpenAI-compatible speech server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
@@ -463,6 +488,10 @@ pub struct LimitOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 10000))]
     pub phone_numbers: Option<u32>,
+    /// Agents, the default agent included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub agents: Option<u32>,
     /// Whether outbound campaigns are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaigns: Option<bool>,
@@ -477,6 +506,7 @@ impl From<&LimitOverrides> for LimitPatch {
             monthly_minutes: overrides.monthly_minutes.map(Some),
             monthly_api_requests: overrides.monthly_api_requests.map(Some),
             phone_numbers: overrides.phone_numbers.map(Some),
+            agents: overrides.agents.map(Some),
             campaigns: overrides.campaigns,
         }
     }

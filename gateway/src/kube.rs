@@ -83,6 +83,8 @@ pub fn desired_tenant(
             "suspended" => json!(tenant.suspended.0),
             "plan" => json!(tenant.plan),
             "agent" => serde_json::from_str(&tenant.agent)?,
+            "agents" => switchboard_crds::agents::parse_named_agents(&tenant.agents)
+                .and_then(serde_json::to_value)?,
             "carrier" => serde_json::from_str(&tenant.carrier)?,
             _ => json!(PROVIDER_SECRET_NAME),
         };
@@ -229,30 +231,6 @@ pub fn plan_tenant_write(
     })
 }
 
-/// The environment-variable-style key under which a credential's secret is projected:
-/// the default credential of a vendor gets the well-known name (`OPENAI_API_KEY`), others
-/// `<VENDOR>_API_KEY__<LABEL>` so the runtime can pick them by label.
-pub fn secret_key_for(provider: &str, label: &str, is_default: bool) -> String {
-    let base = format!("{}_API_KEY", env_token(provider));
-    if is_default {
-        base
-    } else {
-        format!("{base}__{}", env_token(label))
-    }
-}
-
-fn env_token(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// An Opaque Secret the gateway owns in a tenant's namespace, labelled with the tenant and the
 /// gateway as its manager (`provider-keys`, `runtime-credential`, `carrier-credentials`).
 pub fn tenant_secret(
@@ -288,16 +266,25 @@ pub fn desired_provider_secret(
     credentials: &[(CredentialRow, Vec<u8>)],
 ) -> Secret {
     // Carrier accounts go to the operator's `carrier-credentials`, never to the runtime.
-    let data: BTreeMap<String, ByteString> = credentials
-        .iter()
-        .filter(|(row, _)| !crate::carrier_accounts::is_carrier(&row.provider))
-        .map(|(row, secret)| {
-            (
-                secret_key_for(&row.provider, &row.label, row.is_default.0),
-                ByteString(secret.clone()),
-            )
-        })
-        .collect();
+    let entries = crate::provider_keys::runtime_entries(credentials);
+    let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
+    for (entry, secret) in &entries {
+        data.insert(entry.key.clone(), ByteString(secret.to_vec()));
+        // The vendor's default also under its well-known name (`OPENAI_API_KEY`, …), the
+        // layout of a Secret written by hand.
+        if entry.is_default
+            && let Some(name) = entry.vendor.well_known_key()
+        {
+            data.insert(name.to_owned(), ByteString(secret.to_vec()));
+        }
+    }
+    let index: Vec<_> = entries.into_iter().map(|(entry, _)| entry).collect();
+    // A list of plain structs: serialising cannot fail.
+    let index = serde_json::to_vec(&index).unwrap_or_default();
+    data.insert(
+        switchboard_crds::credentials::INDEX_KEY.to_owned(),
+        ByteString(index),
+    );
     tenant_secret(PROVIDER_SECRET_NAME, namespace, tenant, data)
 }
 
@@ -494,6 +481,7 @@ mod tests {
             plan: "starter".into(),
             suspended: Flag(false),
             agent: serde_json::to_string(&switchboard_crds::tenant::AgentSpec::default()).unwrap(),
+            agents: "{}".into(),
             created_at: 0,
             updated_at: 0,
             origin: "signup".into(),
@@ -754,14 +742,41 @@ mod tests {
                 (cred("openai", "main", true), b"sk-1".to_vec()),
                 (cred("openai", "backup key", false), b"sk-2".to_vec()),
                 (cred("elevenlabs", "voice", true), b"el-1".to_vec()),
+                (
+                    CredentialRow {
+                        metadata: r#"{"base_url":"https://vllm.example.com/v1"}"#.into(),
+                        ..cred("openai-compatible", "vllm", true)
+                    },
+                    b"vl-1".to_vec(),
+                ),
+                (cred("twilio", "main", true), b"tw-1".to_vec()),
             ],
         );
         assert_eq!(secret.metadata.namespace.as_deref(), Some("tenant-acme"));
         assert_eq!(secret.metadata.name.as_deref(), Some("provider-keys"));
         let data = secret.data.unwrap();
         assert_eq!(data["OPENAI_API_KEY"].0, b"sk-1");
-        assert_eq!(data["OPENAI_API_KEY__BACKUP_KEY"].0, b"sk-2");
+        assert_eq!(data["openai.main"].0, b"sk-1");
+        assert_eq!(data["openai.backup_20key"].0, b"sk-2");
         assert_eq!(data["ELEVENLABS_API_KEY"].0, b"el-1");
+        assert_eq!(data["openai-compatible.vllm"].0, b"vl-1");
+        assert!(
+            !data.values().any(|v| v.0 == b"tw-1"),
+            "carrier accounts never reach the runtime"
+        );
+        let index: Vec<switchboard_crds::credentials::CredentialEntry> =
+            serde_json::from_slice(&data[switchboard_crds::credentials::INDEX_KEY].0).unwrap();
+        assert_eq!(index.len(), 4);
+        let vllm = index.iter().find(|e| e.label == "vllm").unwrap();
+        assert_eq!(
+            vllm.base_url.as_deref(),
+            Some("https://vllm.example.com/v1")
+        );
+        assert_eq!(
+            data.len(),
+            4 + 2 + 1,
+            "each credential, two well-known defaults, the index"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use switchboard_crds::credentials::{CredentialEntry, Vendor, secret_key};
+
 use crate::crypto::{Sealed, credential_aad};
 use crate::kube::{KubeError, desired_provider_secret, desired_runtime_credential_secret};
 use crate::state::AppState;
@@ -37,6 +39,41 @@ pub async fn load_decrypted(
             }
         })
         .collect())
+}
+
+/// The runtime's view of a tenant's provider credentials (`switchboard_crds::credentials`):
+/// each STT/LLM/TTS credential as an index entry (its Secret key derived from vendor and
+/// label, `openai-compatible` with the base URL it is bound to: metadata `base_url`) with its
+/// secret. Carrier accounts are left out (they go to the operator, never to the runtime), and
+/// so is a credential whose label makes too long a key (refused on creation; logged).
+pub fn runtime_entries(credentials: &[(CredentialRow, Vec<u8>)]) -> Vec<(CredentialEntry, &[u8])> {
+    credentials
+        .iter()
+        .filter_map(|(row, secret)| {
+            let vendor = Vendor::parse(&row.provider)?;
+            let Some(key) = secret_key(vendor, &row.label) else {
+                tracing::warn!(credential_id = %row.id, "credential label too long for a Secret key; not delivered");
+                return None;
+            };
+            let base_url = (vendor == Vendor::OpenaiCompatible)
+                .then(|| {
+                    serde_json::from_str::<std::collections::BTreeMap<String, String>>(&row.metadata)
+                        .ok()?
+                        .remove("base_url")
+                })
+                .flatten();
+            Some((
+                CredentialEntry {
+                    vendor,
+                    label: row.label.clone(),
+                    is_default: row.is_default.0,
+                    key,
+                    base_url,
+                },
+                secret.as_slice(),
+            ))
+        })
+        .collect()
 }
 
 /// Why the `provider-keys` Secret could not be brought up to date (logged; never holds a

@@ -12,8 +12,11 @@
 //! | `agent/agent.json`, `keys/` | optional agent and provider keys for the runtime |
 //! | `mail-outbox/` | e-mails the gateway would send |
 //!
-//! Without `agent/agent.json` the runtime uses its builtin offline providers (an echo agent
-//! that greets and repeats each utterance), so a simulated call works with no keys at all.
+//! Each tenant's calls get that tenant's agents (default and named, picked by the number
+//! called or the campaign), its numbers' agents and its stored provider keys, read from the
+//! database ([`crate::embedded_agents`]), as in Kubernetes mode. Without any, the runtime uses
+//! `agent/agent.json` or its builtin offline providers (an echo agent that greets and repeats
+//! each utterance), so a simulated call works with no keys at all.
 //! Campaign calls the dialer places through the sandbox are picked up by simulated contacts
 //! who stay on the line for [`SIMULATED_TALK`] and hang up (no media), so a campaign runs to
 //! the end and its results, usage and webhooks can be looked at.
@@ -273,6 +276,8 @@ pub struct Running {
     runtime_background: CancellationToken,
     event_delivery: JoinHandle<()>,
     reloader: JoinHandle<()>,
+    agent_store: Arc<ConfigStore>,
+    tenant_agents: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Running {
@@ -366,6 +371,15 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
     let reloader = store
         .clone()
         .spawn_reloader(source, AGENT_POLL, runtime_background.clone());
+    // Each tenant's own agents, numbers and keys (the files above are the fallback).
+    if let Err(error) = crate::embedded_agents::reload(&state, &store).await {
+        tracing::warn!(%error, "tenants' agent configuration not loaded yet");
+    }
+    let tenant_agents = crate::embedded_agents::spawn_refresh(
+        state.clone(),
+        store.clone(),
+        runtime_background.clone(),
+    );
     let metrics = Metrics::new("standalone")?;
     let token = internal_token.map(Secret::new);
     let (events, event_delivery) = EventSink::spawn(
@@ -381,7 +395,7 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         outbound_allow_private: state.config.outbound_allow_private,
         ..RuntimeConfig::default()
     };
-    let runtime_state = RuntimeState::new(runtime_config, store, metrics, events);
+    let runtime_state = RuntimeState::new(runtime_config, store.clone(), metrics, events);
 
     let runtime = tokio::spawn(serve_runtime(
         runtime_listener,
@@ -411,6 +425,8 @@ pub async fn start(args: &StandaloneArgs, config: Config) -> Result<Running, Sta
         runtime_background,
         event_delivery,
         reloader,
+        agent_store: store,
+        tenant_agents,
     })
 }
 
@@ -471,6 +487,12 @@ impl Running {
             .as_deref()
     }
 
+    /// Re-reads every tenant's agents, numbers and keys for the embedded runtime now (they
+    /// are also re-read every [`crate::embedded_agents::REFRESH`]).
+    pub async fn reload_agents(&self) -> Result<(), crate::store::StoreError> {
+        crate::embedded_agents::reload(&self.state, &self.agent_store).await
+    }
+
     /// The "what next" text printed on start.
     pub fn next_steps(&self) -> String {
         next_steps(self.public_url(), &self.data_dir)
@@ -503,6 +525,7 @@ impl Running {
             tracing::warn!("some runtime events could not be delivered before exit");
         }
         let _ = self.reloader.await;
+        let _ = self.tenant_agents.await;
         let _ = self.stop_gateway.send(true);
         match self.gateway.await {
             Ok(Err(error)) => tracing::warn!(%error, "gateway server failed"),

@@ -183,6 +183,7 @@ mod tests {
             plan: "free".into(),
             suspended: Flag(false),
             agent: "{}".into(),
+            agents: "{}".into(),
             created_at: 0,
             updated_at: 0,
             origin: "signup".into(),

@@ -84,6 +84,12 @@ pub struct VoiceConfig {
     #[arg(long, env = "SWITCHBOARD_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
 
+    /// API bases of provider vendors for credential checks, `vendor=url` comma-separated
+    /// (`openai`, `groq`, `deepgram`, `elevenlabs`; tests point them at local servers).
+    /// Unset: the vendors' public APIs.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_API_BASES", value_delimiter = ',')]
+    pub provider_api_bases: Vec<String>,
+
     /// Stripe secret API key (`sk_…`).
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
@@ -205,6 +211,7 @@ impl std::fmt::Debug for VoiceConfig {
             .field("runtime_url", &self.runtime_url)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("internal_token", &presence(&self.internal_token))
+            .field("provider_api_bases", &self.provider_api_bases)
             .field("stripe_secret_key", &presence(&self.stripe_secret_key))
             .field("stripe_webhook_secrets", &self.stripe_webhook_secrets.len())
             .field("stripe_api_base", &self.stripe_api_base)

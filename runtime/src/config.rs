@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use switchboard_crds::agents::{CallFacts, NamedAgents};
 use switchboard_crds::campaign::CampaignAgent;
+use switchboard_crds::credentials::{self, CredentialEntry, Vendor};
 use switchboard_crds::tenant::AgentSpec;
 use tokio_util::sync::CancellationToken;
 
-/// File of the agent ConfigMap holding `AgentSpec` JSON.
-pub const AGENT_FILE: &str = "agent.json";
-/// Optional file of the agent ConfigMap: JSON object of campaign name → `CampaignAgent`.
-pub const CAMPAIGNS_FILE: &str = "campaigns.json";
-/// Provider key files the runtime reads from the keys Secret.
+pub use switchboard_crds::agents::{AGENT_FILE, AGENTS_FILE, CAMPAIGNS_FILE, NUMBERS_FILE};
+
+/// Well-known provider key files the runtime reads from the keys Secret besides the index
+/// (`credentials.json`): each is its vendor's default credential when the index names none
+/// (a Secret written by hand, `Tenant.spec.providerSecretRef`).
 pub const KEY_NAMES: [&str; 4] = [
     "OPENAI_API_KEY",
     "GROQ_API_KEY",
@@ -44,9 +46,24 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The tenant's provider API keys by name (`OPENAI_API_KEY`, …).
+/// The tenant's provider credentials: secrets by Secret key (the well-known names such as
+/// `OPENAI_API_KEY`, and `<vendor>.<label>` keys) plus the index describing the stored
+/// credentials (`switchboard_crds::credentials`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProviderKeys(BTreeMap<String, Secret>);
+pub struct ProviderKeys {
+    secrets: BTreeMap<String, Secret>,
+    index: Vec<CredentialEntry>,
+}
+
+/// The credential a stage resolved to: its secret, and for `openai-compatible` the base URL
+/// it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageCredential {
+    /// The secret.
+    pub secret: Secret,
+    /// The only base URL this secret may be sent to (`openai-compatible`).
+    pub base_url: Option<String>,
+}
 
 impl ProviderKeys {
     /// Keys from `(name, value)` pairs (tests, embedding).
@@ -56,29 +73,104 @@ impl ProviderKeys {
         K: Into<String>,
         V: Into<String>,
     {
-        Self(
-            pairs
+        Self {
+            secrets: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), Secret::new(v)))
                 .collect(),
-        )
+            index: Vec::new(),
+        }
+    }
+
+    /// Keys from stored credentials with their secrets (the standalone gateway; the same
+    /// layout as the `provider-keys` Secret).
+    pub fn from_credentials(
+        credentials: impl IntoIterator<Item = (CredentialEntry, String)>,
+    ) -> Self {
+        let mut keys = Self::default();
+        for (entry, secret) in credentials {
+            keys.secrets.insert(entry.key.clone(), Secret::new(secret));
+            keys.index.push(entry);
+        }
+        keys
     }
 
     /// The key called `name`, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.0.get(name).filter(|s| !s.0.is_empty())
+        self.secrets.get(name).filter(|s| !s.0.is_empty())
+    }
+
+    /// The stored credentials (no secrets).
+    pub fn index(&self) -> &[CredentialEntry] {
+        &self.index
+    }
+
+    /// The credential of `vendor` a stage uses: the one labelled `label`, else the vendor's
+    /// default (from the index, else its well-known key). `None` when there is none.
+    pub fn for_stage(&self, vendor: Vendor, label: Option<&str>) -> Option<StageCredential> {
+        if let Some(entry) = credentials::select(&self.index, vendor, label) {
+            return Some(StageCredential {
+                secret: self.get(&entry.key)?.clone(),
+                base_url: entry.base_url.clone(),
+            });
+        }
+        if label.is_some() {
+            return None;
+        }
+        let well_known = vendor.well_known_key()?;
+        Some(StageCredential {
+            secret: self.get(well_known)?.clone(),
+            base_url: None,
+        })
     }
 }
 
 /// Everything a call needs from the tenant's configuration, as one consistent snapshot.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AgentSnapshot {
-    /// The default agent.
+    /// The default agent (for a call's snapshot: the agent picked for the call).
     pub agent: AgentSpec,
+    /// Named agents.
+    pub agents: NamedAgents,
+    /// The tenant's numbers (E.164) that name an agent.
+    pub numbers: BTreeMap<String, String>,
     /// Survey scripts and overrides by campaign name.
     pub campaigns: BTreeMap<String, CampaignAgent>,
     /// The tenant's provider keys.
     pub keys: ProviderKeys,
+}
+
+impl AgentSnapshot {
+    /// The snapshot one call runs with: `agent` is the agent that answers it (its campaign's
+    /// agent, else its number's, else the default; `switchboard_crds::agents::pick`), with
+    /// its name, and only the call's campaign is kept.
+    pub fn for_call(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        campaign: Option<&str>,
+    ) -> (String, AgentSnapshot) {
+        let script = campaign.and_then(|name| self.campaigns.get_key_value(name));
+        let facts = CallFacts {
+            from,
+            to,
+            campaign: campaign.is_some(),
+            campaign_agent: script.and_then(|(_, s)| s.name.as_deref()),
+        };
+        let (name, agent) =
+            switchboard_crds::agents::pick(&self.agent, &self.agents, &self.numbers, facts);
+        let snapshot = AgentSnapshot {
+            agent: agent.clone(),
+            agents: NamedAgents::new(),
+            numbers: BTreeMap::new(),
+            campaigns: script
+                .map(|(name, script)| (name.clone(), script.clone()))
+                .into_iter()
+                .collect(),
+            keys: self.keys.clone(),
+        };
+        (name.to_owned(), snapshot)
+    }
 }
 
 /// Process-level settings of the runtime.
@@ -156,13 +248,18 @@ pub struct ConfigSource {
 }
 
 impl ConfigSource {
-    /// Reads agent, campaigns and keys. Missing files mean defaults (builtin providers, no keys).
+    /// Reads the default agent, named agents, number → agent map, campaigns and keys.
+    /// Missing files mean defaults (builtin providers, no named agents, no keys).
     pub fn load(&self) -> Result<AgentSnapshot, ConfigError> {
         let agent = read_json::<AgentSpec>(&self.agent_dir.join(AGENT_FILE))?.unwrap_or_default();
+        let agents = read_json(&self.agent_dir.join(AGENTS_FILE))?.unwrap_or_default();
+        let numbers = read_json(&self.agent_dir.join(NUMBERS_FILE))?.unwrap_or_default();
         let campaigns = read_json(&self.agent_dir.join(CAMPAIGNS_FILE))?.unwrap_or_default();
         let keys = read_keys(&self.keys_dir)?;
         Ok(AgentSnapshot {
             agent,
+            agents,
+            numbers,
             campaigns,
             keys,
         })
@@ -192,14 +289,38 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, C
         })
 }
 
+/// A Secret key the runtime will open as a file: the characters Kubernetes allows, not `.`
+/// or `..` (the index is data; it must not name a path elsewhere).
+fn is_key_file_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
 fn read_keys(dir: &Path) -> Result<ProviderKeys, ConfigError> {
-    let mut keys = BTreeMap::new();
+    let mut keys = ProviderKeys::default();
     for name in KEY_NAMES {
         if let Some(value) = read_optional(&dir.join(name))? {
-            keys.insert(name.to_owned(), Secret::new(value.trim()));
+            keys.secrets
+                .insert(name.to_owned(), Secret::new(value.trim()));
         }
     }
-    Ok(ProviderKeys(keys))
+    let index: Vec<CredentialEntry> =
+        read_json(&dir.join(credentials::INDEX_KEY))?.unwrap_or_default();
+    for entry in index {
+        if !is_key_file_name(&entry.key) {
+            tracing::warn!(key = %entry.key, "credential index names an invalid key; skipped");
+            continue;
+        }
+        if let Some(value) = read_optional(&dir.join(&entry.key))? {
+            keys.secrets
+                .insert(entry.key.clone(), Secret::new(value.trim()));
+            keys.index.push(entry);
+        }
+    }
+    Ok(keys)
 }
 
 /// The current snapshot, swapped atomically when the mounted files change.
@@ -209,6 +330,7 @@ fn read_keys(dir: &Path) -> Result<ProviderKeys, ConfigError> {
 #[derive(Debug, Default)]
 pub struct ConfigStore {
     current: RwLock<Arc<AgentSnapshot>>,
+    tenants: RwLock<BTreeMap<String, Arc<AgentSnapshot>>>,
 }
 
 impl ConfigStore {
@@ -216,6 +338,7 @@ impl ConfigStore {
     pub fn new(snapshot: AgentSnapshot) -> Self {
         Self {
             current: RwLock::new(Arc::new(snapshot)),
+            tenants: RwLock::default(),
         }
     }
 
@@ -225,6 +348,41 @@ impl ConfigStore {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The snapshot of `tenant` when this runtime serves several tenants (standalone: the
+    /// gateway sets one per tenant with [`ConfigStore::set_tenants`]); otherwise, and for a
+    /// tenant without one, the snapshot in force.
+    pub fn snapshot_for(&self, tenant: Option<&str>) -> Arc<AgentSnapshot> {
+        let tenants = match self.tenants.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match tenant.and_then(|t| tenants.get(t)) {
+            Some(snapshot) => snapshot.clone(),
+            None => self.snapshot(),
+        }
+    }
+
+    /// Replaces every tenant's snapshot (tenant name → snapshot); returns true when any
+    /// changed. Live calls keep the snapshot they started with.
+    pub fn set_tenants(&self, snapshots: BTreeMap<String, AgentSnapshot>) -> bool {
+        let mut tenants = match self.tenants.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let same = tenants.len() == snapshots.len()
+            && snapshots
+                .iter()
+                .all(|(name, s)| tenants.get(name).is_some_and(|t| **t == *s));
+        if same {
+            return false;
+        }
+        *tenants = snapshots
+            .into_iter()
+            .map(|(name, s)| (name, Arc::new(s)))
+            .collect();
+        true
     }
 
     /// Replaces the snapshot; returns true when it changed.
@@ -298,6 +456,100 @@ mod tests {
             Some("gsk-secret")
         );
         assert!(!format!("{snapshot:?}").contains("gsk-secret"));
+    }
+
+    #[test]
+    fn loads_named_agents_numbers_and_indexed_credentials() {
+        let agent_dir = tempfile::tempdir().unwrap();
+        let keys_dir = tempfile::tempdir().unwrap();
+        let write = |dir: &tempfile::TempDir, name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        };
+        write(&agent_dir, AGENT_FILE, r#"{"greeting":"Default"}"#);
+        write(
+            &agent_dir,
+            AGENTS_FILE,
+            r#"{"sales":{"greeting":"Sales","llm":{"provider":"openai","credential":"backup"}}}"#,
+        );
+        write(&agent_dir, NUMBERS_FILE, r#"{"+15550100":"sales"}"#);
+        write(
+            &agent_dir,
+            CAMPAIGNS_FILE,
+            r#"{"spring":{"name":"sales","questions":[]}}"#,
+        );
+        write(&keys_dir, "OPENAI_API_KEY", "sk-legacy");
+        write(&keys_dir, "openai.backup", "sk-backup\n");
+        write(&keys_dir, "secret-elsewhere", "x");
+        write(
+            &keys_dir,
+            credentials::INDEX_KEY,
+            r#"[{"vendor":"openai","label":"backup","isDefault":false,"key":"openai.backup"},
+                {"vendor":"openai","label":"bad","key":"../secret-elsewhere"}]"#,
+        );
+        let source = ConfigSource {
+            agent_dir: agent_dir.path().into(),
+            keys_dir: keys_dir.path().into(),
+        };
+        let snapshot = source.load().unwrap();
+        assert_eq!(
+            snapshot.keys.index().len(),
+            1,
+            "a path in the index is skipped"
+        );
+        let stage = |label| {
+            snapshot
+                .keys
+                .for_stage(Vendor::Openai, label)
+                .map(|c| c.secret)
+        };
+        assert_eq!(stage(Some("backup")), Some(Secret::new("sk-backup")));
+        assert_eq!(
+            stage(None),
+            Some(Secret::new("sk-legacy")),
+            "well-known default"
+        );
+        assert_eq!(stage(Some("bad")), None);
+
+        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550100"), None);
+        assert_eq!(
+            (name.as_str(), call.agent.greeting.as_str()),
+            ("sales", "Sales")
+        );
+        assert_eq!(call.agent.llm.credential.as_deref(), Some("backup"));
+        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550199"), None);
+        assert_eq!(
+            (name.as_str(), call.agent.greeting.as_str()),
+            ("default", "Default")
+        );
+        let (name, call) = snapshot.for_call(Some("+15550199"), Some("+4930"), Some("spring"));
+        assert_eq!(name, "sales", "the campaign names its agent");
+        assert_eq!(call.campaigns.len(), 1);
+    }
+
+    #[test]
+    fn a_runtime_serving_several_tenants_gives_each_its_own_snapshot() {
+        let store = ConfigStore::new(AgentSnapshot::default());
+        let tenant = |greeting: &str| AgentSnapshot {
+            agent: AgentSpec {
+                greeting: greeting.into(),
+                ..AgentSpec::default()
+            },
+            ..AgentSnapshot::default()
+        };
+        assert!(store.set_tenants(BTreeMap::from([
+            ("acme".to_owned(), tenant("Acme")),
+            ("globex".to_owned(), tenant("Globex")),
+        ])));
+        assert_eq!(store.snapshot_for(Some("acme")).agent.greeting, "Acme");
+        assert_eq!(store.snapshot_for(Some("globex")).agent.greeting, "Globex");
+        assert_eq!(
+            store.snapshot_for(Some("other")).agent.greeting,
+            AgentSpec::default().greeting
+        );
+        assert!(!store.set_tenants(BTreeMap::from([
+            ("acme".to_owned(), tenant("Acme")),
+            ("globex".to_owned(), tenant("Globex")),
+        ])));
     }
 
     #[tokio::test]

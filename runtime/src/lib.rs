@@ -23,7 +23,9 @@ pub mod server;
 pub mod turn;
 pub mod vad;
 
-pub use config::{AgentSnapshot, ConfigSource, ConfigStore, ProviderKeys, RuntimeConfig, Secret};
+pub use config::{
+    AgentSnapshot, ConfigSource, ConfigStore, ProviderKeys, RuntimeConfig, Secret, StageCredential,
+};
 pub use events::EventSink;
 pub use metrics::Metrics;
 pub use server::{RuntimeState, router};

@@ -157,7 +157,8 @@ fn accept(state: RuntimeState, upgrade: WebSocketUpgrade, carrier: Carrier) -> R
         )
             .into_response();
     };
-    let snapshot = state.inner.store.snapshot();
+    // The tenant's configuration is taken once the `start` message names the tenant.
+    let store = state.inner.store.clone();
     let ctx = state.inner.ctx.clone();
     let tracker = state.inner.calls.clone();
     upgrade
@@ -167,7 +168,7 @@ fn accept(state: RuntimeState, upgrade: WebSocketUpgrade, carrier: Carrier) -> R
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
-                run_call(socket, carrier, snapshot, ctx).await;
+                run_call(socket, carrier, store, ctx).await;
                 drop(permit);
             })
         })

@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use switchboard_crds::events::{EndReason, EventKind};
+use switchboard_crds::tenant::AgentSpec;
 use switchboard_runtime::ProviderKeys;
 
 #[tokio::test]
@@ -318,4 +319,59 @@ async fn a_cough_does_not_interrupt_the_agent_and_stop_does() {
             >= 2,
         "the caller's turn follows"
     );
+}
+
+/// Issue 14 item 5: the agent that answers is the one the dialled number names; another
+/// number of the same tenant gets the default agent.
+#[tokio::test]
+async fn the_dialled_number_picks_the_agent_that_answers() {
+    let named = |greeting: &str| AgentSpec {
+        greeting: greeting.into(),
+        ..builtin_agent()
+    };
+    let snapshot = switchboard_runtime::AgentSnapshot {
+        agent: named("Hello from the front desk."),
+        agents: [("sales".to_owned(), named("Hello from sales."))].into(),
+        numbers: [("+15550101".to_owned(), "sales".to_owned())].into(),
+        ..Default::default()
+    };
+    let runtime = start_runtime_with(snapshot, |_| {}).await;
+    for (to, expected) in [
+        ("+15550101", "Hello from sales."),
+        ("+15550102", "Hello from the front desk."),
+    ] {
+        let carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
+        let mut parameters = params();
+        parameters["to"] = json!(to);
+        parameters["callId"] = json!(format!("call-{to}"));
+        carrier.start(parameters).await;
+        carrier
+            .wait_for("greeting", |m| {
+                m.iter()
+                    .any(|m| m["event"] == "mark" && m["mark"]["name"] == "t0s0")
+            })
+            .await;
+        carrier.stop().await;
+        let id = format!("call-{to}");
+        let events = runtime
+            .gateway
+            .wait_for("this call ended", |e| {
+                e.iter()
+                    .any(|e| e.call_id == id && matches!(e.kind, EventKind::CallEnded { .. }))
+            })
+            .await;
+        let said: Vec<String> = events
+            .iter()
+            .filter(|e| e.call_id == format!("call-{to}"))
+            .filter_map(|e| match &e.kind {
+                EventKind::TranscriptTurn { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said.first().map(String::as_str),
+            Some(expected),
+            "{to}: {said:?}"
+        );
+    }
 }

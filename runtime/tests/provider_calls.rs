@@ -15,11 +15,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use common::*;
 use serde_json::{Value, json};
+use switchboard_crds::credentials::{CredentialEntry, Vendor, secret_key};
 use switchboard_crds::events::{EndReason, EventKind};
 use switchboard_crds::tenant::{
     AgentSpec, LlmProvider, LlmSpec, SttProvider, SttSpec, TtsProvider, TtsSpec,
 };
 use switchboard_runtime::ProviderKeys;
+
+/// A stored credential of `vendor` labelled `label` (the vendor's default), as the gateway
+/// indexes it.
+fn credential(vendor: Vendor, label: &str, base_url: Option<String>) -> CredentialEntry {
+    CredentialEntry {
+        vendor,
+        label: label.into(),
+        is_default: true,
+        key: secret_key(vendor, label).unwrap(),
+        base_url,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ChatMode {
@@ -388,17 +401,20 @@ fn agent_with(llm: LlmSpec, stt: SttSpec, tts: TtsSpec) -> AgentSpec {
 fn compatible(base: &str) -> (LlmSpec, SttSpec, TtsSpec) {
     (
         LlmSpec {
+            credential: None,
             provider: LlmProvider::OpenaiCompatible,
             model: Some("llama".into()),
             base_url: Some(format!("{base}/v1")),
             temperature: Some("0.3".into()),
         },
         SttSpec {
+            credential: None,
             provider: SttProvider::OpenaiCompatible,
             model: None,
             base_url: Some(format!("{base}/v1")),
         },
         TtsSpec {
+            credential: None,
             provider: TtsProvider::OpenaiCompatible,
             model: Some("kokoro".into()),
             voice: Some("af_bella".into()),
@@ -412,7 +428,22 @@ async fn openai_compatible_stt_llm_tts_over_telnyx() {
     let providers = FakeProviders::new(ChatMode::Answer);
     let base = providers.start().await;
     let (llm, stt, tts) = compatible(&base);
-    let keys = ProviderKeys::from_pairs([("OPENAI_API_KEY", "sk-test")]);
+    // The tenant's openai-compatible credential is bound to this server; its OpenAI key must
+    // never be sent here (issue 14 item 5).
+    let keys = ProviderKeys::from_credentials([
+        (
+            credential(
+                Vendor::OpenaiCompatible,
+                "local",
+                Some(format!("{base}/v1/")),
+            ),
+            "sk-test".to_owned(),
+        ),
+        (
+            credential(Vendor::Openai, "main", None),
+            "sk-openai".to_owned(),
+        ),
+    ]);
     let runtime = start_runtime(agent_with(llm, stt, tts), keys, |_| {}).await;
     let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Telnyx).await;
     carrier.start(params()).await;
@@ -458,6 +489,7 @@ async fn openai_compatible_stt_llm_tts_over_telnyx() {
         "{seen:?}"
     );
     assert!(seen.contains(&"tts-openai Bearer sk-test Anything else?".to_owned()));
+    assert!(!seen.iter().any(|s| s.contains("sk-openai")), "{seen:?}");
 
     let usage = events.iter().find_map(|e| match &e.kind {
         EventKind::Usage {
@@ -492,11 +524,13 @@ async fn deepgram_streaming_stt_and_elevenlabs_tts() {
     let agent = agent_with(
         LlmSpec::default(),
         SttSpec {
+            credential: None,
             provider: SttProvider::Deepgram,
             model: None,
             base_url: Some(base.clone()),
         },
         TtsSpec {
+            credential: None,
             provider: TtsProvider::Elevenlabs,
             model: None,
             voice: Some("voice-1".into()),
@@ -543,6 +577,7 @@ async fn llm_timeout_is_answered_with_the_spoken_fallback() {
     let base = providers.start().await;
     let (llm, stt, _) = compatible(&base);
     let tts = TtsSpec {
+        credential: None,
         provider: TtsProvider::Deepgram,
         model: None,
         voice: None,
@@ -658,6 +693,7 @@ async fn campaign_survey_answers_are_recorded_raw_and_structured() {
     campaigns.insert(
         "spring".to_owned(),
         CampaignAgent {
+            name: None,
             system_prompt: Some("You run a short customer survey.".into()),
             greeting: Some("Hi, this is a quick survey.".into()),
             questions: vec![SurveyQuestion {
@@ -671,7 +707,7 @@ async fn campaign_survey_answers_are_recorded_raw_and_structured() {
     let snapshot = switchboard_runtime::AgentSnapshot {
         agent: agent_with(llm, stt, tts),
         campaigns,
-        keys: ProviderKeys::default(),
+        ..switchboard_runtime::AgentSnapshot::default()
     };
     let runtime = start_runtime_with(snapshot, |_| {}).await;
     let mut carrier = FakeCarrier::connect(runtime.addr, Dialect::Twilio).await;
@@ -735,6 +771,7 @@ async fn deepgram_endpointing_ends_a_turn_before_the_vad_silence_would() {
     let mut agent = agent_with(
         LlmSpec::default(),
         SttSpec {
+            credential: None,
             provider: SttProvider::Deepgram,
             model: None,
             base_url: Some(base.clone()),

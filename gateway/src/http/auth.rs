@@ -322,6 +322,7 @@ pub async fn signup(
         plan: switchboard_crds::Plan::default().as_str().to_owned(),
         suspended: Flag(false),
         agent,
+        agents: "{}".to_owned(),
         created_at: now,
         updated_at: now,
         origin: tenants::ORIGIN_SIGNUP.to_owned(),

@@ -40,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(self::get, update, self::delete))
+        .routes(routes!(test))
 }
 
 /// Longest accepted secret (service-account JSON files fit).
@@ -55,7 +56,8 @@ pub enum Provider {
     Groq,
     /// OpenAI.
     Openai,
-    /// Any OpenAI-compatible server (set `metadata.base_url`).
+    /// Any OpenAI-compatible server: `metadata.base_url` is required and the key is only ever
+    /// sent there.
     OpenaiCompatible,
     /// Deepgram (speech-to-text, Aura text-to-speech).
     Deepgram,
@@ -212,6 +214,43 @@ fn checked_metadata(metadata: Option<BTreeMap<String, String>>) -> Result<String
     serde_json::to_string(&metadata).map_err(|e| ApiError::internal(&e))
 }
 
+/// What a provider credential must satisfy to reach the runtime
+/// (`switchboard_crds::credentials`): its label must make a Secret key, and an
+/// `openai-compatible` key is bound to `metadata.base_url`, which must pass the outbound URL
+/// policy (`switchboard_crds::outbound`: no internal targets unless allowed).
+fn check_runtime_delivery(
+    provider: &str,
+    label: &str,
+    metadata: &str,
+    allow_private: bool,
+) -> Result<(), ApiError> {
+    let Some(vendor) = switchboard_crds::credentials::Vendor::parse(provider) else {
+        return Ok(());
+    };
+    if switchboard_crds::credentials::secret_key(vendor, label).is_none() {
+        return Err(ApiError::invalid(
+            "label",
+            "too_long",
+            "label is too long to deliver to the runtime; use fewer non-ASCII characters",
+        ));
+    }
+    if vendor == switchboard_crds::credentials::Vendor::OpenaiCompatible {
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_str(metadata).map_err(|e| ApiError::internal(&e))?;
+        let Some(url) = metadata.get("base_url") else {
+            return Err(ApiError::invalid(
+                "metadata.base_url",
+                "required",
+                "an openai-compatible key is bound to its server: set metadata.base_url",
+            ));
+        };
+        switchboard_crds::outbound::check_url(url, allow_private).map_err(|error| {
+            ApiError::invalid("metadata.base_url", "invalid_url", error.to_string())
+        })?;
+    }
+    Ok(())
+}
+
 fn seal(state: &AppState, row: &mut CredentialRow, secret: &str) -> Result<(), ApiError> {
     let sealed = state
         .keyring
@@ -283,8 +322,14 @@ pub async fn create(
     let label = display_text("label", &request.label, 64)?;
     let secret = checked_secret(&request.secret)?;
     let metadata = checked_metadata(request.metadata)?;
-    let now = now_ms();
     let provider = request.provider.as_str();
+    check_runtime_delivery(
+        provider,
+        &label,
+        &metadata,
+        state.config.outbound_allow_private,
+    )?;
+    let now = now_ms();
     let mut tx = state.store.write(&access.scope()).await?;
     let is_default = match request.is_default {
         Some(flag) => flag,
@@ -369,6 +414,12 @@ pub async fn update(
         row.is_default = Flag(flag);
         changed.push("isDefault");
     }
+    check_runtime_delivery(
+        &row.provider,
+        &row.label,
+        &row.metadata,
+        state.config.outbound_allow_private,
+    )?;
     match credentials::update(&mut tx, &row, now).await {
         Err(error) if error.is_unique_violation() => {
             return Err(ApiError::conflict(
@@ -423,6 +474,66 @@ pub async fn delete(
     tx.commit().await?;
     project_to_cluster(&state, &access.tenant).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/tenants/{tenant}/credentials/{id}/test` (admin): checks the key against its
+/// vendor ([`crate::credential_check`]) and answers `{result: ok | rejected | unreachable,
+/// vendorStatus, message}`; the key never appears in the answer. Audited.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/credentials/{id}/test", tag = "credentials",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("id" = String, Path, description = "Credential id")),
+    responses((status = 200, body = crate::credential_check::CheckResult), (status = 404, body = super::errors::ErrorBody),
+              (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn test(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<crate::credential_check::CheckResult>, ApiError> {
+    access.require(Role::Admin)?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let row = credentials::get(&mut tx, &access.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    tx.commit().await?;
+    let sealed = crate::crypto::Sealed {
+        key_id: row.key_id.clone(),
+        ciphertext: row.ciphertext.clone(),
+    };
+    let secret = state
+        .keyring
+        .open(&sealed, &credential_aad(&row.tenant_id, &row.id))
+        .map_err(|e| ApiError::internal(&e))?;
+    let secret = String::from_utf8_lossy(&secret).trim().to_owned();
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_str(&row.metadata).unwrap_or_default();
+    let result = crate::credential_check::check(
+        &state.webhook_client,
+        &state.config.voice,
+        &row.provider,
+        &secret,
+        &metadata,
+    )
+    .await
+    .map_err(|error| {
+        let field = match &error {
+            crate::credential_check::CheckError::MissingMetadata(name) => {
+                format!("metadata.{name}")
+            }
+        };
+        ApiError::invalid(&field, "required", error.to_string())
+    })?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "credential.tested",
+        ("credential", &row.id),
+        json!({"result": result.result, "vendorStatus": result.vendor_status}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(result))
 }
 
 #[cfg(test)]

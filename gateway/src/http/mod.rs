@@ -20,6 +20,7 @@
 //! (`calls`, `campaigns`, `usage`, `billing`, …), which never speak HTTP.
 
 pub mod admin;
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -156,6 +157,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(members::routes())
         .merge(api_keys::routes())
         .merge(credentials::routes())
+        .merge(agents::routes())
         .merge(audit::routes())
         .merge(numbers::routes())
         .merge(campaigns::routes())

@@ -66,6 +66,9 @@ pub struct BuyNumber {
     pub number: Option<String>,
     /// ISO 3166-1 alpha-2 country (default `US`).
     pub country: Option<String>,
+    /// The tenant's named agent that answers the number (`GET …/agents`); unset or
+    /// `default`: the default agent.
+    pub agent: Option<String>,
 }
 
 /// A validated purchase request.
@@ -77,6 +80,8 @@ pub struct NumberWish {
     pub area_code: Option<String>,
     /// Exact E.164 number.
     pub number: Option<String>,
+    /// The named agent that answers it (`None`: the default agent).
+    pub agent: Option<String>,
 }
 
 /// Checks a purchase request, naming the field at fault.
@@ -115,11 +120,37 @@ pub fn validate(request: BuyNumber) -> Result<NumberWish, ApiError> {
             "set either areaCode (search and buy) or number (one exact number), not both",
         ));
     }
+    let agent = request
+        .agent
+        .filter(|a| a != switchboard_crds::agents::DEFAULT_AGENT);
+    if let Some(agent) = &agent {
+        switchboard_crds::agents::check_agent_name(agent)
+            .map_err(|message| ApiError::invalid("agent", "invalid_agent_name", message))?;
+    }
     Ok(NumberWish {
         country,
         area_code: request.area_code,
         number: request.number,
+        agent,
     })
+}
+
+/// 422 naming `agent` unless the tenant has the named agent the request asks for.
+fn check_agent_exists(access: &TenantAccess, agent: Option<&str>) -> Result<(), ApiError> {
+    let Some(agent) = agent else {
+        return Ok(());
+    };
+    let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
+        .map_err(|e| ApiError::internal(&e))?;
+    if agents.contains_key(agent) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "agent",
+            "unknown_agent",
+            format!("the tenant has no agent named {agent}; create it under /agents first"),
+        ))
+    }
 }
 
 fn invalid_area_code() -> ApiError {
@@ -275,6 +306,7 @@ pub async fn buy(
     access.require(Role::Admin)?;
     access.require_stack(&state)?;
     let wish = validate(request)?;
+    check_agent_exists(&access, wish.agent.as_deref())?;
     let _serialised = PURCHASES.lock().await;
     if let Some(sandbox) = &state.sandbox {
         check_number_limit(&state, &access).await?;
@@ -400,7 +432,7 @@ async fn buy_sandbox(
         tenant_id: access.tenant.id.clone(),
         carrier: CarrierKind::Sandbox.as_str().to_owned(),
         account: "platform".to_owned(),
-        agent: None,
+        agent: wish.agent.clone(),
         updated_at: now_ms(),
     };
     if let Err(error) = route_number(state, access, client, &row, &owned.id).await {
@@ -465,6 +497,7 @@ pub fn desired_phone_number(
             area_code: wish.area_code.clone(),
             number: wish.number.clone(),
             capabilities: vec![switchboard_crds::phone_number::Capability::Voice],
+            agent: wish.agent.clone(),
             ..PhoneNumberSpec::default()
         },
         status: None,
@@ -524,7 +557,7 @@ async fn apply_phone_number(
         name: Some(name.to_owned()),
         carrier: String::new(),
         status: "Pending",
-        agent: None,
+        agent: wish.agent.clone(),
         updated_at: None,
     })
 }
@@ -653,7 +686,8 @@ mod tests {
             NumberWish {
                 country: "US".into(),
                 area_code: None,
-                number: None
+                number: None,
+                agent: None,
             }
         );
         let field = |body| wish(body).unwrap_err().field;
@@ -672,6 +706,8 @@ mod tests {
             Some("number")
         );
         assert!(serde_json::from_value::<BuyNumber>(json!({"colour": "red"})).is_err());
+        assert_eq!(field(json!({"agent": "Sales"})).as_deref(), Some("agent"));
+        assert_eq!(wish(json!({"agent": "default"})).unwrap().agent, None);
     }
 
     #[test]
@@ -680,6 +716,7 @@ mod tests {
             country: "US".into(),
             area_code: Some("415".into()),
             number: None,
+            agent: Some("sales".into()),
         };
         let namespace = switchboard_crds::naming::TenantNaming::default().namespace("acme");
         let body = desired_phone_number("number-1", &namespace, "acme", &wish).unwrap();

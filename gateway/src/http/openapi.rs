@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "members", description = "Members, roles and invitations"),
         (name = "api-keys", description = "Customer API keys"),
         (name = "credentials", description = "Bring-your-own provider credentials"),
+        (name = "agents", description = "A tenant's named agents and its default agent"),
         (name = "audit", description = "Audit log"),
         (name = "numbers", description = "Phone numbers"),
         (name = "campaigns", description = "Outbound campaigns, contacts, results and the do-not-call list"),

@@ -321,30 +321,51 @@ pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
 /// Applies a JSON merge patch to the stored agent and validates the result (`allow_private`:
 /// `SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE`, for the `baseUrl` policy).
 pub fn merged_agent(
-    mut current: Value,
+    current: Value,
     patch: &Value,
     allow_private: bool,
 ) -> Result<AgentSpec, ApiError> {
+    merged_agent_at(current, patch, allow_private, "agent")
+}
+
+/// [`merged_agent`] for an agent at `prefix` of the request body (`""`: the body is the
+/// agent), so errors name the field as the caller sent it.
+pub fn merged_agent_at(
+    mut current: Value,
+    patch: &Value,
+    allow_private: bool,
+    prefix: &str,
+) -> Result<AgentSpec, ApiError> {
+    let root = if prefix.is_empty() { "body" } else { prefix };
     if !patch.is_object() {
         return Err(ApiError::invalid(
-            "agent",
+            root,
             "invalid_field",
-            "agent must be a JSON object",
+            format!("{root} must be a JSON object"),
         ));
     }
     merge_patch(&mut current, patch);
     let agent: AgentSpec = serde_json::from_value(current)
-        .map_err(|e| ApiError::invalid("agent", "invalid_field", e.to_string()))?;
+        .map_err(|e| ApiError::invalid(root, "invalid_field", e.to_string()))?;
     let normalized = serde_json::to_value(&agent).map_err(|e| ApiError::internal(&e))?;
-    if let Some(path) = unknown_key(patch, &normalized, "agent") {
+    if let Some(path) = unknown_key(patch, &normalized, prefix) {
         return Err(ApiError::invalid(
             &path,
             "unknown_field",
             format!("unknown field `{path}`"),
         ));
     }
-    validate_agent(&agent, allow_private)?;
+    validate_agent(&agent, allow_private, prefix)?;
     Ok(agent)
+}
+
+/// `field` under `prefix` (`prefix.field`, or `field` at the root).
+fn at(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
 }
 
 /// RFC 7396 JSON merge patch.
@@ -376,7 +397,7 @@ fn unknown_key(patch: &Value, normalized: &Value, path: &str) -> Option<String> 
         .iter()
         .filter(|(_, v)| !v.is_null())
         .find_map(|(key, value)| {
-            let child = format!("{path}.{key}");
+            let child = at(path, key);
             match normalized.get(key) {
                 None => Some(child),
                 Some(known) => unknown_key(value, known, &child),
@@ -384,52 +405,67 @@ fn unknown_key(patch: &Value, normalized: &Value, path: &str) -> Option<String> 
         })
 }
 
-fn validate_agent(agent: &AgentSpec, allow_private: bool) -> Result<(), ApiError> {
-    let invalid =
-        |field: &str, message: &str| Err(ApiError::invalid(field, "invalid_field", message));
+fn validate_agent(agent: &AgentSpec, allow_private: bool, prefix: &str) -> Result<(), ApiError> {
+    let invalid = |field: &str, message: &str| {
+        Err(ApiError::invalid(
+            &at(prefix, field),
+            "invalid_field",
+            message,
+        ))
+    };
     if agent.system_prompt.chars().count() > 20_000 {
-        return invalid("agent.systemPrompt", "at most 20000 characters");
+        return invalid("systemPrompt", "at most 20000 characters");
     }
     if agent.greeting.chars().count() > 1_000 {
-        return invalid("agent.greeting", "at most 1000 characters");
+        return invalid("greeting", "at most 1000 characters");
     }
     if !is_language_tag(&agent.language) {
-        return invalid("agent.language", "a BCP-47 language tag such as en-US");
+        return invalid("language", "a BCP-47 language tag such as en-US");
     }
     if !(10..=14_400).contains(&agent.max_call_seconds) {
-        return invalid("agent.maxCallSeconds", "between 10 and 14400");
+        return invalid("maxCallSeconds", "between 10 and 14400");
     }
     if !(100..=5_000).contains(&agent.end_of_turn_silence_ms) {
-        return invalid("agent.endOfTurnSilenceMs", "between 100 and 5000");
+        return invalid("endOfTurnSilenceMs", "between 100 and 5000");
     }
     if let Err(message) = agent.turn_taking.validate() {
-        return invalid("agent.turnTaking", &message);
+        return invalid("turnTaking", &message);
     }
     if let Some(number) = &agent.transfer_number
         && !is_e164(number)
     {
-        return invalid(
-            "agent.transferNumber",
-            "an E.164 number such as +14155550100",
-        );
+        return invalid("transferNumber", "an E.164 number such as +14155550100");
     }
     let needs_base_url = [
         (
-            "agent.llm.baseUrl",
+            "llm.baseUrl",
             agent.llm.provider == LlmProvider::OpenaiCompatible,
             &agent.llm.base_url,
         ),
         (
-            "agent.stt.baseUrl",
+            "stt.baseUrl",
             agent.stt.provider == SttProvider::OpenaiCompatible,
             &agent.stt.base_url,
         ),
         (
-            "agent.tts.baseUrl",
+            "tts.baseUrl",
             agent.tts.provider == TtsProvider::OpenaiCompatible,
             &agent.tts.base_url,
         ),
     ];
+    let credentials = [
+        ("llm.credential", &agent.llm.credential),
+        ("stt.credential", &agent.stt.credential),
+        ("tts.credential", &agent.tts.credential),
+    ];
+    for (field, label) in credentials {
+        if label
+            .as_ref()
+            .is_some_and(|l| l.trim().is_empty() || l.chars().count() > 64)
+        {
+            return invalid(field, "a credential label of 1-64 characters");
+        }
+    }
     for (field, required, url) in needs_base_url {
         match url {
             None if required => {

@@ -133,7 +133,8 @@ pub fn token_from_start(frame: &Value) -> Option<String> {
 
 /// Sets the stream parameters of a `start` frame to the gateway's own values, in the key the
 /// carrier's format uses (`customParameters` for Twilio, `custom_parameters` for Telnyx).
-/// `params` replace what the carrier sent; `campaign`/`contact` are dropped unless given.
+/// `params` replace what the carrier sent; `campaign`, `contact`, `from` and `to` are dropped
+/// unless given.
 pub fn with_stream_parameters(mut frame: Value, carrier: &str, params: &[(&str, &str)]) -> Value {
     let Some(start) = frame.get_mut("start").and_then(Value::as_object_mut) else {
         return frame;
@@ -152,8 +153,9 @@ pub fn with_stream_parameters(mut frame: Value, carrier: &str, params: &[(&str, 
         *custom = Value::Object(serde_json::Map::new());
     }
     if let Some(custom) = custom.as_object_mut() {
-        custom.remove("campaign");
-        custom.remove("contact");
+        for name in ["campaign", "contact", "from", "to"] {
+            custom.remove(name);
+        }
         for (name, value) in params {
             custom.insert((*name).to_owned(), Value::String((*value).to_owned()));
         }
@@ -199,11 +201,19 @@ async fn call_parameters(state: &MediaContext, claims: &CallClaims) -> Vec<(&'st
             None
         }
     };
-    if let Some(call) = call
-        && let (Some(campaign), Some(contact)) = (call.campaign, call.contact)
-    {
-        params.push(("campaign", campaign));
-        params.push(("contact", contact));
+    if let Some(call) = call {
+        // The numbers as the carrier's signed webhook gave them: the runtime picks the agent
+        // by the tenant's own number on the call (`switchboard_crds::agents`).
+        if let Some(from) = call.from_number {
+            params.push(("from", from));
+        }
+        if let Some(to) = call.to_number {
+            params.push(("to", to));
+        }
+        if let (Some(campaign), Some(contact)) = (call.campaign, call.contact) {
+            params.push(("campaign", campaign));
+            params.push(("contact", contact));
+        }
     }
     params
 }

@@ -59,6 +59,8 @@ pub struct TenantRow {
     pub suspended: Flag,
     /// The default agent, as `AgentSpec` JSON.
     pub agent: String,
+    /// The named agents, as a JSON object of name → `AgentSpec` (`Tenant.spec.agents`).
+    pub agents: String,
     /// Creation time (Unix ms).
     pub created_at: i64,
     /// Last change (Unix ms).
@@ -83,15 +85,16 @@ pub const ORIGIN_SIGNUP: &str = "signup";
 /// [`TenantRow::origin`] of a tenant adopted from a Tenant CR applied by someone else.
 pub const ORIGIN_MANIFEST: &str = "manifest";
 
-const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.created_at, \
-     t.updated_at, t.origin, t.cr_uid, t.activated_at, t.detached_at, t.limits, t.carrier";
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.plan, t.suspended, t.agent, t.agents, \
+     t.created_at, t.updated_at, t.origin, t.cr_uid, t.activated_at, t.detached_at, t.limits, \
+     t.carrier";
 
 /// Inserts a tenant under `slug`; `false` when the slug is taken.
 pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO tenants (id, slug, name, plan, suspended, agent, created_at, updated_at, \
-         origin, cr_uid, activated_at, detached_at, limits, carrier) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (slug) DO NOTHING",
+         origin, cr_uid, activated_at, detached_at, limits, carrier, agents) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(&tenant.id)
     .bind(&tenant.slug)
@@ -106,6 +109,7 @@ pub async fn try_insert(conn: &mut AnyConnection, tenant: &TenantRow) -> Result<
     .bind(tenant.detached_at)
     .bind(&tenant.limits)
     .bind(&tenant.carrier)
+    .bind(&tenant.agents)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -132,7 +136,7 @@ pub async fn mirror(
     sqlx::query(
         "UPDATE tenants SET name = $1, plan = $2, suspended = $3, agent = $4, limits = $5, \
          cr_uid = $6, activated_at = $7, detached_at = $8, slug = $9, carrier = $10, \
-         updated_at = $11 WHERE id = $12",
+         updated_at = $11, agents = $13 WHERE id = $12",
     )
     .bind(&tenant.name)
     .bind(&tenant.plan)
@@ -146,6 +150,7 @@ pub async fn mirror(
     .bind(&tenant.carrier)
     .bind(now)
     .bind(&tenant.id)
+    .bind(&tenant.agents)
     .execute(conn)
     .await?;
     Ok(())
@@ -230,19 +235,22 @@ pub async fn by_slug_or_id(
     .await?)
 }
 
-/// Updates a tenant's display name and agent configuration.
+/// Updates a tenant's display name and agents (default and named).
 pub async fn update(
     conn: &mut AnyConnection,
     tenant: &TenantRow,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE tenants SET name = $1, agent = $2, updated_at = $3 WHERE id = $4")
-        .bind(&tenant.name)
-        .bind(&tenant.agent)
-        .bind(now)
-        .bind(&tenant.id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE tenants SET name = $1, agent = $2, agents = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(&tenant.name)
+    .bind(&tenant.agent)
+    .bind(&tenant.agents)
+    .bind(now)
+    .bind(&tenant.id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -76,6 +76,11 @@ pub fn mirrored(row: &TenantRow, cr: &Tenant, now: i64) -> Option<TenantRow> {
             &row.agent,
             serde_json::to_string(&cr.spec.agent).ok()?,
         ),
+        agents: pick(
+            "agents",
+            &row.agents,
+            serde_json::to_string(&cr.spec.agents).ok()?,
+        ),
         limits: limits_json(cr),
         carrier: pick(
             "carrier",
@@ -91,7 +96,7 @@ pub fn mirrored(row: &TenantRow, cr: &Tenant, now: i64) -> Option<TenantRow> {
         serde_json::from_str::<serde_json::Value>(a).ok()
             == serde_json::from_str::<serde_json::Value>(b).ok()
     };
-    let same_agent = same(&row.agent, &next.agent);
+    let same_agent = same(&row.agent, &next.agent) && same(&row.agents, &next.agents);
     let unchanged = row.name == next.name
         && row.plan == next.plan
         && row.suspended.0 == next.suspended.0
@@ -123,6 +128,7 @@ pub fn adopted(cr: &Tenant, id: String, now: i64) -> Option<TenantRow> {
         plan: String::new(),
         suspended: Flag(false),
         agent: String::new(),
+        agents: "{}".to_owned(),
         created_at: now,
         updated_at: now,
         origin: ORIGIN_MANIFEST.to_owned(),
@@ -233,6 +239,7 @@ mod tests {
             plan: "free".into(),
             suspended: Flag(false),
             agent: serde_json::to_string(&switchboard_crds::tenant::AgentSpec::default()).unwrap(),
+            agents: "{}".into(),
             created_at: 1,
             updated_at: 1,
             origin: origin.into(),

@@ -39,6 +39,12 @@ pub struct Options {
     pub api_key_per_minute: u32,
     pub cors: Option<String>,
     pub body_limit: usize,
+    /// `SWITCHBOARD_PROVIDER_API_BASES` (vendor=url) for credential checks.
+    pub provider_api_bases: Vec<String>,
+    /// `TWILIO_API_BASE`.
+    pub twilio_api_base: Option<String>,
+    /// `SWITCHBOARD_OUTBOUND_ALLOW_PRIVATE` (local fake vendors).
+    pub outbound_allow_private: bool,
 }
 
 impl Default for Options {
@@ -49,6 +55,9 @@ impl Default for Options {
             api_key_per_minute: 100_000,
             cors: None,
             body_limit: 64 * 1024,
+            provider_api_bases: Vec::new(),
+            twilio_api_base: None,
+            outbound_allow_private: false,
         }
     }
 }
@@ -98,6 +107,11 @@ pub fn config(database_url: &str, options: &Options) -> Config {
     // sets one) would share buckets between the SQLite and Postgres apps and between runs.
     // The Redis limiter has its own test in src/ratelimit.rs.
     config.redis_url = None;
+    config.voice.provider_api_bases = options.provider_api_bases.clone();
+    if let Some(base) = &options.twilio_api_base {
+        config.voice.twilio_api_base = base.clone();
+    }
+    config.outbound_allow_private = options.outbound_allow_private;
     config
 }
 

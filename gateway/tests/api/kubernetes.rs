@@ -403,9 +403,15 @@ async fn provider_keys_converge_once_the_tenant_namespace_exists() {
             decoded(last, "DEEPGRAM_API_KEY").as_deref(),
             Some(&b"dg-secret-0123456789abcdef"[..])
         );
+        // The key by vendor+label, the vendor's default by its well-known name, the index.
+        assert_eq!(
+            decoded(last, "deepgram.main").as_deref(),
+            Some(&b"dg-secret-0123456789abcdef"[..])
+        );
+        assert!(decoded(last, switchboard_crds::credentials::INDEX_KEY).is_some());
         assert_eq!(
             last.body["data"].as_object().unwrap().len(),
-            1,
+            3,
             "{}",
             last.body
         );

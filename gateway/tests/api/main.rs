@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agents;
 mod auth;
 mod console;
 mod contract;

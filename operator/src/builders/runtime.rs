@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use switchboard_crds::Tenant;
+use switchboard_crds::{PhoneNumber, Tenant, agents};
 
 use super::labels::{RUNTIME_NAME, child_meta, runtime_labels, runtime_selector, tenant_name};
 use super::quota::runtime_resources;
@@ -44,15 +44,68 @@ pub fn service_account(tenant: &Tenant, namespace: &str) -> ServiceAccount {
     }
 }
 
-/// The agent configuration the runtime reads (and reloads when the ConfigMap changes).
-pub fn agent_config_map(tenant: &Tenant, namespace: &str) -> Result<ConfigMap, serde_json::Error> {
+/// The agent configuration the runtime reads (and reloads when the ConfigMap changes): the
+/// default agent (`agent.json`) and the named agents (`agents.json`). The PhoneNumber
+/// controller adds `numbers.json` ([`number_agents`]) and the Campaign controller
+/// `campaigns.json`, each under its own field manager.
+///
+/// `agent_limit` is the tenant's effective `agents` limit (the default agent included): named
+/// agents beyond it, in name order, are left out (calls that name them get the default
+/// agent), so a plan downgrade never breaks the stack. The gateway's API refuses to create
+/// more than the limit.
+pub fn agent_config_map(
+    tenant: &Tenant,
+    namespace: &str,
+    agent_limit: Option<u32>,
+) -> Result<ConfigMap, serde_json::Error> {
     let agent = serde_json::to_string_pretty(&tenant.spec.agent)?;
+    let allowed = agent_limit.map_or(usize::MAX, |limit| {
+        usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX)
+    });
+    let named: BTreeMap<&String, &switchboard_crds::tenant::AgentSpec> =
+        tenant.spec.agents.iter().take(allowed).collect();
+    let agents = serde_json::to_string_pretty(&named)?;
     Ok(ConfigMap {
         metadata: child_meta(tenant, namespace, AGENT_CONFIG_MAP),
         data: Some(BTreeMap::from([
-            ("agent.json".to_owned(), agent),
+            (agents::AGENT_FILE.to_owned(), agent),
+            (agents::AGENTS_FILE.to_owned(), agents),
             ("tenant".to_owned(), tenant_name(tenant)),
         ])),
+        ..ConfigMap::default()
+    })
+}
+
+/// Field manager of the agent ConfigMap's `numbers.json` (applied by the PhoneNumber
+/// controller next to the Tenant controller's keys).
+pub const NUMBERS_FIELD_MANAGER: &str = "switchboard-operator-numbers";
+
+/// The agent ConfigMap's `numbers.json`: the E.164 of each of the namespace's bought numbers
+/// (not being deleted) that names an agent (`spec.agent`) → that agent. The runtime picks the
+/// agent of a call by it. Pure: the number list in, the partial object out.
+pub fn number_agents(
+    namespace: &str,
+    numbers: &[PhoneNumber],
+) -> Result<ConfigMap, serde_json::Error> {
+    let map = agents::number_agents(
+        numbers
+            .iter()
+            .filter(|n| n.metadata.deletion_timestamp.is_none())
+            .filter_map(|n| {
+                let e164 = n.status.as_ref()?.e164.as_deref()?;
+                Some((e164, n.spec.agent.as_deref()))
+            }),
+    );
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(AGENT_CONFIG_MAP.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            agents::NUMBERS_FILE.to_owned(),
+            serde_json::to_string_pretty(&map)?,
+        )])),
         ..ConfigMap::default()
     })
 }
@@ -355,4 +408,39 @@ pub fn pod_disruption_budget(tenant: &Tenant, namespace: &str) -> Option<PodDisr
 /// same URL from the same function.
 pub fn runtime_endpoint(namespace: &str) -> String {
     switchboard_crds::naming::runtime_endpoint(namespace)
+}
+
+#[cfg(test)]
+mod number_agent_tests {
+    use super::*;
+    use switchboard_crds::{PhoneNumberSpec, PhoneNumberStatus};
+
+    #[test]
+    fn bought_numbers_that_name_an_agent_are_mapped() {
+        let number = |name: &str, e164: Option<&str>, agent: Option<&str>| {
+            let mut n = PhoneNumber::new(
+                name,
+                serde_json::from_value::<PhoneNumberSpec>(serde_json::json!({})).unwrap(),
+            );
+            n.spec.agent = agent.map(str::to_owned);
+            n.status = Some(PhoneNumberStatus {
+                e164: e164.map(str::to_owned),
+                ..Default::default()
+            });
+            n
+        };
+        let numbers = [
+            number("main", Some("+15550100"), Some("sales")),
+            number("other", Some("+15550101"), None),
+            number("pending", None, Some("sales")),
+        ];
+        let map = number_agents("tenant-acme", &numbers).unwrap();
+        assert_eq!(map.metadata.name.as_deref(), Some(AGENT_CONFIG_MAP));
+        let json: BTreeMap<String, String> =
+            serde_json::from_str(&map.data.unwrap()[agents::NUMBERS_FILE]).unwrap();
+        assert_eq!(
+            json,
+            BTreeMap::from([("+15550100".to_owned(), "sales".to_owned())])
+        );
+    }
 }

@@ -119,6 +119,14 @@ pub fn validate(tenant: &Tenant, config: &OperatorConfig) -> Result<(), InvalidT
             reason: "must not be empty when set".into(),
         });
     }
+    for name in tenant.spec.agents.keys() {
+        if let Err(reason) = switchboard_crds::agents::check_agent_name(name) {
+            return Err(InvalidTenant::Field {
+                field: "spec.agents",
+                reason: format!("{name:?}: {reason}"),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -157,10 +165,12 @@ pub fn desired_stack(
 ) -> Result<TenantStack, InvalidTenant> {
     validate(tenant, config)?;
     let ns = config.tenant_namespace(&tenant_name(tenant));
-    let agent_config = agent_config_map(tenant, &ns).map_err(|e| InvalidTenant::Field {
-        field: "spec.agent",
-        reason: e.to_string(),
-    })?;
+    let agent_limit = tenant.spec.effective_limits(&config.plan_limits).agents;
+    let agent_config =
+        agent_config_map(tenant, &ns, agent_limit).map_err(|e| InvalidTenant::Field {
+            field: "spec.agent",
+            reason: e.to_string(),
+        })?;
     Ok(TenantStack {
         namespace: namespace(tenant, &ns),
         resource_quota: resource_quota(tenant, &ns),
@@ -503,6 +513,30 @@ mod tests {
         let json = &s.agent_config.data.unwrap()["agent.json"];
         let agent: switchboard_crds::tenant::AgentSpec = serde_json::from_str(json).unwrap();
         assert_eq!(agent.greeting, "Welcome to Acme");
+    }
+
+    #[test]
+    fn named_agents_reach_the_runtime_up_to_the_plans_limit() {
+        let named = |greeting: &str| switchboard_crds::tenant::AgentSpec {
+            greeting: greeting.into(),
+            ..Default::default()
+        };
+        let mut t = tenant("acme", spec(Plan::Starter));
+        t.spec.agents = [
+            ("billing".to_owned(), named("Billing")),
+            ("sales".to_owned(), named("Sales")),
+        ]
+        .into();
+        let agents = |t: &Tenant| -> switchboard_crds::agents::NamedAgents {
+            serde_json::from_str(&stack(t).agent_config.data.unwrap()["agents.json"]).unwrap()
+        };
+        // Starter allows 2 agents, the default included: one named agent, in name order.
+        assert_eq!(agents(&t).keys().collect::<Vec<_>>(), ["billing"]);
+        t.spec.plan = Plan::Professional;
+        assert_eq!(agents(&t)["sales"].greeting, "Sales");
+        t.spec.agents.insert("Bad Name".into(), named("x"));
+        let error = desired_stack(&t, &OperatorConfig::default()).unwrap_err();
+        assert!(error.to_string().starts_with("spec.agents"), "{error}");
     }
 
     #[test]

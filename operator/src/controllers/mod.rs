@@ -94,6 +94,8 @@ pub struct Context {
     /// Hash of the campaign scripts last applied per namespace, so an unchanged set is not
     /// applied again.
     pub(crate) published_scripts: Mutex<HashMap<String, u64>>,
+    /// Hash of the number → agent map last applied per namespace (`numbers.json`).
+    pub(crate) published_numbers: Mutex<HashMap<String, u64>>,
     backoff: Backoff,
     gateway: Option<GatewayClient>,
 }
@@ -117,6 +119,7 @@ impl Context {
             caches: Arc::default(),
             settings: ControllerSettings::default(),
             published_scripts: Mutex::default(),
+            published_numbers: Mutex::default(),
         }
     }
 

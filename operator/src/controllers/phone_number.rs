@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -54,6 +54,7 @@ use desired::{
 use super::lifecycle::{self, Reconciled, error_policy, reconcile_with};
 use super::watch::{hash_of, reconciled, spec_and_lifecycle, watched};
 use super::{Context, Error};
+use crate::builders::runtime::{AGENT_CONFIG_MAP, NUMBERS_FIELD_MANAGER, number_agents};
 use crate::gateway_client::{GatewayError, NumberRoute};
 
 /// Finalizer that holds a PhoneNumber until its number is released (or retained).
@@ -281,6 +282,7 @@ async fn apply(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Error>
             match route_at_gateway(number, ctx, &tenant, kind, &owned.e164).await {
                 Ok(()) => {
                     write_status(number, ctx, status, action).await?;
+                    publish_number_agents(ctx, &namespace).await?;
                     Ok(Action::requeue(REQUEUE_READY))
                 }
                 Err(error) => {
@@ -704,6 +706,9 @@ async fn unroute_at_gateway(number: &PhoneNumber, ctx: &Context) {
 async fn cleanup(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Error> {
     let number = number.as_ref();
     unroute_at_gateway(number, ctx).await;
+    if let Err(error) = publish_number_agents(ctx, &number.namespace().unwrap_or_default()).await {
+        tracing::warn!(%error, "cannot update the runtime's number → agent map");
+    }
     if number.spec.deletion_policy == DeletionPolicy::Retain {
         if let Some(id) = external_name(number) {
             let note = format!("number {id} stays on the carrier account (deletionPolicy: Retain)");
@@ -753,6 +758,36 @@ async fn cleanup(number: Arc<PhoneNumber>, ctx: &Context) -> Result<Action, Erro
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// Writes the namespace's number → agent map (`numbers.json`) into the agent ConfigMap the
+/// runtime mounts, under its own field manager, when it differs from what this operator last
+/// applied there. The runtime picks the agent of a call by it (`switchboard_crds::agents`).
+async fn publish_number_agents(ctx: &Context, namespace: &str) -> Result<(), Error> {
+    let numbers = Api::<PhoneNumber>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let desired = number_agents(namespace, &numbers)?;
+    let hash = super::cache::spec_hash(&desired);
+    let published = ctx
+        .published_numbers
+        .lock()
+        .is_ok_and(|p| p.get(namespace) == Some(&hash));
+    if published {
+        return Ok(());
+    }
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
+        .patch(
+            AGENT_CONFIG_MAP,
+            &PatchParams::apply(NUMBERS_FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+    if let Ok(mut published) = ctx.published_numbers.lock() {
+        published.insert(namespace.to_owned(), hash);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::G711;
-use crate::config::{AgentSnapshot, RuntimeConfig};
+use crate::config::{AgentSnapshot, ConfigStore, RuntimeConfig};
 use crate::events::{CallRef, EventSink};
 use crate::metrics::Metrics;
 use crate::pacer::{LEAD_FRAMES, Paced};
@@ -58,7 +58,7 @@ pub struct CallContext {
 pub async fn run_call(
     mut socket: WebSocket,
     carrier: Carrier,
-    snapshot: Arc<AgentSnapshot>,
+    store: Arc<ConfigStore>,
     ctx: CallContext,
 ) {
     let start = tokio::time::timeout(
@@ -74,7 +74,15 @@ pub async fn run_call(
         let _ = socket.send(Message::Close(None)).await;
         return;
     };
-    let mut call = Call::new(carrier, start, snapshot, ctx).await;
+    // One snapshot per call, taken at start: a reload never changes a live call's agent.
+    let tenant = store.snapshot_for(start.params.tenant.as_deref());
+    let (agent_name, snapshot) = tenant.for_call(
+        start.params.from.as_deref(),
+        start.params.to.as_deref(),
+        start.params.campaign.as_deref(),
+    );
+    tracing::debug!(agent = %agent_name, "agent picked for the call");
+    let mut call = Call::new(carrier, start, Arc::new(snapshot), ctx).await;
     let reason = call.run(&mut socket).await;
     call.end(reason);
     let _ = socket.send(Message::Close(None)).await;

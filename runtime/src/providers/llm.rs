@@ -92,27 +92,28 @@ impl Llm {
             LlmProvider::OpenaiCompatible => (
                 "openai-compatible",
                 OPENAI_BASE,
-                "OPENAI_API_KEY",
+                "openai-compatible credential",
                 "default",
                 false,
             ),
         };
-        let key = match keys.get(key_name) {
-            Some(key) => Ok(key.clone()),
-            // Self-hosted servers usually need none; an empty bearer is harmless.
-            None if !key_required => Ok(Secret::new("")),
-            None => Err(key_name),
+        let Some(vendor) = spec.provider.vendor() else {
+            return Llm::Builtin;
         };
+        let auth = super::stage_auth(
+            keys,
+            vendor,
+            spec.credential.as_deref(),
+            spec.base_url.as_deref(),
+            base,
+            key_required,
+            key_name,
+        );
         Llm::OpenAi {
             name,
             http: http.clone(),
-            base: spec
-                .base_url
-                .as_deref()
-                .unwrap_or(base)
-                .trim_end_matches('/')
-                .to_owned(),
-            key,
+            base: auth.base.trim_end_matches('/').to_owned(),
+            key: auth.key,
             model: spec.model.clone().unwrap_or_else(|| model.into()),
             temperature,
         }

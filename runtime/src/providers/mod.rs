@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use crate::config::{AgentSnapshot, Secret};
+use switchboard_crds::credentials::{Vendor, same_base_url};
+
+use crate::config::{AgentSnapshot, ProviderKeys, Secret};
 
 pub use llm::{ChatMessage, Llm, LlmOutcome, ToolCall};
 pub use stt::{Stt, SttEvent, SttSession, Transcript};
@@ -111,6 +113,71 @@ pub fn http_client(allow_private: bool) -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// The key and base URL of one stage (STT, LLM or TTS).
+pub(crate) struct StageAuth {
+    /// The key to send; `Err` names what is missing (reported when the stage is used).
+    pub key: Result<Secret, &'static str>,
+    /// The base URL the stage calls (the agent's, else the credential's, else the vendor's).
+    pub base: String,
+}
+
+/// Resolves a stage's credential (`switchboard_crds::credentials`): the one labelled
+/// `label` of `vendor`, else the vendor's default. An `openai-compatible` credential is sent
+/// only to its own base URL: the stage calls the agent's `baseUrl` when set (the credential
+/// must be bound to the same URL, or the named credential is refused and a default one is
+/// left out), else the credential's. Without a credential, `key_required` stages fail with
+/// `missing`; others call without a key (self-hosted servers usually need none).
+pub(crate) fn stage_auth(
+    keys: &ProviderKeys,
+    vendor: Vendor,
+    label: Option<&str>,
+    agent_base: Option<&str>,
+    vendor_base: &str,
+    key_required: bool,
+    missing: &'static str,
+) -> StageAuth {
+    let credential = keys.for_stage(vendor, label);
+    let none = |base: String| StageAuth {
+        key: if key_required || label.is_some() {
+            Err(missing)
+        } else {
+            Ok(Secret::new(""))
+        },
+        base,
+    };
+    let Some(credential) = credential else {
+        return none(agent_base.unwrap_or(vendor_base).to_owned());
+    };
+    if vendor != Vendor::OpenaiCompatible {
+        return StageAuth {
+            key: Ok(credential.secret),
+            base: agent_base.unwrap_or(vendor_base).to_owned(),
+        };
+    }
+    match (agent_base, credential.base_url.as_deref()) {
+        (Some(agent), Some(bound)) if same_base_url(agent, bound) => StageAuth {
+            key: Ok(credential.secret),
+            base: agent.to_owned(),
+        },
+        (None, Some(bound)) => StageAuth {
+            key: Ok(credential.secret),
+            base: bound.to_owned(),
+        },
+        // Bound elsewhere (or to nothing): the key is never sent here.
+        (agent, _) => {
+            let base = agent.unwrap_or(vendor_base).to_owned();
+            if label.is_some() {
+                StageAuth {
+                    key: Err("openai-compatible credential bound to another baseUrl"),
+                    base,
+                }
+            } else {
+                none(base)
+            }
+        }
+    }
+}
+
 /// Key of `name`, or [`ProviderError::MissingKey`].
 pub(crate) fn require_key(
     key: Option<&Secret>,
@@ -178,5 +245,117 @@ pub(crate) fn pcm16le_to_samples(bytes: &[u8], carry: &mut Option<u8>, out: &mut
     out.extend(pairs.by_ref().map(|p| i16::from_le_bytes([p[0], p[1]])));
     if let [last] = pairs.remainder() {
         *carry = Some(*last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_crds::credentials::{CredentialEntry, secret_key};
+
+    fn keys(entries: &[(Vendor, &str, bool, Option<&str>, &str)]) -> ProviderKeys {
+        ProviderKeys::from_credentials(entries.iter().map(
+            |(vendor, label, default, base, secret)| {
+                (
+                    CredentialEntry {
+                        vendor: *vendor,
+                        label: (*label).into(),
+                        is_default: *default,
+                        key: secret_key(*vendor, label).unwrap(),
+                        base_url: base.map(str::to_owned),
+                    },
+                    (*secret).to_owned(),
+                )
+            },
+        ))
+    }
+
+    fn key(auth: &StageAuth) -> Result<&str, &str> {
+        auth.key.as_ref().map(Secret::expose).map_err(|e| *e)
+    }
+
+    #[test]
+    fn openai_compatible_keys_go_only_to_their_own_base_url() {
+        let keys = keys(&[
+            (Vendor::Openai, "main", true, None, "sk-openai"),
+            (
+                Vendor::OpenaiCompatible,
+                "vllm",
+                true,
+                Some("https://vllm.example.com/v1"),
+                "sk-vllm",
+            ),
+            (
+                Vendor::OpenaiCompatible,
+                "other",
+                false,
+                Some("https://other.example.com/v1"),
+                "sk-other",
+            ),
+        ]);
+        let compatible = |label, base| {
+            stage_auth(
+                &keys,
+                Vendor::OpenaiCompatible,
+                label,
+                base,
+                "https://api.openai.com/v1",
+                false,
+                "m",
+            )
+        };
+        // The agent names no URL: the credential's own.
+        let auth = compatible(None, None);
+        assert_eq!(
+            (key(&auth), auth.base.as_str()),
+            (Ok("sk-vllm"), "https://vllm.example.com/v1")
+        );
+        // The same URL: the key goes along.
+        assert_eq!(
+            key(&compatible(None, Some("https://vllm.example.com/v1/"))),
+            Ok("sk-vllm")
+        );
+        // Another URL: the default key stays home, a named one is refused.
+        let auth = compatible(None, Some("https://evil.example.com/v1"));
+        assert_eq!(
+            (key(&auth), auth.base.as_str()),
+            (Ok(""), "https://evil.example.com/v1")
+        );
+        assert!(
+            key(&compatible(
+                Some("vllm"),
+                Some("https://evil.example.com/v1")
+            ))
+            .is_err()
+        );
+        // A named credential with its own URL.
+        let auth = compatible(Some("other"), None);
+        assert_eq!(
+            (key(&auth), auth.base.as_str()),
+            (Ok("sk-other"), "https://other.example.com/v1")
+        );
+        // The OpenAI key is OpenAI's only.
+        let openai = stage_auth(
+            &keys,
+            Vendor::Openai,
+            None,
+            None,
+            "https://api.openai.com/v1",
+            true,
+            "OPENAI_API_KEY",
+        );
+        assert_eq!(key(&openai), Ok("sk-openai"));
+        let named = stage_auth(
+            &keys,
+            Vendor::Openai,
+            Some("gone"),
+            None,
+            "b",
+            true,
+            "OPENAI_API_KEY",
+        );
+        assert_eq!(key(&named), Err("OPENAI_API_KEY"));
+        let groq = stage_auth(&keys, Vendor::Groq, None, None, "b", true, "GROQ_API_KEY");
+        assert_eq!(key(&groq), Err("GROQ_API_KEY"));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use switchboard_crds::credentials::Vendor;
 use switchboard_crds::tenant::{SttProvider, SttSpec};
 
 use super::{ProviderError, check_status, require_key};
@@ -58,32 +59,46 @@ impl Stt {
         let iso_language = language.split('-').next().unwrap_or("en").to_owned();
         match spec.provider {
             SttProvider::Builtin => Stt::Builtin,
-            SttProvider::Openai | SttProvider::OpenaiCompatible => Stt::OpenAi {
-                http: http.clone(),
-                base: spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE.into())
-                    .trim_end_matches('/')
-                    .to_owned(),
-                key: keys.get("OPENAI_API_KEY").cloned(),
-                model: spec.model.clone().unwrap_or_else(|| "whisper-1".into()),
-                language: iso_language,
-            },
-            SttProvider::Deepgram => Stt::Deepgram {
-                base: super::websocket_base(
-                    spec.base_url
-                        .as_deref()
-                        .unwrap_or(DEEPGRAM_BASE)
-                        .trim_end_matches('/'),
-                ),
-                key: keys
-                    .get("DEEPGRAM_API_KEY")
-                    .cloned()
-                    .ok_or("DEEPGRAM_API_KEY"),
-                model: spec.model.clone().unwrap_or_else(|| "nova-3".into()),
-                language: language.to_owned(),
-            },
+            SttProvider::Openai | SttProvider::OpenaiCompatible => {
+                let compatible = spec.provider == SttProvider::OpenaiCompatible;
+                let auth = super::stage_auth(
+                    keys,
+                    if compatible {
+                        Vendor::OpenaiCompatible
+                    } else {
+                        Vendor::Openai
+                    },
+                    spec.credential.as_deref(),
+                    spec.base_url.as_deref(),
+                    OPENAI_BASE,
+                    false,
+                    "OPENAI_API_KEY",
+                );
+                Stt::OpenAi {
+                    http: http.clone(),
+                    base: auth.base.trim_end_matches('/').to_owned(),
+                    key: auth.key.ok().filter(|k| !k.expose().is_empty()),
+                    model: spec.model.clone().unwrap_or_else(|| "whisper-1".into()),
+                    language: iso_language,
+                }
+            }
+            SttProvider::Deepgram => {
+                let auth = super::stage_auth(
+                    keys,
+                    Vendor::Deepgram,
+                    spec.credential.as_deref(),
+                    spec.base_url.as_deref(),
+                    DEEPGRAM_BASE,
+                    true,
+                    "DEEPGRAM_API_KEY",
+                );
+                Stt::Deepgram {
+                    base: super::websocket_base(auth.base.trim_end_matches('/')),
+                    key: auth.key,
+                    model: spec.model.clone().unwrap_or_else(|| "nova-3".into()),
+                    language: language.to_owned(),
+                }
+            }
         }
     }
 

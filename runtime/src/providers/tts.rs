@@ -53,21 +53,28 @@ impl Tts {
                 "21m00Tcm4TlvDq8ikWAM",
             ),
         };
-        let key = match keys.get(key_name) {
-            Some(key) => Ok(key.clone()),
-            None if spec.provider == TtsProvider::OpenaiCompatible => Ok(Secret::new("")),
-            None => Err(key_name),
+        let Some(vendor) = spec.provider.vendor() else {
+            return Tts::Builtin;
         };
+        let compatible = spec.provider == TtsProvider::OpenaiCompatible;
+        let auth = super::stage_auth(
+            keys,
+            vendor,
+            spec.credential.as_deref(),
+            spec.base_url.as_deref(),
+            base,
+            !compatible,
+            if compatible {
+                "openai-compatible credential"
+            } else {
+                key_name
+            },
+        );
         Tts::Http(HttpTts {
             kind: spec.provider,
             http: http.clone(),
-            base: spec
-                .base_url
-                .as_deref()
-                .unwrap_or(base)
-                .trim_end_matches('/')
-                .to_owned(),
-            key,
+            base: auth.base.trim_end_matches('/').to_owned(),
+            key: auth.key,
             model: spec.model.clone().unwrap_or_else(|| model.into()),
             voice: spec.voice.clone().unwrap_or_else(|| voice.into()),
         })

@@ -128,8 +128,8 @@ pub async fn start_runtime(
     start_runtime_with(
         AgentSnapshot {
             agent,
-            campaigns: Default::default(),
             keys,
+            ..AgentSnapshot::default()
         },
         tweak,
     )

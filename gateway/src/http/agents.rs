@@ -1,0 +1,288 @@
+//! `/api/v1/tenants/{tenant}/agents[/{name}]`: a tenant's named agents (issue 14 item 5).
+//!
+//! The default agent is listed and addressed as `default` (it is `Tenant.spec.agent`, also
+//! reachable as the tenant's `agent`); the others are `Tenant.spec.agents`. Viewers read;
+//! admins create, change (JSON merge patch, like the tenant's `agent`) and delete. The
+//! plan's `agents` limit counts the default agent: creating one more answers 403
+//! `limit_exceeded`. In Kubernetes mode the Tenant CR is applied before the commit, so a
+//! field the manifest holds (`spec.agents`, `spec.agent`) answers 409 naming its manager and
+//! changes nothing. Deleting an agent a number or campaign names is allowed: their calls get
+//! the default agent (`switchboard_crds::agents`).
+
+use axum::Json;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use switchboard_crds::agents::{DEFAULT_AGENT, NamedAgent, NamedAgents, check_agent_name};
+use switchboard_crds::tenant::AgentSpec;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::audit::record;
+use super::context::ClientInfo;
+use super::errors::{ApiError, ApiJson};
+use super::page::{Page, PageQuery};
+use super::principal::TenantAccess;
+use super::tenants::{merged_agent_at, tenant_write_error};
+use crate::state::AppState;
+use crate::store::now_ms;
+use crate::store::tenants::{self, Role, TenantRow};
+
+/// The agent routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(self::get, update, self::delete))
+}
+
+fn stored_agents(tenant: &TenantRow) -> Result<NamedAgents, ApiError> {
+    switchboard_crds::agents::parse_named_agents(&tenant.agents).map_err(|e| ApiError::internal(&e))
+}
+
+fn default_agent(tenant: &TenantRow) -> Result<AgentSpec, ApiError> {
+    serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))
+}
+
+fn view(name: &str, spec: AgentSpec) -> Json<NamedAgent> {
+    Json(NamedAgent {
+        name: name.to_owned(),
+        spec,
+    })
+}
+
+/// `GET /api/v1/tenants/{tenant}/agents` (viewer).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents", tag = "agents",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
+    responses((status = 200, description = "`{items, nextCursor}`: the default agent first, then the named agents by name")), security(("bearer" = [])))]
+pub async fn list(
+    access: TenantAccess,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<NamedAgent>>, ApiError> {
+    access.require(Role::Viewer)?;
+    let mut items = vec![NamedAgent {
+        name: DEFAULT_AGENT.to_owned(),
+        spec: default_agent(&access.tenant)?,
+    }];
+    items.extend(
+        stored_agents(&access.tenant)?
+            .into_iter()
+            .map(|(name, spec)| NamedAgent { name, spec }),
+    );
+    // Bounded by the plan: read whole, paged by position.
+    Ok(Json(Page::of_all(items, &page)?))
+}
+
+/// `GET /api/v1/tenants/{tenant}/agents/{name}` (viewer).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents/{name}", tag = "agents",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("name" = String, Path, description = "Agent name (`default`: the default agent)")),
+    responses((status = 200, body = Object), (status = 404, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    access: TenantAccess,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Json<NamedAgent>, ApiError> {
+    access.require(Role::Viewer)?;
+    if name == DEFAULT_AGENT {
+        return Ok(view(&name, default_agent(&access.tenant)?));
+    }
+    let spec = stored_agents(&access.tenant)?
+        .remove(&name)
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(view(&name, spec))
+}
+
+/// What one write does to the tenant's agents.
+enum Change {
+    /// Create the named agent (fails if it exists or the plan's limit is reached).
+    Create(String, AgentSpec),
+    /// Replace an existing agent (`default` included).
+    Replace(String, AgentSpec),
+    /// Delete a named agent.
+    Delete(String),
+}
+
+/// Applies `change` to the tenant as read inside the write transaction (so concurrent
+/// changes to other agents are kept), writes the row and the Tenant CR, then commits.
+async fn write_agents(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    change: Change,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    let mut tenant = tenants::by_id(&mut tx, &access.tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut agents = stored_agents(&tenant)?;
+    let (field, action, name) = match change {
+        Change::Create(name, spec) => {
+            if agents.contains_key(&name) {
+                return Err(ApiError::conflict(
+                    "agent_exists",
+                    format!("the tenant already has an agent named {name}"),
+                )
+                .with_field("name"));
+            }
+            let limits = access.limits(state, &mut tx).await?;
+            let count = agents.len() + 1;
+            if let Some(limit) = limits.agents
+                && u64::try_from(count).unwrap_or(u64::MAX) >= u64::from(limit)
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "limit_exceeded",
+                    format!(
+                        "the {} plan allows {limit} agent(s), the default agent included, and the tenant has {count}; delete one or upgrade",
+                        tenant.plan
+                    ),
+                ));
+            }
+            agents.insert(name.clone(), spec);
+            ("agents", "agent.created", name)
+        }
+        Change::Replace(name, spec) if name == DEFAULT_AGENT => {
+            tenant.agent = serde_json::to_string(&spec).map_err(|e| ApiError::internal(&e))?;
+            ("agent", "agent.updated", name)
+        }
+        Change::Replace(name, spec) => {
+            let slot = agents
+                .get_mut(&name)
+                .ok_or_else(|| ApiError::not_found("agent"))?;
+            *slot = spec;
+            ("agents", "agent.updated", name)
+        }
+        Change::Delete(name) => {
+            if agents.remove(&name).is_none() {
+                return Err(ApiError::not_found("agent"));
+            }
+            ("agents", "agent.deleted", name)
+        }
+    };
+    tenant.agents = serde_json::to_string(&agents).map_err(|e| ApiError::internal(&e))?;
+    tenants::update(&mut tx, &tenant, now).await?;
+    record(
+        &mut tx,
+        access,
+        client,
+        action,
+        ("agent", &name),
+        json!({"name": name}),
+    )
+    .await?;
+    // The CR first: a field the manifest holds, or a refusal, leaves nothing changed.
+    if let Err(error) = state.kube.apply_tenant(&tenant, &[field]).await {
+        return Err(tenant_write_error(error, &tenant.slug));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Request body of `POST …/agents`: `name` and any agent fields (camelCase, as in
+/// `Tenant.spec.agent`); absent fields take their defaults.
+#[derive(serde::Deserialize, ToSchema)]
+pub struct CreateAgent {
+    /// The agent's name: a DNS label other than `default`.
+    pub name: String,
+    /// The agent's fields.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+fn default_json() -> Result<Value, ApiError> {
+    serde_json::to_value(AgentSpec::default()).map_err(|e| ApiError::internal(&e))
+}
+
+/// `POST /api/v1/tenants/{tenant}/agents` (admin): 201 with the agent.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/agents", tag = "agents",
+    params(("tenant" = String, Path, description = "Tenant slug or id")), request_body = CreateAgent,
+    responses((status = 201, body = Object), (status = 403, body = super::errors::ErrorBody),
+              (status = 409, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<CreateAgent>,
+) -> Result<impl IntoResponse, ApiError> {
+    access.require(Role::Admin)?;
+    check_agent_name(&request.name)
+        .map_err(|message| ApiError::invalid("name", "invalid_agent_name", message))?;
+    let spec = merged_agent_at(
+        default_json()?,
+        &Value::Object(request.fields),
+        state.config.outbound_allow_private,
+        "",
+    )?;
+    let name = request.name;
+    write_agents(
+        &state,
+        &access,
+        &client,
+        Change::Create(name.clone(), spec.clone()),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, view(&name, spec)))
+}
+
+/// `PATCH /api/v1/tenants/{tenant}/agents/{name}` (admin): JSON merge patch of the agent
+/// (`null` resets a field to its default).
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/agents/{name}", tag = "agents",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("name" = String, Path, description = "Agent name (`default`: the default agent)")),
+    request_body = Object,
+    responses((status = 200, body = Object), (status = 404, body = super::errors::ErrorBody),
+              (status = 409, body = super::errors::ErrorBody), (status = 422, body = super::errors::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, name)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<Value>,
+) -> Result<Json<NamedAgent>, ApiError> {
+    access.require(Role::Admin)?;
+    let current = if name == DEFAULT_AGENT {
+        default_agent(&access.tenant)?
+    } else {
+        stored_agents(&access.tenant)?
+            .remove(&name)
+            .ok_or_else(|| ApiError::not_found("agent"))?
+    };
+    let current = serde_json::to_value(current).map_err(|e| ApiError::internal(&e))?;
+    let spec = merged_agent_at(current, &patch, state.config.outbound_allow_private, "")?;
+    write_agents(
+        &state,
+        &access,
+        &client,
+        Change::Replace(name.clone(), spec.clone()),
+    )
+    .await?;
+    Ok(view(&name, spec))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/agents/{name}` (admin): 204. The default agent cannot be
+/// deleted; numbers and campaigns naming the deleted agent get the default agent.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/agents/{name}", tag = "agents",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("name" = String, Path, description = "Agent name")),
+    responses((status = 204), (status = 404, body = super::errors::ErrorBody), (status = 409, body = super::errors::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    access.require(Role::Admin)?;
+    if name == DEFAULT_AGENT {
+        return Err(ApiError::conflict(
+            "default_agent",
+            "the default agent cannot be deleted; change it instead",
+        )
+        .with_field("name"));
+    }
+    write_agents(&state, &access, &client, Change::Delete(name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
