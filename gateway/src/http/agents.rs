@@ -10,7 +10,6 @@
 //! the default agent (`switchboard_crds::agents`).
 
 use axum::Json;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -54,9 +53,22 @@ fn view(name: &str, spec: AgentSpec) -> Json<NamedAgent> {
 }
 
 /// `GET /api/v1/tenants/{tenant}/agents` (viewer).
+/// The agent list's shape in the OpenAPI document. Each item is a [`NamedAgent`] (its name
+/// beside the agent configuration, which the Tenant CRD's schema describes), so items are
+/// documented as objects rather than by a second copy of that schema.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentList {
+    /// The agents of this page.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    /// The next page's cursor; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents", tag = "agents",
     params(("tenant" = String, Path, description = "Tenant slug or id"), PageQuery),
-    responses((status = 200, description = "`{items, nextCursor}`: the default agent first, then the named agents by name")), security(("bearer" = [])))]
+    responses((status = 200, body = AgentList, description = "`{items, nextCursor}`: the default agent first, then the named agents by name")), security(("bearer" = [])))]
 pub async fn list(
     access: TenantAccess,
     Query(page): Query<PageQuery>,
