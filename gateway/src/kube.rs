@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
+use switchboard_crds::credentials::CredentialEntry;
 use switchboard_crds::tenant::{ADMIN_FIELDS, CONDITION_READY, GATEWAY_FIELDS, Tenant};
 use switchboard_crds::{API_GROUP, API_VERSION, TENANT_LABEL};
 
@@ -258,17 +259,16 @@ pub fn tenant_secret(
     }
 }
 
-/// The `provider-keys` Secret of a tenant (in `namespace`, its namespace) from its credentials
-/// and their decrypted secrets.
+/// The `provider-keys` Secret of a tenant (in `namespace`, its namespace) from the runtime's
+/// view of its credentials with their decrypted secrets
+/// (built by `provider_keys::runtime_entries`).
 pub fn desired_provider_secret(
     namespace: &str,
     tenant: &TenantRow,
-    credentials: &[(CredentialRow, Vec<u8>)],
+    entries: &[(CredentialEntry, &[u8])],
 ) -> Secret {
-    // Carrier accounts go to the operator's `carrier-credentials`, never to the runtime.
-    let entries = crate::provider_keys::runtime_entries(credentials);
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
-    for (entry, secret) in &entries {
+    for (entry, secret) in entries {
         data.insert(entry.key.clone(), ByteString(secret.to_vec()));
         // The vendor's default also under its well-known name (`OPENAI_API_KEY`, …), the
         // layout of a Secret written by hand.
@@ -278,7 +278,7 @@ pub fn desired_provider_secret(
             data.insert(name.to_owned(), ByteString(secret.to_vec()));
         }
     }
-    let index: Vec<_> = entries.into_iter().map(|(entry, _)| entry).collect();
+    let index: Vec<&CredentialEntry> = entries.iter().map(|(entry, _)| entry).collect();
     // A list of plain structs: serialising cannot fail.
     let index = serde_json::to_vec(&index).unwrap_or_default();
     data.insert(
@@ -735,22 +735,23 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
+        let rows = [
+            (cred("openai", "main", true), b"sk-1".to_vec()),
+            (cred("openai", "backup key", false), b"sk-2".to_vec()),
+            (cred("elevenlabs", "voice", true), b"el-1".to_vec()),
+            (
+                CredentialRow {
+                    metadata: r#"{"base_url":"https://vllm.example.com/v1"}"#.into(),
+                    ..cred("openai-compatible", "vllm", true)
+                },
+                b"vl-1".to_vec(),
+            ),
+            (cred("twilio", "main", true), b"tw-1".to_vec()),
+        ];
         let secret = desired_provider_secret(
             &switchboard_crds::naming::TenantNaming::default().namespace("acme"),
             &tenant_row(),
-            &[
-                (cred("openai", "main", true), b"sk-1".to_vec()),
-                (cred("openai", "backup key", false), b"sk-2".to_vec()),
-                (cred("elevenlabs", "voice", true), b"el-1".to_vec()),
-                (
-                    CredentialRow {
-                        metadata: r#"{"base_url":"https://vllm.example.com/v1"}"#.into(),
-                        ..cred("openai-compatible", "vllm", true)
-                    },
-                    b"vl-1".to_vec(),
-                ),
-                (cred("twilio", "main", true), b"tw-1".to_vec()),
-            ],
+            &crate::provider_keys::runtime_entries(&rows),
         );
         assert_eq!(secret.metadata.namespace.as_deref(), Some("tenant-acme"));
         assert_eq!(secret.metadata.name.as_deref(), Some("provider-keys"));

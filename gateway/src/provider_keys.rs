@@ -130,7 +130,11 @@ pub async fn converge(state: &AppState, tenant_id: &str) -> Result<bool, Project
             .await?;
         state
             .kube
-            .apply_provider_secret(&desired_provider_secret(&namespace, &tenant, &credentials))
+            .apply_provider_secret(&desired_provider_secret(
+                &namespace,
+                &tenant,
+                &runtime_entries(&credentials),
+            ))
             .await?;
         state
             .kube

@@ -110,3 +110,17 @@ export async function download(path, filename) {
 export function tenantPath(slug, rest = '') {
   return `/api/v1/tenants/${encodeURIComponent(slug)}${rest}`;
 }
+
+let me = null;
+
+/** The caller (`GET /auth/me`), cached until `reload` or `forgetMe()`. */
+export async function whoAmI(reload = false) {
+  if (!session()) return null;
+  if (!me || reload) me = await api('GET', '/api/v1/auth/me');
+  return me;
+}
+
+/** Drops the cached caller (logout, a session the gateway refused). */
+export function forgetMe() {
+  me = null;
+}

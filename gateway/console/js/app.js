@@ -1,7 +1,7 @@
 // The console's shell: the router (History API, one page per path), the tenant navigation,
 // the account menu and tenant switcher. Pages live in ./pages/, one module per area.
 
-import { api, session, clearSession } from './api.js';
+import { api, session, clearSession, whoAmI, forgetMe } from './api.js';
 import { h, replace, errorBox, toast } from './ui.js';
 import * as onboarding from './pages/onboarding.js';
 import * as numbers from './pages/numbers.js';
@@ -39,16 +39,8 @@ const PUBLIC = {
   '/reset-password': onboarding.resetPasswordPage,
 };
 
-let me = null;
 let timers = [];
 let generation = 0;
-
-/** The caller (`GET /auth/me`), cached until `reload` or logout. */
-export async function whoAmI(reload = false) {
-  if (!session()) return null;
-  if (!me || reload) me = await api('GET', '/api/v1/auth/me');
-  return me;
-}
 
 /** Goes to `path` (pushes history) and renders it. */
 export function navigate(path, { replaceState = false } = {}) {
@@ -110,7 +102,7 @@ async function logout() {
     // the session ends here either way
   }
   clearSession();
-  me = null;
+  forgetMe();
   navigate('/login');
 }
 
@@ -165,7 +157,7 @@ export async function render() {
     user = await whoAmI();
   } catch {
     clearSession();
-    me = null;
+    forgetMe();
   }
   renderAccount(user);
   try {

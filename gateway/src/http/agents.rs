@@ -22,10 +22,11 @@ use utoipa_axum::routes;
 
 use super::audit::record;
 use super::context::ClientInfo;
+use super::errors::tenant_write_error;
 use super::errors::{ApiError, ApiJson};
 use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
-use super::tenants::{merged_agent_at, tenant_write_error};
+use super::tenants::merged_agent_at;
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::tenants::{self, Role, TenantRow};

@@ -17,6 +17,7 @@ use crate::calls::CallError;
 use crate::calls::cdr::CdrError;
 use crate::campaigns::CampaignError;
 use crate::carrier_accounts::AccountError;
+use crate::kube::KubeError;
 use crate::store::StoreError;
 use crate::usage::meter::MeterError;
 
@@ -129,11 +130,12 @@ impl From<crate::lifecycle::LifecycleError> for ApiError {
             E::Invalid { field, .. } => ApiError::invalid(&field, "invalid", message),
             E::Kube(error) => {
                 let slug = match &error {
-                    crate::kube::KubeError::OwnedElsewhere { name, .. }
-                    | crate::kube::KubeError::Foreign { name } => name.clone(),
+                    KubeError::OwnedElsewhere { name, .. } | KubeError::Foreign { name } => {
+                        name.clone()
+                    }
                     _ => String::new(),
                 };
-                super::tenants::tenant_write_error(error, &slug)
+                tenant_write_error(error, &slug)
             }
             E::Carrier(_) => ApiError::unavailable(message),
             E::Store(error) => ApiError::internal(&error),
@@ -380,6 +382,39 @@ fn backticked_after(text: &str, marker: &str) -> Option<String> {
     } else {
         format!("{prefix}.{name}")
     })
+}
+
+/// The answer to a Tenant write the cluster side refused: 409 naming the field manager that
+/// holds a field (change it in the manifest), 409 for a Tenant the gateway does not manage or
+/// an API-server conflict, 503 otherwise.
+pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
+    match error {
+        KubeError::OwnedElsewhere { field, manager, .. } => {
+            let api_field = if field == "displayName" {
+                "name"
+            } else {
+                field.as_str()
+            };
+            ApiError::conflict(
+                "field_managed_elsewhere",
+                format!(
+                    "spec.{field} of Tenant {slug} is managed by {manager}; change it in the tenant's manifest"
+                ),
+            )
+            .with_field(api_field)
+        }
+        KubeError::Foreign { name } => ApiError::conflict(
+            "tenant_not_managed",
+            format!("Tenant {name} in the cluster was not created by this gateway tenant"),
+        ),
+        KubeError::Api(kube::Error::Api(status)) if status.code == 409 => {
+            ApiError::conflict("cluster_conflict", status.message)
+        }
+        error => {
+            tracing::error!(%error, slug, "cannot apply the Tenant CR; update rolled back");
+            ApiError::unavailable("the cluster refused the change; try again")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::context::ClientInfo;
-use super::errors::{ApiError, ApiJson};
+use super::errors::{ApiError, ApiJson, tenant_write_error};
 use super::page::{Page, PageQuery};
 use super::principal::{Principal, TenantAccess};
 use super::validate::{display_text, is_e164, rfc3339};
-use crate::kube::{KubeError, TenantReadiness};
+use crate::kube::TenantReadiness;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::tenants::{self, Role, TenantRow};
@@ -283,39 +283,6 @@ pub async fn patch(
     tx.commit().await?;
     tenant.updated_at = now;
     Ok(Json(TenantView::build(&state, &tenant, access.role, None)?))
-}
-
-/// The answer to a Tenant write the cluster side refused: 409 naming the field manager that
-/// holds a field (change it in the manifest), 409 for a Tenant the gateway does not manage or
-/// an API-server conflict, 503 otherwise.
-pub fn tenant_write_error(error: KubeError, slug: &str) -> ApiError {
-    match error {
-        KubeError::OwnedElsewhere { field, manager, .. } => {
-            let api_field = if field == "displayName" {
-                "name"
-            } else {
-                field.as_str()
-            };
-            ApiError::conflict(
-                "field_managed_elsewhere",
-                format!(
-                    "spec.{field} of Tenant {slug} is managed by {manager}; change it in the tenant's manifest"
-                ),
-            )
-            .with_field(api_field)
-        }
-        KubeError::Foreign { name } => ApiError::conflict(
-            "tenant_not_managed",
-            format!("Tenant {name} in the cluster was not created by this gateway tenant"),
-        ),
-        KubeError::Api(kube::Error::Api(status)) if status.code == 409 => {
-            ApiError::conflict("cluster_conflict", status.message)
-        }
-        error => {
-            tracing::error!(%error, slug, "cannot apply the Tenant CR; update rolled back");
-            ApiError::unavailable("the cluster refused the change; try again")
-        }
-    }
 }
 
 /// Applies a JSON merge patch to the stored agent and validates the result (`allow_private`:

@@ -21,49 +21,11 @@ pub mod retention;
 
 use std::time::Duration;
 
-use clap::{ArgAction, Args};
 use tokio::task::JoinHandle;
 
 use crate::kube::KubeError;
 use crate::state::AppState;
 use crate::store::StoreError;
-
-/// Retention, deletion and platform-admin settings (flattened into [`crate::Config`]).
-#[derive(Args, Clone, Debug)]
-pub struct LifecycleConfig {
-    /// E-mail addresses of the platform admins (comma-separated). A listed person, signed in
-    /// with a verified address, reaches `/api/v1/admin/…`; the role is no tenant role.
-    #[arg(long, env = "SWITCHBOARD_PLATFORM_ADMINS", value_delimiter = ',')]
-    pub platform_admins: Vec<String>,
-
-    /// Hours a deleted tenant can be restored before its data is removed.
-    #[arg(long, env = "SWITCHBOARD_DELETION_GRACE_HOURS", default_value_t = switchboard_crds::retention::DEFAULT_DELETION_GRACE_HOURS)]
-    pub deletion_grace_hours: u64,
-
-    /// Seconds between two passes of the data-lifecycle worker (purges, retention, re-encryption).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_LIFECYCLE_INTERVAL_SECONDS",
-        default_value_t = 3600
-    )]
-    pub lifecycle_interval_seconds: u64,
-
-    /// Run the data-lifecycle worker in this process (one replica is enough; every pass is
-    /// idempotent, so several are harmless).
-    #[arg(long, env = "SWITCHBOARD_LIFECYCLE_WORKER", default_value_t = true, action = ArgAction::Set)]
-    pub lifecycle_worker: bool,
-}
-
-impl Default for LifecycleConfig {
-    fn default() -> Self {
-        Self {
-            platform_admins: Vec::new(),
-            deletion_grace_hours: switchboard_crds::retention::DEFAULT_DELETION_GRACE_HOURS,
-            lifecycle_interval_seconds: 3600,
-            lifecycle_worker: true,
-        }
-    }
-}
 
 /// Why a lifecycle action cannot be done.
 #[derive(Debug, thiserror::Error)]

@@ -92,8 +92,8 @@ pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Inserts call rows (each with a carrier call id) in multi-row statements, skipping those
-/// whose `(tenant, carrier, carrier call id)` is stored already or repeated earlier in `rows`;
+/// Inserts call rows in multi-row statements, skipping those whose id or `(tenant, carrier,
+/// carrier call id)` is stored already or repeated earlier in `rows`;
 /// returns the `(carrier, carrier call id)` of the rows inserted now (their ids are the rows').
 /// The group-commit writer's insert ([`crate::calls::writer`]).
 pub async fn insert_new(
@@ -144,32 +144,8 @@ pub async fn insert_new(
 
 /// Inserts a call unless the carrier id is known; returns the stored record either way.
 pub async fn insert_or_get(conn: &mut AnyConnection, row: &CallRow) -> Result<CallRow, StoreError> {
-    sqlx::query(
-        "INSERT INTO calls (id, tenant_id, carrier, carrier_call_id, direction, from_number, to_number, status, outcome, \
-         started_at, answered_at, ended_at, duration_seconds, turns, campaign, contact, source, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&row.id)
-    .bind(&row.tenant_id)
-    .bind(&row.carrier)
-    .bind(&row.carrier_call_id)
-    .bind(&row.direction)
-    .bind(&row.from_number)
-    .bind(&row.to_number)
-    .bind(&row.status)
-    .bind(&row.outcome)
-    .bind(row.started_at)
-    .bind(row.answered_at)
-    .bind(row.ended_at)
-    .bind(row.duration_seconds)
-    .bind(row.turns)
-    .bind(&row.campaign)
-    .bind(&row.contact)
-    .bind(&row.source)
-    .bind(row.updated_at)
-    .execute(&mut *conn)
-    .await?;
+    // The one-row case of the group-commit insert: one column list, one statement shape.
+    insert_new(&mut *conn, &[row]).await?;
     let found = match &row.carrier_call_id {
         Some(carrier_id) => {
             by_carrier_id(&mut *conn, &row.tenant_id, &row.carrier, carrier_id).await?

@@ -2,9 +2,8 @@
 // The e-mailed links carry a single-use token in the query; it is taken out of the address
 // bar at once (history.replaceState), and the page sends no Referer anywhere.
 
-import { api, saveTokens, session } from '../api.js';
+import { api, saveTokens, session, whoAmI } from '../api.js';
 import { h, replace, form, toast, errorBox } from '../ui.js';
-import { whoAmI } from '../app.js';
 
 const INVITATION = 'switchboard.invitation';
 
