@@ -31,7 +31,6 @@ use switchboard_crds::credentials::CredentialEntry;
 use switchboard_crds::tenant::{ADMIN_FIELDS, CONDITION_READY, GATEWAY_FIELDS, Tenant};
 use switchboard_crds::{API_GROUP, API_VERSION, TENANT_LABEL};
 
-use crate::store::credentials::CredentialRow;
 use crate::store::tenants::{ORIGIN_MANIFEST, TenantRow};
 
 /// Field manager of every object the gateway applies.
@@ -472,6 +471,7 @@ impl KubeSync {
 mod tests {
     use super::*;
     use crate::store::Flag;
+    use crate::store::credentials::CredentialRow;
 
     fn tenant_row() -> TenantRow {
         TenantRow {
