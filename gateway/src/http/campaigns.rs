@@ -202,6 +202,7 @@ pub async fn put_campaign(
     validate_name(&name)?;
     // The CRD's schema and CEL rules, checked here too (standalone mode has no admission).
     spec.validate()?;
+    require_known_agent(&access, &spec)?;
     access.require_stack(&state)?;
     require_campaigns_in_plan(&state, &access).await?;
     if state.sandbox.is_some() {
@@ -239,6 +240,24 @@ pub async fn put_campaign(
     }
     Err(ApiError::unavailable(
         "campaigns are created as Campaign objects in Kubernetes, or here in standalone mode",
+    ))
+}
+
+/// A campaign naming an agent the tenant does not have would fall back to the default agent
+/// at call time without a word; refuse it here instead, naming the field.
+fn require_known_agent(access: &TenantAccess, spec: &CampaignSpec) -> Result<(), ApiError> {
+    let Some(name) = spec.agent.as_ref().and_then(|agent| agent.name.as_deref()) else {
+        return Ok(());
+    };
+    let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
+        .map_err(|e| ApiError::internal(&e))?;
+    if name == switchboard_crds::agents::DEFAULT_AGENT || agents.contains_key(name) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "agent.name",
+        "unknown_agent",
+        format!("this tenant has no agent named {name}"),
     ))
 }
 

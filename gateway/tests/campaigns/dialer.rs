@@ -1022,6 +1022,8 @@ async fn standalone_campaigns_are_created_checked_and_stopped_through_the_api() 
                 json!({"contacts": {"configMapRef": {"name": "c"}}}),
                 "contacts",
             ),
+            // An agent the tenant does not have (it would silently be the default agent).
+            (json!({"agent": {"name": "nobody"}}), "agent.name"),
         ] {
             let mut bad = good.clone();
             for (k, v) in patch.as_object().unwrap() {
