@@ -299,3 +299,18 @@ pub async fn delete(
     write_agents(&state, &access, &client, Change::Delete(name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// 422 naming `field` unless the tenant has the named agent `name` (numbers and campaigns
+/// that name an agent).
+pub fn require_named_agent(access: &TenantAccess, field: &str, name: &str) -> Result<(), ApiError> {
+    let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
+        .map_err(|e| ApiError::internal(&e))?;
+    if agents.contains_key(name) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        field,
+        "unknown_agent",
+        format!("the tenant has no agent named {name}; create it under /agents first"),
+    ))
+}

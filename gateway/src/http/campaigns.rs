@@ -246,19 +246,12 @@ pub async fn put_campaign(
 /// A campaign naming an agent the tenant does not have would fall back to the default agent
 /// at call time without a word; refuse it here instead, naming the field.
 fn require_known_agent(access: &TenantAccess, spec: &CampaignSpec) -> Result<(), ApiError> {
-    let Some(name) = spec.agent.as_ref().and_then(|agent| agent.name.as_deref()) else {
-        return Ok(());
-    };
-    let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
-        .map_err(|e| ApiError::internal(&e))?;
-    if name == switchboard_crds::agents::DEFAULT_AGENT || agents.contains_key(name) {
-        return Ok(());
+    match spec.agent.as_ref().and_then(|agent| agent.name.as_deref()) {
+        Some(name) if name != switchboard_crds::agents::DEFAULT_AGENT => {
+            super::agents::require_named_agent(access, "agent.name", name)
+        }
+        _ => Ok(()),
     }
-    Err(ApiError::invalid(
-        "agent.name",
-        "unknown_agent",
-        format!("this tenant has no agent named {name}"),
-    ))
 }
 
 /// A `Campaign` applied in Kubernetes, before the operator has registered it.

@@ -135,24 +135,6 @@ pub fn validate(request: BuyNumber) -> Result<NumberWish, ApiError> {
     })
 }
 
-/// 422 naming `agent` unless the tenant has the named agent the request asks for.
-fn check_agent_exists(access: &TenantAccess, agent: Option<&str>) -> Result<(), ApiError> {
-    let Some(agent) = agent else {
-        return Ok(());
-    };
-    let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
-        .map_err(|e| ApiError::internal(&e))?;
-    if agents.contains_key(agent) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "agent",
-            "unknown_agent",
-            format!("the tenant has no agent named {agent}; create it under /agents first"),
-        ))
-    }
-}
-
 fn invalid_area_code() -> ApiError {
     ApiError::invalid("areaCode", "invalid_area_code", "expected 2 to 5 digits")
 }
@@ -306,7 +288,9 @@ pub async fn buy(
     access.require(Role::Admin)?;
     access.require_stack(&state)?;
     let wish = validate(request)?;
-    check_agent_exists(&access, wish.agent.as_deref())?;
+    if let Some(agent) = wish.agent.as_deref() {
+        super::agents::require_named_agent(&access, "agent", agent)?;
+    }
     let _serialised = PURCHASES.lock().await;
     if let Some(sandbox) = &state.sandbox {
         check_number_limit(&state, &access).await?;
