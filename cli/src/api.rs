@@ -163,6 +163,24 @@ impl ApiClient {
         idempotency_key: Option<&str>,
     ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base);
+        let payload = body.map(|b| Payload::Json(b.clone()));
+        let bytes = self
+            .send(method, path, token, payload.as_ref(), idempotency_key)
+            .await?;
+        success_body(&url, &bytes)
+    }
+
+    /// Sends `method path` with any [`Payload`] and answers the successful body's bytes (CSV
+    /// downloads are not JSON); failures become the API's error.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        payload: Option<&Payload>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -170,8 +188,14 @@ impl ApiClient {
         if let Some(key) = idempotency_key {
             request = request.header(KEY_HEADER, key);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match payload {
+            Some(Payload::Json(body)) => request = request.json(body),
+            Some(Payload::Csv(text)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                    .body(text.clone());
+            }
+            None => {}
         }
         let response = request.send().await.map_err(|source| ApiError::Transport {
             url: url.clone(),
@@ -191,13 +215,23 @@ impl ApiClient {
                 source,
             })?;
         if status.is_success() {
-            return success_body(&url, &bytes);
+            return Ok(bytes.to_vec());
         }
         Err(error_from_body(status, &url, &bytes, retry_after))
     }
 }
 
-fn success_body(url: &str, bytes: &[u8]) -> Result<Value, ApiError> {
+/// A request body.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// `application/json`.
+    Json(Value),
+    /// `text/csv` (contact uploads).
+    Csv(String),
+}
+
+/// A successful body as JSON (`Value::Null` when empty, as a 204 is).
+pub fn success_body(url: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }

@@ -2,10 +2,13 @@
 //! single transparent refresh when the access token has expired.
 
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiClient, ApiError};
+use crate::api::{ApiClient, ApiError, Payload, success_body};
+use crate::client::types::{
+    LoginRequest, LoginResponse, Me, RefreshRequest, RefreshResponse, SignupRequest, SignupResponse,
+};
+use crate::client::{Answer, LOGIN, LOGOUT, ME, REFRESH, SIGNUP};
 use crate::session::{Session, SessionError, SessionStore};
 
 /// Why a command failed.
@@ -29,47 +32,43 @@ pub enum CommandError {
     /// The answer lacks something we need.
     #[error("unexpected answer from the gateway: {0}")]
     Unexpected(String),
+    /// A file named on the command line cannot be read or written.
+    #[error("cannot use {path}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument is not usable (checked before anything is sent).
+    #[error("{flag}: {message}")]
+    Invalid {
+        /// The flag or argument at fault.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Tokens {
-    access_token: String,
-    refresh_token: String,
-}
-
-#[derive(Deserialize)]
-struct UserRef {
-    email: String,
-}
-
-#[derive(Deserialize)]
-struct TenantRef {
-    slug: String,
-}
-
-#[derive(Deserialize)]
-struct SignupAnswer {
-    user: UserRef,
-    tenant: TenantRef,
-    tokens: Tokens,
-}
-
-#[derive(Deserialize)]
-struct LoginAnswer {
-    user: UserRef,
-    tokens: Tokens,
-}
-
-#[derive(Deserialize)]
-struct MeAnswer {
-    #[serde(default)]
-    tenants: Vec<TenantRef>,
+fn to_value<T: serde::Serialize>(body: &T) -> Result<Value, CommandError> {
+    serde_json::to_value(body).map_err(|e| CommandError::Unexpected(format!("request: {e}")))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, CommandError> {
     serde_json::from_value(value.clone())
         .map_err(|e| CommandError::Unexpected(format!("{what}: {e}")))
+}
+
+/// Who signed up or logged in, for the sentence people see.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    /// Their e-mail address.
+    pub email: String,
+    /// The tenant now used by default.
+    pub tenant: Option<String>,
+    /// Its plan (known after signup).
+    pub plan: Option<String>,
 }
 
 /// What every command works with: the gateway, the session file and the session in it.
@@ -117,20 +116,31 @@ impl Context {
         Ok(())
     }
 
-    /// `POST /api/v1/auth/signup`; stores the new session. Answers the API's body.
+    /// `POST /api/v1/auth/signup`; stores the new session. Answers the API's body without
+    /// its tokens.
     pub async fn signup(
         &mut self,
         email: &str,
         password: &str,
         name: &str,
         company: &str,
-    ) -> Result<Value, CommandError> {
-        let body = json!({"email": email, "password": password, "name": name, "company": company});
+    ) -> Result<Answer<SignedIn>, CommandError> {
+        let body = to_value(&SignupRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+            name: name.to_owned(),
+            company: company.to_owned(),
+        })?;
         let answer = self
             .api
-            .request(Method::POST, "/api/v1/auth/signup", None, Some(&body))
+            .request(Method::POST, SIGNUP.path, None, Some(&body))
             .await?;
-        let parsed: SignupAnswer = decode(&answer, "signup")?;
+        let parsed: SignupResponse = decode(&answer, "signup")?;
+        let signed_in = SignedIn {
+            email: parsed.user.email.clone(),
+            tenant: Some(parsed.tenant.slug.clone()),
+            plan: Some(parsed.tenant.plan),
+        };
         self.remember(Session {
             url: self.api.base().to_owned(),
             email: Some(parsed.user.email),
@@ -138,7 +148,10 @@ impl Context {
             refresh_token: parsed.tokens.refresh_token,
             tenant: Some(parsed.tenant.slug),
         })?;
-        Ok(redact_tokens(answer))
+        Ok(Answer {
+            json: redact_tokens(answer),
+            value: signed_in,
+        })
     }
 
     /// `POST /api/v1/auth/login`, then `me` to choose the tenant (`tenant` or the first).
@@ -147,23 +160,26 @@ impl Context {
         email: &str,
         password: &str,
         tenant: Option<&str>,
-    ) -> Result<Value, CommandError> {
-        let body = json!({"email": email, "password": password});
+    ) -> Result<Answer<SignedIn>, CommandError> {
+        let body = to_value(&LoginRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        })?;
         let answer = self
             .api
-            .request(Method::POST, "/api/v1/auth/login", None, Some(&body))
+            .request(Method::POST, LOGIN.path, None, Some(&body))
             .await?;
-        let parsed: LoginAnswer = decode(&answer, "login")?;
+        let parsed: LoginResponse = decode(&answer, "login")?;
         let me = self
             .api
             .request(
                 Method::GET,
-                "/api/v1/auth/me",
+                ME.path,
                 Some(&parsed.tokens.access_token),
                 None,
             )
             .await?;
-        let me_parsed: MeAnswer = decode(&me, "me")?;
+        let me_parsed: Me = decode(&me, "me")?;
         let chosen = match tenant {
             Some(wanted) => {
                 if !me_parsed.tenants.iter().any(|t| t.slug == wanted) {
@@ -172,6 +188,11 @@ impl Context {
                 Some(wanted.to_owned())
             }
             None => me_parsed.tenants.first().map(|t| t.slug.clone()),
+        };
+        let signed_in = SignedIn {
+            email: parsed.user.email.clone(),
+            tenant: chosen.clone(),
+            plan: None,
         };
         self.remember(Session {
             url: self.api.base().to_owned(),
@@ -183,7 +204,10 @@ impl Context {
         let mut shown = redact_tokens(answer);
         shown["tenants"] = me["tenants"].clone();
         shown["tenant"] = json!(chosen);
-        Ok(shown)
+        Ok(Answer {
+            json: shown,
+            value: signed_in,
+        })
     }
 
     /// `POST /api/v1/auth/logout` and forget the session. An already-ended session is fine.
@@ -194,12 +218,7 @@ impl Context {
         };
         let result = self
             .api
-            .request(
-                Method::POST,
-                "/api/v1/auth/logout",
-                Some(&session.access_token),
-                None,
-            )
+            .request(Method::POST, LOGOUT.path, Some(&session.access_token), None)
             .await;
         // The local session goes whatever the gateway says: logging out must always work.
         self.store.clear()?;
@@ -217,34 +236,44 @@ impl Context {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, CommandError> {
-        self.authed_with_key(method, path, body, None).await
+        let payload = body.map(|b| Payload::Json(b.clone()));
+        let bytes = self.send(method, path, payload.as_ref(), None).await?;
+        Ok(success_body(path, &bytes)?)
     }
 
-    async fn authed_with_key(
+    /// Sends an authenticated request with any payload and answers the body's bytes; on 401
+    /// the session's tokens are refreshed once and the request sent again.
+    pub async fn send(
         &mut self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        payload: Option<&Payload>,
         key: Option<&str>,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Vec<u8>, CommandError> {
         if let Some(api_key) = &self.api_key {
             // An API key is not refreshed: a 401 means it is invalid or revoked.
             return Ok(self
                 .api
-                .request_with_key(method, path, Some(api_key), body, key)
+                .send(method, path, Some(api_key), payload, key)
                 .await?);
         }
         let session = self.session.clone().ok_or(CommandError::NotLoggedIn)?;
         let first = self
             .api
-            .request_with_key(method.clone(), path, Some(&session.access_token), body, key)
+            .send(
+                method.clone(),
+                path,
+                Some(&session.access_token),
+                payload,
+                key,
+            )
             .await;
         match first {
             Err(ApiError::Api { status: 401, .. }) => {
                 let renewed = self.refresh(session).await?;
                 Ok(self
                     .api
-                    .request_with_key(method, path, Some(&renewed.access_token), body, key)
+                    .send(method, path, Some(&renewed.access_token), payload, key)
                     .await?)
             }
             other => Ok(other?),
@@ -255,12 +284,22 @@ impl Context {
     /// the gateway cannot be reached or still runs the first attempt (409
     /// `idempotency_key_in_progress`): a retry never creates (or buys) twice.
     pub async fn create(&mut self, path: &str, body: &Value) -> Result<Value, CommandError> {
+        let bytes = self
+            .create_with(path, Some(&Payload::Json(body.clone())))
+            .await?;
+        Ok(success_body(path, &bytes)?)
+    }
+
+    /// [`Context::create`] with any payload (a CSV upload), answering the body's bytes.
+    pub async fn create_with(
+        &mut self,
+        path: &str,
+        payload: Option<&Payload>,
+    ) -> Result<Vec<u8>, CommandError> {
         let key = uuid::Uuid::new_v4().to_string();
         let mut attempt = 1;
         loop {
-            let result = self
-                .authed_with_key(Method::POST, path, Some(body), Some(&key))
-                .await;
+            let result = self.send(Method::POST, path, payload, Some(&key)).await;
             let retry_after = match &result {
                 Err(CommandError::Api(ApiError::Transport { .. })) => 1,
                 Err(CommandError::Api(ApiError::Api {
@@ -280,10 +319,12 @@ impl Context {
     }
 
     async fn refresh(&mut self, session: Session) -> Result<Session, CommandError> {
-        let body = json!({"refreshToken": session.refresh_token});
+        let body = to_value(&RefreshRequest {
+            refresh_token: session.refresh_token.clone(),
+        })?;
         let answer = match self
             .api
-            .request(Method::POST, "/api/v1/auth/refresh", None, Some(&body))
+            .request(Method::POST, REFRESH.path, None, Some(&body))
             .await
         {
             Ok(answer) => answer,
@@ -295,7 +336,7 @@ impl Context {
             }
             Err(error) => return Err(error.into()),
         };
-        let tokens: Tokens = decode(&answer, "refresh")?;
+        let tokens: RefreshResponse = decode(&answer, "refresh")?;
         let renewed = Session {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -305,20 +346,10 @@ impl Context {
         Ok(renewed)
     }
 
-    /// `GET /api/v1/auth/me`.
-    pub async fn whoami(&mut self) -> Result<Value, CommandError> {
-        self.authed(Method::GET, "/api/v1/auth/me", None).await
-    }
-
-    /// `GET /api/v1/tenants`.
-    pub async fn tenants(&mut self) -> Result<Value, CommandError> {
-        self.authed(Method::GET, "/api/v1/tenants", None).await
-    }
-
     /// Makes `slug` the default tenant, after checking the caller belongs to it.
     pub async fn use_tenant(&mut self, slug: &str) -> Result<(), CommandError> {
-        let tenants = self.tenants().await?;
-        let known = list_items(&tenants).iter().any(|t| t["slug"] == slug);
+        let tenants = self.client().tenants().await?;
+        let known = tenants.value.items.iter().any(|t| t.slug == slug);
         if !known {
             return Err(CommandError::UnknownTenant(slug.to_owned()));
         }
@@ -334,67 +365,11 @@ impl Context {
             .or_else(|| self.session.as_ref().and_then(|s| s.tenant.clone()))
             .ok_or(CommandError::NoTenant)
     }
-
-    /// `POST /api/v1/tenants/{tenant}/numbers` with `{"areaCode": …}` (a sandbox number on
-    /// the sandbox carrier).
-    pub async fn buy_number(
-        &mut self,
-        tenant: &str,
-        area_code: Option<&str>,
-    ) -> Result<Value, CommandError> {
-        let body = match area_code {
-            Some(code) => json!({"areaCode": code}),
-            None => json!({}),
-        };
-        self.create(&numbers_path(tenant), &body).await
-    }
-
-    /// `GET /api/v1/tenants/{tenant}/numbers`.
-    pub async fn numbers(&mut self, tenant: &str) -> Result<Value, CommandError> {
-        self.authed(Method::GET, &numbers_path(tenant), None).await
-    }
-}
-
-impl Context {
-    /// `GET /api/v1/tenants/{tenant}/calls/{id}/transcript`: the turns the runtime reported.
-    pub async fn transcript(&mut self, tenant: &str, call_id: &str) -> Result<Value, CommandError> {
-        let path = format!(
-            "/api/v1/tenants/{}/calls/{}/transcript",
-            path_segment(tenant),
-            path_segment(call_id)
-        );
-        self.authed(Method::GET, &path, None).await
-    }
-
-    /// `GET /api/v1/tenants/{tenant}/calls?limit=…`: call records, newest first.
-    pub async fn calls(&mut self, tenant: &str, limit: u32) -> Result<Value, CommandError> {
-        let path = format!(
-            "/api/v1/tenants/{}/calls?limit={limit}",
-            path_segment(tenant)
-        );
-        self.authed(Method::GET, &path, None).await
-    }
-
-    /// `GET /api/v1/tenants/{tenant}/usage`: this month's usage against the plan's limits.
-    pub async fn usage(&mut self, tenant: &str) -> Result<Value, CommandError> {
-        let path = format!("/api/v1/tenants/{}/usage", path_segment(tenant));
-        self.authed(Method::GET, &path, None).await
-    }
-}
-
-/// `/api/v1/tenants/{tenant}/{rest}`, the tenant escaped (`rest` is the client's own, with
-/// user-typed ids escaped by [`segment`]).
-pub fn tenant_path(tenant: &str, rest: &str) -> String {
-    format!("/api/v1/tenants/{}/{rest}", path_segment(tenant))
 }
 
 /// A user-typed id as one path segment.
 pub fn segment(value: &str) -> String {
     path_segment(value)
-}
-
-fn numbers_path(tenant: &str) -> String {
-    format!("/api/v1/tenants/{}/numbers", path_segment(tenant))
 }
 
 /// Keeps a user-typed slug from escaping its path segment.
@@ -416,32 +391,18 @@ fn redact_tokens(mut answer: Value) -> Value {
     answer
 }
 
-/// The items of a list answer: every list of the API is `{"items": [...], "nextCursor": …}`.
-pub fn list_items(value: &Value) -> Vec<Value> {
-    value["items"].as_array().cloned().unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn slugs_cannot_escape_their_segment() {
-        assert_eq!(numbers_path("acme"), "/api/v1/tenants/acme/numbers");
-        assert_eq!(
-            numbers_path("../admin?x"),
-            "/api/v1/tenants/..%2Fadmin%3Fx/numbers"
-        );
+        assert_eq!(segment("acme"), "acme");
+        assert_eq!(segment("../admin?x"), "..%2Fadmin%3Fx");
     }
 
     #[test]
-    fn lists_are_the_items_of_the_envelope() {
-        assert_eq!(
-            list_items(&json!({"items": [1], "nextCursor": null})).len(),
-            1
-        );
-        assert!(list_items(&json!([1, 2])).is_empty());
-        assert!(list_items(&json!({"x": 1})).is_empty());
+    fn tokens_are_never_shown() {
         assert_eq!(
             redact_tokens(json!({"tokens": {"accessToken": "s"}, "user": 1})),
             json!({"user": 1})

@@ -7,11 +7,18 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_cli::call::{self, CallError, CallOptions, CallReport, TranscriptLine};
-use switchboard_cli::commands::{CommandError, Context, list_items, segment, tenant_path};
+use switchboard_cli::client::types::{Me, Membership};
+use switchboard_cli::commands::{CommandError, Context};
+use switchboard_cli::output::Printer;
 use switchboard_cli::progress::Progress;
+use switchboard_cli::resources::{
+    self, TenantArg, access::ApiKeysCommand, access::InvitationsCommand, access::MembersCommand,
+    agents::AgentsCommand, billing::BillingCommand, calls::CallsCommand,
+    campaigns::CampaignsCommand, credentials::CredentialsCommand, numbers::NumbersCommand,
+    webhooks::WebhooksCommand,
+};
 use switchboard_cli::session::SessionStore;
 use switchboard_cli::webhook::{WebhookError, WebhookTarget};
 use switchboard_cli::{api::ApiError, audio};
@@ -69,24 +76,38 @@ enum Command {
     /// Tenants you belong to.
     #[command(subcommand)]
     Tenants(TenantsCommand),
-    /// Phone numbers of a tenant.
+    /// Phone numbers of a tenant: buy, list, release.
     #[command(subcommand)]
     Numbers(NumbersCommand),
-    /// Call records of a tenant.
+    /// Named agents of a tenant.
     #[command(subcommand)]
-    Calls(CallsCommand),
-    /// Campaigns of a tenant.
+    Agents(AgentsCommand),
+    /// Bring-your-own provider credentials (LLM, speech, carrier keys).
+    #[command(subcommand, alias = "provider-keys")]
+    Credentials(CredentialsCommand),
+    /// Outbound campaigns: create, upload contacts, progress, results, pause, stop.
     #[command(subcommand)]
     Campaigns(CampaignsCommand),
+    /// Call records and transcripts.
+    #[command(subcommand)]
+    Calls(CallsCommand),
     /// Customer webhook endpoints of a tenant and their deliveries.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Customer API keys of a tenant.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+    /// Members of a tenant and their roles.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Invitations to a tenant.
+    #[command(subcommand)]
+    Invitations(InvitationsCommand),
+    /// Billing: Stripe Checkout and Portal links, subscription status.
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// This month's usage of a tenant against its plan's limits.
-    Usage {
-        /// Tenant [default: the session's].
-        #[arg(long, env = "SWITCHBOARD_TENANT")]
-        tenant: Option<String>,
-    },
+    Usage(TenantArg),
     /// Simulate a carrier calling a number: signed webhook, media stream, WAV in and out.
     Call(Box<CallArgs>),
     /// Print a shell completion script (e.g. `switchboard completions bash >
@@ -157,117 +178,6 @@ enum TenantsCommand {
     Use {
         /// Tenant slug.
         slug: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum NumbersCommand {
-    /// Buy a number (a sandbox number on the sandbox carrier).
-    Buy {
-        /// Area code to search in (the sandbox's is 555).
-        #[arg(long)]
-        area_code: Option<String>,
-        /// Tenant [default: the session's].
-        #[arg(long, env = "SWITCHBOARD_TENANT")]
-        tenant: Option<String>,
-    },
-    /// List the tenant's numbers.
-    List {
-        /// Tenant [default: the session's].
-        #[arg(long, env = "SWITCHBOARD_TENANT")]
-        tenant: Option<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-struct TenantArg {
-    /// Tenant [default: the session's].
-    #[arg(long, env = "SWITCHBOARD_TENANT")]
-    tenant: Option<String>,
-}
-
-#[derive(Subcommand, Debug)]
-enum CampaignsCommand {
-    /// List the tenant's campaigns (every page).
-    List(TenantArg),
-}
-
-#[derive(Subcommand, Debug)]
-enum WebhooksCommand {
-    /// List the endpoints.
-    List(TenantArg),
-    /// Register an endpoint; prints its signing secret once.
-    Create {
-        /// Endpoint URL (`--url` is the gateway's).
-        #[arg(long)]
-        endpoint_url: String,
-        /// Event type to subscribe to (repeat; all when absent).
-        #[arg(long = "event")]
-        events: Vec<String>,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-    /// Change an endpoint's URL, events or enabled state.
-    Update {
-        /// Endpoint id.
-        id: String,
-        /// New endpoint URL.
-        #[arg(long)]
-        endpoint_url: Option<String>,
-        /// New event types (repeat).
-        #[arg(long = "event")]
-        events: Vec<String>,
-        /// Enable (true) or disable (false) deliveries.
-        #[arg(long)]
-        enabled: Option<bool>,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-    /// A new signing secret (printed once); the old one signs too for the grace period.
-    RotateSecret {
-        /// Endpoint id.
-        id: String,
-        /// Hours the old secret keeps signing (default 24, at most 168; 0 ends it at once).
-        #[arg(long)]
-        grace_hours: Option<u32>,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-    /// Send a `webhook.test` message to an endpoint.
-    Test {
-        /// Endpoint id.
-        id: String,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-    /// Recent deliveries (one page).
-    Deliveries(TenantArg),
-    /// Deliver a message again, with its message id.
-    Resend {
-        /// Message id (from `webhooks deliveries`).
-        id: String,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-    /// Remove an endpoint.
-    Delete {
-        /// Endpoint id.
-        id: String,
-        #[command(flatten)]
-        tenant: TenantArg,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum CallsCommand {
-    /// The newest calls.
-    List {
-        /// How many.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
-        limit: u32,
-        /// Tenant [default: the session's].
-        #[arg(long, env = "SWITCHBOARD_TENANT")]
-        tenant: Option<String>,
     },
 }
 
@@ -343,10 +253,18 @@ async fn fetch_transcript(context: &mut Context, report: &mut CallReport, progre
     progress.start_spinner("reading the transcript from the gateway");
     let deadline = tokio::time::Instant::now() + TRANSCRIPT_WAIT;
     loop {
-        match context.transcript(&tenant, &call_id).await {
+        match context.client().transcript(&tenant, &call_id).await {
             Ok(answer) => {
-                let turns: Vec<TranscriptLine> =
-                    serde_json::from_value(answer["items"].clone()).unwrap_or_default();
+                let turns: Vec<TranscriptLine> = answer
+                    .value
+                    .items
+                    .into_iter()
+                    .map(|turn| TranscriptLine {
+                        at_ms: u64::try_from(turn.offset_ms).unwrap_or(0),
+                        role: Some(turn.role),
+                        text: turn.text,
+                    })
+                    .collect();
                 if !turns.is_empty() {
                     report.transcript = turns;
                     return;
@@ -448,12 +366,12 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let answer = context
                 .signup(&args.email, &password, &args.name, &args.company)
                 .await?;
-            out.value(&answer, || {
+            out.answer(&answer, |who| {
                 format!(
                     "Signed up {} with tenant {} (plan {}). Logged in to {url}.",
-                    answer["user"]["email"].as_str().unwrap_or(&args.email),
-                    answer["tenant"]["slug"].as_str().unwrap_or("?"),
-                    answer["tenant"]["plan"].as_str().unwrap_or("?"),
+                    who.email,
+                    who.tenant.as_deref().unwrap_or("?"),
+                    who.plan.as_deref().unwrap_or("?"),
                 )
             });
         }
@@ -462,11 +380,11 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let answer = context
                 .login(&args.email, &password, args.tenant.as_deref())
                 .await?;
-            out.value(&answer, || {
+            out.answer(&answer, |who| {
                 format!(
                     "Logged in to {url} as {} (tenant {}).",
-                    answer["user"]["email"].as_str().unwrap_or(&args.email),
-                    answer["tenant"].as_str().unwrap_or("none"),
+                    who.email,
+                    who.tenant.as_deref().unwrap_or("none"),
                 )
             });
         }
@@ -481,15 +399,15 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             });
         }
         Command::Whoami => {
-            let me = context.whoami().await?;
+            let me = context.client().me().await?;
             let current = context.session().and_then(|s| s.tenant.clone());
-            out.value(&me, || whoami_text(&me, current.as_deref(), &url));
+            out.answer(&me, |me| whoami_text(me, current.as_deref(), &url));
         }
         Command::Tenants(TenantsCommand::List) => {
-            let tenants = context.tenants().await?;
+            let tenants = context.client().tenants().await?;
             let current = context.session().and_then(|s| s.tenant.clone());
-            out.value(&tenants, || {
-                tenants_text(&list_items(&tenants), current.as_deref())
+            out.answer(&tenants, |page| {
+                tenants_text(&page.items, current.as_deref())
             });
         }
         Command::Tenants(TenantsCommand::Use { slug }) => {
@@ -498,62 +416,26 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 format!("Tenant {slug} is now the default.")
             });
         }
-        Command::Numbers(NumbersCommand::Buy { area_code, tenant }) => {
-            let tenant = context.tenant(tenant.as_deref())?;
-            let number = context.buy_number(&tenant, area_code.as_deref()).await?;
-            out.value(&number, || {
-                format!(
-                    "Bought {} for tenant {tenant} ({}).",
-                    number["e164"].as_str().unwrap_or("a number"),
-                    number["status"].as_str().unwrap_or("requested"),
-                )
-            });
+        Command::Numbers(command) => resources::numbers::run(command, &mut context, out).await?,
+        Command::Agents(command) => resources::agents::run(command, &mut context, out).await?,
+        Command::Credentials(command) => {
+            resources::credentials::run(command, &mut context, out).await?;
         }
-        Command::Numbers(NumbersCommand::List { tenant }) => {
-            let tenant = context.tenant(tenant.as_deref())?;
-            let numbers = context.numbers(&tenant).await?;
-            out.value(&numbers, || numbers_text(&numbers, &tenant));
+        Command::Campaigns(command) => {
+            resources::campaigns::run(command, &mut context, out).await?;
         }
-        Command::Calls(CallsCommand::List { limit, tenant }) => {
-            let tenant = context.tenant(tenant.as_deref())?;
-            let calls = context.calls(&tenant, limit).await?;
-            out.value(&calls, || calls_text(&calls, &tenant));
+        Command::Calls(command) => resources::calls::run(command, &mut context, out).await?,
+        Command::Webhooks(command) => resources::webhooks::run(command, &mut context, out).await?,
+        Command::ApiKeys(command) => {
+            resources::access::api_keys(command, &mut context, out).await?
         }
-        Command::Campaigns(CampaignsCommand::List(t)) => {
-            let tenant = context.tenant(t.tenant.as_deref())?;
-            let mut items = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let path = match &cursor {
-                    Some(c) => tenant_path(&tenant, &format!("campaigns?cursor={}", segment(c))),
-                    None => tenant_path(&tenant, "campaigns"),
-                };
-                let page = context.authed(Method::GET, &path, None).await?;
-                items.extend(list_items(&page));
-                match page["nextCursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_owned()),
-                    None => break,
-                }
-            }
-            let all = json!({"items": items, "nextCursor": null});
-            out.value(&all, || {
-                lines(&items, |c| {
-                    format!(
-                        "{}\t{}\t{}",
-                        c["name"].as_str().unwrap_or("?"),
-                        c["phase"].as_str().unwrap_or("?"),
-                        c["fromNumber"].as_str().unwrap_or("")
-                    )
-                })
-            });
+        Command::Members(command) => resources::access::members(command, &mut context, out).await?,
+        Command::Invitations(command) => {
+            resources::access::invitations(command, &mut context, out).await?;
         }
-        Command::Webhooks(command) => webhooks(command, &mut context, &out).await?,
-        Command::Usage { tenant } => {
-            let tenant = context.tenant(tenant.as_deref())?;
-            let usage = context.usage(&tenant).await?;
-            out.value(&usage, || usage_text(&usage, &tenant));
-        }
-        Command::Call(args) => return place_call(&args, &url, &out, &mut context).await,
+        Command::Billing(command) => resources::billing::run(command, &mut context, out).await?,
+        Command::Usage(tenant) => resources::calls::usage(tenant, &mut context, out).await?,
+        Command::Call(args) => return place_call(&args, &url, out, &mut context).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -567,167 +449,10 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// One line per item, or `(none)`.
-fn lines(items: &[Value], line: impl Fn(&Value) -> String) -> String {
-    if items.is_empty() {
-        return "(none)".to_owned();
-    }
-    items.iter().map(line).collect::<Vec<_>>().join("\n")
-}
-
-fn endpoint_text(endpoint: &Value) -> String {
-    let mut text = format!(
-        "{}\t{}\t{}\t{}",
-        endpoint["id"].as_str().unwrap_or("?"),
-        endpoint["url"].as_str().unwrap_or("?"),
-        endpoint["events"]
-            .as_array()
-            .map(|e| e
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","))
-            .unwrap_or_default(),
-        if endpoint["enabled"] == false {
-            "disabled"
-        } else {
-            "enabled"
-        },
-    );
-    if let Some(secret) = endpoint["secret"].as_str() {
-        text.push_str(&format!("\nsigning secret (shown once): {secret}"));
-    }
-    if let Some(until) = endpoint["previousSecretExpiresAt"].as_str() {
-        text.push_str(&format!("\nthe previous secret signs too until {until}"));
-    }
-    text
-}
-
-async fn webhooks(
-    command: WebhooksCommand,
-    context: &mut Context,
-    out: &Printer,
-) -> anyhow::Result<()> {
-    let path = |context: &Context, tenant: &TenantArg, rest: &str| {
-        context
-            .tenant(tenant.tenant.as_deref())
-            .map(|t| tenant_path(&t, rest))
-    };
-    match command {
-        WebhooksCommand::List(t) => {
-            let answer = context
-                .authed(Method::GET, &path(context, &t, "webhooks?limit=200")?, None)
-                .await?;
-            out.value(&answer, || lines(&list_items(&answer), endpoint_text));
-        }
-        WebhooksCommand::Create {
-            endpoint_url,
-            events,
-            tenant,
-        } => {
-            let mut body = json!({"url": endpoint_url});
-            if !events.is_empty() {
-                body["events"] = json!(events);
-            }
-            let answer = context
-                .create(&path(context, &tenant, "webhooks")?, &body)
-                .await?;
-            out.value(&answer, || endpoint_text(&answer));
-        }
-        WebhooksCommand::Update {
-            id,
-            endpoint_url,
-            events,
-            enabled,
-            tenant,
-        } => {
-            let mut body = json!({});
-            if let Some(url) = endpoint_url {
-                body["url"] = json!(url);
-            }
-            if !events.is_empty() {
-                body["events"] = json!(events);
-            }
-            if let Some(enabled) = enabled {
-                body["enabled"] = json!(enabled);
-            }
-            let rest = format!("webhooks/{}", segment(&id));
-            let answer = context
-                .authed(Method::PATCH, &path(context, &tenant, &rest)?, Some(&body))
-                .await?;
-            out.value(&answer, || endpoint_text(&answer));
-        }
-        WebhooksCommand::RotateSecret {
-            id,
-            grace_hours,
-            tenant,
-        } => {
-            let body = match grace_hours {
-                Some(hours) => json!({"gracePeriodHours": hours}),
-                None => json!({}),
-            };
-            let rest = format!("webhooks/{}/rotate-secret", segment(&id));
-            let answer = context
-                .authed(Method::POST, &path(context, &tenant, &rest)?, Some(&body))
-                .await?;
-            out.value(&answer, || endpoint_text(&answer));
-        }
-        WebhooksCommand::Test { id, tenant } => {
-            let rest = format!("webhooks/{}/test", segment(&id));
-            let answer = context
-                .authed(Method::POST, &path(context, &tenant, &rest)?, None)
-                .await?;
-            out.value(&answer, || {
-                format!(
-                    "Queued test message {}.",
-                    answer["id"].as_str().unwrap_or("?")
-                )
-            });
-        }
-        WebhooksCommand::Deliveries(t) => {
-            let answer = context
-                .authed(
-                    Method::GET,
-                    &path(context, &t, "webhooks/deliveries")?,
-                    None,
-                )
-                .await?;
-            out.value(&answer, || {
-                lines(&list_items(&answer), |d| {
-                    format!(
-                        "{}\t{}\t{}\t{} attempt(s)",
-                        d["id"].as_str().unwrap_or("?"),
-                        d["eventType"].as_str().unwrap_or("?"),
-                        d["status"].as_str().unwrap_or("?"),
-                        d["attempts"].as_i64().unwrap_or(0)
-                    )
-                })
-            });
-        }
-        WebhooksCommand::Resend { id, tenant } => {
-            let rest = format!("webhooks/deliveries/{}/resend", segment(&id));
-            let answer = context
-                .authed(Method::POST, &path(context, &tenant, &rest)?, None)
-                .await?;
-            out.value(&answer, || format!("Message {id} will be delivered again."));
-        }
-        WebhooksCommand::Delete { id, tenant } => {
-            let rest = format!("webhooks/{}", segment(&id));
-            context
-                .authed(Method::DELETE, &path(context, &tenant, &rest)?, None)
-                .await?;
-            out.value(&json!({"deleted": id}), || {
-                format!("Endpoint {id} removed.")
-            });
-        }
-    }
-    Ok(())
-}
-
 async fn place_call(
     args: &CallArgs,
     url: &str,
-    out: &Printer,
+    out: Printer,
     context: &mut Context,
 ) -> anyhow::Result<Outcome> {
     let SimulatedCarrier::Twilio = args.carrier;
@@ -782,127 +507,38 @@ async fn place_call(
     }
 }
 
-/// Prints JSON or text.
-struct Printer {
-    json: bool,
-}
-
-impl Printer {
-    fn value(&self, value: &Value, text: impl FnOnce() -> String) {
-        if self.json {
-            println!("{value}");
-        } else {
-            println!("{}", text());
-        }
-    }
-}
-
-fn whoami_text(me: &Value, current: Option<&str>, url: &str) -> String {
-    let who = me["user"]["email"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| me["apiKeyId"].as_str().map(|k| format!("API key {k}")))
-        .unwrap_or_else(|| "?".to_owned());
-    let verified = match me["user"]["emailVerified"].as_bool() {
-        Some(false) => " (e-mail not verified)",
+fn whoami_text(me: &Me, current: Option<&str>, url: &str) -> String {
+    let who = match (&me.user, &me.api_key_id) {
+        (Some(user), _) => user.email.clone(),
+        (None, Some(key)) => format!("API key {key}"),
+        (None, None) => "?".to_owned(),
+    };
+    let verified = match &me.user {
+        Some(user) if !user.email_verified => " (e-mail not verified)",
         _ => "",
     };
     format!(
         "{who}{verified} on {url}\n{}",
-        tenants_text(
-            me["tenants"].as_array().map_or(&[][..], Vec::as_slice),
-            current
-        )
+        tenants_text(&me.tenants, current)
     )
 }
 
-fn tenants_text(items: &[Value], current: Option<&str>) -> String {
+fn tenants_text(items: &[Membership], current: Option<&str>) -> String {
     if items.is_empty() {
         return "No tenants.".to_owned();
     }
     items
         .iter()
         .map(|t| {
-            let slug = t["slug"].as_str().unwrap_or("?");
-            let marker = if Some(slug) == current { "*" } else { " " };
-            format!(
-                "{marker} {slug:<24} {:<8} {}",
-                t["role"].as_str().unwrap_or(""),
-                t["name"].as_str().unwrap_or("")
-            )
+            let marker = if Some(t.slug.as_str()) == current {
+                "*"
+            } else {
+                " "
+            };
+            format!("{marker} {:<24} {:<8} {}", t.slug, t.role, t.name)
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn numbers_text(numbers: &Value, tenant: &str) -> String {
-    let items = list_items(numbers);
-    if items.is_empty() {
-        return format!("Tenant {tenant} has no numbers yet: `switchboard numbers buy`.");
-    }
-    items
-        .iter()
-        .map(|n| {
-            format!(
-                "{:<16} {:<10} {}",
-                n["e164"].as_str().unwrap_or("(pending)"),
-                n["status"].as_str().unwrap_or(""),
-                n["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn calls_text(calls: &Value, tenant: &str) -> String {
-    let items = list_items(calls);
-    if items.is_empty() {
-        return format!("Tenant {tenant} has no calls yet.");
-    }
-    items
-        .iter()
-        .map(|c| {
-            let duration = c["durationSeconds"]
-                .as_i64()
-                .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
-            format!(
-                "{:<26} {:<8} {:<14} -> {:<14} {:<10} {:>6}  {}",
-                c["startedAt"].as_str().unwrap_or("-"),
-                c["direction"].as_str().unwrap_or(""),
-                c["from"].as_str().unwrap_or("-"),
-                c["to"].as_str().unwrap_or("-"),
-                c["outcome"]
-                    .as_str()
-                    .or_else(|| c["status"].as_str())
-                    .unwrap_or(""),
-                duration,
-                c["id"].as_str().unwrap_or(""),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn usage_text(usage: &Value, tenant: &str) -> String {
-    let used = &usage["usage"];
-    let limits = &usage["limits"];
-    let against = |used_key: &str, limit_key: &str| {
-        let count = used[used_key].as_i64().unwrap_or(0);
-        match limits[limit_key].as_u64() {
-            Some(limit) => format!("{count}/{limit}"),
-            None => format!("{count} (unlimited)"),
-        }
-    };
-    format!(
-        "Usage of {tenant} in {} (plan {}): calls {}, minutes {}, API requests {}, STT {:.1} min, TTS {} characters",
-        usage["period"].as_str().unwrap_or("?"),
-        usage["plan"].as_str().unwrap_or("?"),
-        against("callCount", "monthlyCalls"),
-        against("callMinutes", "monthlyMinutes"),
-        against("apiRequests", "monthlyApiRequests"),
-        used["sttMinutes"].as_f64().unwrap_or(0.0),
-        used["ttsCharacters"].as_i64().unwrap_or(0),
-    )
 }
 
 fn call_text(report: &CallReport) -> String {
