@@ -15,7 +15,6 @@ use switchboard_operator::controllers::watch::ControllerSettings;
 use switchboard_operator::controllers::{self, Context};
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use switchboard_operator::leader::{LeaseSettings, run_as_leader};
-use switchboard_operator::metrics::Metrics;
 use switchboard_operator::{OperatorConfig, builders};
 use switchboard_telemetry::{
     LogFormat, ReadinessCheck, init_logging, serve_observability, shutdown_signal,
@@ -350,7 +349,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration found (in-cluster or kubeconfig)")?;
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(controllers::metrics()?);
     let identity = args.identity.clone().unwrap_or_else(default_identity);
 
     let shutdown = CancellationToken::new();

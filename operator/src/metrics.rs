@@ -5,17 +5,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
-use switchboard_crds::{Campaign, PhoneNumber, Tenant};
-
-use crate::controllers::Error;
-use crate::controllers::lifecycle::Reconciled;
-
-/// The `controller` label of each controller.
-pub const CONTROLLERS: [&str; 3] = [
-    <Tenant as Reconciled>::CONTROLLER,
-    <PhoneNumber as Reconciled>::CONTROLLER,
-    <Campaign as Reconciled>::CONTROLLER,
-];
 
 /// The operator's metrics, registered in one [`Registry`] served on `/metrics`.
 pub struct Metrics {
@@ -30,8 +19,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// Creates and registers every metric, with a series at 0 for each of `controllers` (their
+    /// `controller` labels) and each of their `error_kinds`. The labels come from the caller
+    /// (`controllers::metrics`) so that metrics, a floor below the controllers, need not know them.
+    pub fn new(controllers: &[&str], error_kinds: &[&str]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let reconciles = IntCounterVec::new(
             Opts::new(
@@ -70,10 +61,10 @@ impl Metrics {
         registry.register(Box::new(tenants_by_condition.clone()))?;
         // Every series of a known label set exists from the start at 0: an error rate of
         // `rate()` over a series that appears with its first error would miss that error.
-        for controller in CONTROLLERS {
+        for &controller in controllers {
             reconciles.with_label_values(&[controller]);
             duration.with_label_values(&[controller]);
-            for kind in Error::KINDS {
+            for &kind in error_kinds {
                 failures.with_label_values(&[controller, kind]);
             }
         }
@@ -156,7 +147,7 @@ mod tests {
 
     #[test]
     fn tenant_gauge_counts_current_conditions_only() {
-        let metrics = Metrics::new().unwrap();
+        let metrics = Metrics::new(&["tenant"], &["kube"]).unwrap();
         let ready = |s: &str| BTreeMap::from([("Ready".to_owned(), s.to_owned())]);
         metrics.observe_tenant("a", ready("True"));
         metrics.observe_tenant("b", ready("True"));

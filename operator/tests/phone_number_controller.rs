@@ -25,7 +25,6 @@ use switchboard_crds::{EXTERNAL_NAME_ANNOTATION, PhoneNumber, Tenant};
 use switchboard_operator::OperatorConfig;
 use switchboard_operator::controllers::phone_number::{self, Carriers};
 use switchboard_operator::controllers::{Context, Error, tenant};
-use switchboard_operator::metrics::Metrics;
 
 const NS: &str = "tenant-acme";
 const GATEWAY: &str = "https://voice.example.com";
@@ -88,7 +87,7 @@ fn simulated_crash() -> http::Response<kube::client::Body> {
 
 /// An operator process: a context over `client` whose carriers are `carriers`.
 fn operator(client: Client, carriers: Carriers) -> Arc<Context> {
-    let metrics = Arc::new(Metrics::new().unwrap());
+    let metrics = Arc::new(switchboard_operator::controllers::metrics().unwrap());
     let reporter = Reporter {
         controller: "switchboard-operator".into(),
         instance: Some("test".into()),

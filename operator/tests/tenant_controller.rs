@@ -458,7 +458,6 @@ async fn platform_components_get_secret_access_in_the_tenant_namespace_only() {
     use k8s_openapi::api::rbac::v1::RoleBinding;
     use switchboard_operator::OperatorConfig;
     use switchboard_operator::builders::access::TenantRoleBinding;
-    use switchboard_operator::metrics::Metrics;
 
     let writes = WriteCounter::default();
     let client = fake_api(
@@ -481,7 +480,7 @@ async fn platform_components_get_secret_access_in_the_tenant_namespace_only() {
     let ctx = Arc::new(Context::new(
         client.clone(),
         config,
-        Arc::new(Metrics::new().unwrap()),
+        Arc::new(switchboard_operator::controllers::metrics().unwrap()),
         kube::runtime::events::Reporter {
             controller: "switchboard-operator".into(),
             instance: Some("test".into()),

@@ -51,7 +51,6 @@ use switchboard_gateway::{AppState, Config};
 use switchboard_operator::OperatorConfig;
 use switchboard_operator::controllers::{self, Context};
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
-use switchboard_operator::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 const PREFIX: &str = "customer-";
@@ -182,7 +181,7 @@ fn start_operator(api: &InMemoryApi, gateway_url: &str) -> CancellationToken {
         Context::new(
             api.client.clone(),
             config,
-            Arc::new(Metrics::new().unwrap()),
+            Arc::new(switchboard_operator::controllers::metrics().unwrap()),
             reporter,
         )
         .with_gateway(gateway),

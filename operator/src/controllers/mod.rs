@@ -20,13 +20,27 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
+use switchboard_crds::{Campaign, PhoneNumber, Tenant};
 
 use cache::Caches;
+use lifecycle::Reconciled;
 use watch::ControllerSettings;
 
 use crate::config::OperatorConfig;
 use crate::gateway_client::{GatewayClient, GatewayError};
 use crate::metrics::Metrics;
+
+/// The `controller` label of each controller.
+pub const CONTROLLERS: [&str; 3] = [
+    <Tenant as Reconciled>::CONTROLLER,
+    <PhoneNumber as Reconciled>::CONTROLLER,
+    <Campaign as Reconciled>::CONTROLLER,
+];
+
+/// The operator's metrics, with a series at 0 for every controller and error kind.
+pub fn metrics() -> Result<Metrics, prometheus::Error> {
+    Metrics::new(&CONTROLLERS, &Error::KINDS)
+}
 
 /// Errors a reconcile can end with. Each is retried with per-object exponential backoff.
 #[derive(Debug, thiserror::Error)]

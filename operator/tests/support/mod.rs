@@ -10,13 +10,12 @@ use kube::runtime::events::Reporter;
 use switchboard_operator::OperatorConfig;
 use switchboard_operator::controllers::Context;
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
-use switchboard_operator::metrics::Metrics;
 
 pub use switchboard_fake_cluster::*;
 
 /// A controller context over `client` with default operator settings.
 pub fn context(client: Client) -> Arc<Context> {
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let metrics = Arc::new(switchboard_operator::controllers::metrics().expect("metrics"));
     let reporter = Reporter {
         controller: "switchboard-operator".into(),
         instance: Some("test".into()),
@@ -31,7 +30,7 @@ pub fn context(client: Client) -> Arc<Context> {
 
 /// A controller context whose gateway client points at `gateway_url` with `token`.
 pub fn context_with_gateway(client: Client, gateway_url: &str, token: &str) -> Arc<Context> {
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let metrics = Arc::new(switchboard_operator::controllers::metrics().expect("metrics"));
     let reporter = Reporter {
         controller: "switchboard-operator".into(),
         instance: Some("test".into()),
