@@ -13,16 +13,23 @@
 //!   owned number, as at a real carrier) and counts concurrent calls, so a dialer test can
 //!   assert its pacing through [`SandboxCarrier::max_concurrent_calls`]; the call stays active
 //!   until [`Carrier::hang_up`] or [`SandboxCarrier::complete_call`].
+//! * **Contacts**: by default nobody answers. [`SandboxCarrier::with_simulated_contacts`]
+//!   has a silent contact pick up each call and hang up after a while;
+//!   [`SandboxCarrier::with_callee`] hands each call to a [`Callee`] that takes part in it
+//!   (the gateway's speaking callee fetches the answer URL and talks to the agent). Either
+//!   way the sandbox then ends the call and posts a signed `completed` status callback.
 //! * **Failures** can be switched on per operation ([`SandboxCarrier::fail`]) to exercise
 //!   bad credentials, rate limiting, outages and refusals without a real carrier.
 //! * **Webhooks** a simulator sends on the sandbox's behalf can be signed Twilio-style with
 //!   [`SandboxCarrier::sign_webhook`], so the gateway verifies them exactly as Twilio's.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use switchboard_crds::CarrierKind;
@@ -172,6 +179,27 @@ pub struct SandboxCarrier {
     file: Option<PathBuf>,
     signing_key: Arc<str>,
     simulated_contacts: Option<SimulatedContacts>,
+    callee: Option<Arc<dyn Callee>>,
+}
+
+/// Someone who picks up the sandbox's outbound calls and takes part in them (see
+/// [`SandboxCarrier::with_callee`]). The carrier itself stays free of media: a callee that
+/// talks brings its own (the gateway's speaking callee uses the runtime's codec and voice).
+pub trait Callee: std::fmt::Debug + Send + Sync {
+    /// Plays the person `call` reached; the future ends when they hang up.
+    fn pick_up(&self, call: PickedUpCall) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// A sandbox call a [`Callee`] picked up.
+#[derive(Clone, Debug)]
+pub struct PickedUpCall {
+    /// The sandbox call id (`SC000001`), Twilio's `CallSid`.
+    pub call_id: String,
+    /// The call as placed (caller id, destination, answer URL).
+    pub call: OutboundCall,
+    /// The account that placed it, to sign the callee's webhooks
+    /// ([`SandboxCarrier::sign_webhook`]).
+    pub sandbox: SandboxCarrier,
 }
 
 /// How the sandbox plays the people its outbound calls reach (see
@@ -199,6 +227,7 @@ impl SandboxCarrier {
             file: None,
             signing_key: Arc::from(DEFAULT_SIGNING_KEY),
             simulated_contacts: None,
+            callee: None,
         }
     }
 
@@ -223,6 +252,7 @@ impl SandboxCarrier {
             file: Some(path),
             signing_key: Arc::from(DEFAULT_SIGNING_KEY),
             simulated_contacts: None,
+            callee: None,
         })
     }
 
@@ -243,33 +273,54 @@ impl SandboxCarrier {
         self
     }
 
-    /// Plays the simulated contact of a placed call (see [`Self::with_simulated_contacts`]).
-    fn simulate_contact(
-        &self,
-        contacts: SimulatedContacts,
-        placed: &PlacedCall,
-        call: &OutboundCall,
-    ) {
-        let Some(url) = call.status_callback_url.clone() else {
+    /// The same account handing each outbound call to `callee`, who picks up and takes part
+    /// in it; once the callee hangs up the sandbox ends the call and posts a signed
+    /// `completed` status callback with the call's duration. Wins over
+    /// [`Self::with_simulated_contacts`].
+    pub fn with_callee(mut self, callee: Arc<dyn Callee>) -> Self {
+        self.callee = Some(callee);
+        self
+    }
+
+    /// Plays the contact of a placed call (see [`Self::with_simulated_contacts`] and
+    /// [`Self::with_callee`]); nothing when neither is set.
+    fn simulate_contact(&self, placed: &PlacedCall, call: &OutboundCall) {
+        if self.callee.is_none() && self.simulated_contacts.is_none() {
             return;
-        };
+        }
         let sandbox = self.clone();
-        let params = vec![
-            ("CallSid".to_owned(), placed.id.clone()),
-            ("CallStatus".to_owned(), "completed".to_owned()),
-            (
-                "CallDuration".to_owned(),
-                contacts.talk.as_secs().to_string(),
-            ),
-            ("Direction".to_owned(), "outbound-api".to_owned()),
-            ("From".to_owned(), call.from.clone()),
-            ("To".to_owned(), call.to.clone()),
-        ];
+        let picked = PickedUpCall {
+            call_id: placed.id.clone(),
+            call: call.clone(),
+            sandbox: self.clone(),
+        };
         tokio::spawn(async move {
-            tokio::time::sleep(contacts.talk).await;
-            if !sandbox.complete_call(&params[0].1) {
+            let started = Instant::now();
+            let talked = match (&sandbox.callee, sandbox.simulated_contacts) {
+                (Some(callee), _) => {
+                    callee.pick_up(picked.clone()).await;
+                    started.elapsed()
+                }
+                (None, Some(contacts)) => {
+                    tokio::time::sleep(contacts.talk).await;
+                    contacts.talk
+                }
+                (None, None) => return,
+            };
+            if !sandbox.complete_call(&picked.call_id) {
                 return; // hung up meanwhile
             }
+            let Some(url) = picked.call.status_callback_url.clone() else {
+                return;
+            };
+            let params = vec![
+                ("CallSid".to_owned(), picked.call_id.clone()),
+                ("CallStatus".to_owned(), "completed".to_owned()),
+                ("CallDuration".to_owned(), talked.as_secs().to_string()),
+                ("Direction".to_owned(), "outbound-api".to_owned()),
+                ("From".to_owned(), picked.call.from.clone()),
+                ("To".to_owned(), picked.call.to.clone()),
+            ];
             let signature = sandbox.sign_webhook(&url, &params);
             let sent = reqwest::Client::new()
                 .post(&url)
@@ -619,9 +670,7 @@ impl Carrier for SandboxCarrier {
 
     async fn place_call(&self, call: &OutboundCall) -> CarrierResult<PlacedCall> {
         let (placed, hang) = self.record_call(call)?;
-        if let Some(contacts) = self.simulated_contacts {
-            self.simulate_contact(contacts, &placed, call);
-        }
+        self.simulate_contact(&placed, call);
         if hang {
             // The call is placed (and rings); only the answer to the request is lost.
             std::future::pending::<()>().await;

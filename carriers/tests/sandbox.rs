@@ -303,3 +303,53 @@ async fn simulated_contacts_hang_up_and_the_sandbox_reports_it_signed() {
     let params: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
     verify_twilio_form("local-token", &url, &params, &signature).unwrap();
 }
+
+/// Takes each call for a moment, noting what it was given and whether the call was up.
+#[derive(Debug, Default)]
+struct NotingCallee {
+    picked: std::sync::Mutex<Vec<(String, String, usize)>>,
+}
+
+impl switchboard_carriers::sandbox::Callee for NotingCallee {
+    fn pick_up(
+        &self,
+        call: switchboard_carriers::sandbox::PickedUpCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let signature = call.sandbox.sign_webhook(&call.call.answer_url, &[]);
+        self.picked.lock().unwrap().push((
+            call.call_id.clone(),
+            signature,
+            call.sandbox.active_calls(),
+        ));
+        Box::pin(tokio::time::sleep(Duration::from_millis(100)))
+    }
+}
+
+#[tokio::test]
+async fn a_callee_takes_each_call_and_the_sandbox_ends_it_when_they_hang_up() {
+    let callee = std::sync::Arc::new(NotingCallee::default());
+    let sandbox = SandboxCarrier::in_memory()
+        .with_signing_key("local-token")
+        .with_callee(callee.clone());
+    sandbox.buy(&purchase("+15550100", "k")).await.unwrap();
+    let placed = sandbox
+        .place_call(&call("+15550100", "+15550001"))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if sandbox.active_calls() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sandbox.active_calls(), 0, "the call ended after the callee");
+    let picked = callee.picked.lock().unwrap().clone();
+    assert_eq!(picked.len(), 1);
+    let (id, signature, active) = &picked[0];
+    assert_eq!(id, &placed.id);
+    assert_eq!(*active, 1, "the call was up while the callee had it");
+    // The callee signs with the account's key.
+    verify_twilio_form("local-token", "http://localhost/answer", &[], signature).unwrap();
+    let record = sandbox.calls().pop().unwrap();
+    assert!(record.ended_at.unwrap() >= record.placed_at + Duration::from_millis(100));
+}

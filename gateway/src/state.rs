@@ -14,6 +14,7 @@ use crate::calls::writer::CallWriter;
 use crate::carrier_accounts::{CarrierAccounts, PlatformAccounts};
 use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
+use crate::dialer::sandbox_callee::{Reach, SpeakingCallee};
 use crate::drain::Drain;
 use crate::kube::KubeSync;
 use crate::mailer::Mailer;
@@ -86,6 +87,11 @@ pub struct AppState {
     /// The sandbox carrier numbers are bought from in standalone mode (`None` in Kubernetes,
     /// where the operator buys them).
     pub sandbox: Option<switchboard_carriers::SandboxCarrier>,
+    /// Kubernetes mode with `SWITCHBOARD_SANDBOX_CARRIER`: the sandbox carrier campaign calls
+    /// from sandbox numbers are placed through, its contacts played by
+    /// [`SpeakingCallee`](crate::dialer::sandbox_callee::SpeakingCallee) (`None` otherwise;
+    /// standalone mode dials through [`Self::sandbox`]).
+    pub outbound_sandbox: Option<switchboard_carriers::SandboxCarrier>,
 }
 
 /// Writer tasks of the group commit on Postgres: one batch is assembled and sent while the
@@ -119,6 +125,9 @@ pub enum StartupError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// `SWITCHBOARD_SANDBOX_CARRIER` without a token to sign the sandbox's webhooks.
+    #[error("SWITCHBOARD_SANDBOX_CARRIER needs SWITCHBOARD_SANDBOX_AUTH_TOKEN")]
+    SandboxToken,
 }
 
 impl AppState {
@@ -167,8 +176,9 @@ impl AppState {
         let metrics = BusinessMetrics::register(&registry)?;
         let keyring = Arc::new(keyring);
         let voice = &config.voice;
-        let carrier_accounts =
-            CarrierAccounts::new(platform_accounts(&config)?, store.clone(), keyring.clone());
+        let platform = platform_accounts(&config, &secrets.jwt_secret)?;
+        let outbound_sandbox = outbound_sandbox(&config, platform.sandbox_auth_token.as_deref())?;
+        let carrier_accounts = CarrierAccounts::new(platform, store.clone(), keyring.clone());
         let call_tokens = CallTokens::new(
             &call_token_key(voice.call_token_secret.as_deref(), &secrets.jwt_secret),
             voice.call_token_ttl_seconds,
@@ -228,6 +238,7 @@ impl AppState {
             webhook_client,
             api_meter: Arc::default(),
             sandbox: None,
+            outbound_sandbox,
         })
     }
 }
@@ -246,9 +257,32 @@ fn call_token_key(configured: Option<&str>, jwt_secret: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The Kubernetes-mode sandbox carrier for campaign calls, when `SWITCHBOARD_SANDBOX_CARRIER`
+/// asks for it: in memory (the operator owns the sandbox numbers; the dialer restores each
+/// caller id from the routing table, see `dialer::carrier`), signing with the sandbox token,
+/// its contacts reaching this gateway's own listener.
+fn outbound_sandbox(
+    config: &Config,
+    sandbox_token: Option<&str>,
+) -> Result<Option<switchboard_carriers::SandboxCarrier>, StartupError> {
+    if !(config.kubernetes && config.voice.sandbox_carrier) {
+        return Ok(None);
+    }
+    let token = sandbox_token.ok_or(StartupError::SandboxToken)?;
+    let reach = Reach::new(config.public_base(), config.listen);
+    let callee = SpeakingCallee::new(reach)?;
+    Ok(Some(
+        switchboard_carriers::SandboxCarrier::in_memory()
+            .with_signing_key(token)
+            .with_callee(Arc::new(callee)),
+    ))
+}
+
 /// The platform's carrier accounts from configuration; in dev mode a missing sandbox token is
-/// generated (then only in-process sandbox calls can sign).
-fn platform_accounts(config: &Config) -> Result<PlatformAccounts, StartupError> {
+/// generated (then only in-process sandbox calls can sign), and with the Kubernetes-mode
+/// sandbox carrier it is derived from the JWT secret, so every replica verifies what any
+/// replica's sandbox signed.
+fn platform_accounts(config: &Config, jwt_secret: &[u8]) -> Result<PlatformAccounts, StartupError> {
     let voice = &config.voice;
     let telnyx_public_key = voice
         .telnyx_public_key
@@ -263,6 +297,12 @@ fn platform_accounts(config: &Config) -> Result<PlatformAccounts, StartupError> 
                 "DEV MODE: generated a random SWITCHBOARD_SANDBOX_AUTH_TOKEN for sandbox webhooks"
             );
             Some(crate::store::random_secret())
+        }
+        None if config.kubernetes && voice.sandbox_carrier => {
+            let mut hasher = Sha256::new();
+            hasher.update(b"switchboard sandbox carrier\0");
+            hasher.update(jwt_secret);
+            Some(hex::encode(hasher.finalize()))
         }
         None => None,
     };

@@ -149,6 +149,18 @@ pub struct VoiceConfig {
     #[arg(long, env = "SWITCHBOARD_DIALER", default_value_t = true, action = clap::ArgAction::Set)]
     pub dialer: bool,
 
+    /// Kubernetes mode: place campaign calls from sandbox numbers through a sandbox carrier
+    /// in this process, whose simulated contacts pick up, hear the agent out, answer in the
+    /// runtime's builtin voice and hang up (media through this gateway's own listener and
+    /// media proxy to the tenant's runtime; see `dialer::sandbox_callee`). For trying
+    /// campaigns on a cluster without a carrier account; keep it off in production (the Helm
+    /// value `gateway.sandboxCarrier`). Its webhooks are signed with
+    /// `SWITCHBOARD_SANDBOX_AUTH_TOKEN`, or when unset a token derived from `JWT_SECRET` (the
+    /// same on every replica). Off: campaign calls from sandbox numbers are not placed ("no
+    /// sandbox credentials"). Standalone mode always dials through its own sandbox.
+    #[arg(long, env = "SWITCHBOARD_SANDBOX_CARRIER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub sandbox_carrier: bool,
+
     /// Milliseconds between dialer passes.
     #[arg(long, env = "SWITCHBOARD_DIALER_INTERVAL_MS", default_value_t = 1000)]
     pub dialer_interval_ms: u64,
@@ -222,6 +234,7 @@ impl std::fmt::Debug for VoiceConfig {
             .field("outbox_poll_ms", &self.outbox_poll_ms)
             .field("telnyx_connection_id", &self.telnyx_connection_id)
             .field("dialer", &self.dialer)
+            .field("sandbox_carrier", &self.sandbox_carrier)
             .field("dialer_interval_ms", &self.dialer_interval_ms)
             .finish()
     }

@@ -83,16 +83,25 @@ struct Gateway {
 
 impl Gateway {
     async fn start(database_url: &str, kube: kube::Client) -> Self {
+        Self::start_with(database_url, kube, &[]).await
+    }
+
+    /// [`Gateway::start`] with more flags (`extra`), listening where it says (`--listen`).
+    async fn start_with(database_url: &str, kube: kube::Client, extra: &[&str]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let flags = [
+        let address = listener.local_addr().unwrap().to_string();
+        let url = format!("http://{address}");
+        let master_key = "33".repeat(32);
+        let mut flags = vec![
             "gateway",
+            "--listen",
+            &address,
             "--database-url",
             database_url,
             "--jwt-secret",
             "e2e-kubernetes-jwt-secret-e2e-kubernetes-01",
             "--master-encryption-key",
-            &"33".repeat(32),
+            &master_key,
             "--kubernetes",
             "true",
             "--namespace-prefix",
@@ -110,6 +119,7 @@ impl Gateway {
             "--platform-admins",
             PLATFORM_ADMIN,
         ];
+        flags.extend_from_slice(extra);
         let config = GatewayFlags::try_parse_from(flags).unwrap().config;
         let store = Store::connect(database_url, 4).await.unwrap();
         if database_url.starts_with("sqlite") {
@@ -165,10 +175,21 @@ impl Gateway {
 
 /// The operator's three controllers against `api`, talking to the gateway at `gateway_url`.
 fn start_operator(api: &InMemoryApi, gateway_url: &str) -> CancellationToken {
+    start_operator_with(api, gateway_url, None)
+}
+
+/// [`start_operator`] with the platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`,
+/// the same setting as the gateway's `--plan-limits`).
+fn start_operator_with(
+    api: &InMemoryApi,
+    gateway_url: &str,
+    plan_limits: Option<&str>,
+) -> CancellationToken {
     let config = OperatorConfig {
         namespace_prefix: PREFIX.to_owned(),
         gateway_internal_url: gateway_url.to_owned(),
         gateway_public_url: PUBLIC_URL.to_owned(),
+        plan_limits: switchboard_crds::PlanOverrides::parse(plan_limits).unwrap(),
         ..OperatorConfig::default()
     };
     let reporter = kube::runtime::events::Reporter {
@@ -212,6 +233,16 @@ struct Runtime {
 }
 
 async fn start_runtime(client: &kube::Client, namespace: &str) -> Runtime {
+    start_runtime_with(client, namespace, false).await
+}
+
+/// [`start_runtime`], letting the runtime reach private addresses (`SWITCHBOARD_OUTBOUND_ALLOW_
+/// PRIVATE`, not part of the Deployment: the platform's choice) when `outbound_allow_private`.
+async fn start_runtime_with(
+    client: &kube::Client,
+    namespace: &str,
+    outbound_allow_private: bool,
+) -> Runtime {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
@@ -329,6 +360,7 @@ async fn start_runtime(client: &kube::Client, namespace: &str) -> Runtime {
         max_concurrent_calls: env["SWITCHBOARD_MAX_CONCURRENT_CALLS"].parse().unwrap(),
         events_url,
         internal_token: token,
+        outbound_allow_private,
         ..switchboard_runtime::RuntimeConfig::default()
     };
     let state = switchboard_runtime::RuntimeState::new(config, store, metrics, events);
@@ -1003,6 +1035,323 @@ async fn kubernetes_mode_admin_suspension_scales_the_runtime_to_zero() {
         }
         _ => println!(
             "e2e_kubernetes admin suspension: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
+        ),
+    }
+}
+
+/// The tenant's language model in the campaign test: an OpenAI-compatible chat-completions
+/// server on loopback that, like the runtime's provider tests' survey model, thanks the
+/// caller and calls `record_answer` for the `rating` question with the caller's transcribed
+/// words as `raw` — only when the caller said something, so an answer exists only if the
+/// callee's speech reached the runtime and was heard.
+#[derive(Clone, Default)]
+struct SurveyModel {
+    requests: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl SurveyModel {
+    /// Serves it; returns its OpenAI base URL (`…/v1`).
+    async fn start(&self) -> String {
+        let app = axum::Router::new()
+            .route(
+                "/v1/chat/completions",
+                axum::routing::post(Self::chat_completions),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    async fn chat_completions(
+        axum::extract::State(model): axum::extract::State<Self>,
+        axum::Json(request): axum::Json<Value>,
+    ) -> axum::response::Response {
+        model.requests.lock().unwrap().push(request.clone());
+        let heard = request["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let sse = |data: Value| format!("data: {data}\n\n");
+        let mut body =
+            sse(json!({"choices": [{"index": 0, "delta": {"content": "Thank you, noted."}}]}));
+        if !heard.trim().is_empty() {
+            let arguments = json!({"field": "rating", "raw": heard, "value": 4}).to_string();
+            body.push_str(&sse(
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "record_answer", "arguments": arguments}}]}}]}),
+            ));
+        }
+        body.push_str("data: [DONE]\n\n");
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    }
+}
+
+/// Issue 13: a campaign call whose survey answer is recorded, in Kubernetes mode with the
+/// gateway's sandbox carrier (`--sandbox-carrier`). The campaign is created through the API
+/// for the signup tenant → Campaign → the operator registers it and publishes its script →
+/// contacts uploaded → the gateway's dialer places the call through the sandbox → the
+/// sandbox's speaking callee fetches the answer URL, streams through the gateway's media
+/// proxy to the tenant's runtime, hears the greeting out and answers in the builtin voice →
+/// the runtime transcribes it, its language model records the answer, and the `surveyAnswer`
+/// event (sent with the tenant's runtime credential) lands in the campaign's results; the
+/// call record is completed by the runtime's events.
+async fn campaign_in_kubernetes(backend: &str, database_url: &str) {
+    println!("e2e_kubernetes campaign: running on {backend}");
+    let model = SurveyModel::default();
+    let model_url = model.start().await;
+    let cluster = in_memory_api(Vec::new(), Vec::new(), WriteCounter::default()).await;
+    cluster.require_namespaces();
+    let kube = cluster.uncounted_client();
+    let simulator = simulate_cluster(
+        &cluster,
+        Churn {
+            step: Duration::from_millis(20),
+            rest_updates_per_second: 0,
+        },
+    );
+    let plan = json!({"free": {"campaigns": true, "monthlyCalls": 100, "monthlyMinutes": 1000}})
+        .to_string();
+    let gateway = Gateway::start_with(
+        database_url,
+        cluster.client.clone(),
+        &[
+            "--sandbox-carrier",
+            "true",
+            // The tenant's model lives on loopback.
+            "--outbound-allow-private",
+            "true",
+            "--plan-limits",
+            &plan,
+        ],
+    )
+    .await;
+    let operator = start_operator_with(&cluster, &gateway.url, Some(&plan));
+    let (slug, token) = signup_verified(&gateway, "owner@campaign.test", "Campaign Co").await;
+    let namespace = format!("{PREFIX}{slug}");
+    let tenants: Api<Tenant> = Api::all(kube.clone());
+    let endpoint = eventually(30, "the Tenant to be Ready", || {
+        let tenants = tenants.clone();
+        let slug = slug.clone();
+        async move {
+            let status = tenants.get_opt(&slug).await.ok()??.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(status.runtime_endpoint?)
+        }
+    })
+    .await;
+
+    // The tenant's agent thinks with its model (speech in and out stay builtin).
+    let tenant_path = format!("/api/v1/tenants/{slug}");
+    let (status, edited) = api(
+        &gateway,
+        reqwest::Method::PATCH,
+        &tenant_path,
+        &token,
+        Some(
+            json!({"agent": {"llm": {"provider": "openai-compatible", "baseUrl": model_url,
+            "model": "survey-model"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+
+    // A sandbox number, bought by the operator and routed.
+    let numbers = format!("/api/v1/tenants/{slug}/numbers");
+    let (status, bought) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &numbers,
+        &token,
+        Some(json!({"areaCode": "555"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
+    let (number_name, number) = eventually(30, "the number to be Ready", || {
+        let gateway = &gateway;
+        let numbers = numbers.clone();
+        let token = token.clone();
+        async move {
+            let (_, listed) = api(gateway, reqwest::Method::GET, &numbers, &token, None).await;
+            let item = listed["items"].as_array()?.first()?.clone();
+            (item["status"] == "Ready").then_some((
+                item["name"].as_str()?.to_owned(),
+                item["e164"].as_str()?.to_owned(),
+            ))
+        }
+    })
+    .await;
+
+    // The campaign, through the API: the gateway applies the Campaign, the operator registers
+    // it with the gateway and publishes its script into the runtime's ConfigMap.
+    let campaign = format!("/api/v1/tenants/{slug}/campaigns/spring");
+    let (status, applied) = api(
+        &gateway,
+        reqwest::Method::PUT,
+        &campaign,
+        &token,
+        Some(json!({
+            "fromNumber": number_name,
+            "contacts": {"uploaded": true},
+            "schedule": {"timeZone": "UTC", "windowStart": "00:00", "windowEnd": "23:59", "days": []},
+            "pacing": {"maxConcurrent": 1, "callsPerMinute": 10},
+            "retry": {"maxAttempts": 1, "backoffSeconds": 60, "retryOn": []},
+            "agent": {"greeting": "Hi, a quick survey.", "questions": [
+                {"field": "rating", "text": "From one to five, how happy are you with us?",
+                 "answerType": "number"}]},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{applied}");
+    let config_maps: Api<ConfigMap> = Api::namespaced(kube.clone(), &namespace);
+    eventually(
+        30,
+        "the agent ConfigMap with the model and the script",
+        || {
+            let config_maps = config_maps.clone();
+            let model_url = model_url.clone();
+            async move {
+                let data = config_maps
+                    .get_opt(switchboard_operator::builders::runtime::AGENT_CONFIG_MAP)
+                    .await
+                    .ok()??
+                    .data?;
+                let script = data.get(switchboard_crds::agents::CAMPAIGNS_FILE)?;
+                let agent = data.get(switchboard_crds::agents::AGENT_FILE)?;
+                (script.contains("spring") && agent.contains(&model_url)).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // The runtime, from its namespace's objects (the model is on loopback, so private
+    // addresses are allowed); the cluster DNS's part as in the other test.
+    let runtime = start_runtime_with(&kube, &namespace, true).await;
+    gateway.state.runtime_addresses.insert(
+        endpoint.strip_prefix("http://").unwrap().to_owned(),
+        runtime.address,
+    );
+
+    // One contact, uploaded once the operator has registered the campaign.
+    let contacts_url = format!("{}{campaign}/contacts", gateway.url);
+    eventually(30, "the campaign to take contacts", || {
+        let contacts_url = contacts_url.clone();
+        let token = token.clone();
+        async move {
+            let reply = reqwest::Client::new()
+                .post(contacts_url)
+                .bearer_auth(token)
+                .header("content-type", "text/csv")
+                .body("id,phone,name\nann,+15552000001,Ann\n")
+                .send()
+                .await
+                .ok()?;
+            let status = reply.status();
+            let body: Value = reply.json().await.unwrap_or(Value::Null);
+            (status == StatusCode::OK).then_some(())?;
+            assert_eq!(body["accepted"], 1, "{body}");
+            Some(())
+        }
+    })
+    .await;
+
+    // The dialer, as the gateway's workers run it (`SWITCHBOARD_DIALER`).
+    let dialer = switchboard_gateway::dialer::Dialer::new(
+        gateway.state.clone(),
+        Arc::new(switchboard_gateway::dialer::clock::SystemClock),
+    )
+    .spawn(Duration::from_millis(200));
+
+    let results_path = format!("{campaign}/results");
+    let ann = eventually(60, "the survey answer in the campaign's results", || {
+        let gateway = &gateway;
+        let results_path = results_path.clone();
+        let token = token.clone();
+        async move {
+            let (status, results) =
+                api(gateway, reqwest::Method::GET, &results_path, &token, None).await;
+            assert_eq!(status, StatusCode::OK, "{results}");
+            let ann = results["items"].as_array()?.first()?.clone();
+            (ann["state"] == "completed" && !ann["answers"]["rating"].is_null()).then_some(ann)
+        }
+    })
+    .await;
+    assert_eq!(ann["attempts"], 1, "{ann}");
+    assert_eq!(ann["answers"]["rating"]["value"], 4, "{ann}");
+    // The words are the runtime's transcript of the callee's speech (the builtin STT names
+    // each utterance by its length): heard through the media path, not made up here.
+    let raw = ann["answers"]["rating"]["raw"].as_str().unwrap_or_default();
+    assert!(raw.starts_with("[utterance"), "{ann}");
+
+    // The call record: outbound from the campaign's number, completed by the runtime's events.
+    let call_id = ann["lastCallId"].as_str().unwrap().to_owned();
+    let record = eventually(20, "the campaign call's record to be completed", || {
+        let gateway = &gateway;
+        let path = format!("/api/v1/tenants/{slug}/calls");
+        let token = token.clone();
+        let call_id = call_id.clone();
+        async move {
+            let (_, page) = api(gateway, reqwest::Method::GET, &path, &token, None).await;
+            page["items"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == call_id.as_str() && c["status"] == "completed")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(record["direction"], "outbound", "{record}");
+    assert_eq!(record["from"], number.as_str(), "{record}");
+    assert!(record["turns"].as_i64().unwrap_or(0) >= 2, "{record}");
+
+    // The model was given the campaign's script and the tool to record answers with.
+    let request = model.requests.lock().unwrap().first().cloned().unwrap();
+    let system = request["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        system.contains("[rating, Number] From one to five"),
+        "{system}"
+    );
+    assert!(
+        request["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "record_answer"),
+        "{request}"
+    );
+
+    dialer.abort();
+    operator.cancel();
+    runtime.stop.cancel();
+    gateway.stop().await;
+    simulator.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_mode_campaign_call_records_the_survey_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
+    campaign_in_kubernetes("sqlite", &sqlite).await;
+    match std::env::var("DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let (url, _schema) =
+                postgres_schema::fresh_schema(&admin, "e2e_k8s_camp", APP_ROLE).await;
+            campaign_in_kubernetes("postgres", &url).await;
+        }
+        _ => println!(
+            "e2e_kubernetes campaign: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
         ),
     }
 }

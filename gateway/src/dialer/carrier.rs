@@ -1,8 +1,9 @@
 //! Which carrier account places a campaign's calls: the one that owns the caller-id number
 //! (the platform's account from configuration, the tenant's own stored credential, or the
-//! sandbox), and the URLs the carrier calls back on.
+//! sandbox: standalone's own, or in Kubernetes mode the gateway's when
+//! `SWITCHBOARD_SANDBOX_CARRIER` is on), and the URLs the carrier calls back on.
 
-use switchboard_carriers::{AnyCarrier, OutboundCall};
+use switchboard_carriers::{AnyCarrier, OutboundCall, OwnedNumber};
 
 use crate::carrier_accounts::AccountError;
 use crate::state::AppState;
@@ -33,11 +34,23 @@ pub async fn carrier_for(
     let accounts = &state.carrier_accounts;
     let missing = CarrierSetupError::NoCredentials;
     match number.carrier.as_str() {
-        "sandbox" => state
-            .sandbox
-            .clone()
-            .map(AnyCarrier::Sandbox)
-            .ok_or(missing("sandbox")),
+        "sandbox" => {
+            if let Some(sandbox) = &state.sandbox {
+                return Ok(AnyCarrier::Sandbox(sandbox.clone()));
+            }
+            let sandbox = state.outbound_sandbox.clone().ok_or(missing("sandbox"))?;
+            // Kubernetes mode: the operator bought the number from its own sandbox account;
+            // the routing table is the record that the platform owns it (restoring is a no-op
+            // once done, and no purchase).
+            sandbox.restore(OwnedNumber {
+                id: format!("SB-{}", number.e164),
+                e164: number.e164.clone(),
+                tag: None,
+                voice_url: None,
+                status_callback_url: None,
+            })?;
+            Ok(AnyCarrier::Sandbox(sandbox))
+        }
         "twilio" => {
             let account = accounts.twilio(number).await?.ok_or(missing("twilio"))?;
             accounts

@@ -25,6 +25,7 @@ pub mod carrier;
 pub mod clock;
 pub mod pacing;
 pub mod retry;
+pub mod sandbox_callee;
 
 use std::sync::Arc;
 use std::time::Duration;
