@@ -240,11 +240,22 @@ pub async fn patch(
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<TenantView>, ApiError> {
     access.require(Role::Admin)?;
-    let mut tenant = access.tenant.clone();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|name| display_text("name", name, 100))
+        .transpose()?;
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    // The row as locked, not as read when the request arrived: the update writes the agents
+    // too, so a stale copy would undo a concurrent agent edit (see `http::agents`).
+    let mut tenant = tenants::by_id_for_update(&mut tx, &access.tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut changed = Vec::new();
     let mut spec_fields = Vec::new();
-    if let Some(name) = &patch.name {
-        tenant.name = display_text("name", name, 100)?;
+    if let Some(name) = name {
+        tenant.name = name;
         changed.push("name");
         spec_fields.push("displayName");
     }
@@ -256,8 +267,6 @@ pub async fn patch(
         changed.push("agent");
         spec_fields.push("agent");
     }
-    let now = now_ms();
-    let mut tx = state.store.write(&access.scope()).await?;
     tenants::update(&mut tx, &tenant, now).await?;
     let (actor_type, actor_id) = access.principal.actor();
     audit::record(
