@@ -45,8 +45,9 @@ pub struct RotatedCredential {
 }
 
 /// `POST /api/v1/tenants/{tenant}/runtime-credential/rotate` (owner): issues the tenant's
-/// runtime a new credential and refuses the old one at once. The runtime reads its credential
-/// when it starts, so its pods must be restarted to use the new one (see the operating guide).
+/// runtime a new credential and refuses the old one at once. The runtime re-reads its mounted
+/// `runtime-credential` Secret on every delivery, so it uses the new one as soon as the kubelet
+/// has refreshed the mount, without a restart (batches refused meanwhile are retried).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runtime-credential/rotate", tag = "tenants", params(("tenant" = String, Path, description = "Tenant slug or id")),
     responses((status = 200, body = RotatedCredential), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_runtime_credential(
