@@ -14,7 +14,8 @@ pub const RUNTIME_PORT: u16 = 8080;
 /// Secret in a tenant namespace holding the tenant's runtime credential: the bearer token its
 /// runtime presents on the gateway's `/internal/v1/events`. The gateway issues it and writes
 /// the Secret from the tenant's creation on (whether or not provider keys are stored); the
-/// operator's runtime Deployment reads it into `SWITCHBOARD_INTERNAL_TOKEN`.
+/// operator's runtime Deployment mounts it and points `SWITCHBOARD_INTERNAL_TOKEN_FILE` at the
+/// file, which the runtime re-reads, so a rotated credential needs no restart.
 pub const RUNTIME_CREDENTIAL_SECRET: &str = "runtime-credential";
 /// Key of [`RUNTIME_CREDENTIAL_SECRET`] holding the token.
 pub const RUNTIME_CREDENTIAL_KEY: &str = "token";

@@ -1,5 +1,11 @@
 //! Delivery of [`RuntimeEvent`]s to the gateway: queued without blocking the audio path,
 //! batched, POSTed with a bearer token, retried with exponential backoff.
+//!
+//! The token is the tenant's runtime credential ([`Credential`]); when it comes from a mounted
+//! file it is re-read on every attempt, and a refusal (401) is retried like an outage: after a
+//! rotation the gateway refuses the old credential at once, and the kubelet refreshes the
+//! mounted Secret shortly after, so the batch goes through with the new one instead of being
+//! dropped.
 
 use std::time::Duration;
 
@@ -8,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
+use crate::credential::Credential;
 use crate::metrics::Metrics;
 
 /// Events waiting for delivery before new ones are dropped (and counted).
@@ -16,6 +23,10 @@ const QUEUE_CAPACITY: usize = 10_000;
 const BATCH_SIZE: usize = 100;
 /// Delivery attempts of one batch before it is dropped.
 const MAX_ATTEMPTS: u32 = 8;
+/// Delivery attempts of one batch refused as unauthorized while the credential is a mounted
+/// file: with the 10 s backoff cap about three minutes, longer than the kubelet takes to
+/// refresh a mounted Secret (its sync period, one minute by default, plus its cache TTL).
+const ROTATION_ATTEMPTS: u32 = 22;
 
 /// Which call an event is about.
 #[derive(Clone, Debug)]
@@ -34,10 +45,21 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// A sink delivering to `url`; returns the sink and the delivery task.
+    /// A sink delivering to `url` with a fixed token; returns the sink and the delivery task.
     pub fn spawn(
         url: Option<String>,
         token: Option<Secret>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::spawn_with_credential(url, token.map(Credential::Fixed), metrics, shutdown)
+    }
+
+    /// A sink delivering to `url` with `credential` (read anew on every attempt); returns the
+    /// sink and the delivery task.
+    pub fn spawn_with_credential(
+        url: Option<String>,
+        token: Option<Credential>,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
@@ -77,7 +99,7 @@ impl EventSink {
 
 async fn deliver(
     url: String,
-    token: Option<Secret>,
+    token: Option<Credential>,
     mut rx: mpsc::Receiver<RuntimeEvent>,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -102,34 +124,56 @@ async fn deliver(
     }
 }
 
-/// POSTs one batch until a 2xx, a non-retryable 4xx, or [`MAX_ATTEMPTS`].
+/// Whether a refusal with `status` is final: other 4xx are, except throttling, timeouts and,
+/// with a credential that `refreshes`, 401 (a rotation not yet mounted).
+fn is_final(status: reqwest::StatusCode, refreshes: bool) -> bool {
+    status.is_client_error()
+        && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        && status != reqwest::StatusCode::REQUEST_TIMEOUT
+        && !(refreshes && status == reqwest::StatusCode::UNAUTHORIZED)
+}
+
+/// POSTs one batch until a 2xx, a non-retryable 4xx, or [`MAX_ATTEMPTS`] ([`ROTATION_ATTEMPTS`]
+/// while the last refusal was a 401 with a refreshing credential).
 async fn post_with_retries(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&Secret>,
+    token: Option<&Credential>,
     body: &EventBatch,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut delay = Duration::from_millis(200);
-    for attempt in 1..=MAX_ATTEMPTS {
+    let refreshes = token.is_some_and(Credential::refreshes);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let mut request = client.post(url).json(body);
-        if let Some(token) = token {
+        if let Some(token) = token.and_then(Credential::current) {
             request = request.bearer_auth(token.expose());
         }
         match request.send().await {
             Ok(response) if response.status().is_success() => return true,
-            Ok(response)
-                if response.status().is_client_error()
-                    && response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS
-                    && response.status() != reqwest::StatusCode::REQUEST_TIMEOUT =>
-            {
+            Ok(response) if is_final(response.status(), refreshes) => {
                 tracing::error!(status = %response.status(), "gateway rejected events; dropping batch");
                 return false;
             }
             Ok(response) => {
-                tracing::warn!(status = %response.status(), attempt, "event delivery failed")
+                let limit = if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+                    ROTATION_ATTEMPTS
+                } else {
+                    MAX_ATTEMPTS
+                };
+                tracing::warn!(status = %response.status(), attempt, "event delivery failed");
+                if attempt >= limit {
+                    return false;
+                }
             }
-            Err(error) => tracing::warn!(%error, attempt, "event delivery failed"),
+            Err(error) => {
+                tracing::warn!(%error, attempt, "event delivery failed");
+                if attempt >= MAX_ATTEMPTS {
+                    return false;
+                }
+            }
         }
         // While shutting down, retry quickly: the pod is about to go.
         let wait = if shutdown.is_cancelled() {
@@ -140,7 +184,6 @@ async fn post_with_retries(
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     }
-    false
 }
 
 #[cfg(test)]
@@ -213,5 +256,108 @@ mod tests {
         assert_eq!(received.len(), 2, "one failure, one retry");
         assert_eq!(received[0].1, received[1].1, "same event id on retry");
         assert_eq!(metrics.events.with_label_values(&["delivered"]).get(), 1);
+    }
+
+    /// A gateway accepting only `Bearer {accepted}`; records the tokens it was shown.
+    async fn gateway_accepting(accepted: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+        let shown: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = shown.clone();
+        let app = Router::new().route(
+            "/events",
+            post(move |headers: axum::http::HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let token = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .trim_start_matches("Bearer ")
+                        .to_owned();
+                    let ok = token == accepted;
+                    log.lock().unwrap().push(token);
+                    if ok {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::UNAUTHORIZED
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/events"), shown)
+    }
+
+    fn ended(sink: &EventSink) {
+        let call = CallRef {
+            tenant: "acme".into(),
+            call_id: "c1".into(),
+        };
+        sink.emit(
+            &call,
+            EventKind::CallEnded {
+                reason: EndReason::CallerHangup,
+                duration_ms: 1,
+                turns: 0,
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_file_is_picked_up_and_the_refused_batch_delivered() {
+        let (url, shown) = gateway_accepting("rotated").await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "old").unwrap();
+        let metrics = Metrics::new("t").unwrap();
+        let (sink, task) = EventSink::spawn_with_credential(
+            Some(url),
+            Some(Credential::File(path.clone())),
+            metrics.clone(),
+            CancellationToken::new(),
+        );
+        ended(&sink);
+        // The kubelet refreshes the mount after the gateway refused the old credential.
+        for _ in 0..100 {
+            if !shown.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::fs::write(&path, "rotated\n").unwrap();
+        drop(sink);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let shown = shown.lock().unwrap().clone();
+        assert_eq!(shown.first().map(String::as_str), Some("old"), "{shown:?}");
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some("rotated"),
+            "{shown:?}"
+        );
+        assert_eq!(metrics.events.with_label_values(&["delivered"]).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_credential_refused_is_dropped_without_retries() {
+        let (url, shown) = gateway_accepting("other").await;
+        let metrics = Metrics::new("t").unwrap();
+        let (sink, task) = EventSink::spawn(
+            Some(url),
+            Some(Secret::new("fixed")),
+            metrics.clone(),
+            CancellationToken::new(),
+        );
+        ended(&sink);
+        drop(sink);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(shown.lock().unwrap().len(), 1);
+        assert_eq!(metrics.events.with_label_values(&["dropped"]).get(), 1);
     }
 }

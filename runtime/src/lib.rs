@@ -11,6 +11,7 @@
 pub mod call;
 pub mod codec;
 pub mod config;
+pub mod credential;
 pub mod eval;
 pub mod events;
 pub mod metrics;
@@ -26,6 +27,7 @@ pub mod vad;
 pub use config::{
     AgentSnapshot, ConfigSource, ConfigStore, ProviderKeys, RuntimeConfig, Secret, StageCredential,
 };
+pub use credential::Credential;
 pub use events::EventSink;
 pub use metrics::Metrics;
 pub use server::{RuntimeState, router};

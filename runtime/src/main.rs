@@ -8,7 +8,8 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
 use switchboard_runtime::{
-    ConfigSource, ConfigStore, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret, router,
+    ConfigSource, ConfigStore, Credential, EventSink, Metrics, RuntimeConfig, RuntimeState, Secret,
+    router,
 };
 use switchboard_telemetry::{
     LogFormat, health_router, init_logging, serve_observability, shutdown_signal,
@@ -56,9 +57,14 @@ struct Cli {
     /// Gateway endpoint receiving call events; unset disables delivery.
     #[arg(long, env = "SWITCHBOARD_GATEWAY_EVENTS_URL")]
     gateway_events_url: Option<String>,
-    /// Bearer token for the gateway's internal endpoints.
+    /// Bearer token for the gateway's internal endpoints (fixed for the process's life).
     #[arg(long, env = "SWITCHBOARD_INTERNAL_TOKEN", hide_env_values = true)]
     internal_token: Option<String>,
+    /// File holding the bearer token (the mounted `runtime-credential` Secret), re-read on
+    /// every delivery so a rotated credential is used without a restart; takes precedence
+    /// over `SWITCHBOARD_INTERNAL_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_INTERNAL_TOKEN_FILE")]
+    internal_token_file: Option<PathBuf>,
     /// Milliseconds a provider may take (first token, first audio, transcript).
     #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_MS", default_value_t = 8000)]
     provider_timeout_ms: u64,
@@ -96,9 +102,17 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let metrics = Metrics::new(&cli.tenant).context("cannot register metrics")?;
-    let (events, delivery) = EventSink::spawn(
+    let credential = match &cli.internal_token_file {
+        Some(path) => Some(Credential::File(path.clone())),
+        None => cli
+            .internal_token
+            .clone()
+            .map(Secret::new)
+            .map(Credential::Fixed),
+    };
+    let (events, delivery) = EventSink::spawn_with_credential(
         cli.gateway_events_url.clone(),
-        cli.internal_token.clone().map(Secret::new),
+        credential,
         metrics.clone(),
         background.clone(),
     );

@@ -18,11 +18,22 @@
 //! carrier status callback: only the runtime's events, sent with the tenant's runtime
 //! credential, complete the record) → call record `completed` with transcript turns, usage
 //! minutes, STT minutes and TTS characters → SIGTERM to the gateway mid-call: readiness false,
-//! new calls refused, the call completes and is recorded, then the gateway exits. Along the way
-//! (issue 14) a Tenant applied with kubectl and naming its owner is adopted by the gateway's
-//! Tenant watcher: the owner signs up and finds it, its number is routed, a signup with the
-//! same company name leaves it untouched, and a kubectl suspension survives the owner's edit.
-//! SQLite always, Postgres too when `DATABASE_URL` is a Postgres URL.
+//! new calls refused, the call completes and is recorded, then the gateway exits. Before the
+//! drain the owner rotates the runtime credential: the old one is refused at once and the
+//! running runtime reports the next call with the new one, without a restart (issue 13).
+//! Along the way (issue 14) a Tenant applied with kubectl and naming its owner is adopted by
+//! the gateway's Tenant watcher: the owner signs up and finds it, a signup with the same
+//! company name leaves it untouched, its own runtime runs from its namespace's objects; a
+//! number bought for a named agent (retried with one Idempotency-Key: one PhoneNumber, one
+//! purchase — issue 18) is answered by that agent, then by the default agent once `PATCH`ed;
+//! its own Twilio account stored through the API becomes `spec.carrier.credentialsSecretRef`
+//! and buys its next number on a local Twilio-shaped server; a kubectl suspension survives
+//! the owner's edit.
+//!
+//! The runtimes' ConfigMap and Secret volumes are kept in step with the API objects while they
+//! run, as the kubelet does (`sync_volumes`, with its atomic `..data` symlink swap), so agent,
+//! number, key and credential changes reach a running runtime only the way they do in a
+//! cluster. SQLite always, Postgres too when `DATABASE_URL` is a Postgres URL.
 
 #[path = "../../gateway/tests/support/postgres_schema.rs"]
 mod postgres_schema;
@@ -38,10 +49,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard_carriers::SandboxCarrier;
 use switchboard_cli::call::{self, CallOptions};
 use switchboard_cli::progress::Progress;
 use switchboard_cli::webhook::WebhookTarget;
-use switchboard_crds::Tenant;
+use switchboard_crds::{PhoneNumber, Tenant};
 use switchboard_fake_cluster::{Churn, InMemoryApi, WriteCounter, in_memory_api, simulate_cluster};
 use switchboard_gateway::kube::KubeSync;
 use switchboard_gateway::mailer::MemoryMailer;
@@ -49,6 +61,7 @@ use switchboard_gateway::provider_keys::{RetryTiming, spawn_projection_retries};
 use switchboard_gateway::store::Store;
 use switchboard_gateway::{AppState, Config};
 use switchboard_operator::OperatorConfig;
+use switchboard_operator::controllers::phone_number::Carriers;
 use switchboard_operator::controllers::{self, Context};
 use switchboard_operator::gateway_client::{GatewayClient, InternalToken};
 use tokio_util::sync::CancellationToken;
@@ -61,6 +74,11 @@ const PASSWORD: &str = "correct horse battery staple";
 const PLATFORM_ADMIN: &str = "root@platform.e2e.test";
 const CALLER: &str = "+15551234567";
 const APP_ROLE: &str = "switchboard_e2e_kubernetes_app";
+/// The kubectl tenant's named agent and what it says first (issue 14: a number's agent).
+const GLOBEX_SALES: &str = "Globex sales, how can I help?";
+/// The kubectl tenant's own Twilio account, stored through the credentials API.
+const GLOBEX_TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const GLOBEX_TWILIO_TOKEN: &str = "globex-twilio-auth-token";
 /// The platform's public URL (behind its ingress): every gateway replica has it, so access
 /// tokens (its issuer) and carrier signatures (over its webhook URLs) hold on any replica.
 const PUBLIC_URL: &str = "https://voice.e2e.test";
@@ -175,15 +193,17 @@ impl Gateway {
 
 /// The operator's three controllers against `api`, talking to the gateway at `gateway_url`.
 fn start_operator(api: &InMemoryApi, gateway_url: &str) -> CancellationToken {
-    start_operator_with(api, gateway_url, None)
+    start_operator_with(api, gateway_url, None, Carriers::default())
 }
 
 /// [`start_operator`] with the platform's plan-limit overrides (`SWITCHBOARD_PLAN_LIMITS`,
-/// the same setting as the gateway's `--plan-limits`).
+/// the same setting as the gateway's `--plan-limits`) and the given carrier accounts (a
+/// sandbox the test counts purchases of, a local Twilio-shaped server).
 fn start_operator_with(
     api: &InMemoryApi,
     gateway_url: &str,
     plan_limits: Option<&str>,
+    carriers: Carriers,
 ) -> CancellationToken {
     let config = OperatorConfig {
         namespace_prefix: PREFIX.to_owned(),
@@ -205,7 +225,8 @@ fn start_operator_with(
             Arc::new(switchboard_operator::controllers::metrics().unwrap()),
             reporter,
         )
-        .with_gateway(gateway),
+        .with_gateway(gateway)
+        .with_carriers(carriers),
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(controllers::tenant::run(
@@ -224,12 +245,161 @@ fn start_operator_with(
 }
 
 /// A tenant runtime started from its namespace's objects as the kubelet would: the
-/// Deployment's container environment with `secretKeyRef`/`configMapKeyRef` resolved, and its
-/// ConfigMap and Secret volumes written to folders at their mount paths.
+/// Deployment's container environment with `secretKeyRef`/`configMapKeyRef` resolved (once, at
+/// start, as for a real container), and its ConfigMap and Secret volumes as folders at their
+/// mount paths, kept in step with the API objects by [`sync_volumes`] while it runs, the way
+/// the kubelet refreshes mounted ConfigMaps and Secrets. The runtime re-reads its mounted
+/// configuration as in production (`ConfigStore::spawn_reloader`), so an agent, number or key
+/// change made through the API reaches it without a restart.
 struct Runtime {
     address: SocketAddr,
     stop: CancellationToken,
+    /// The configuration the runtime serves with (what its reloader last read).
+    config: Arc<switchboard_runtime::ConfigStore>,
     _mounts: tempfile::TempDir,
+    /// The volume refresh and the configuration reloader (they end with `stop`).
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Where a mounted volume's files come from.
+#[derive(Clone)]
+enum VolumeSource {
+    ConfigMap(String),
+    /// A Secret; `optional` ones may be missing (an empty folder); `items` (key → file)
+    /// projects only those keys.
+    Secret {
+        name: String,
+        optional: bool,
+        items: Option<BTreeMap<String, String>>,
+    },
+}
+
+/// One mounted volume: its folder and its source object.
+#[derive(Clone)]
+struct Mounted {
+    folder: std::path::PathBuf,
+    source: VolumeSource,
+}
+
+/// The files of `source` as the kubelet projects them (key → content); `None` while a
+/// required object is missing (the kubelet keeps the last content).
+async fn volume_files(
+    client: &kube::Client,
+    namespace: &str,
+    source: &VolumeSource,
+) -> Option<BTreeMap<String, Vec<u8>>> {
+    match source {
+        VolumeSource::ConfigMap(name) => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            let map = api.get_opt(name).await.ok()??;
+            Some(
+                map.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
+            )
+        }
+        VolumeSource::Secret {
+            name,
+            optional,
+            items,
+        } => {
+            let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+            match api.get_opt(name).await.ok()? {
+                Some(secret) => Some(
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(k, v)| match items {
+                            Some(items) => items.get(&k).map(|path| (path.clone(), v.0)),
+                            None => Some((k, v.0)),
+                        })
+                        .collect(),
+                ),
+                None if *optional => Some(BTreeMap::new()),
+                None => None,
+            }
+        }
+    }
+}
+
+/// Writes `files` into `folder` as the kubelet's atomic writer does: the files go into a new
+/// hidden timestamped folder, the `..data` symlink is swapped to it in one rename, and each
+/// visible name is a symlink through `..data`; so a reader sees the old set or the new one,
+/// never a mix. Returns whether anything changed.
+fn project_atomically(
+    folder: &std::path::Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    generation: u64,
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::symlink;
+    let data = folder.join("..data");
+    let current: BTreeMap<String, Vec<u8>> = match std::fs::read_dir(&data) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                (name, bytes)
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    if data.exists() && &current == files {
+        return Ok(false);
+    }
+    let old = std::fs::read_link(&data).ok();
+    let fresh = format!("..{generation:020}");
+    std::fs::create_dir(folder.join(&fresh))?;
+    for (name, bytes) in files {
+        std::fs::write(folder.join(&fresh).join(name), bytes)?;
+    }
+    let staged = folder.join("..data_tmp");
+    let _ = std::fs::remove_file(&staged);
+    symlink(&fresh, &staged)?;
+    std::fs::rename(&staged, &data)?;
+    for name in files.keys() {
+        let visible = folder.join(name);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            symlink(std::path::Path::new("..data").join(name), &visible)?;
+        }
+    }
+    for name in current.keys().filter(|n| !files.contains_key(*n)) {
+        std::fs::remove_file(folder.join(name))?;
+    }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(folder.join(old))?;
+    }
+    Ok(true)
+}
+
+/// The kubelet's refresh of mounted ConfigMaps and Secrets: every 100 ms, each volume's
+/// folder is brought in line with its object, until `stop`.
+fn sync_volumes(
+    client: kube::Client,
+    namespace: String,
+    volumes: Vec<Mounted>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut generation = 1_u64;
+        loop {
+            for volume in &volumes {
+                if let Some(files) = volume_files(&client, &namespace, &volume.source).await {
+                    generation += 1;
+                    if let Err(error) = project_atomically(&volume.folder, &files, generation) {
+                        panic!("cannot refresh {}: {error}", volume.folder.display());
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    })
 }
 
 async fn start_runtime(client: &kube::Client, namespace: &str) -> Runtime {
@@ -298,6 +468,7 @@ async fn start_runtime_with(
     // Volumes: ConfigMaps and Secrets as folders of files, at their mount paths.
     let mounts = tempfile::tempdir().unwrap();
     let mut folders = BTreeMap::new();
+    let mut synced = Vec::new();
     for mount in container.volume_mounts.unwrap_or_default() {
         let volume = pod
             .volumes
@@ -307,22 +478,32 @@ async fn start_runtime_with(
             .unwrap();
         let folder = mounts.path().join(&mount.name);
         std::fs::create_dir_all(&folder).unwrap();
-        if let Some(source) = &volume.config_map {
-            let map = config_maps.get(&source.name).await.unwrap();
-            for (file, text) in map.data.unwrap_or_default() {
-                std::fs::write(folder.join(file), text).unwrap();
-            }
-        }
-        if let Some(source) = &volume.secret {
-            let name = source.secret_name.clone().unwrap();
-            match secrets.get_opt(&name).await.unwrap() {
-                Some(secret) => {
-                    for (file, bytes) in secret.data.unwrap_or_default() {
-                        std::fs::write(folder.join(file), bytes.0).unwrap();
-                    }
-                }
-                None => assert_eq!(source.optional, Some(true), "Secret {name} is missing"),
-            }
+        let source = if let Some(source) = &volume.config_map {
+            Some(VolumeSource::ConfigMap(source.name.clone()))
+        } else {
+            volume.secret.as_ref().map(|source| VolumeSource::Secret {
+                name: source.secret_name.clone().unwrap(),
+                optional: source.optional == Some(true),
+                items: source.items.as_ref().map(|items| {
+                    items
+                        .iter()
+                        .map(|i| (i.key.clone(), i.path.clone()))
+                        .collect()
+                }),
+            })
+        };
+        if let Some(source) = source {
+            // The pod does not start before its required volumes can be filled.
+            let files = volume_files(client, namespace, &source)
+                .await
+                .unwrap_or_else(|| {
+                    panic!("the pod would not start: volume {} is missing", mount.name)
+                });
+            project_atomically(&folder, &files, 1).unwrap();
+            synced.push(Mounted {
+                folder: folder.clone(),
+                source,
+            });
         }
         folders.insert(mount.mount_path, folder);
     }
@@ -342,16 +523,31 @@ async fn start_runtime_with(
         source.load().unwrap(),
     ));
     let stop = CancellationToken::new();
+    let tasks = vec![
+        sync_volumes(client.clone(), namespace.to_owned(), synced, stop.clone()),
+        store
+            .clone()
+            .spawn_reloader(source, Duration::from_millis(200), stop.clone()),
+    ];
     let tenant = env["SWITCHBOARD_TENANT"].clone();
     let metrics = switchboard_runtime::Metrics::new(&tenant).unwrap();
     let events_url = env.get("SWITCHBOARD_GATEWAY_EVENTS_URL").cloned();
-    let token = env
-        .get("SWITCHBOARD_INTERNAL_TOKEN")
-        .cloned()
-        .map(switchboard_runtime::Secret::new);
-    let (events, _delivery) = switchboard_runtime::EventSink::spawn(
+    // The runtime credential: a file in a mounted Secret, re-read by the runtime (so a
+    // rotation reaches it through the volume refresh above).
+    let token_file = &env["SWITCHBOARD_INTERNAL_TOKEN_FILE"];
+    let (mount_path, folder) = folders
+        .iter()
+        .find(|(path, _)| token_file.starts_with(&format!("{path}/")))
+        .unwrap_or_else(|| panic!("SWITCHBOARD_INTERNAL_TOKEN_FILE={token_file} is not mounted"));
+    let credential =
+        switchboard_runtime::Credential::File(folder.join(&token_file[mount_path.len() + 1..]));
+    assert!(
+        credential.current().is_some(),
+        "the runtime credential is mounted at start"
+    );
+    let (events, _delivery) = switchboard_runtime::EventSink::spawn_with_credential(
         events_url.clone(),
-        token.clone(),
+        Some(credential),
         metrics.clone(),
         stop.clone(),
     );
@@ -359,11 +555,10 @@ async fn start_runtime_with(
         tenant,
         max_concurrent_calls: env["SWITCHBOARD_MAX_CONCURRENT_CALLS"].parse().unwrap(),
         events_url,
-        internal_token: token,
         outbound_allow_private,
         ..switchboard_runtime::RuntimeConfig::default()
     };
-    let state = switchboard_runtime::RuntimeState::new(config, store, metrics, events);
+    let state = switchboard_runtime::RuntimeState::new(config, store.clone(), metrics, events);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let app = switchboard_runtime::router(state);
@@ -376,7 +571,9 @@ async fn start_runtime_with(
     Runtime {
         address,
         stop,
+        config: store,
         _mounts: mounts,
+        _tasks: tasks,
     }
 }
 
@@ -460,6 +657,204 @@ async fn signup_verified(gateway: &Gateway, email: &str, company: &str) -> (Stri
     )
 }
 
+/// A local server speaking Twilio's number API for the kubectl tenant's own account (wire
+/// format: /work/shared/reference/protocols.md, as `operator/tests/phone_number_controller.rs`
+/// fakes it): only that account's Basic credentials are accepted, and every purchase is kept.
+#[derive(Default)]
+struct FakeTwilio {
+    numbers: std::sync::Mutex<Vec<Value>>,
+    purchases: std::sync::atomic::AtomicUsize,
+}
+
+type FormPairs = Vec<(String, String)>;
+
+fn form_field<'a>(pairs: &'a FormPairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn twilio_refusal(headers: &axum::http::HeaderMap) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    // base64("{GLOBEX_TWILIO_SID}:{GLOBEX_TWILIO_TOKEN}")
+    let expected =
+        "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpnbG9iZXgtdHdpbGlvLWF1dGgtdG9rZW4=";
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected) {
+        return None;
+    }
+    Some(
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response(),
+    )
+}
+
+async fn start_fake_twilio() -> (String, Arc<FakeTwilio>) {
+    use axum::extract::{Form, Path, Query, State};
+    use axum::http::HeaderMap;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+
+    async fn available(headers: HeaderMap) -> Response {
+        if let Some(refused) = twilio_refusal(&headers) {
+            return refused;
+        }
+        axum::Json(
+            json!({"available_phone_numbers": [{"phone_number": "+14155550142", "region": "CA"}]}),
+        )
+        .into_response()
+    }
+    async fn list(
+        State(fake): State<Arc<FakeTwilio>>,
+        headers: HeaderMap,
+        Query(q): Query<FormPairs>,
+    ) -> Response {
+        if let Some(refused) = twilio_refusal(&headers) {
+            return refused;
+        }
+        let found: Vec<Value> = fake
+            .numbers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| form_field(&q, "FriendlyName").is_none_or(|f| n["friendly_name"] == f))
+            .filter(|n| form_field(&q, "PhoneNumber").is_none_or(|p| n["phone_number"] == p))
+            .cloned()
+            .collect();
+        axum::Json(json!({"incoming_phone_numbers": found})).into_response()
+    }
+    async fn buy(
+        State(fake): State<Arc<FakeTwilio>>,
+        headers: HeaderMap,
+        Form(form): Form<FormPairs>,
+    ) -> Response {
+        if let Some(refused) = twilio_refusal(&headers) {
+            return refused;
+        }
+        fake.purchases
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let number = json!({
+            "sid": "PN0123456789abcdef0123456789abcdef",
+            "phone_number": form_field(&form, "PhoneNumber"),
+            "friendly_name": form_field(&form, "FriendlyName"),
+            "voice_url": form_field(&form, "VoiceUrl"),
+            "status_callback": form_field(&form, "StatusCallback")
+        });
+        fake.numbers.lock().unwrap().push(number.clone());
+        (axum::http::StatusCode::CREATED, axum::Json(number)).into_response()
+    }
+    async fn one(
+        State(fake): State<Arc<FakeTwilio>>,
+        headers: HeaderMap,
+        Path((_, sid)): Path<(String, String)>,
+    ) -> Response {
+        if let Some(refused) = twilio_refusal(&headers) {
+            return refused;
+        }
+        let sid = sid.trim_end_matches(".json");
+        match fake
+            .numbers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|n| n["sid"] == sid)
+        {
+            Some(n) => axum::Json(n.clone()).into_response(),
+            None => (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(json!({"code": 20404, "message": "not found", "status": 404})),
+            )
+                .into_response(),
+        }
+    }
+
+    let fake = Arc::new(FakeTwilio::default());
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{sid}/AvailablePhoneNumbers/{country}/Local.json",
+            get(available),
+        )
+        .route(
+            "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json",
+            get(list).post(buy),
+        )
+        .route(
+            "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers/{pn}",
+            get(one),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/2010-04-01", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, fake)
+}
+
+/// `POST` with an `Idempotency-Key`, as a client retrying after a timeout does.
+async fn post_with_key(
+    gateway: &Gateway,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", gateway.url))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Places a call to `to` and returns what the agent said first, from the call's transcript
+/// once the runtime's events have completed the record.
+async fn first_words(gateway: &Gateway, token: &str, tenant: &str, to: &str) -> String {
+    let report = call::run(
+        &call_options(&gateway.url, to, 0.8),
+        None,
+        &Progress::new(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.tenant.as_deref(), Some(tenant));
+    let record = completed_call(gateway, token, tenant, &report.call_sid).await;
+    let (_, transcript) = api(
+        gateway,
+        reqwest::Method::GET,
+        record["transcript"].as_str().unwrap(),
+        token,
+        None,
+    )
+    .await;
+    transcript["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["role"] == "agent")
+        .and_then(|t| t["text"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no agent turn in {transcript}"))
+}
+
+/// Which agent the operator's `numbers.json` (the runtime's number → agent map in the agent
+/// ConfigMap) names for `e164`.
+async fn configured_agent(kube: &kube::Client, namespace: &str, e164: &str) -> Option<String> {
+    let maps: Api<ConfigMap> = Api::namespaced(kube.clone(), namespace);
+    let map = maps
+        .get_opt(switchboard_operator::builders::runtime::AGENT_CONFIG_MAP)
+        .await
+        .ok()??;
+    let numbers: BTreeMap<String, String> =
+        serde_json::from_str(map.data?.get(switchboard_crds::agents::NUMBERS_FILE)?).ok()?;
+    numbers.get(e164).cloned()
+}
+
 /// What of a Tenant the gateway must never change when it did not create it: the spec, labels,
 /// annotations and the field ownership of everything but status.
 fn owned_parts(tenant: &Tenant) -> Value {
@@ -477,9 +872,20 @@ fn owned_parts(tenant: &Tenant) -> Value {
 
 /// Issue 14: a Tenant applied with kubectl (as GitOps does), naming its owner, is a real
 /// tenant: the operator builds its stack, the gateway adopts it, the named owner signs up and
-/// finds it, its number is bought and routed; a signup with the same company name gets another
-/// slug and leaves the Tenant untouched; a suspension set with kubectl survives gateway writes.
-async fn manifest_tenant(gateway: &Gateway, kube: &kube::Client) {
+/// finds it; a signup with the same company name gets another slug and leaves the Tenant
+/// untouched. Its runtime runs from its namespace's objects, kept in step like the kubelet
+/// does; a number bought for a named agent (the purchase retried with one Idempotency-Key:
+/// one PhoneNumber, one purchase) is answered by that agent, and after `PATCH`ing the number
+/// to the default agent, by the default agent. The tenant's own Twilio account stored through
+/// the API becomes the Tenant's `spec.carrier.credentialsSecretRef` and buys its next number
+/// (issue 14's carrier item, with issue 18's retried purchase again). A suspension set with
+/// kubectl survives gateway writes.
+async fn manifest_tenant(
+    gateway: &Gateway,
+    kube: &kube::Client,
+    sandbox: &SandboxCarrier,
+    twilio: &FakeTwilio,
+) {
     use kube::api::{Patch, PatchParams};
     let tenants: Api<Tenant> = Api::all(kube.clone());
     tenants
@@ -554,26 +960,246 @@ async fn manifest_tenant(gateway: &Gateway, kube: &kube::Client) {
         "the kubectl Tenant is untouched by the colliding signup"
     );
 
-    // Its number: bought through the API, routed by the operator, accepted by the gateway.
-    let numbers = "/api/v1/tenants/globex/numbers";
-    let (status, bought) = api(
-        gateway,
-        reqwest::Method::POST,
-        numbers,
-        &owner,
-        Some(json!({"areaCode": "555"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
-    eventually(30, "the kubectl tenant's number to be routed", || {
-        let owner = owner.clone();
+    // Its runtime, started as the kubelet would once the gateway has written its credential,
+    // and kept in step with the namespace's objects from then on: what follows reaches it
+    // through the ConfigMap and Secrets, never by a restart.
+    let namespace = format!("{PREFIX}globex");
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+    eventually(30, "the kubectl tenant's runtime-credential Secret", || {
+        let secrets = secrets.clone();
         async move {
-            let (_, listed) = api(gateway, reqwest::Method::GET, numbers, &owner, None).await;
-            let item = listed["items"].as_array()?.first()?.clone();
-            (item["status"] == "Ready").then_some(())
+            secrets
+                .get_opt(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
+                .await
+                .ok()?
         }
     })
     .await;
+    let endpoint = tenants
+        .get("globex")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.runtime_endpoint)
+        .unwrap();
+    let runtime = start_runtime(kube, &namespace).await;
+    gateway.state.runtime_addresses.insert(
+        endpoint.strip_prefix("http://").unwrap().to_owned(),
+        runtime.address,
+    );
+
+    // A named agent, and a number it answers, bought with an Idempotency-Key by a client that
+    // retries twice (its answers lost): one PhoneNumber, one purchase at the carrier.
+    let (status, created) = api(
+        gateway,
+        reqwest::Method::POST,
+        "/api/v1/tenants/globex/agents",
+        &owner,
+        Some(json!({"name": "sales", "greeting": GLOBEX_SALES})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let numbers = "/api/v1/tenants/globex/numbers";
+    let phone_numbers: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let (status, bought) = post_with_key(
+            gateway,
+            numbers,
+            &owner,
+            "globex-sales-line",
+            json!({"areaCode": "555", "agent": "sales"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
+        assert_eq!(bought["agent"], "sales", "{bought}");
+        names.push(bought["name"].as_str().unwrap().to_owned());
+    }
+    assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
+    let objects = phone_numbers.list(&Default::default()).await.unwrap().items;
+    assert_eq!(objects.len(), 1, "one PhoneNumber for three requests");
+    let sales_line = eventually(30, "the sales number to be routed", || {
+        let owner = owner.clone();
+        let name = names[0].clone();
+        async move {
+            let (_, listed) = api(gateway, reqwest::Method::GET, numbers, &owner, None).await;
+            let item = listed["items"]
+                .as_array()?
+                .iter()
+                .find(|i| i["name"] == name.as_str())?
+                .clone();
+            (item["status"] == "Ready")
+                .then(|| item["e164"].as_str().map(str::to_owned))
+                .flatten()
+        }
+    })
+    .await;
+    assert_eq!(sandbox.purchase_count(), 1, "one purchase at the carrier");
+
+    // The operator names the agent in the runtime's number map, the volume refresh brings it
+    // to the running runtime, and the call is answered by the number's agent.
+    eventually(30, "the running runtime to know the number's agent", || {
+        let config = runtime.config.clone();
+        let line = sales_line.clone();
+        async move {
+            let snapshot = config.snapshot();
+            (snapshot.numbers.get(&line).map(String::as_str) == Some("sales")
+                && snapshot.agents.contains_key("sales"))
+            .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        configured_agent(kube, &namespace, &sales_line)
+            .await
+            .as_deref(),
+        Some("sales")
+    );
+    assert_eq!(
+        first_words(gateway, &owner, "globex", &sales_line).await,
+        GLOBEX_SALES
+    );
+
+    // The number's agent changed through the API: an unknown agent is refused naming the
+    // field; back to the default agent, the next call hears the default agent.
+    let line_path = format!("{numbers}/{sales_line}");
+    let (status, refused) = api(
+        gateway,
+        reqwest::Method::PATCH,
+        &line_path,
+        &owner,
+        Some(json!({"agent": "nobody"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "agent", "{refused}");
+    let (status, changed) = api(
+        gateway,
+        reqwest::Method::PATCH,
+        &line_path,
+        &owner,
+        Some(json!({"agent": "default"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["agent"], Value::Null, "{changed}");
+    let object = phone_numbers.get(&names[0]).await.unwrap();
+    assert_eq!(object.spec.agent, None, "PhoneNumber.spec.agent cleared");
+    assert_eq!(
+        object.spec.area_code.as_deref(),
+        Some("555"),
+        "the rest kept"
+    );
+    eventually(30, "the running runtime to drop the number's agent", || {
+        let config = runtime.config.clone();
+        let line = sales_line.clone();
+        async move { (!config.snapshot().numbers.contains_key(&line)).then_some(()) }
+    })
+    .await;
+    let (_, default_agent) = api(
+        gateway,
+        reqwest::Method::GET,
+        "/api/v1/tenants/globex/agents/default",
+        &owner,
+        None,
+    )
+    .await;
+    let default_greeting = default_agent["greeting"].as_str().unwrap().to_owned();
+    assert_ne!(default_greeting, GLOBEX_SALES);
+    assert_eq!(
+        first_words(gateway, &owner, "globex", &sales_line).await,
+        default_greeting
+    );
+
+    // The tenant's own Twilio account, stored through the credentials API, becomes its
+    // carrier: the gateway writes the account into the Secret `carrier-credentials` and points
+    // the Tenant's `spec.carrier.credentialsSecretRef` at it; the operator buys the next
+    // number with it (the local Twilio server accepts only that account's credentials).
+    let (status, stored) = api(
+        gateway,
+        reqwest::Method::POST,
+        "/api/v1/tenants/globex/credentials",
+        &owner,
+        Some(
+            json!({"provider": "twilio", "label": "main", "secret": GLOBEX_TWILIO_TOKEN,
+                    "metadata": {"account_sid": GLOBEX_TWILIO_SID}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let carrier = eventually(
+        30,
+        "the Tenant's carrier to name the tenant's account",
+        || {
+            let tenants = tenants.clone();
+            async move {
+                let carrier = tenants.get_opt("globex").await.ok()??.spec.carrier;
+                carrier.credentials_secret_ref.is_some().then_some(carrier)
+            }
+        },
+    )
+    .await;
+    assert_eq!(carrier.kind, switchboard_crds::CarrierKind::Twilio);
+    let secret_name = carrier.credentials_secret_ref.unwrap();
+    let account = eventually(30, "the carrier credentials Secret", || {
+        let secrets = secrets.clone();
+        let name = secret_name.clone();
+        async move { secrets.get_opt(&name).await.ok()??.data }
+    })
+    .await;
+    let text = |key: &str| String::from_utf8(account[key].0.clone()).unwrap();
+    assert_eq!(account.len(), 2, "{:?}", account.keys().collect::<Vec<_>>());
+    assert_eq!(text("accountSid"), GLOBEX_TWILIO_SID);
+    assert_eq!(text("authToken"), GLOBEX_TWILIO_TOKEN);
+    let mut twilio_names = Vec::new();
+    for _ in 0..3 {
+        let (status, bought) = post_with_key(
+            gateway,
+            numbers,
+            &owner,
+            "globex-own-line",
+            json!({"areaCode": "415"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{bought}");
+        twilio_names.push(bought["name"].as_str().unwrap().to_owned());
+    }
+    assert!(twilio_names.iter().all(|n| *n == twilio_names[0]));
+    let own_line = eventually(30, "the number bought on the tenant's account", || {
+        let owner = owner.clone();
+        let name = twilio_names[0].clone();
+        async move {
+            let (_, listed) = api(gateway, reqwest::Method::GET, numbers, &owner, None).await;
+            let item = listed["items"]
+                .as_array()?
+                .iter()
+                .find(|i| i["name"] == name.as_str())?
+                .clone();
+            (item["status"] == "Ready").then_some(item)
+        }
+    })
+    .await;
+    assert_eq!(own_line["carrier"], "twilio", "{own_line}");
+    assert_eq!(own_line["e164"], "+14155550142", "{own_line}");
+    assert_eq!(
+        twilio.purchases.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one purchase on the tenant's Twilio account"
+    );
+    assert_eq!(
+        phone_numbers
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(
+        sandbox.purchase_count(),
+        1,
+        "nothing more bought on the sandbox"
+    );
 
     // A suspension set with kubectl survives the owner's edit and reaches the gateway.
     tenants
@@ -611,6 +1237,7 @@ async fn manifest_tenant(gateway: &Gateway, kube: &kube::Client) {
         }
     })
     .await;
+    runtime.stop.cancel();
 }
 
 /// Verifies `email` with the token the gateway mailed it.
@@ -666,7 +1293,20 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
         },
     );
     let mut gateway = Gateway::start(database_url, cluster.client.clone()).await;
-    let operator = start_operator(&cluster, &gateway.url);
+    // The operator's sandbox account (its purchases counted) and the kubectl tenant's own
+    // Twilio account on a local server.
+    let sandbox = SandboxCarrier::in_memory();
+    let (twilio_base_url, twilio) = start_fake_twilio().await;
+    let operator = start_operator_with(
+        &cluster,
+        &gateway.url,
+        None,
+        Carriers {
+            sandbox: sandbox.clone(),
+            twilio_base_url,
+            ..Carriers::default()
+        },
+    );
 
     // Sign up: the gateway applies the Tenant; the operator builds its stack.
     let signup = reqwest::Client::new()
@@ -719,7 +1359,7 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(view["readiness"]["ready"], true, "{view}");
 
-    manifest_tenant(&gateway, &kube).await;
+    manifest_tenant(&gateway, &kube, &sandbox, &twilio).await;
 
     // The runtime credential is in the namespace from the start (no provider key stored).
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
@@ -835,6 +1475,66 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    // The owner rotates the runtime credential (issue 13): the old one is refused at once, and
+    // the running runtime, not restarted, reports the next call with the new one, read from
+    // its mounted Secret once the volume refresh has rewritten it.
+    let credential_of = |secret: Secret| {
+        let data = secret.data.unwrap_or_default();
+        String::from_utf8(
+            data[switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY]
+                .0
+                .clone(),
+        )
+        .unwrap()
+    };
+    let old_credential = credential_of(
+        secrets
+            .get(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
+            .await
+            .unwrap(),
+    );
+    let (status, rotated) = api(
+        &gateway,
+        reqwest::Method::POST,
+        &format!("/api/v1/tenants/{slug}/runtime-credential/rotate"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let stale = reqwest::Client::new()
+        .post(format!("{}/internal/v1/events", gateway.url))
+        .bearer_auth(&old_credential)
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old credential is refused"
+    );
+    eventually(30, "the rotated credential in the Secret", || {
+        let secrets = secrets.clone();
+        let old = old_credential.clone();
+        async move {
+            let secret = secrets
+                .get_opt(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
+                .await
+                .ok()??;
+            (credential_of(secret) != old).then_some(())
+        }
+    })
+    .await;
+    let after_rotation = call::run(
+        &call_options(&gateway.url, &number, 0.8),
+        None,
+        &Progress::new(false),
+    )
+    .await
+    .unwrap();
+    completed_call(&gateway, &token, &slug, &after_rotation.call_sid).await;
 
     // SIGTERM mid-call: readiness turns false, a new call is refused, the live call goes on
     // to its end and is recorded; then the gateway exits.
@@ -1133,7 +1833,7 @@ async fn campaign_in_kubernetes(backend: &str, database_url: &str) {
         ],
     )
     .await;
-    let operator = start_operator_with(&cluster, &gateway.url, Some(&plan));
+    let operator = start_operator_with(&cluster, &gateway.url, Some(&plan), Carriers::default());
     let (slug, token) = signup_verified(&gateway, "owner@campaign.test", "Campaign Co").await;
     let namespace = format!("{PREFIX}{slug}");
     let tenants: Api<Tenant> = Api::all(kube.clone());

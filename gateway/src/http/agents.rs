@@ -7,7 +7,9 @@
 //! `limit_exceeded`. In Kubernetes mode the Tenant CR is applied before the commit, so a
 //! field the manifest holds (`spec.agents`, `spec.agent`) answers 409 naming its manager and
 //! changes nothing. Deleting an agent a number or campaign names is allowed: their calls get
-//! the default agent (`switchboard_crds::agents`).
+//! the default agent (`switchboard_crds::agents`). Edits run under the tenant row's lock and
+//! patch the agent as locked, so concurrent edits never lose one another's change
+//! (`write_agents`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -109,27 +111,36 @@ pub async fn get(
 /// What one write does to the tenant's agents.
 enum Change {
     /// Create the named agent (fails if it exists or the plan's limit is reached).
-    Create(String, AgentSpec),
-    /// Replace an existing agent (`default` included).
-    Replace(String, AgentSpec),
+    Create(String, Box<AgentSpec>),
+    /// JSON-merge-patch an existing agent (`default` included), as read under the lock.
+    Patch(String, Value),
     /// Delete a named agent.
     Delete(String),
 }
 
-/// Applies `change` to the tenant as read inside the write transaction (so concurrent
-/// changes to other agents are kept), writes the row and the Tenant CR, then commits.
+/// Applies `change` to the tenant's row as read under a row lock inside the write
+/// transaction, writes the row and the Tenant CR, then commits; returns the agent written
+/// (`None` for a delete).
+///
+/// Two concurrent edits of agents therefore run one after the other, the second on the
+/// first's result, so neither loses the other's change (a merge patch is applied to the agent
+/// as locked, not as read when the request arrived). The Tenant CR is applied while the lock
+/// is held, from the locked row, so the CR follows the same order on every replica; the
+/// gateway's field manager owns `spec.agent`/`spec.agents` (a manifest holding them answers
+/// 409 before anything changes), so no other writer's value can be overwritten there.
 async fn write_agents(
     state: &AppState,
     access: &TenantAccess,
     client: &ClientInfo,
     change: Change,
-) -> Result<(), ApiError> {
+) -> Result<Option<AgentSpec>, ApiError> {
     let now = now_ms();
     let mut tx = state.store.write(&access.scope()).await?;
-    let mut tenant = tenants::by_id(&mut tx, &access.tenant.id)
+    let mut tenant = tenants::by_id_for_update(&mut tx, &access.tenant.id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut agents = stored_agents(&tenant)?;
+    let mut written = None;
     let (field, action, name) = match change {
         Change::Create(name, spec) => {
             if agents.contains_key(&name) {
@@ -153,18 +164,23 @@ async fn write_agents(
                     ),
                 ));
             }
-            agents.insert(name.clone(), spec);
+            agents.insert(name.clone(), (*spec).clone());
+            written = Some(*spec);
             ("agents", "agent.created", name)
         }
-        Change::Replace(name, spec) if name == DEFAULT_AGENT => {
+        Change::Patch(name, patch) if name == DEFAULT_AGENT => {
+            let spec = patched(state, default_agent(&tenant)?, &patch)?;
             tenant.agent = serde_json::to_string(&spec).map_err(|e| ApiError::internal(&e))?;
+            written = Some(spec);
             ("agent", "agent.updated", name)
         }
-        Change::Replace(name, spec) => {
+        Change::Patch(name, patch) => {
             let slot = agents
                 .get_mut(&name)
                 .ok_or_else(|| ApiError::not_found("agent"))?;
-            *slot = spec;
+            let spec = patched(state, slot.clone(), &patch)?;
+            *slot = spec.clone();
+            written = Some(spec);
             ("agents", "agent.updated", name)
         }
         Change::Delete(name) => {
@@ -190,7 +206,13 @@ async fn write_agents(
         return Err(tenant_write_error(error, &tenant.slug));
     }
     tx.commit().await?;
-    Ok(())
+    Ok(written)
+}
+
+/// `current` with the JSON merge `patch` applied, checked like every agent.
+fn patched(state: &AppState, current: AgentSpec, patch: &Value) -> Result<AgentSpec, ApiError> {
+    let current = serde_json::to_value(current).map_err(|e| ApiError::internal(&e))?;
+    merged_agent_at(current, patch, state.config.outbound_allow_private, "")
 }
 
 /// Request body of `POST …/agents`: `name` and any agent fields (camelCase, as in
@@ -235,7 +257,7 @@ pub async fn create(
         &state,
         &access,
         &client,
-        Change::Create(name.clone(), spec.clone()),
+        Change::Create(name.clone(), Box::new(spec.clone())),
     )
     .await?;
     Ok((StatusCode::CREATED, view(&name, spec)))
@@ -257,22 +279,9 @@ pub async fn update(
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<NamedAgent>, ApiError> {
     access.require(Role::Admin)?;
-    let current = if name == DEFAULT_AGENT {
-        default_agent(&access.tenant)?
-    } else {
-        stored_agents(&access.tenant)?
-            .remove(&name)
-            .ok_or_else(|| ApiError::not_found("agent"))?
-    };
-    let current = serde_json::to_value(current).map_err(|e| ApiError::internal(&e))?;
-    let spec = merged_agent_at(current, &patch, state.config.outbound_allow_private, "")?;
-    write_agents(
-        &state,
-        &access,
-        &client,
-        Change::Replace(name.clone(), spec.clone()),
-    )
-    .await?;
+    let spec = write_agents(&state, &access, &client, Change::Patch(name.clone(), patch))
+        .await?
+        .ok_or_else(|| ApiError::internal(&"an agent update wrote no agent"))?;
     Ok(view(&name, spec))
 }
 

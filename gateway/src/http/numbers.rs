@@ -1,5 +1,6 @@
-//! A tenant's phone numbers: `GET` (viewer), `POST` to buy (admin) and `DELETE` to release
-//! (admin) under `/api/v1/tenants/{tenant}/numbers`.
+//! A tenant's phone numbers: `GET` (viewer), `POST` to buy (admin), `PATCH` to change which
+//! agent answers (admin) and `DELETE` to release (admin) under
+//! `/api/v1/tenants/{tenant}/numbers`.
 //!
 //! Two back ends, chosen by how the gateway runs:
 //! * Standalone (a sandbox carrier is attached to the state): the gateway buys and releases
@@ -52,7 +53,7 @@ static PURCHASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, buy))
-        .routes(routes!(release))
+        .routes(routes!(update, release))
 }
 
 /// Request to buy a number: any number in the country (optionally in an area code), or one
@@ -133,6 +134,45 @@ pub fn validate(request: BuyNumber) -> Result<NumberWish, ApiError> {
         number: request.number,
         agent,
     })
+}
+
+/// Request to change a number: which agent answers it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateNumber {
+    /// The tenant's named agent that answers the number (`GET …/agents`); `default` or
+    /// `null`: the default agent. Required.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub agent: Option<Option<String>>,
+}
+
+/// A field that may be `null` but must be there: `Some(None)` for `null`, `None` if absent.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+/// The agent an update names (`None`: the default agent), checked like a purchase's.
+fn agent_of_update(
+    access: &TenantAccess,
+    request: UpdateNumber,
+) -> Result<Option<String>, ApiError> {
+    let Some(agent) = request.agent else {
+        return Err(ApiError::invalid(
+            "agent",
+            "missing_field",
+            "set agent to a named agent, or to \"default\"",
+        ));
+    };
+    let agent = agent.filter(|a| a != switchboard_crds::agents::DEFAULT_AGENT);
+    if let Some(name) = &agent {
+        switchboard_crds::agents::check_agent_name(name)
+            .map_err(|message| ApiError::invalid("agent", "invalid_agent_name", message))?;
+        super::agents::require_named_agent(access, "agent", name)?;
+    }
+    Ok(agent)
 }
 
 fn invalid_area_code() -> ApiError {
@@ -543,6 +583,135 @@ async fn apply_phone_number(
         status: "Pending",
         agent: wish.agent.clone(),
         updated_at: None,
+    })
+}
+
+/// `PATCH /api/v1/tenants/{tenant}/numbers/{e164}` (admin): changes which agent answers the
+/// number. Kubernetes: the gateway patches `spec.agent` of the `PhoneNumber` it created, under
+/// its field manager, and the operator re-routes the number and rewrites the runtime's number
+/// map (a `PhoneNumber` from a manifest answers 409: its manifest holds `spec.agent`).
+/// Standalone: the routing row, which the embedded runtime re-reads.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/numbers/{e164}", tag = "numbers",
+    params(("tenant" = String, Path, description = "Tenant slug or id"), ("e164" = String, Path, description = "The number, E.164")),
+    request_body = UpdateNumber,
+    responses((status = 200, body = NumberView, description = "The number with its new agent"),
+              (status = 404, body = super::errors::ErrorBody), (status = 409, body = super::errors::ErrorBody),
+              (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    client: ClientInfo,
+    Path((_, e164)): Path<(String, String)>,
+    ApiJson(request): ApiJson<UpdateNumber>,
+) -> Result<Json<NumberView>, ApiError> {
+    access.require(Role::Admin)?;
+    let agent = agent_of_update(&access, request)?;
+    let e164 = crate::numbers::normalise(&e164);
+    if state.kube.enabled() {
+        return Ok(Json(
+            reassign_phone_number(&state, &access, &client, &e164, agent).await?,
+        ));
+    }
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    if !numbers::set_agent(&mut tx, &access.tenant.id, &e164, agent.as_deref(), now).await? {
+        return Err(ApiError::not_found("number"));
+    }
+    let row = numbers::for_tenant(&mut tx, &access.tenant.id)
+        .await?
+        .into_iter()
+        .find(|row| row.e164 == e164)
+        .ok_or_else(|| ApiError::not_found("number"))?;
+    record(
+        &mut tx,
+        &access,
+        &client,
+        "number.updated",
+        ("phone_number", &e164),
+        json!({"agent": agent}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.numbers.reload(&state.store).await?;
+    Ok(Json(NumberView::routed(row, None)))
+}
+
+/// Whether the gateway created `object` (through the numbers API), so it may re-apply it.
+fn made_by_gateway(object: &PhoneNumber) -> bool {
+    object
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+        .is_some_and(|m| m == FIELD_MANAGER)
+}
+
+/// Sets `spec.agent` of the tenant's `PhoneNumber` holding `e164` (Kubernetes mode).
+async fn reassign_phone_number(
+    state: &AppState,
+    access: &TenantAccess,
+    client: &ClientInfo,
+    e164: &str,
+    agent: Option<String>,
+) -> Result<NumberView, ApiError> {
+    let Some(kube) = state.kube.client() else {
+        return Err(no_backend());
+    };
+    let slug = &access.tenant.slug;
+    let namespace = state.config.tenant_naming().namespace(slug);
+    let objects = phone_numbers(state, slug)
+        .await
+        .map_err(|e| kube_error(&e))?;
+    let Some(object) = objects.into_iter().find(|pn| e164_of(pn) == Some(e164)) else {
+        return Err(ApiError::not_found("number"));
+    };
+    let name = object
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::internal(&"a PhoneNumber without a name"))?;
+    if !made_by_gateway(&object) {
+        return Err(ApiError::conflict(
+            "managed_by_manifest",
+            format!("PhoneNumber {name} comes from a manifest; change spec.agent there"),
+        )
+        .with_field("agent"));
+    }
+    // A merge patch of the one field, recorded under the gateway's field manager: it sets or
+    // removes `spec.agent` whoever applied it last (the gateway made the object, so no
+    // manifest holds the field), and leaves the rest of the object as it is.
+    let api: Api<PhoneNumber> = Api::namespaced(kube.clone(), &namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let applied = api
+        .patch(
+            &name,
+            &params,
+            &Patch::Merge(json!({"spec": {"agent": agent}})),
+        )
+        .await
+        .map_err(|e| kube_error(&e))?;
+    let mut tx = state.store.write(&access.scope()).await?;
+    let routed = numbers::for_tenant(&mut tx, &access.tenant.id)
+        .await?
+        .into_iter()
+        .find(|row| row.e164 == e164);
+    record(
+        &mut tx,
+        access,
+        client,
+        "number.updated",
+        ("phone_number", &name),
+        json!({"e164": e164, "agent": agent}),
+    )
+    .await?;
+    tx.commit().await?;
+    // Routed numbers show the new agent at once; the operator re-routes with it shortly.
+    Ok(match routed {
+        Some(row) => NumberView::routed(NumberRow { agent, ..row }, Some(name)),
+        None => pending_view(&applied),
     })
 }
 

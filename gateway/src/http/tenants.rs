@@ -45,8 +45,9 @@ pub struct RotatedCredential {
 }
 
 /// `POST /api/v1/tenants/{tenant}/runtime-credential/rotate` (owner): issues the tenant's
-/// runtime a new credential and refuses the old one at once. The runtime reads its credential
-/// when it starts, so its pods must be restarted to use the new one (see the operating guide).
+/// runtime a new credential and refuses the old one at once. The runtime re-reads its mounted
+/// `runtime-credential` Secret on every delivery, so it uses the new one as soon as the kubelet
+/// has refreshed the mount, without a restart (batches refused meanwhile are retried).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runtime-credential/rotate", tag = "tenants", params(("tenant" = String, Path, description = "Tenant slug or id")),
     responses((status = 200, body = RotatedCredential), (status = 403, body = super::errors::ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_runtime_credential(
@@ -240,11 +241,22 @@ pub async fn patch(
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<TenantView>, ApiError> {
     access.require(Role::Admin)?;
-    let mut tenant = access.tenant.clone();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|name| display_text("name", name, 100))
+        .transpose()?;
+    let now = now_ms();
+    let mut tx = state.store.write(&access.scope()).await?;
+    // The row as locked, not as read when the request arrived: the update writes the agents
+    // too, so a stale copy would undo a concurrent agent edit (see `http::agents`).
+    let mut tenant = tenants::by_id_for_update(&mut tx, &access.tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut changed = Vec::new();
     let mut spec_fields = Vec::new();
-    if let Some(name) = &patch.name {
-        tenant.name = display_text("name", name, 100)?;
+    if let Some(name) = name {
+        tenant.name = name;
         changed.push("name");
         spec_fields.push("displayName");
     }
@@ -256,8 +268,6 @@ pub async fn patch(
         changed.push("agent");
         spec_fields.push("agent");
     }
-    let now = now_ms();
-    let mut tx = state.store.write(&access.scope()).await?;
     tenants::update(&mut tx, &tenant, now).await?;
     let (actor_type, actor_id) = access.principal.actor();
     audit::record(

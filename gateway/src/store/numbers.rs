@@ -39,6 +39,27 @@ pub async fn upsert(conn: &mut AnyConnection, row: &NumberRow) -> Result<(), Sto
     Ok(())
 }
 
+/// Changes which agent answers one of the tenant's numbers (`None`: the default agent);
+/// `false` when the tenant routes no such number.
+pub async fn set_agent(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    e164: &str,
+    agent: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE phone_numbers SET agent = $1, updated_at = $2 WHERE e164 = $3 AND tenant_id = $4",
+    )
+    .bind(agent)
+    .bind(now)
+    .bind(e164)
+    .bind(tenant_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Removes a number from routing.
 pub async fn delete(conn: &mut AnyConnection, e164: &str) -> Result<bool, StoreError> {
     let result = sqlx::query("DELETE FROM phone_numbers WHERE e164 = $1")

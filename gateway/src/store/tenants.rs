@@ -210,6 +210,27 @@ pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRo
     .await?)
 }
 
+/// The tenant's row, locked for the rest of the transaction (Postgres: `FOR UPDATE`; SQLite's
+/// write transactions hold the database lock already), so a read-modify-write of a JSON
+/// column (the agents) cannot lose a concurrent writer's change: the second writer waits and
+/// then reads the first one's result.
+pub async fn by_id_for_update(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<TenantRow>, StoreError> {
+    let lock = if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// The column a tenant key names, unambiguously: a UUID-shaped key is an id, anything else a
 /// slug (slugs are never UUIDs, see `http::validate::slugify`). `slug = $1 OR id = $1` picked
 /// whichever row came first when a slug equalled another tenant's id (issue 15).

@@ -217,3 +217,66 @@ async fn named_agents_are_validated_limited_and_scoped_to_their_tenant() {
         app.finish().await;
     }
 }
+
+/// Issue 14 item 5: agent edits arriving at once (creations, merge patches of the default
+/// agent's fields, a tenant rename that rewrites the row) are applied one after the other on
+/// the tenant row as locked, so none loses another's change.
+#[tokio::test]
+async fn concurrent_agent_edits_lose_nothing() {
+    for mut app in apps("concurrent_agent_edits_lose_nothing", Options::default()).await {
+        // Room for the agents created below.
+        app.state.plan_limits = std::sync::Arc::new(
+            switchboard_crds::PlanOverrides::parse(Some(r#"{"free":{"agents":20}}"#)).unwrap(),
+        );
+        app.router = switchboard_gateway::app(app.state.clone());
+        let owner = app.signup("race@acme.io", "Race Co").await;
+        let t = format!("/api/v1/tenants/{}/agents", owner.slug);
+        let default = format!("{t}/default");
+        let tenant = format!("/api/v1/tenants/{}", owner.slug);
+        let creates = (0..8).map(|i| {
+            app.post(
+                &t,
+                Some(&owner.access),
+                json!({"name": format!("agent-{i}"), "greeting": format!("Agent {i}")}),
+            )
+        });
+        let patches = [
+            json!({"greeting": "Hello from the race"}),
+            json!({"systemPrompt": "Be brief."}),
+            json!({"endOfTurnSilenceMs": 300}),
+            json!({"transferNumber": "+15550199"}),
+        ]
+        .into_iter()
+        .map(|patch| app.patch(&default, &owner.access, patch));
+        let (created, patched, renamed) = tokio::join!(
+            futures::future::join_all(creates),
+            futures::future::join_all(patches),
+            app.patch(&tenant, &owner.access, json!({"name": "Race Renamed"})),
+        );
+        for reply in created {
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        }
+        for reply in patched {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+
+        let listed = app.get(&format!("{t}?limit=100"), &owner.access).await;
+        let items = listed.body["items"].as_array().unwrap();
+        let names: Vec<&str> = items.iter().filter_map(|a| a["name"].as_str()).collect();
+        for i in 0..8 {
+            assert!(
+                names.contains(&format!("agent-{i}").as_str()),
+                "agent-{i} lost: {names:?}"
+            );
+        }
+        let agent = app.get(&default, &owner.access).await.body;
+        assert_eq!(agent["greeting"], "Hello from the race", "{agent}");
+        assert_eq!(agent["systemPrompt"], "Be brief.", "{agent}");
+        assert_eq!(agent["endOfTurnSilenceMs"], 300, "{agent}");
+        assert_eq!(agent["transferNumber"], "+15550199", "{agent}");
+        let view = app.get(&tenant, &owner.access).await.body;
+        assert_eq!(view["name"], "Race Renamed", "{view}");
+        app.finish().await;
+    }
+}

@@ -331,3 +331,162 @@ async fn kubernetes_mode_retried_purchase_applies_one_phone_number() {
         app.finish().await;
     }
 }
+
+/// `PATCH …/numbers/{e164}` changes which agent answers a number, in both modes: standalone
+/// rewrites the routing row; Kubernetes re-applies the gateway's `PhoneNumber` with the new
+/// `spec.agent` (a `PhoneNumber` from a manifest answers 409). An agent the tenant does not
+/// have answers 422 naming `agent`.
+#[tokio::test]
+async fn a_numbers_agent_is_changed_in_both_modes() {
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use switchboard_crds::phone_number::PhoneNumber;
+    use switchboard_gateway::kube::KubeSync;
+
+    for app in apps("numbers_agent_change", Options::default()).await {
+        let (mut app, _sandbox) = with_sandbox(app);
+        app.state.plan_limits = std::sync::Arc::new(
+            switchboard_crds::PlanOverrides::parse(Some(
+                r#"{"free":{"agents":3,"phoneNumbers":3}}"#,
+            ))
+            .unwrap(),
+        );
+        app.router = switchboard_gateway::app(app.state.clone());
+        let acme = app.signup("owner@acme.test", "Acme").await;
+        let other = app.signup("owner@other.test", "Other").await;
+        let agents = format!("/api/v1/tenants/{}/agents", acme.slug);
+        let created = app
+            .post(&agents, Some(&acme.access), json!({"name": "sales"}))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let numbers = format!("/api/v1/tenants/{}/numbers", acme.slug);
+
+        // Standalone: the routing row.
+        let bought = app.post(&numbers, Some(&acme.access), json!({})).await;
+        assert_eq!(bought.status, StatusCode::CREATED, "{}", bought.text);
+        let e164 = bought.body["e164"].as_str().unwrap().to_owned();
+        let line = format!("{numbers}/{e164}");
+        let unknown = app
+            .patch(&line, &acme.access, json!({"agent": "nobody"}))
+            .await;
+        assert_eq!(
+            unknown.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            unknown.text
+        );
+        assert_eq!(unknown.body["error"]["field"], "agent");
+        let missing = app.patch(&line, &acme.access, json!({})).await;
+        assert_eq!(
+            missing.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            missing.text
+        );
+        assert_eq!(missing.body["error"]["field"], "agent");
+        let changed = app
+            .patch(&line, &acme.access, json!({"agent": "sales"}))
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+        assert_eq!(changed.body["agent"], "sales");
+        assert_eq!(
+            app.state.numbers.lookup(&e164).unwrap().agent.as_deref(),
+            Some("sales")
+        );
+        let listed = app.get(&numbers, &acme.access).await;
+        assert_eq!(listed.body["items"][0]["agent"], "sales");
+        // Another tenant cannot touch it, even naming its own agents.
+        let foreign = app
+            .patch(
+                &format!("/api/v1/tenants/{}/numbers/{e164}", other.slug),
+                &other.access,
+                json!({"agent": null}),
+            )
+            .await;
+        assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+        let back = app.patch(&line, &acme.access, json!({"agent": null})).await;
+        assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+        assert_eq!(back.body["agent"], serde_json::Value::Null);
+        assert_eq!(app.state.numbers.lookup(&e164).unwrap().agent, None);
+
+        // Kubernetes: the PhoneNumber.
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<PhoneNumber>()
+            .with_status_subresource::<PhoneNumber>()
+            .build()
+            .await
+            .unwrap();
+        app.state.sandbox = None;
+        app.state.kube = KubeSync::with_client(client.clone());
+        app.router = switchboard_gateway::app(app.state.clone());
+        let requested = app
+            .post(
+                &numbers,
+                Some(&acme.access),
+                json!({"areaCode": "415", "agent": "sales"}),
+            )
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.text);
+        let name = requested.body["name"].as_str().unwrap().to_owned();
+        let api: Api<PhoneNumber> = Api::namespaced(client.clone(), "tenant-acme");
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"e164": "+14155550123"}})),
+        )
+        .await
+        .unwrap();
+        let k8s_line = format!("{numbers}/+14155550123");
+        let refused = app
+            .patch(&k8s_line, &acme.access, json!({"agent": "nobody"}))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+        assert_eq!(
+            api.get(&name).await.unwrap().spec.agent.as_deref(),
+            Some("sales")
+        );
+        let changed = app
+            .patch(&k8s_line, &acme.access, json!({"agent": "default"}))
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+        assert_eq!(changed.body["agent"], serde_json::Value::Null);
+        let object = api.get(&name).await.unwrap();
+        assert_eq!(object.spec.agent, None);
+        assert_eq!(
+            object.spec.area_code.as_deref(),
+            Some("415"),
+            "the rest kept"
+        );
+        let changed = app
+            .patch(&k8s_line, &acme.access, json!({"agent": "sales"}))
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+        assert_eq!(
+            api.get(&name).await.unwrap().spec.agent.as_deref(),
+            Some("sales")
+        );
+
+        // A PhoneNumber applied with kubectl keeps its manifest's agent.
+        let manifest: PhoneNumber = serde_json::from_value(json!({
+            "apiVersion": "voice.switchboard.dev/v1alpha1", "kind": "PhoneNumber",
+            "metadata": {"name": "from-git", "namespace": "tenant-acme"},
+            "spec": {"number": "+14155550177"}}))
+        .unwrap();
+        api.create(&PostParams::default(), &manifest).await.unwrap();
+        let held = app
+            .patch(
+                &format!("{numbers}/+14155550177"),
+                &acme.access,
+                json!({"agent": "sales"}),
+            )
+            .await;
+        assert_eq!(held.status, StatusCode::CONFLICT, "{}", held.text);
+        assert_eq!(held.body["error"]["field"], "agent");
+        assert_eq!(api.get("from-git").await.unwrap().spec.agent, None);
+        app.finish().await;
+    }
+}

@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -150,6 +150,12 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
 }
 
 /// Pod Security Standard `restricted`, the values its admission check demands.
+/// Volume of the runtime credential Secret.
+const CREDENTIAL_VOLUME: &str = "runtime-credential";
+/// Where the runtime credential Secret is mounted (`SWITCHBOARD_INTERNAL_TOKEN_FILE` names
+/// its `token` file).
+pub const CREDENTIAL_MOUNT_PATH: &str = "/etc/switchboard/credential";
+
 fn restricted_container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
@@ -226,21 +232,18 @@ fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
                     config.gateway_internal_url.trim_end_matches('/')
                 ),
             ),
-            EnvVar {
-                name: "SWITCHBOARD_INTERNAL_TOKEN".into(),
-                value_from: Some(EnvVarSource {
-                    // The tenant's own runtime credential, which the gateway writes into the
-                    // namespace when the tenant is created. Not optional: a runtime that
-                    // could not report its calls must not take any (the pod waits for it).
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET.into(),
-                        key: switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.into(),
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
+            // The tenant's own runtime credential, which the gateway writes into the namespace
+            // when the tenant is created, read from the mounted Secret rather than the
+            // environment: the kubelet refreshes a mounted Secret in place, so a rotated
+            // credential reaches the running runtime without a restart (the runtime re-reads
+            // the file on every delivery).
+            env(
+                "SWITCHBOARD_INTERNAL_TOKEN_FILE",
+                format!(
+                    "{CREDENTIAL_MOUNT_PATH}/{}",
+                    switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY
+                ),
+            ),
         ]),
         resources: Some(runtime_resources(tenant)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
@@ -256,6 +259,12 @@ fn runtime_container(tenant: &Tenant, config: &OperatorConfig) -> Container {
             VolumeMount {
                 name: "provider-keys".into(),
                 mount_path: "/etc/switchboard/keys".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: CREDENTIAL_VOLUME.into(),
+                mount_path: CREDENTIAL_MOUNT_PATH.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
@@ -287,6 +296,23 @@ fn runtime_volumes(tenant: &Tenant) -> Vec<Volume> {
                 secret_name: Some(provider_secret_name(tenant)),
                 optional: Some(true),
                 ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: CREDENTIAL_VOLUME.into(),
+            // Not optional: a runtime that could not report its calls must not take any (the
+            // pod waits for the Secret).
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET.into()),
+                items: Some(vec![KeyToPath {
+                    key: switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.into(),
+                    path: switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY.into(),
+                    mode: None,
+                }]),
+                // Readable by the runtime's user and group only.
+                default_mode: Some(0o440),
+                optional: Some(false),
             }),
             ..Volume::default()
         },

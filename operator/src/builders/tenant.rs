@@ -305,25 +305,36 @@ mod tests {
             "calls drain within the grace period"
         );
         // The runtime's events credential is the tenant's own, from the Secret the gateway
-        // writes into the namespace, and the pod does not start without it.
-        let credential = pod.containers[0]
-            .env
-            .as_ref()
-            .unwrap()
+        // writes into the namespace, mounted (so a rotation reaches the running runtime) and
+        // not optional (the pod does not start without it); never a plain environment value.
+        let env = pod.containers[0].env.clone().unwrap();
+        assert!(env.iter().all(|e| e.name != "SWITCHBOARD_INTERNAL_TOKEN"));
+        let file = env
             .iter()
-            .find(|e| e.name == "SWITCHBOARD_INTERNAL_TOKEN")
-            .and_then(|e| e.value_from.clone())
-            .and_then(|from| from.secret_key_ref)
+            .find(|e| e.name == "SWITCHBOARD_INTERNAL_TOKEN_FILE")
+            .and_then(|e| e.value.clone())
+            .unwrap();
+        let mount = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| file.starts_with(&format!("{}/", m.mount_path)))
+            .unwrap();
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .and_then(|v| v.secret.clone())
             .unwrap();
         assert_eq!(
-            credential.name,
-            switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET
+            volume.secret_name.as_deref(),
+            Some(switchboard_crds::naming::RUNTIME_CREDENTIAL_SECRET)
         );
-        assert_eq!(
-            credential.key,
-            switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY
-        );
-        assert_eq!(credential.optional, Some(false));
+        assert_eq!(volume.optional, Some(false));
+        let item = volume.items.unwrap().pop().unwrap();
+        assert_eq!(item.key, switchboard_crds::naming::RUNTIME_CREDENTIAL_KEY);
+        assert_eq!(file, format!("{}/{}", mount.mount_path, item.path));
         let pod_security = pod.security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(
