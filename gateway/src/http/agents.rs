@@ -231,6 +231,7 @@ pub async fn create(
         "",
     )?;
     let name = request.name;
+    require_recording_storage(&state, &access, &spec).await?;
     write_agents(
         &state,
         &access,
@@ -266,6 +267,7 @@ pub async fn update(
     };
     let current = serde_json::to_value(current).map_err(|e| ApiError::internal(&e))?;
     let spec = merged_agent_at(current, &patch, state.config.outbound_allow_private, "")?;
+    require_recording_storage(&state, &access, &spec).await?;
     write_agents(
         &state,
         &access,
@@ -298,6 +300,19 @@ pub async fn delete(
     }
     write_agents(&state, &access, &client, Change::Delete(name)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 422 naming `recording` when the agent records but the tenant has nowhere to keep
+/// recordings: Kubernetes mode without an `s3` credential (`crate::recordings`).
+pub async fn require_recording_storage(
+    state: &AppState,
+    access: &TenantAccess,
+    spec: &AgentSpec,
+) -> Result<(), ApiError> {
+    if switchboard_crds::recording::is_enabled(spec.recording.as_ref()) {
+        crate::recordings::require_storage(state, &access.tenant.id).await?;
+    }
+    Ok(())
 }
 
 /// 422 naming `field` unless the tenant has the named agent `name` (numbers and campaigns
