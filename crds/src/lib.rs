@@ -18,7 +18,9 @@
 //! * [`idempotency`] — the `Idempotency-Key` header of creating `POST`s;
 //! * [`outbound`] — the URL policy for requests to tenant-chosen URLs (no internal targets);
 //! * [`agents`] — a tenant's named agents and which one answers a call;
-//! * [`credentials`] — how stored provider credentials reach the runtime (Secret keys, index).
+//! * [`credentials`] — how stored provider credentials reach the runtime (Secret keys, index);
+//! * [`recording`] — an agent's call recording, the WAV format and the runtime's upload;
+//! * [`retention`] — how long each kind of a tenant's data is kept.
 
 // `#[kube(printcolumn(type_ = "integer", ...))]` repeats arguments on purpose; clippy reads
 // those derive arguments as duplicated attributes.
@@ -36,6 +38,7 @@ pub mod naming;
 pub mod outbound;
 pub mod phone_number;
 pub mod plan;
+pub mod recording;
 pub mod retention;
 pub mod schedule;
 pub mod tenant;

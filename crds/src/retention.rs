@@ -27,15 +27,18 @@ pub struct Retention {
     pub calls_days: u32,
     /// Transcript turns of calls (never longer than the call records).
     pub transcripts_days: u32,
+    /// The tenant's audio recordings of calls (never longer than the call records).
+    pub recordings_days: u32,
     /// The tenant's audit log.
     pub audit_days: u32,
 }
 
 /// The platform's defaults for a tenant that set nothing: a year of call records and audit
-/// log, 90 days of transcripts (the most personal part).
+/// log, 90 days of transcripts and recordings (the most personal parts).
 pub const DEFAULT_RETENTION: Retention = Retention {
     calls_days: 365,
     transcripts_days: 90,
+    recordings_days: 90,
     audit_days: 365,
 };
 
@@ -50,6 +53,9 @@ pub struct RetentionSettings {
     /// Days of transcripts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcripts_days: Option<u32>,
+    /// Days of call recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings_days: Option<u32>,
     /// Days of audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_days: Option<u32>,
@@ -69,6 +75,7 @@ impl RetentionSettings {
         for (field, value) in [
             ("callsDays", self.calls_days),
             ("transcriptsDays", self.transcripts_days),
+            ("recordingsDays", self.recordings_days),
             ("auditDays", self.audit_days),
         ] {
             if let Some(days) = value
@@ -93,7 +100,7 @@ pub fn plan_cap_days(plan: Plan) -> u32 {
 }
 
 /// The retention in force: the tenant's settings over the defaults, each capped by the plan;
-/// transcripts never outlive their calls.
+/// transcripts and recordings never outlive their calls.
 pub fn effective_retention(plan: Plan, settings: &RetentionSettings) -> Retention {
     let cap = plan_cap_days(plan);
     let pick = |own: Option<u32>, default: u32| {
@@ -109,6 +116,8 @@ pub fn effective_retention(plan: Plan, settings: &RetentionSettings) -> Retentio
             DEFAULT_RETENTION.transcripts_days,
         )
         .min(calls_days),
+        recordings_days: pick(settings.recordings_days, DEFAULT_RETENTION.recordings_days)
+            .min(calls_days),
         audit_days: pick(settings.audit_days, DEFAULT_RETENTION.audit_days),
     }
 }
@@ -129,12 +138,14 @@ mod tests {
             Retention {
                 calls_days: 30,
                 transcripts_days: 30,
+                recordings_days: 30,
                 audit_days: 30
             }
         );
         let own = RetentionSettings {
             calls_days: Some(10),
             transcripts_days: Some(400),
+            recordings_days: Some(20),
             audit_days: Some(2000),
         };
         assert_eq!(
@@ -142,6 +153,7 @@ mod tests {
             Retention {
                 calls_days: 10,
                 transcripts_days: 10,
+                recordings_days: 10,
                 audit_days: 365
             }
         );

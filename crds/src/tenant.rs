@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{LimitPatch, Plan, PlanLimits, PlanOverrides, effective_limits};
+use crate::recording::RecordingSpec;
 use crate::turn_taking::TurnTakingSpec;
 
 /// Condition: every child object is applied and the runtime is available (or suspended).
@@ -273,6 +274,11 @@ pub struct AgentSpec {
     /// Voice-activity detection, barge-in and end-of-turn tuning (runtime defaults if unset).
     #[serde(default, skip_serializing_if = "TurnTakingSpec::is_default")]
     pub turn_taking: TurnTakingSpec,
+
+    /// Call recording (off when absent): both legs as WAV in the tenant's own S3-compatible
+    /// storage (standalone: the data folder), after a consent announcement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingSpec>,
 }
 
 fn default_system_prompt() -> String {
@@ -304,6 +310,7 @@ impl Default for AgentSpec {
             end_of_turn_silence_ms: default_end_of_turn_ms(),
             transfer_number: None,
             turn_taking: TurnTakingSpec::default(),
+            recording: None,
         }
     }
 }

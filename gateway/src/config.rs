@@ -183,6 +183,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAIL_OUTBOX", default_value = "mail-outbox")]
     pub mail_outbox: PathBuf,
 
+    /// Folder for call recordings of tenants without an `s3` credential (outside Kubernetes
+    /// mode only; standalone sets `<data-dir>/recordings`). Unset: such tenants cannot record.
+    #[arg(long, env = "SWITCHBOARD_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
     /// Prefix of tenant namespaces: tenant `acme` lives in `{prefix}acme`. The operator's
     /// setting of the same name; both must see the same value (the Helm chart sets both).
     #[arg(
@@ -287,6 +292,7 @@ impl std::fmt::Debug for Config {
             .field("access_token_ttl_seconds", &self.access_token_ttl_seconds)
             .field("session_ttl_seconds", &self.session_ttl_seconds)
             .field("mail_outbox", &self.mail_outbox)
+            .field("recordings_dir", &self.recordings_dir)
             .field("voice", &self.voice)
             .field("lifecycle", &self.lifecycle)
             .field("smtp_url", &self.smtp_url)

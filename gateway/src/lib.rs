@@ -53,6 +53,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod provider_keys;
 pub mod ratelimit;
+pub mod recordings;
 pub mod runtime_credential;
 pub mod standalone;
 pub mod state;

@@ -1,4 +1,5 @@
-//! Outbound customer webhooks (`call.completed`, `campaign.finished`, `usage.threshold`).
+//! Outbound customer webhooks (`call.completed`, `recording.saved`, `campaign.finished`,
+//! `usage.threshold`).
 //!
 //! Events are written to the `webhook_outbox` table in the same transaction as the change
 //! that caused them, so a crash can lose neither; a worker delivers due rows, signed the
@@ -25,7 +26,12 @@ use crate::store::webhooks::{self, EndpointRow, OutboxRow};
 use crate::store::{Store, StoreError, new_id, now_ms, system};
 
 /// Event types a customer can subscribe to.
-pub const EVENT_TYPES: [&str; 3] = ["call.completed", "campaign.finished", "usage.threshold"];
+pub const EVENT_TYPES: [&str; 4] = [
+    "call.completed",
+    "recording.saved",
+    "campaign.finished",
+    "usage.threshold",
+];
 
 /// Attempts before a delivery is marked failed (about a day and a half of backoff).
 pub const MAX_ATTEMPTS: i64 = 12;

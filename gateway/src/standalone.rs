@@ -224,6 +224,9 @@ pub fn standalone_config(
     if config.mail_outbox == Path::new(SERVE_DEFAULT_MAIL_OUTBOX) {
         config.mail_outbox = data_dir.join("mail-outbox");
     }
+    config
+        .recordings_dir
+        .get_or_insert_with(|| data_dir.join("recordings"));
     config.kubernetes = false;
     config.dev_mode = true;
     config.migrate_on_start = true;

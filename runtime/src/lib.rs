@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pacer;
 pub mod protocol;
 pub mod providers;
+pub mod recording;
 pub(crate) mod reply;
 pub mod resample;
 pub mod server;

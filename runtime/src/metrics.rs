@@ -68,6 +68,8 @@ pub struct Metrics {
     pub barge_ins: IntCounter,
     /// Events delivered to / dropped before the gateway.
     pub events: IntCounterVec,
+    /// Call recordings by outcome: `stored` (the gateway took it) or `lost`.
+    pub recordings: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +132,13 @@ impl Metrics {
                 opts("events_total", "Events to the gateway by outcome"),
                 &["outcome"],
             )?,
+            recordings: IntCounterVec::new(
+                opts(
+                    "recordings_total",
+                    "Call recordings sent to the gateway by outcome",
+                ),
+                &["outcome"],
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -154,6 +163,9 @@ impl Metrics {
         for stage in PROVIDER_STAGES {
             self.provider_errors.with_label_values(&[stage, "builtin"]);
         }
+        for outcome in ["stored", "lost"] {
+            self.recordings.with_label_values(&[outcome]);
+        }
     }
 
     fn register_all(&self) -> Result<(), prometheus::Error> {
@@ -170,6 +182,7 @@ impl Metrics {
         r.register(Box::new(self.provider_errors.clone()))?;
         r.register(Box::new(self.barge_ins.clone()))?;
         r.register(Box::new(self.events.clone()))?;
+        r.register(Box::new(self.recordings.clone()))?;
         Ok(())
     }
 }

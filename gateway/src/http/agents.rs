@@ -253,6 +253,7 @@ pub async fn create(
         "",
     )?;
     let name = request.name;
+    require_recording_storage(&state, &access, &spec).await?;
     write_agents(
         &state,
         &access,
@@ -279,6 +280,16 @@ pub async fn update(
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<NamedAgent>, ApiError> {
     access.require(Role::Admin)?;
+    // Recording needs somewhere to store: checked on the agent as this request sees it (the
+    // write below patches the agent as locked, which only a concurrent edit can change).
+    let current = if name == DEFAULT_AGENT {
+        default_agent(&access.tenant)?
+    } else {
+        stored_agents(&access.tenant)?
+            .remove(&name)
+            .ok_or_else(|| ApiError::not_found("agent"))?
+    };
+    require_recording_storage(&state, &access, &patched(&state, current, &patch)?).await?;
     let spec = write_agents(&state, &access, &client, Change::Patch(name.clone(), patch))
         .await?
         .ok_or_else(|| ApiError::internal(&"an agent update wrote no agent"))?;
@@ -307,6 +318,19 @@ pub async fn delete(
     }
     write_agents(&state, &access, &client, Change::Delete(name)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 422 naming `recording` when the agent records but the tenant has nowhere to keep
+/// recordings: Kubernetes mode without an `s3` credential (`crate::recordings`).
+pub async fn require_recording_storage(
+    state: &AppState,
+    access: &TenantAccess,
+    spec: &AgentSpec,
+) -> Result<(), ApiError> {
+    if switchboard_crds::recording::is_enabled(spec.recording.as_ref()) {
+        crate::recordings::require_storage(state, &access.tenant.id).await?;
+    }
+    Ok(())
 }
 
 /// 422 naming `field` unless the tenant has the named agent `name` (numbers and campaigns

@@ -67,6 +67,10 @@ pub enum Provider {
     Twilio,
     /// Telnyx (API key; `metadata.connection_id`, `metadata.public_key`).
     Telnyx,
+    /// S3-compatible storage for call recordings (secret access key; `metadata.bucket`,
+    /// `metadata.access_key_id`, optional `metadata.endpoint`, `metadata.region`,
+    /// `metadata.prefix`). Used by the gateway only, never sent to the runtime.
+    S3,
 }
 
 impl Provider {
@@ -80,6 +84,7 @@ impl Provider {
             Provider::Elevenlabs => "elevenlabs",
             Provider::Twilio => "twilio",
             Provider::Telnyx => "telnyx",
+            Provider::S3 => crate::recordings::S3_PROVIDER,
         }
     }
 }
@@ -224,6 +229,14 @@ fn check_runtime_delivery(
     metadata: &str,
     allow_private: bool,
 ) -> Result<(), ApiError> {
+    if provider == crate::recordings::S3_PROVIDER {
+        // Recording storage: complete, and its endpoint within the outbound URL policy.
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_str(metadata).map_err(|e| ApiError::internal(&e))?;
+        crate::recordings::S3Settings::from_metadata(&metadata, allow_private)
+            .map_err(|(field, message)| ApiError::invalid(&field, "invalid_field", message))?;
+        return Ok(());
+    }
     let Some(vendor) = switchboard_crds::credentials::Vendor::parse(provider) else {
         return Ok(());
     };

@@ -78,7 +78,7 @@ pub async fn get_retention(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/retention` (owner): replaces the settings
-/// (`callsDays`, `transcriptsDays`, `auditDays`, each 1–3650 or absent for the default).
+/// (`callsDays`, `transcriptsDays`, `recordingsDays`, `auditDays`, each 1–3650 or absent for the default).
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/retention", tag = "data", params(("tenant" = String, Path, description = "Tenant slug or id")),
     request_body = RetentionSettings,
     responses((status = 200, body = RetentionAnswer), (status = 422, body = super::errors::ErrorBody)), security(("bearer" = [])))]

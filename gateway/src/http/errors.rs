@@ -144,6 +144,29 @@ impl From<crate::lifecycle::LifecycleError> for ApiError {
     }
 }
 
+impl From<crate::recordings::RecordingError> for ApiError {
+    fn from(error: crate::recordings::RecordingError) -> Self {
+        use crate::recordings::RecordingError as E;
+        let message = error.to_string();
+        match error {
+            E::NoStorage => ApiError::invalid("recording", "no_recording_storage", message),
+            E::Invalid(_) => ApiError::invalid("body", "invalid_recording", message),
+            E::Credential(_) => ApiError::invalid("credential", "unusable_s3_credential", message),
+            E::Gone => ApiError::new(StatusCode::GONE, "recording_gone", message),
+            // Never the store's raw error: it could name the tenant's endpoint; logged instead.
+            E::Storage(_) => {
+                tracing::warn!(error = %message, "recording storage failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "storage_failed",
+                    "the recording storage failed; try again",
+                )
+            }
+            E::Store(error) => ApiError::internal(&error),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         ApiError::internal(&error)

@@ -2,6 +2,7 @@
 //!
 //! * The public API under `/api/v1`, one module per resource: [`auth`], [`tenants`],
 //!   [`members`], [`api_keys`], [`credentials`], [`numbers`], [`campaigns`], [`calls`],
+//!   [`recordings`] (a call's recording and its audio),
 //!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`], [`data_lifecycle`] (retention,
 //!   export, deletion) and [`admin`] (the platform admins) (plus [`openapi`], the document
 //!   generated from the router, and [`reference`], its offline HTML rendering at `/api/docs`). It shares a
@@ -44,6 +45,7 @@ pub mod openapi;
 pub mod page;
 pub mod principal;
 pub mod ratelimit;
+pub mod recordings;
 pub mod reference;
 pub mod server;
 pub mod tenants;
@@ -162,6 +164,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(numbers::routes())
         .merge(campaigns::routes())
         .merge(calls::routes())
+        .merge(recordings::routes())
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(customer_webhooks::routes())

@@ -264,6 +264,9 @@ pub async fn patch(
         let current: Value =
             serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))?;
         let agent = merged_agent(current, agent_patch, state.config.outbound_allow_private)?;
+        super::agents::require_recording_storage(&state, &access, &agent)
+            .await
+            .map_err(|e| e.with_field("agent.recording"))?;
         tenant.agent = serde_json::to_string(&agent).map_err(|e| ApiError::internal(&e))?;
         changed.push("agent");
         spec_fields.push("agent");
@@ -407,6 +410,11 @@ fn validate_agent(agent: &AgentSpec, allow_private: bool, prefix: &str) -> Resul
     }
     if let Err(message) = agent.turn_taking.validate() {
         return invalid("turnTaking", &message);
+    }
+    if let Some(recording) = &agent.recording
+        && let Err((field, message)) = recording.validate()
+    {
+        return invalid(&format!("recording.{field}"), &message);
     }
     if let Some(number) = &agent.transfer_number
         && !is_e164(number)

@@ -5,7 +5,8 @@
 //! time `SWITCHBOARD_DELETION_GRACE_HOURS` ahead. Until then an owner can restore it whole. The
 //! worker then purges it: its numbers are released (standalone: given back to the sandbox
 //! carrier; Kubernetes: its PhoneNumbers are deleted, whose finalizer makes the operator
-//! release them at the carrier), its Tenant CR is deleted, and every row of the tenant goes
+//! release them at the carrier), its Tenant CR is deleted, its call recordings' files are
+//! deleted (its own bucket or the data folder), and every row of the tenant goes
 //! (`ON DELETE CASCADE` from `tenants`). A `tenant.purged` entry of the platform audit log
 //! remains, naming the tenant's id only.
 //!
@@ -213,6 +214,14 @@ pub async fn purge(state: &AppState, tenant_id: &str, now: i64) -> Result<(), Li
                 .map_err(crate::kube::KubeError::from)?;
         }
     }
+    // The recordings' files (in the tenant's bucket or the data folder) before the rows that
+    // locate them. One that cannot be deleted now (the bucket refuses) is logged and left in
+    // the tenant's own bucket: its row goes with the tenant.
+    let recordings =
+        crate::recordings::remove_older_than(state, tenant_id, i64::MAX).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, tenant = %tenant.slug, "removing the tenant's recordings failed");
+            0
+        });
     let mut tx = system::write_for_tenant(&state.store, tenant_id).await?;
     lifecycle::purge(&mut tx, tenant_id).await?;
     lifecycle::record_platform(
@@ -220,7 +229,7 @@ pub async fn purge(state: &AppState, tenant_id: &str, now: i64) -> Result<(), Li
         "tenant.purged",
         Some(tenant_id),
         "system",
-        &json!({"plan": tenant.plan, "numbersReleased": released}),
+        &json!({"plan": tenant.plan, "numbersReleased": released, "recordingsRemoved": recordings}),
         now,
     )
     .await?;

@@ -1,6 +1,8 @@
 //! Data export: one `tar.gz` archive with one pretty-printed JSON file per kind of data and a
 //! `manifest.json` naming them. A tenant's archive (its owner's) holds the tenant, members,
-//! numbers, agents, calls, transcripts, usage and audit log, each read in the tenant's own
+//! numbers, agents, calls, transcripts, recordings (as links: each one's API download path and,
+//! for the tenant's own bucket, its bucket and key; the audio itself stays where it is, so an
+//! archive never grows by hours of audio), usage and audit log, each read in the tenant's own
 //! scope, so nothing of another tenant can enter it. A person's archive holds their account,
 //! memberships, sessions and their own entries in the audit logs. Secrets never enter either
 //! (no password hash, no token, no provider key). The archive is built in memory: what
@@ -15,16 +17,17 @@ use super::retention::parse_settings;
 use crate::state::AppState;
 use crate::store::lifecycle;
 use crate::store::tenants::{self, TenantRow};
-use crate::store::{Scope, audit, numbers, system, usage, users};
+use crate::store::{Scope, audit, numbers, recordings, system, usage, users};
 
 /// The files of a tenant's archive (besides `manifest.json`), in order.
-pub const TENANT_FILES: [&str; 8] = [
+pub const TENANT_FILES: [&str; 9] = [
     "tenant.json",
     "members.json",
     "numbers.json",
     "agents.json",
     "calls.json",
     "transcripts.json",
+    "recordings.json",
     "usage.json",
     "audit.json",
 ];
@@ -71,6 +74,7 @@ pub async fn tenant_archive(
     let numbers = numbers::for_tenant(&mut tx, id).await?;
     let calls = lifecycle::all_calls(&mut tx, id).await?;
     let turns = lifecycle::all_turns(&mut tx, id).await?;
+    let recorded = recordings::older_than(&mut tx, id, i64::MAX, i64::MAX).await?;
     let usage = usage::history(&mut tx, id, None, MAX_MONTHS).await?;
     let audit = audit::list(&mut tx, id, None, MAX_AUDIT).await?;
     tx.commit().await?;
@@ -133,6 +137,21 @@ pub async fn tenant_archive(
                 turns
                     .iter()
                     .map(|t| json!({"callId": t.call_id, "index": t.idx, "role": t.role, "text": t.text, "offsetMs": t.offset_ms}))
+                    .collect(),
+            ),
+        ),
+        (
+            "recordings.json",
+            Value::Array(
+                recorded
+                    .iter()
+                    .map(|r| json!({
+                        "id": r.id, "callId": r.call_id, "format": r.format, "channels": r.channels,
+                        "durationMs": r.duration_ms, "bytes": r.bytes, "sha256": r.sha256,
+                        "storage": r.storage, "bucket": r.bucket, "objectKey": r.object_key,
+                        "createdAt": ms(r.created_at),
+                        "download": crate::recordings::download_path(&tenant.slug, &r.call_id),
+                    }))
                     .collect(),
             ),
         ),

@@ -1,5 +1,6 @@
 //! Retention: a tenant's settings over the platform defaults, capped by its plan
-//! (`switchboard_crds::retention`), and the pass that deletes what is older.
+//! (`switchboard_crds::retention`), and the pass that deletes what is older (call
+//! recordings included: their files in the tenant's bucket or the data folder, then rows).
 
 use switchboard_crds::retention::{Retention, RetentionSettings, effective_retention};
 
@@ -102,6 +103,15 @@ pub async fn enforce_all(state: &AppState, now: i64) -> Result<Removed, Lifecycl
         for (tenant_id, plan, stored) in page {
             let retention = effective_retention(plan_or_free(&plan), &parse_settings(&stored));
             let (calls, transcripts, audit) = cutoffs(&retention, now);
+            // Recordings first: their objects live outside the database, and a recording
+            // whose object cannot be deleted now stays listed for the next pass.
+            let recordings_before = now - i64::from(retention.recordings_days) * DAY_MS;
+            match crate::recordings::remove_older_than(state, &tenant_id, recordings_before).await {
+                Ok(count) => total.recordings += count,
+                Err(error) => {
+                    tracing::warn!(%error, tenant = %tenant_id, "removing expired recordings failed")
+                }
+            }
             let mut tx = state.store.write(&Scope::tenant(&tenant_id)).await?;
             let removed =
                 lifecycle::enforce_retention(&mut tx, &tenant_id, calls, transcripts, audit)

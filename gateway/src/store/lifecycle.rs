@@ -159,6 +159,8 @@ pub struct Removed {
     pub transcript_turns: u64,
     /// Audit-log entries.
     pub audit_entries: u64,
+    /// Call recordings (their objects and rows; `crate::recordings`).
+    pub recordings: u64,
 }
 
 /// Deletes a tenant's call records started before `calls_before`, transcripts (turns and
@@ -223,6 +225,8 @@ pub async fn enforce_retention(
         calls,
         transcript_turns: turns,
         audit_entries,
+        // Recordings live outside the database: `crate::recordings` removes them.
+        recordings: 0,
     })
 }
 

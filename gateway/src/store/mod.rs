@@ -22,6 +22,7 @@ pub mod invitations;
 pub mod lifecycle;
 pub mod numbers;
 pub mod provider_keys;
+pub mod recordings;
 pub mod runtime_credentials;
 pub mod sessions;
 pub mod system;

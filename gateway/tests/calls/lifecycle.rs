@@ -194,7 +194,7 @@ async fn retention_removes_what_is_older_and_nothing_else() {
         assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
         assert_eq!(
             shown.body["effective"],
-            json!({"callsDays": 30, "transcriptsDays": 30, "auditDays": 30})
+            json!({"callsDays": 30, "transcriptsDays": 30, "recordingsDays": 30, "auditDays": 30})
         );
         assert_eq!(shown.body["defaults"]["transcriptsDays"], 90);
         assert_eq!(shown.body["planCapDays"], 30);
@@ -221,7 +221,7 @@ async fn retention_removes_what_is_older_and_nothing_else() {
         assert_eq!(set.body["settings"]["auditDays"], 400);
         assert_eq!(
             set.body["effective"],
-            json!({"callsDays": 10, "transcriptsDays": 5, "auditDays": 30})
+            json!({"callsDays": 10, "transcriptsDays": 5, "recordingsDays": 10, "auditDays": 30})
         );
 
         let now = now_ms();

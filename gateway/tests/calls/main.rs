@@ -14,5 +14,6 @@ mod limits;
 mod media;
 mod outbox;
 mod pbx_cdr;
+mod recording;
 mod signatures;
 mod slow_clients;

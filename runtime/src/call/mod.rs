@@ -28,6 +28,7 @@ use crate::protocol::{
 };
 use crate::providers::stt::StreamingOptions;
 use crate::providers::{ChatMessage, ProviderError, Providers, SttEvent, SttSession};
+use crate::recording::Recorder;
 use crate::reply::{self, Finished, ReplyEvent, ReplyInput, ReplyJob};
 use crate::turn::{Cue, TurnTaking};
 use listener::{Heard, Listener};
@@ -86,6 +87,8 @@ pub async fn run_call(
     let reason = call.run(&mut socket).await;
     call.end(reason);
     let _ = socket.send(Message::Close(None)).await;
+    // Uploaded inside the call's task, so a draining runtime waits for it.
+    call.upload_recording().await;
 }
 
 async fn wait_for_start(socket: &mut WebSocket, metrics: &Metrics) -> Option<StreamStart> {
@@ -160,6 +163,10 @@ struct Call {
     hangup_at: Option<(Instant, EndReason)>,
     goodbye_started: bool,
     survey_fields: Vec<String>,
+    /// Both legs, when the agent records (`AgentSpec.recording`).
+    recorder: Option<Recorder>,
+    /// Decoded audio of the frame being recorded (reused).
+    record_buffer: Vec<i16>,
 }
 
 impl Call {
@@ -199,7 +206,19 @@ impl Call {
             .campaign
             .as_ref()
             .and_then(|name| snapshot.campaigns.get(name));
-        let (system_prompt, greeting, tools, survey_fields) = agent_setup(&snapshot, campaign);
+        let (system_prompt, mut greeting, tools, survey_fields) = agent_setup(&snapshot, campaign);
+        let recorder = snapshot
+            .agent
+            .recording
+            .as_ref()
+            .filter(|r| r.enabled)
+            .map(|r| {
+                // The caller hears the notice before anything else is said.
+                greeting = format!("{} {greeting}", r.consent.trim()).trim().to_owned();
+                let longest = Duration::from_secs(snapshot.agent.max_call_seconds.max(1) as u64)
+                    + MAX_DURATION_GRACE;
+                Recorder::new(r.channels, longest.as_secs())
+            });
         let taking = TurnTaking::of(&snapshot.agent);
         let (stt, stt_events) = open_stt(&providers, &taking, &ctx).await;
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
@@ -231,6 +250,8 @@ impl Call {
             hangup_at: None,
             goodbye_started: false,
             survey_fields,
+            recorder,
+            record_buffer: Vec::new(),
             snapshot,
             ctx,
         };
@@ -317,6 +338,43 @@ impl Call {
         tracing::info!(call_id = %self.call.call_id, ?reason, "call ended");
     }
 
+    /// Sends the call's recording, if it was recorded, to the gateway (see
+    /// [`crate::recording`]). Nothing is stored anywhere else: a recording the gateway
+    /// does not take is logged and dropped with the call's memory.
+    async fn upload_recording(&mut self) {
+        let Some(recorder) = self.recorder.take() else {
+            return;
+        };
+        let Some(url) = self.ctx.config.events_url.as_deref().and_then(|events| {
+            switchboard_crds::recording::upload_url(events, &self.call.tenant, &self.call.call_id)
+        }) else {
+            tracing::warn!(call_id = %self.call.call_id, "recording not sent: no gateway URL for it");
+            return;
+        };
+        let wav = match recorder.wav() {
+            Ok(wav) => wav,
+            Err(error) => {
+                tracing::error!(%error, call_id = %self.call.call_id, "cannot write the recording");
+                return;
+            }
+        };
+        let bytes = wav.len();
+        let stored = crate::recording::upload(
+            &url,
+            self.ctx.config.internal_token.as_ref(),
+            wav,
+            &self.ctx.hard_stop,
+        )
+        .await;
+        let outcome = if stored { "stored" } else { "lost" };
+        self.ctx
+            .metrics
+            .recordings
+            .with_label_values(&[outcome])
+            .inc();
+        tracing::info!(call_id = %self.call.call_id, bytes, outcome, "call recording");
+    }
+
     // ---- inbound -------------------------------------------------------------------------
 
     async fn on_carrier_text(
@@ -348,6 +406,11 @@ impl Call {
 
     async fn on_media(&mut self, payload: &[u8], socket: &mut WebSocket) -> Result<(), EndReason> {
         self.last_media = Instant::now();
+        if let Some(recorder) = &mut self.recorder {
+            self.record_buffer.clear();
+            self.codec.decode_into(payload, &mut self.record_buffer);
+            recorder.caller(&self.record_buffer);
+        }
         let frames = self.listener.on_media(self.codec, payload, &mut self.heard);
         self.ctx.metrics.frames_in.inc_by(frames);
         self.act_on_heard(socket).await
@@ -688,6 +751,11 @@ impl Call {
             outcome = match item {
                 Paced::Frame { bytes, .. } => {
                     self.ctx.metrics.frames_out.inc();
+                    if let Some(recorder) = &mut self.recorder {
+                        self.record_buffer.clear();
+                        self.codec.decode_into(&bytes[..], &mut self.record_buffer);
+                        recorder.agent(self.started_at.elapsed(), &self.record_buffer);
+                    }
                     self.send(socket, Outbound::Media(&bytes[..])).await
                 }
                 Paced::Mark(name) => self.send(socket, Outbound::Mark(&name)).await,

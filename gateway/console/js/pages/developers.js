@@ -6,7 +6,7 @@ import { api, tenantPath } from '../api.js';
 import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when, secretOnce, describe } from '../ui.js';
 
 const SCOPES = [['read', 'read — view only'], ['write', 'write — use the tenant'], ['admin', 'admin — manage it']];
-const EVENTS = [['*', 'Every event'], ['call.completed', 'call.completed'], ['campaign.finished', 'campaign.finished'], ['usage.threshold', 'usage.threshold']];
+const EVENTS = [['*', 'Every event'], ['call.completed', 'call.completed'], ['recording.saved', 'recording.saved'], ['campaign.finished', 'campaign.finished'], ['usage.threshold', 'usage.threshold']];
 const PROVIDERS = [['openai', 'OpenAI'], ['openai-compatible', 'OpenAI-compatible'], ['groq', 'Groq'], ['deepgram', 'Deepgram'], ['elevenlabs', 'ElevenLabs'], ['twilio', 'Twilio'], ['telnyx', 'Telnyx']];
 
 /** `/tenants/{slug}/api-keys`. */

@@ -6,12 +6,15 @@
 //! and the runtime.
 //!
 //! * [`events`] — runtime call events (`POST /internal/v1/events`);
+//! * [`recordings`] — a recorded call's WAV file from the runtime
+//!   (`PUT /internal/v1/tenants/{tenant}/calls/{callId}/recording`);
 //! * [`campaigns`] — campaign registration, progress and stop by the operator;
 //! * [`numbers`] — number routes set by the operator.
 
 pub mod campaigns;
 pub mod events;
 pub mod numbers;
+pub mod recordings;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -27,6 +30,10 @@ use crate::store::constant_time_eq;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/internal/v1/events", post(events::receive))
+        .route(
+            "/internal/v1/tenants/{tenant}/calls/{call_id}/recording",
+            put(recordings::receive),
+        )
         .route(
             "/internal/v1/tenants/{tenant}/campaigns/{name}",
             put(campaigns::register).delete(campaigns::stop),
