@@ -246,6 +246,16 @@ pub async fn patch(
         .as_deref()
         .map(|name| display_text("name", name, 100))
         .transpose()?;
+    if let Some(agent_patch) = &patch.agent {
+        // Recording needs somewhere to store: checked on the agent as this request sees it,
+        // before the write transaction (the check reads the tenant's credentials).
+        let current: Value =
+            serde_json::from_str(&access.tenant.agent).map_err(|e| ApiError::internal(&e))?;
+        let agent = merged_agent(current, agent_patch, state.config.outbound_allow_private)?;
+        super::agents::require_recording_storage(&state, &access, &agent)
+            .await
+            .map_err(|e| e.with_field("agent.recording"))?;
+    }
     let now = now_ms();
     let mut tx = state.store.write(&access.scope()).await?;
     // The row as locked, not as read when the request arrived: the update writes the agents
@@ -264,9 +274,6 @@ pub async fn patch(
         let current: Value =
             serde_json::from_str(&tenant.agent).map_err(|e| ApiError::internal(&e))?;
         let agent = merged_agent(current, agent_patch, state.config.outbound_allow_private)?;
-        super::agents::require_recording_storage(&state, &access, &agent)
-            .await
-            .map_err(|e| e.with_field("agent.recording"))?;
         tenant.agent = serde_json::to_string(&agent).map_err(|e| ApiError::internal(&e))?;
         changed.push("agent");
         spec_fields.push("agent");
