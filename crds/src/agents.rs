@@ -5,6 +5,8 @@
 //! plan's `agents` limit minus one named agents (`Tenant.spec.agents`). At call start the
 //! runtime picks, first match wins ([`AgentDirectory::pick`]):
 //!
+//! 0. a test call (the console's "call it now"): the agent it tests, named in the call's
+//!    signed call token and passed on by the gateway's media proxy as the stream's `agent`;
 //! 1. a campaign call: the agent the campaign names (`Campaign.spec.agent.name`);
 //! 2. the agent of the tenant's number on the call: the dialled number of an inbound call,
 //!    the calling number of a campaign call (`PhoneNumber.spec.agent`, the number API's `agent`);
@@ -80,6 +82,9 @@ pub struct CallFacts<'a> {
     pub campaign: bool,
     /// The agent the call's campaign names.
     pub campaign_agent: Option<&'a str>,
+    /// The agent a test call tests (the stream's `agent` parameter, set by the gateway from
+    /// the signed call token).
+    pub agent: Option<&'a str>,
 }
 
 impl AgentDirectory {
@@ -108,7 +113,13 @@ pub fn pick<'a>(
     // The tenant's own number on the call: dialled when inbound, calling when outbound.
     let own_number = if call.campaign { call.from } else { call.to };
     let by_number = own_number.and_then(|n| numbers.get(n)).map(String::as_str);
-    for name in [call.campaign_agent, by_number].into_iter().flatten() {
+    if call.agent == Some(DEFAULT_AGENT) {
+        return (DEFAULT_AGENT, default);
+    }
+    for name in [call.agent, call.campaign_agent, by_number]
+        .into_iter()
+        .flatten()
+    {
         if let Some((name, agent)) = agents.get_key_value(name) {
             return (name, agent);
         }
@@ -199,11 +210,37 @@ mod tests {
             to: Some("+15550101"),
             campaign: true,
             campaign_agent: agent,
+            agent: None,
         };
         assert_eq!(greeting(outbound(Some("survey"))), "survey");
         assert_eq!(greeting(outbound(None)), "sales");
         assert_eq!(greeting(outbound(Some("gone"))), "sales");
         assert_eq!(directory.pick(outbound(None)).0, "sales");
         assert_eq!(directory.get(DEFAULT_AGENT), Some(&directory.default));
+    }
+
+    #[test]
+    fn a_test_call_gets_the_agent_it_tests() {
+        let directory = AgentDirectory {
+            default: agent("default"),
+            agents: BTreeMap::from([
+                ("sales".to_owned(), agent("sales")),
+                ("survey".to_owned(), agent("survey")),
+            ]),
+            numbers: BTreeMap::from([("+15550100".to_owned(), "sales".to_owned())]),
+        };
+        let test = |name| CallFacts {
+            to: Some("+15550100"),
+            agent: Some(name),
+            ..CallFacts::default()
+        };
+        assert_eq!(directory.pick(test("survey")).0, "survey");
+        // The default agent even on a number another agent answers.
+        assert_eq!(directory.pick(test(DEFAULT_AGENT)).0, DEFAULT_AGENT);
+        assert_eq!(
+            directory.pick(test("gone")).0,
+            "sales",
+            "unknown: next rule"
+        );
     }
 }

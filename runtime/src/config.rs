@@ -143,12 +143,13 @@ pub struct AgentSnapshot {
 impl AgentSnapshot {
     /// The snapshot one call runs with: `agent` is the agent that answers it (its campaign's
     /// agent, else its number's, else the default; `switchboard_crds::agents::pick`), with
-    /// its name, and only the call's campaign is kept.
+    /// its name, and only the call's campaign is kept. A test call's `agent` comes first.
     pub fn for_call(
         &self,
         from: Option<&str>,
         to: Option<&str>,
         campaign: Option<&str>,
+        agent: Option<&str>,
     ) -> (String, AgentSnapshot) {
         let script = campaign.and_then(|name| self.campaigns.get_key_value(name));
         let facts = CallFacts {
@@ -156,6 +157,7 @@ impl AgentSnapshot {
             to,
             campaign: campaign.is_some(),
             campaign_agent: script.and_then(|(_, s)| s.name.as_deref()),
+            agent,
         };
         let (name, agent) =
             switchboard_crds::agents::pick(&self.agent, &self.agents, &self.numbers, facts);
@@ -510,18 +512,19 @@ mod tests {
         );
         assert_eq!(stage(Some("bad")), None);
 
-        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550100"), None);
+        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550100"), None, None);
         assert_eq!(
             (name.as_str(), call.agent.greeting.as_str()),
             ("sales", "Sales")
         );
         assert_eq!(call.agent.llm.credential.as_deref(), Some("backup"));
-        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550199"), None);
+        let (name, call) = snapshot.for_call(Some("+4930"), Some("+15550199"), None, None);
         assert_eq!(
             (name.as_str(), call.agent.greeting.as_str()),
             ("default", "Default")
         );
-        let (name, call) = snapshot.for_call(Some("+15550199"), Some("+4930"), Some("spring"));
+        let (name, call) =
+            snapshot.for_call(Some("+15550199"), Some("+4930"), Some("spring"), None);
         assert_eq!(name, "sales", "the campaign names its agent");
         assert_eq!(call.campaigns.len(), 1);
     }

@@ -53,6 +53,9 @@ pub struct CallParams {
     pub campaign: Option<String>,
     /// Contact id within the campaign.
     pub contact: Option<String>,
+    /// The agent a test call tests (set by the gateway from the signed call token;
+    /// `switchboard_crds::agents`).
+    pub agent: Option<String>,
 }
 
 /// A stream's `start` message, carrier-neutral.
@@ -281,6 +284,7 @@ fn parse_start(
         to: param("to").or(start.to),
         campaign: param("campaign"),
         contact: param("contact"),
+        agent: param("agent"),
     };
     Ok(StreamStart {
         stream_id,

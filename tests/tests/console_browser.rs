@@ -3,13 +3,19 @@
 //! a temporary folder, the sandbox carrier, the embedded runtime).
 //!
 //! Owner: sign up (a weak password first: the error lands on the password field) → confirm the
-//! e-mail address with the link from the mail outbox → buy a number → set the agent's greeting
-//! → a simulated call (the CLI's call path: signed webhook and media stream) → the call and its
-//! transcript appear in the calls pages → usage shows it → a campaign with a bad CSV upload
-//! shows the refused rows → invite a viewer → billing, do-not-call, provider keys (masked), an
-//! API key (shown once), a customer webhook (secret shown once, test event, disabled, secret
-//! rotated) and the audit log. Viewer: sign up, confirm, open the invitation
-//! link, accept → sees the tenant but cannot buy numbers or edit the agent.
+//! e-mail address with the link from the mail outbox → create a named agent with its own
+//! greeting → buy a number answered by it → "call it now" on the agent's page: a test call in
+//! the browser, the microphone being chromium's fake capture device playing an espeak-ng
+//! sentence, the agent's audio played back → a simulated carrier call to the number (the
+//! CLI's call path: signed webhook and media stream) → both calls and their transcripts appear
+//! in the calls pages (the test call's first agent turn is the named agent's greeting) → usage
+//! counts both → a campaign with a bad CSV upload shows the refused rows, is paused and
+//! resumed → invite a viewer → billing, do-not-call, provider keys (masked, test connection),
+//! an API key (shown once), a customer webhook (secret shown once, test event, disabled,
+//! secret rotated) and the audit log. Viewer: sign up, confirm, open the invitation link,
+//! accept → sees the tenant but cannot buy numbers, edit an agent or call it.
+//!
+//! Needs `espeak-ng` and `sox` (the caller's sentence; `.ci/run` installs them) too.
 //!
 //! Screenshots of the main pages are taken on the way; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`
 //! they are written to `docs/screenshots/` (the README links them), otherwise to a temporary
@@ -46,8 +52,8 @@ struct GatewayFlags {
     config: Config,
 }
 
-/// The standalone platform on loopback; the free plan includes campaigns here so the campaign
-/// pages can be exercised without Stripe.
+/// The standalone platform on loopback; the free plan includes campaigns and a named agent
+/// here so those pages can be exercised without Stripe.
 async fn start(data_dir: &Path) -> Running {
     let mut config = GatewayFlags::try_parse_from(["switchboard-gateway"])
         .unwrap()
@@ -55,7 +61,7 @@ async fn start(data_dir: &Path) -> Running {
     config.database_url = switchboard_gateway::config::DEFAULT_DATABASE_URL.to_owned();
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.voice.plan_limits = Some(json!({"free": {"campaigns": true}}).to_string());
+    config.voice.plan_limits = Some(json!({"free": {"campaigns": true, "agents": 2}}).to_string());
     let args = StandaloneArgs {
         data_dir: data_dir.to_owned(),
         runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -97,7 +103,7 @@ impl Driver {
         Self { child, port }
     }
 
-    async fn browser(&self, profile: &Path) -> Client {
+    async fn browser(&self, profile: &Path, caller: &Path) -> Client {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert(
@@ -110,6 +116,11 @@ impl Driver {
                     "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1280,1000",
                     format!("--user-data-dir={}", profile.display()),
+                    // The test call: microphone allowed without asking, the fake capture
+                    // device playing the caller's sentence (looped), sound without a gesture.
+                    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    format!("--use-file-for-fake-audio-capture={}", caller.display()),
+                    "--autoplay-policy=no-user-gesture-required",
                 ],
             }),
         );
@@ -291,6 +302,29 @@ fn mailed_token(outbox: &Path, to: &str, path: &str) -> String {
     }
 }
 
+/// The caller's side of the test call: a sentence spoken by espeak-ng, then three seconds of
+/// silence (so the runtime hears the turn end before chromium loops the file), 16 kHz mono.
+fn caller_wav(dir: &Path) -> PathBuf {
+    let speech = dir.join("speech.wav");
+    let caller = dir.join("caller.wav");
+    let spoken = Command::new("espeak-ng")
+        .args(["-w"])
+        .arg(&speech)
+        .arg("Hello, I would like to book a table for two tonight.")
+        .status()
+        .expect("espeak-ng is missing: apt-get install -y espeak-ng (.ci/run does)");
+    assert!(spoken.success(), "espeak-ng failed");
+    let padded = Command::new("sox")
+        .arg(&speech)
+        .args(["-r", "16000", "-c", "1"])
+        .arg(&caller)
+        .args(["pad", "0.5", "3"])
+        .status()
+        .expect("sox is missing: apt-get install -y sox (.ci/run does)");
+    assert!(padded.success(), "sox failed");
+    caller
+}
+
 async fn sign_up(console: &Console, name: &str, email: &str, company: &str) {
     console.open("/signup").await;
     console.heading("Create your account").await;
@@ -313,10 +347,11 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     };
     std::fs::create_dir_all(&shots).unwrap();
     let outbox = data.path().join("mail-outbox");
+    let caller = caller_wav(temporary_shots.path());
     let running = start(data.path()).await;
     let driver = Driver::start();
     let console = Console {
-        browser: driver.browser(profile.path()).await,
+        browser: driver.browser(profile.path(), &caller).await,
         base: running.public_url().trim_end_matches('/').to_owned(),
         shots,
     };
@@ -361,24 +396,80 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.heading("Phone numbers").await;
     assert_eq!(console.count(".banner").await, 0, "still asked to confirm");
 
-    // A bad area code is refused naming the field; 555 buys a sandbox number.
+    // A named agent: a bad name is refused on its field, then `support` with our greeting.
+    console.click_link("Agents").await;
+    console.heading("Agents").await;
+    console.wait_text("tbody tr", "default").await;
+    console.fill("New agent", "Name", "Support Desk").await;
+    console.click_button("Create agent").await;
+    console.wait_text(".field-error", "lowercase").await;
+    console.fill("New agent", "Name", "support").await;
+    console.fill("New agent", "Greeting", GREETING).await;
+    console.click_button("Create agent").await;
+    console.heading("Agent support").await;
+    let greeting = console.field("Conversation", "Greeting").await;
+    assert_eq!(
+        greeting.prop("value").await.unwrap().as_deref(),
+        Some(GREETING)
+    );
+    // The voice is changed and kept.
+    console.fill("Conversation", "Voice", "alloy").await;
+    console.click_button("Save agent").await;
+    console.wait_text("#toast", "Agent saved").await;
+    console.click_link("← Agents").await;
+    console.wait_text("tbody tr", "(alloy)").await;
+    console.screenshot("agents").await;
+
+    // A bad area code is refused naming the field; 555 buys a sandbox number for `support`.
+    console.click_link("Numbers").await;
+    console.heading("Phone numbers").await;
     console.fill("Buy a number", "Area code", "5x").await;
     console.click_button("Buy number").await;
     console.wait_text(".field-error", "digits").await;
     console.fill("Buy a number", "Area code", "555").await;
+    console
+        .field("Buy a number", "Answered by")
+        .await
+        .select_by_value("support")
+        .await
+        .unwrap();
     console.click_button("Buy number").await;
     let row = console.wait_text("tbody tr", "+1555").await;
     let number = row.split_whitespace().next().unwrap().to_owned();
     assert!(row.contains("Ready"), "{row}");
+    assert!(
+        row.contains("support"),
+        "answered by the named agent: {row}"
+    );
     console.screenshot("numbers").await;
 
-    // The agent: a greeting of our own.
-    console.click_link("Agent").await;
-    console.heading("Agent").await;
-    console.fill("Conversation", "Greeting", GREETING).await;
-    console.click_button("Save agent").await;
-    console.wait_text("#toast", "Agent saved").await;
-    console.screenshot("agent").await;
+    // "Call it now": the test call runs in this browser and the agent's audio comes back.
+    console.click_link("Agents").await;
+    console.wait_text("tbody tr", &number).await;
+    console.click_link("support").await;
+    console.heading("Agent support").await;
+    console.wait_text("main section", "Answers +1555").await;
+    console.click_button("Call it now").await;
+    console
+        .wait_text("#test-call-status", "the agent spoke")
+        .await;
+    // The live transcript: the named agent's greeting, and the caller's turn.
+    console
+        .wait_text("#test-call-transcript .turn.agent", GREETING)
+        .await;
+    console
+        .wait_text("#test-call-transcript .turn.caller", "You")
+        .await;
+    console.screenshot("test-call").await;
+    console.click_button("Hang up").await;
+    console.wait_text("#test-call-status", "Call ended").await;
+    console.click_link("Open this call").await;
+    console.heading("Call").await;
+    console
+        .wait_text("main dd", "Test call from the console")
+        .await;
+    console.wait_text(".timeline", "Ended").await;
+    console.wait_text(".transcript .turn.agent", GREETING).await;
 
     // A simulated call to the number (the CLI's path: signed webhook, media stream).
     let options = CallOptions {
@@ -407,6 +498,8 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.heading("Calls").await;
     let row = console.wait_text("tbody tr", "+15551234567").await;
     assert!(row.contains(&number), "{row}");
+    let test_row = console.wait_text("tbody tr", "agent:support").await;
+    assert!(test_row.contains("test call"), "{test_row}");
     console.wait_text("tbody tr", "completed").await;
     console.screenshot("calls").await;
     console
@@ -419,17 +512,16 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .unwrap();
     console.heading("Call").await;
     console.wait_text(".timeline", "Ended").await;
-    // The agent's and the caller's turns. (Standalone's embedded runtime answers with its own
-    // agent configuration, not yet the tenant's, so the greeting is not asserted here.)
+    // The agent's and the caller's turns; the number's agent answered.
     let transcript = console.wait_text(".transcript", "Caller").await;
-    assert!(transcript.contains("Agent"), "{transcript}");
+    assert!(transcript.contains(GREETING), "{transcript}");
     assert!(console.count(".turn.agent").await >= 1, "{transcript}");
     console.screenshot("call").await;
 
-    // Usage counts it against the plan.
+    // Usage counts both calls against the plan.
     console.click_link("Usage").await;
     console.heading("Usage").await;
-    console.wait_text("#usage-meters", "1 of 50 calls").await;
+    console.wait_text("#usage-meters", "2 of 50 calls").await;
     console.wait_text("figure", "Call minutes per month").await;
     console.screenshot("usage").await;
 
@@ -466,6 +558,15 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .scroll_to("section[aria-label='Upload contacts']")
         .await;
     console.screenshot("campaign").await;
+    // Paused and resumed: the phase follows without a reload.
+    console.click_button("Pause campaign").await;
+    console.wait_text("#campaign-phase", "Paused").await;
+    console.click_button("Resume campaign").await;
+    console
+        .wait_text("main section button", "Pause campaign")
+        .await;
+    let phase = console.wait_text("#campaign-phase", "").await;
+    assert_ne!(phase, "Paused", "resumed");
     console.click_link("← Campaigns").await;
     console.wait_text("tbody tr", "spring-renewals").await;
 
@@ -511,6 +612,15 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.fill("Add a key", "Secret", secret).await;
     console.click_button("Save key").await;
     console.wait_text("tbody tr", "production").await;
+    // The vendor is asked (unreachable from the test machine, or refusing the made-up key):
+    // the verdict lands beside the key.
+    console.click_button("Test connection").await;
+    let verdict = console.wait_text(".verdict", ":").await;
+    assert!(
+        verdict.starts_with("Unreachable") || verdict.starts_with("Refused by the vendor"),
+        "{verdict}"
+    );
+    assert!(!verdict.contains(secret), "{verdict}");
     let source = console.browser.source().await.unwrap();
     assert!(
         !source.contains(secret),
@@ -592,8 +702,15 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         0,
         "nor a release button"
     );
-    console.click_link("Agent").await;
-    console.heading("Agent").await;
+    console.click_link("Agents").await;
+    console.heading("Agents").await;
+    assert_eq!(
+        console.count("form").await,
+        0,
+        "a viewer gets no agent form"
+    );
+    console.click_link("support").await;
+    console.heading("Agent support").await;
     let greeting = console.field("Conversation", "Greeting").await;
     assert!(
         !greeting.is_enabled().await.unwrap(),
@@ -613,6 +730,18 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
             .unwrap()
             .len(),
         0
+    );
+    assert_eq!(
+        console
+            .browser
+            .find_all(Locator::XPath(
+                "//button[normalize-space(text())='Call it now']"
+            ))
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "a viewer cannot start a test call"
     );
     console.screenshot("viewer-agent").await;
 
@@ -634,9 +763,11 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .select_by_value(&own)
         .await
         .unwrap();
-    console.heading("Agent").await;
+    console.heading("Agents").await;
     let url = console.browser.current_url().await.unwrap();
-    assert_eq!(url.path(), format!("/tenants/{own}/agent"));
+    assert_eq!(url.path(), format!("/tenants/{own}/agents"));
+    console.click_link("default").await;
+    console.heading("Agent default").await;
     console.click_button("Save agent").await;
     console.wait_text("#toast", "Agent saved").await;
 

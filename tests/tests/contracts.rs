@@ -91,6 +91,7 @@ fn operator_and_gateway_agree_on_a_tenants_namespace_and_runtime_endpoint() {
         call_id: "c-1".into(),
         carrier: "twilio".into(),
         exp: 0,
+        agent: None,
     };
     let upstream = switchboard_gateway::media::proxy::upstream_url(&gateway, &claims)
         .expect("Kubernetes mode proxies to the tenant's runtime");

@@ -18,7 +18,7 @@ const RANK = { viewer: 0, member: 1, admin: 2, owner: 3 };
 /** The tenant sections: [path segment, title, page]. */
 const SECTIONS = [
   ['numbers', 'Numbers', numbers.page],
-  ['agent', 'Agent', agent.page],
+  ['agents', 'Agents', agent.page],
   ['calls', 'Calls', calls.page],
   ['usage', 'Usage', usage.page],
   ['billing', 'Billing', usage.billingPage],
@@ -186,6 +186,11 @@ export async function render() {
       if (!membership) {
         renderNav(null);
         replace(main, h('h1', {}, 'Not found'), h('p', {}, 'No such tenant among yours. ', h('a', { href: '/tenants' }, 'Your tenants')));
+        return;
+      }
+      if (match[2] === 'agent') {
+        // The single-agent page's old address: the default agent.
+        navigate(`/tenants/${encodeURIComponent(slug)}/agents/default`, { replaceState: true });
         return;
       }
       const segment = match[2] || 'numbers';

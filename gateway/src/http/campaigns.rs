@@ -3,8 +3,9 @@
 //!
 //! * `GET  /api/v1/tenants/{tenant}/campaigns` (viewer): the campaigns not stopped, by name,
 //!   paged (`limit`, `cursor`; `{items, nextCursor}`).
-//! * `GET  /api/v1/tenants/{tenant}/campaigns/{campaign}` (viewer): progress and the reason
-//!   the dialer is holding, if it is.
+//! * `GET  /api/v1/tenants/{tenant}/campaigns/{campaign}` (viewer): progress, the reason
+//!   the dialer is holding, if it is, and the registered spec (`PUT` it back with `suspend`
+//!   set to pause or resume).
 //! * `PUT|DELETE /api/v1/tenants/{tenant}/campaigns/{campaign}` (admin): create, change or stop
 //!   a campaign. The body is the `Campaign` spec. In Kubernetes mode the gateway applies the
 //!   `Campaign` object (field manager `switchboard-gateway`; `fromNumber` names a PhoneNumber)
@@ -136,17 +137,38 @@ pub async fn list(
 
 /// `GET /api/v1/tenants/{tenant}/campaigns/{campaign}`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/campaigns/{campaign}", tag = "campaigns", params(("tenant" = String, Path, description = "Tenant slug or id"), ("campaign" = String, Path, description = "Campaign name")),
-    responses((status = 200, body = Progress), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
+    responses((status = 200, body = CampaignView), (status = 404, body = super::errors::ErrorBody), (status = 403, body = super::errors::ErrorBody, description = "Not a member of the tenant, or the role is too low")), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     access: TenantAccess,
     Path((_, name)): Path<(String, String)>,
-) -> Result<Json<Progress>, ApiError> {
+) -> Result<Json<CampaignView>, ApiError> {
     access.require(Role::Viewer)?;
-    progress_of(&state.store, &access.tenant.id, &name)
+    let progress = progress_of(&state.store, &access.tenant.id, &name)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("campaign"))
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    let mut tx = state.store.read(&access.scope()).await?;
+    let row = campaigns::get(&mut tx, &access.tenant.id, &name).await?;
+    tx.commit().await?;
+    let spec = row
+        .map(|row| serde_json::from_str(&row.spec))
+        .transpose()
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(CampaignView { progress, spec }))
+}
+
+/// One campaign: its progress, and the spec it runs as registered — what a `PUT` changes (a
+/// client pauses it by sending the spec back with `suspend: true`, and resumes it with
+/// `false`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignView {
+    /// Progress and the reason the dialer is holding, if it is.
+    #[serde(flatten)]
+    pub progress: Progress,
+    /// The `Campaign` spec (as in the CRD); absent only for a campaign not registered yet.
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<Value>,
 }
 
 /// Checks a campaign name (a Kubernetes object name: DNS-1123 label).

@@ -1,7 +1,8 @@
 //! Every HTTP handler, and the one place the gateway's router is assembled ([`app`]).
 //!
 //! * The public API under `/api/v1`, one module per resource: [`auth`], [`tenants`],
-//!   [`members`], [`api_keys`], [`credentials`], [`numbers`], [`campaigns`], [`calls`],
+//!   [`members`], [`api_keys`], [`credentials`], [`agents`], [`test_calls`] (the console's
+//!   "call it now"), [`numbers`], [`campaigns`], [`calls`],
 //!   [`recordings`] (a call's recording and its audio),
 //!   [`usage`], [`billing`], [`customer_webhooks`], [`audit`], [`data_lifecycle`] (retention,
 //!   export, deletion) and [`admin`] (the platform admins) (plus [`openapi`], the document
@@ -49,6 +50,7 @@ pub mod recordings;
 pub mod reference;
 pub mod server;
 pub mod tenants;
+pub mod test_calls;
 pub mod usage;
 pub mod validate;
 pub mod webhooks;
@@ -160,6 +162,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(api_keys::routes())
         .merge(credentials::routes())
         .merge(agents::routes())
+        .merge(test_calls::routes())
         .merge(audit::routes())
         .merge(numbers::routes())
         .merge(campaigns::routes())

@@ -133,8 +133,8 @@ pub fn token_from_start(frame: &Value) -> Option<String> {
 
 /// Sets the stream parameters of a `start` frame to the gateway's own values, in the key the
 /// carrier's format uses (`customParameters` for Twilio, `custom_parameters` for Telnyx).
-/// `params` replace what the carrier sent; `campaign`, `contact`, `from` and `to` are dropped
-/// unless given.
+/// `params` replace what the carrier sent; `campaign`, `contact`, `from`, `to` and `agent` are
+/// dropped unless given.
 pub fn with_stream_parameters(mut frame: Value, carrier: &str, params: &[(&str, &str)]) -> Value {
     let Some(start) = frame.get_mut("start").and_then(Value::as_object_mut) else {
         return frame;
@@ -153,7 +153,7 @@ pub fn with_stream_parameters(mut frame: Value, carrier: &str, params: &[(&str, 
         *custom = Value::Object(serde_json::Map::new());
     }
     if let Some(custom) = custom.as_object_mut() {
-        for name in ["campaign", "contact", "from", "to"] {
+        for name in ["campaign", "contact", "from", "to", "agent"] {
             custom.remove(name);
         }
         for (name, value) in params {
@@ -193,6 +193,10 @@ async fn call_parameters(state: &MediaContext, claims: &CallClaims) -> Vec<(&'st
         ("tenant", claims.slug.clone()),
         ("callId", claims.call_id.clone()),
     ];
+    // A test call's agent, from the signed token: nobody else can name one.
+    if let Some(agent) = &claims.agent {
+        params.push(("agent", agent.clone()));
+    }
     let call = match call_record(state, claims).await {
         Ok(call) => call,
         Err(error) => {
@@ -472,7 +476,7 @@ mod tests {
     #[test]
     fn start_frames_carry_the_gateways_parameters() {
         let twilio = serde_json::json!({"event": "start", "start": {"customParameters":
-            {"callToken": "t", "campaign": "forged", "callId": "x"}}});
+            {"callToken": "t", "campaign": "forged", "callId": "x", "agent": "forged"}}});
         let out = with_stream_parameters(twilio, "twilio", &[("callId", "c1"), ("tenant", "acme")]);
         let custom = &out["start"]["customParameters"];
         assert_eq!(custom["callId"], "c1");
@@ -481,6 +485,10 @@ mod tests {
         assert!(
             custom.get("campaign").is_none(),
             "only the gateway names a campaign"
+        );
+        assert!(
+            custom.get("agent").is_none(),
+            "only the gateway names a test call's agent"
         );
         let telnyx = serde_json::json!({"event": "start", "start": {"client_state": "dA=="}});
         let out = with_stream_parameters(

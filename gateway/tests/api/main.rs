@@ -20,3 +20,4 @@ mod numbers;
 mod rls;
 mod smtp;
 mod tenant_manifests;
+mod test_calls;

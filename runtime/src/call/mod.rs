@@ -81,6 +81,7 @@ pub async fn run_call(
         start.params.from.as_deref(),
         start.params.to.as_deref(),
         start.params.campaign.as_deref(),
+        start.params.agent.as_deref(),
     );
     tracing::debug!(agent = %agent_name, "agent picked for the call");
     let mut call = Call::new(carrier, start, Arc::new(snapshot), ctx).await;

@@ -5,6 +5,8 @@ import { api, tenantPath, download } from '../api.js';
 import { h, replace, form, table, when, errorBox, section } from '../ui.js';
 
 const LIVE_MS = 3000;
+/** The carrier of a test call started from an agent's page ("call it now"). */
+const TEST_CARRIER = 'browser';
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return '—';
@@ -71,7 +73,7 @@ export async function page(ctx) {
       replace(list, table([
         ['Started', (c) => h('a', { href: `${base}/${encodeURIComponent(c.id)}` }, when(c.startedAt))],
         ['Direction', (c) => c.direction],
-        ['From', (c) => c.from || '—'],
+        ['From', (c) => (c.carrier === TEST_CARRIER ? h('span', { class: 'badge test' }, 'test call') : c.from || '—')],
         ['To', (c) => c.to || '—'],
         ['Status', (c) => h('span', { class: `badge ${c.status}` }, c.status)],
         ['Outcome', (c) => c.outcome || '—'],
@@ -107,7 +109,7 @@ async function detail(ctx, id) {
       ended = Boolean(call.endedAt);
       replace(summary,
         h('dl', { class: 'facts' },
-          h('dt', {}, 'From'), h('dd', {}, call.from || '—'),
+          h('dt', {}, 'From'), h('dd', {}, call.carrier === TEST_CARRIER ? 'Test call from the console' : call.from || '—'),
           h('dt', {}, 'To'), h('dd', {}, call.to || '—'),
           h('dt', {}, 'Direction'), h('dd', {}, call.direction),
           h('dt', {}, 'Status'), h('dd', {}, call.status, call.outcome ? ` (${call.outcome})` : ''),

@@ -1,9 +1,9 @@
 // Campaigns: the list, create one (from a number, a calling window, pacing), upload contacts as CSV with
-// each refused row named, follow progress live, stop it, read and download the results; and
+// each refused row named, follow progress live, pause, resume or stop it, read and download the results; and
 // the tenant's do-not-call list.
 
 import { api, tenantPath, download } from '../api.js';
-import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when } from '../ui.js';
+import { h, replace, form, table, toast, confirmButton, section, readOnlyNote, errorBox, when, describe } from '../ui.js';
 
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
@@ -117,7 +117,10 @@ async function detail(ctx, name) {
       },
     }), uploadResult));
   }
+  const controls = h('div', { class: 'row' });
+  let latest = null;
   if (ctx.can('admin')) {
+    ctx.main.append(section('Pause', h('p', {}, 'Pausing places no new calls until you resume; calls under way finish.'), controls));
     ctx.main.append(section('Stop', h('p', {}, 'Stopping places no new calls; calls under way finish. It cannot be undone.'),
       confirmButton('Stop campaign', 'Really stop it?', async () => {
         await api('DELETE', path);
@@ -131,7 +134,9 @@ async function detail(ctx, name) {
     try {
       const [p, page] = await Promise.all([api('GET', path), api('GET', `${path}/results?limit=50`)]);
       if (!ctx.current()) return;
+      latest = p;
       replace(progress, progressView(p));
+      if (ctx.can('admin')) drawControls();
       replace(results, table([
         ['Phone', (c) => c.phone],
         ['Name', (c) => c.name || '—'],
@@ -143,6 +148,29 @@ async function detail(ctx, name) {
       replace(progress, errorBox(error));
     }
   }
+  // Pause and resume: the registered spec sent back with `suspend` changed.
+  function drawControls() {
+    if (!latest || !latest.spec) {
+      replace(controls);
+      return;
+    }
+    const suspended = Boolean(latest.spec.suspend);
+    const current = controls.querySelector('button');
+    const text = suspended ? 'Resume campaign' : 'Pause campaign';
+    if (current && current.textContent === text) return;
+    replace(controls, h('button', { type: 'button', onclick: async (event) => {
+      event.target.disabled = true;
+      try {
+        await api('PUT', path, { ...latest.spec, suspend: !suspended });
+        toast(suspended ? `Campaign ${name} resumed.` : `Campaign ${name} paused: no new calls.`);
+        await load();
+      } catch (error) {
+        toast(describe(error));
+        event.target.disabled = false;
+      }
+    } }, text));
+  }
+
   await load();
   ctx.every(3000, load);
 }

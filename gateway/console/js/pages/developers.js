@@ -171,6 +171,27 @@ export async function providerKeysPage(ctx) {
     ctx.main.append(readOnlyNote(ctx.role));
   }
   ctx.main.append(section('Keys', list));
+  // Asks the vendor whether it accepts the key (one cheap authenticated request made by the
+  // gateway); the verdict stays beside the key until the list is reloaded.
+  function testButton(c) {
+    const verdict = h('span', { class: 'verdict', role: 'status' });
+    const button = h('button', { type: 'button', 'aria-label': `Test the ${c.provider} key ${c.label}` }, 'Test connection');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      replace(verdict, 'Testing…');
+      try {
+        const answer = await api('POST', tenantPath(ctx.slug, `/credentials/${encodeURIComponent(c.id)}/test`), {});
+        verdict.className = `verdict ${answer.result}`;
+        replace(verdict, answer.result === 'ok' ? 'Works' : answer.result === 'rejected' ? 'Refused by the vendor' : 'Unreachable', ': ', answer.message);
+      } catch (error) {
+        verdict.className = 'verdict rejected';
+        replace(verdict, describe(error));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return h('div', { class: 'stack-tight' }, button, verdict);
+  }
   async function load() {
     try {
       const reply = await api('GET', tenantPath(ctx.slug, '/credentials'));
@@ -187,6 +208,7 @@ export async function providerKeysPage(ctx) {
           }
         } }, 'Make default') : 'no')],
         ['Updated', (c) => when(c.updatedAt)],
+        ['Connection', (c) => (admin ? testButton(c) : '—')],
         ['', (c) => (admin ? confirmButton('Delete', 'Delete it?', async () => {
           await api('DELETE', tenantPath(ctx.slug, `/credentials/${encodeURIComponent(c.id)}`));
           await load();
