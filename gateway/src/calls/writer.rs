@@ -288,9 +288,12 @@ async fn together(
         by_tenant.entry(request.tenant_id()).or_default().push(i);
     }
     let mut outcomes: Vec<Option<Outcome>> = requests.iter().map(|_| None).collect();
-    let mut tx = store.write(&Scope::none()).await?;
+    // The transaction starts in the scope of the batch's first tenant (most batches have only
+    // one), so only the others need a scope change of their own.
+    let first = by_tenant.keys().next().copied().unwrap_or_default();
+    let mut tx = store.write(&Scope::tenant(first)).await?;
     for (tenant_id, members) in by_tenant {
-        if store.backend() == Backend::Postgres {
+        if store.backend() == Backend::Postgres && tenant_id != first {
             set_scope(&mut tx, &Scope::tenant(tenant_id)).await?;
         }
         let now = now_ms();

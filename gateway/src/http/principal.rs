@@ -79,7 +79,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+/// The tenant of the request's API key, read in the key's authentication transaction so that
+/// [`TenantAccess`] needs no transaction of its own (an API-key request used to open three).
+#[derive(Debug, Clone)]
+struct KeyTenant(Option<TenantRow>);
+
+async fn authenticate_api_key(
+    state: &AppState,
+    key: &str,
+) -> Result<(Principal, KeyTenant), ApiError> {
     let invalid = || ApiError::unauthorized("invalid_api_key", "API key is invalid or revoked");
     let tenant_id = api_keys::tenant_of_key(key).ok_or_else(invalid)?;
     let scope = Scope::tenant(&tenant_id);
@@ -87,6 +95,7 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, 
     let row = api_keys::authenticate(&mut tx, &tenant_id, key)
         .await?
         .ok_or_else(invalid)?;
+    let tenant = tenants::by_id(&mut tx, &tenant_id).await?;
     tx.commit().await?;
     let now = now_ms();
     // Record the use at most once a minute; the meter writes it with its next batch, so no
@@ -105,7 +114,7 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, 
         .api_meter
         .admit(&state.store, &state.plan_limits, &tenant_id)
         .await?;
-    Ok(Principal::ApiKey(row))
+    Ok((Principal::ApiKey(row), KeyTenant(tenant)))
 }
 
 async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
@@ -137,7 +146,9 @@ impl FromRequestParts<AppState> for Principal {
         }
         let token = bearer(parts)?;
         let principal = if token.starts_with(KEY_PREFIX) {
-            authenticate_api_key(state, token).await?
+            let (principal, tenant) = authenticate_api_key(state, token).await?;
+            parts.extensions.insert(tenant);
+            principal
         } else {
             authenticate_user(state, token).await?
         };
@@ -243,9 +254,19 @@ impl FromRequestParts<AppState> for TenantAccess {
                 found.ok_or_else(|| ApiError::not_found("tenant"))?
             }
             Principal::ApiKey(api_key) => {
-                let mut tx = state.store.read(&Scope::tenant(&api_key.tenant_id)).await?;
-                let found = tenants::by_slug_or_id(&mut tx, &key).await?;
-                tx.commit().await?;
+                let found = match parts.extensions.get::<KeyTenant>() {
+                    // The key's own tenant, read when the key was checked: the path must
+                    // name it (by slug or id, as `tenants::by_slug_or_id` reads a key).
+                    Some(KeyTenant(tenant)) => {
+                        tenant.clone().filter(|t| tenants::key_names(&key, t))
+                    }
+                    None => {
+                        let mut tx = state.store.read(&Scope::tenant(&api_key.tenant_id)).await?;
+                        let found = tenants::by_slug_or_id(&mut tx, &key).await?;
+                        tx.commit().await?;
+                        found
+                    }
+                };
                 let tenant = found
                     .filter(|t| t.id == api_key.tenant_id)
                     .ok_or_else(|| ApiError::not_found("tenant"))?;

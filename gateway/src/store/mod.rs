@@ -170,6 +170,18 @@ impl Store {
                     Ok(AnyTransactionManager::get_transaction_depth(conn) == 0)
                 })
             })
+            // sqlx pings every idle connection before handing it out: a round trip more for
+            // each transaction. A connection used a moment ago is alive, so only one idle
+            // for longer than `PING_IF_IDLE_FOR` is pinged (and dropped if it does not answer).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self { pool, backend })
@@ -240,22 +252,50 @@ impl Store {
         let backend = self.backend;
         let scope = scope.clone();
         tokio::spawn(async move {
-            let mut tx = match (backend, write) {
-                (Backend::Sqlite, true) => pool.begin_with("BEGIN IMMEDIATE").await?,
-                _ => pool.begin().await?,
-            };
-            if backend == Backend::Postgres {
-                set_scope(&mut tx, &scope).await?;
+            match (backend, write) {
+                (Backend::Sqlite, true) => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+                (Backend::Sqlite, false) => Ok(pool.begin().await?),
+                (Backend::Postgres, _) => match begin_scoped_sql(&scope) {
+                    // One round trip for `BEGIN` and the scope instead of two.
+                    Some(sql) => Ok(pool.begin_with(sql).await?),
+                    None => {
+                        let mut tx = pool.begin().await?;
+                        set_scope(&mut tx, &scope).await?;
+                        Ok(tx)
+                    }
+                },
             }
-            Ok(tx)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long `/readyz` waits for a write transaction before answering "not ready".
 pub const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `BEGIN` and the row-level-security settings of `scope` as one simple query (Postgres),
+/// when the scope's ids can be written as literals without any escaping: ids are UUIDs, and
+/// anything else (which no caller passes today) takes the bound-parameter path of
+/// [`set_scope`] instead, so no value is ever spliced into SQL unchecked.
+fn begin_scoped_sql(scope: &Scope) -> Option<String> {
+    let literal = |value: &Option<String>| {
+        let value = value.as_deref().unwrap_or_default();
+        (value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| format!("'{value}'"))
+    };
+    Some(format!(
+        "BEGIN; SELECT set_config('app.tenant_id', {}, true), set_config('app.user_id', {}, true)",
+        literal(&scope.tenant_id)?,
+        literal(&scope.user_id)?
+    ))
+}
 
 /// Sets the row-level-security settings for the rest of the transaction (Postgres only).
 pub async fn set_scope(tx: &mut Tx, scope: &Scope) -> Result<(), StoreError> {
@@ -345,6 +385,41 @@ mod tests {
             _ => eprintln!("DATABASE_URL unset: Postgres not tested here"),
         }
         stores
+    }
+
+    /// The one-round-trip `BEGIN` carries the scope's ids as literals only when they need no
+    /// escaping; anything else goes the bound-parameter way (`None`).
+    #[test]
+    fn scope_is_inlined_into_begin_only_when_it_needs_no_escaping() {
+        let tenant = "0b7c54be-2b1f-4a53-9a55-3d2f6b7c0e11";
+        assert_eq!(
+            begin_scoped_sql(&Scope::tenant(tenant)).as_deref(),
+            Some(
+                "BEGIN; SELECT set_config('app.tenant_id', '0b7c54be-2b1f-4a53-9a55-3d2f6b7c0e11', true), \
+                 set_config('app.user_id', '', true)"
+            )
+        );
+        assert_eq!(
+            begin_scoped_sql(&Scope::none()).as_deref(),
+            Some(
+                "BEGIN; SELECT set_config('app.tenant_id', '', true), set_config('app.user_id', '', true)"
+            )
+        );
+        assert!(
+            begin_scoped_sql(&Scope::tenant(tenant).with_user("u-1"))
+                .is_some_and(|sql| sql.contains("set_config('app.user_id', 'u-1', true)"))
+        );
+        let long = "a".repeat(65);
+        for hostile in [
+            "x'; DROP TABLE calls; --",
+            "a\\b",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
+            assert_eq!(begin_scoped_sql(&Scope::tenant(hostile)), None, "{hostile}");
+            assert_eq!(begin_scoped_sql(&Scope::user(hostile)), None, "{hostile}");
+        }
     }
 
     /// Issue 15: 64 concurrent writers, many of them cancelled at every point of their

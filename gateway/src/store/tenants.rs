@@ -242,6 +242,14 @@ fn key_column(key: &str) -> &'static str {
     }
 }
 
+/// Whether the tenant key `key` (slug or id) names `tenant`, as [`by_slug_or_id`] reads it.
+pub fn key_names(key: &str, tenant: &TenantRow) -> bool {
+    match key_column(key) {
+        "id" => tenant.id == key,
+        _ => tenant.slug == key,
+    }
+}
+
 /// The tenant with this slug or id.
 pub async fn by_slug_or_id(
     conn: &mut AnyConnection,
