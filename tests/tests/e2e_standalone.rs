@@ -14,6 +14,7 @@ use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard_cli::call::{self, CallError, CallOptions};
+use switchboard_cli::client::types::BuyNumber;
 use switchboard_cli::commands::Context;
 use switchboard_cli::progress::Progress;
 use switchboard_cli::session::SessionStore;
@@ -168,16 +169,30 @@ async fn signup_number_call_usage_and_the_free_plan_limit() {
         .signup("owner@example.com", PASSWORD, "Ada Owner", "Acme Voice")
         .await
         .unwrap();
-    let tenant = signed_up["tenant"]["slug"].as_str().unwrap().to_owned();
-    let tenant_id = signed_up["tenant"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(signed_up["tenant"]["plan"], "free");
+    let tenant = signed_up.json["tenant"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant_id = signed_up.json["tenant"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(signed_up.json["tenant"]["plan"], "free");
 
     // Buy a sandbox number through the API; it routes at once.
-    let bought = cli.buy_number(&tenant, Some("555")).await.unwrap();
+    let bought = cli
+        .client()
+        .buy_number(
+            &tenant,
+            &BuyNumber {
+                area_code: Some("555".to_owned()),
+                ..BuyNumber::default()
+            },
+        )
+        .await
+        .unwrap()
+        .json;
     let number = bought["e164"].as_str().unwrap().to_owned();
     assert!(switchboard_carriers::sandbox::is_sandbox_number(&number));
     assert_eq!(bought["status"], "Ready");
-    let listed = cli.numbers(&tenant).await.unwrap();
+    let listed = cli.client().numbers(&tenant).await.unwrap().json;
     assert_eq!(listed["items"][0]["e164"], number.as_str());
     let sandbox = running.state.sandbox.clone().unwrap();
     assert_eq!(sandbox.purchase_count(), 1);
@@ -312,7 +327,10 @@ async fn numbers_api_checks_input_roles_and_survives_a_restart() {
         .signup("admin@example.com", PASSWORD, "Bo Admin", "Numbers Co")
         .await
         .unwrap();
-    let tenant = signed_up["tenant"]["slug"].as_str().unwrap().to_owned();
+    let tenant = signed_up.json["tenant"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = access_token(home.path());
     let numbers = format!("/api/v1/tenants/{tenant}/numbers");
     let post = |body: Value| {
@@ -450,9 +468,23 @@ async fn a_campaign_runs_to_the_end_against_simulated_contacts() {
         )
         .await
         .unwrap();
-    let tenant = signed_up["tenant"]["slug"].as_str().unwrap().to_owned();
+    let tenant = signed_up.json["tenant"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = access_token(home.path());
-    let bought = cli.buy_number(&tenant, Some("555")).await.unwrap();
+    let bought = cli
+        .client()
+        .buy_number(
+            &tenant,
+            &BuyNumber {
+                area_code: Some("555".to_owned()),
+                ..BuyNumber::default()
+            },
+        )
+        .await
+        .unwrap()
+        .json;
     let number = bought["e164"].as_str().unwrap().to_owned();
 
     let path = format!("/api/v1/tenants/{tenant}/campaigns/spring");

@@ -66,7 +66,7 @@ async fn sign_up(running: &Running, home: &Path, email: &str, company: &str) -> 
     let session: Value =
         serde_json::from_str(&std::fs::read_to_string(home.join("session.json")).unwrap()).unwrap();
     Tenant {
-        slug: signed_up["tenant"]["slug"].as_str().unwrap().to_owned(),
+        slug: signed_up.value.tenant.expect("signup names the tenant"),
         token: session["access_token"].as_str().unwrap().to_owned(),
     }
 }

@@ -110,7 +110,7 @@ pub async fn create(
     if state.drain.is_draining() {
         return Err(CallError::Draining.into());
     }
-    let record = state
+    let outcome = state
         .call_writer
         .record_inbound(InboundCall {
             tenant_id: access.tenant.id.clone(),
@@ -120,7 +120,7 @@ pub async fn create(
             to: test_call_callee(&name),
         })
         .await?;
-    let call_id = match record {
+    let call_id = match outcome {
         InboundRecord::Recorded { call_id, new, .. } => {
             if new {
                 state
