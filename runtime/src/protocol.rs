@@ -76,8 +76,9 @@ pub struct StreamStart {
 pub enum Inbound {
     /// The socket is up (first message).
     Connected,
-    /// Stream metadata; audio follows.
-    Start(StreamStart),
+    /// Stream metadata; audio follows. Boxed: it is once per call and far larger than the
+    /// `Media` frames that make up nearly every message.
+    Start(Box<StreamStart>),
     /// 20 ms (usually) of caller audio, still G.711-encoded.
     Media {
         /// Decoded from base64, still companded.
@@ -213,7 +214,8 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
         serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
     match envelope.event.as_ref() {
         "connected" => Ok(Inbound::Connected),
-        "start" => parse_start(envelope.stream_id, envelope.start).map(Inbound::Start),
+        "start" => parse_start(envelope.stream_id, envelope.start)
+            .map(|start| Inbound::Start(Box::new(start))),
         "media" => parse_media(envelope.media.ok_or(FrameError::Missing("media"))?),
         "mark" => Ok(Inbound::Mark {
             name: envelope.mark.ok_or(FrameError::Missing("mark"))?.name,

@@ -28,7 +28,7 @@ use super::errors::tenant_write_error;
 use super::errors::{ApiError, ApiJson};
 use super::page::{Page, PageQuery};
 use super::principal::TenantAccess;
-use super::tenants::merged_agent_at;
+use super::tenants::{merged_agent_at, require_recording_storage};
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::tenants::{self, Role, TenantRow};
@@ -318,19 +318,6 @@ pub async fn delete(
     }
     write_agents(&state, &access, &client, Change::Delete(name)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// 422 naming `recording` when the agent records but the tenant has nowhere to keep
-/// recordings: Kubernetes mode without an `s3` credential (`crate::recordings`).
-pub async fn require_recording_storage(
-    state: &AppState,
-    access: &TenantAccess,
-    spec: &AgentSpec,
-) -> Result<(), ApiError> {
-    if switchboard_crds::recording::is_enabled(spec.recording.as_ref()) {
-        crate::recordings::require_storage(state, &access.tenant.id).await?;
-    }
-    Ok(())
 }
 
 /// 422 naming `field` unless the tenant has the named agent `name` (numbers and campaigns

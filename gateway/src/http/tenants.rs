@@ -252,7 +252,7 @@ pub async fn patch(
         let current: Value =
             serde_json::from_str(&access.tenant.agent).map_err(|e| ApiError::internal(&e))?;
         let agent = merged_agent(current, agent_patch, state.config.outbound_allow_private)?;
-        super::agents::require_recording_storage(&state, &access, &agent)
+        require_recording_storage(&state, &access, &agent)
             .await
             .map_err(|e| e.with_field("agent.recording"))?;
     }
@@ -313,6 +313,19 @@ pub fn merged_agent(
     allow_private: bool,
 ) -> Result<AgentSpec, ApiError> {
     merged_agent_at(current, patch, allow_private, "agent")
+}
+
+/// 422 naming `recording` when the agent records but the tenant has nowhere to keep
+/// recordings: Kubernetes mode without an `s3` credential (`crate::recordings`).
+pub async fn require_recording_storage(
+    state: &AppState,
+    access: &TenantAccess,
+    spec: &AgentSpec,
+) -> Result<(), ApiError> {
+    if switchboard_crds::recording::is_enabled(spec.recording.as_ref()) {
+        crate::recordings::require_storage(state, &access.tenant.id).await?;
+    }
+    Ok(())
 }
 
 /// [`merged_agent`] for an agent at `prefix` of the request body (`""`: the body is the

@@ -101,7 +101,7 @@ async fn wait_for_start(socket: &mut WebSocket, metrics: &Metrics) -> Option<Str
             continue;
         };
         match parse_inbound(&text) {
-            Ok(Inbound::Start(start)) => return Some(start),
+            Ok(Inbound::Start(start)) => return Some(*start),
             Ok(Inbound::Stop) => return None,
             Ok(_) => {}
             Err(FrameError::UnsupportedFormat(format)) => {
