@@ -4,16 +4,21 @@
 //!
 //! Owner: sign up (a weak password first: the error lands on the password field) → confirm the
 //! e-mail address with the link from the mail outbox → create a named agent with its own
-//! greeting → buy a number answered by it → "call it now" on the agent's page: a test call in
-//! the browser, the microphone being chromium's fake capture device playing an espeak-ng
-//! sentence, the agent's audio played back → a simulated carrier call to the number (the
-//! CLI's call path: signed webhook and media stream) → both calls and their transcripts appear
-//! in the calls pages (the test call's first agent turn is the named agent's greeting) → usage
+//! greeting → buy a number answered by it → change the number's agent from its row (to the
+//! default agent, an unknown agent refused naming the field, back to the named agent; the API
+//! agrees each time) → "call it now" on the agent's page: a test call in the browser, the
+//! microphone being chromium's fake capture device playing an espeak-ng sentence, the agent's
+//! audio played back (not recorded: no player) → recording turned on for the agent → a
+//! simulated carrier call to the number (the CLI's call path: signed webhook and media
+//! stream) → both calls and their transcripts appear in the calls pages (the test call's first
+//! agent turn is the named agent's greeting); the carrier call's page plays its recording
+//! (the WAV the API serves, as long as the API says) with a download link → usage
 //! counts both → a campaign with a bad CSV upload shows the refused rows, is paused and
 //! resumed → invite a viewer → billing, do-not-call, provider keys (masked, test connection),
 //! an API key (shown once), a customer webhook (secret shown once, test event, disabled,
 //! secret rotated) and the audit log. Viewer: sign up, confirm, open the invitation link,
-//! accept → sees the tenant but cannot buy numbers, edit an agent or call it.
+//! accept → sees the tenant but cannot buy numbers, change a number's agent, edit an agent or
+//! call it, nor hear a recording (the API refuses them the audio too).
 //!
 //! Needs `espeak-ng` and `sox` (the caller's sentence; `.ci/run` installs them) too.
 //!
@@ -256,6 +261,42 @@ impl Console {
             .unwrap();
     }
 
+    /// `GET path` from the page with the console's session token: (status, JSON body).
+    async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let answer = self
+            .browser
+            .execute_async(
+                "const [path, done] = arguments; \
+                 const session = JSON.parse(sessionStorage.getItem('switchboard.session')); \
+                 fetch(path, {headers: {Authorization: 'Bearer ' + session.access, Accept: 'application/json'}}) \
+                   .then((r) => r.json().then((body) => done({status: r.status, body}))) \
+                   .catch((e) => done({status: 0, body: String(e)}));",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap();
+        (
+            u16::try_from(answer["status"].as_u64().unwrap()).unwrap(),
+            answer["body"].clone(),
+        )
+    }
+
+    /// The agent the API says answers `number` in the tenant `slug` (`None`: the default).
+    async fn number_agent(&self, slug: &str, number: &str) -> Option<String> {
+        let (status, body) = self
+            .api_get(&format!("/api/v1/tenants/{slug}/numbers"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let item = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["e164"] == number)
+            .unwrap_or_else(|| panic!("{number} is not listed: {body}"))
+            .clone();
+        item["agent"].as_str().map(str::to_owned)
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.browser.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
@@ -437,11 +478,72 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     let row = console.wait_text("tbody tr", "+1555").await;
     let number = row.split_whitespace().next().unwrap().to_owned();
     assert!(row.contains("Ready"), "{row}");
-    assert!(
-        row.contains("support"),
+    let slug = console
+        .browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    let agent_label = format!("Agent answering {number}");
+    let chosen = console.field("Your numbers", &agent_label).await;
+    assert_eq!(
+        chosen.prop("value").await.unwrap().as_deref(),
+        Some("support"),
         "answered by the named agent: {row}"
     );
+    assert_eq!(
+        console.number_agent(&slug, &number).await.as_deref(),
+        Some("support")
+    );
     console.screenshot("numbers").await;
+
+    // The number's agent changed from its row: to the default agent, then back to `support`;
+    // the API answers the change each time.
+    chosen.select_by_value("default").await.unwrap();
+    console.click_button("Change agent").await;
+    console
+        .wait_text("#toast", "is now answered by the default agent")
+        .await;
+    assert_eq!(console.number_agent(&slug, &number).await, None);
+    let chosen = console.field("Your numbers", &agent_label).await;
+    assert_eq!(
+        chosen.prop("value").await.unwrap().as_deref(),
+        Some("default")
+    );
+    // An agent the tenant does not have (an option added behind the page's back) is refused
+    // by the API (422 naming the field), shown beside the control, and nothing changes.
+    console
+        .browser
+        .execute(
+            "const select = document.getElementById(arguments[0]); \
+             select.add(new Option('nobody', 'nobody')); select.value = 'nobody';",
+            vec![json!(chosen.attr("id").await.unwrap().unwrap())],
+        )
+        .await
+        .unwrap();
+    console.click_button("Change agent").await;
+    let refused = console
+        .wait_text(".number-agent-result.field-error", "agent:")
+        .await;
+    assert!(refused.contains("no agent named nobody"), "{refused}");
+    assert_eq!(
+        chosen.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(console.number_agent(&slug, &number).await, None);
+    chosen.select_by_value("support").await.unwrap();
+    console.click_button("Change agent").await;
+    console
+        .wait_text("#toast", "is now answered by support")
+        .await;
+    assert_eq!(
+        console.number_agent(&slug, &number).await.as_deref(),
+        Some("support")
+    );
 
     // "Call it now": the test call runs in this browser and the agent's audio comes back.
     console.click_link("Agents").await;
@@ -470,6 +572,28 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .await;
     console.wait_text(".timeline", "Ended").await;
     console.wait_text(".transcript .turn.agent", GREETING).await;
+    // The agent did not record then: no player.
+    console
+        .wait_text("#call-recording", "No recording")
+        .await;
+    assert_eq!(console.count("#call-recording audio").await, 0);
+
+    // Recording turned on for `support` (standalone keeps the files in the data folder).
+    console.click_link("Agents").await;
+    console.heading("Agents").await;
+    console.click_link("support").await;
+    console.heading("Agent support").await;
+    let record = console.field("Conversation", "Record calls").await;
+    assert!(!record.is_selected().await.unwrap(), "recording is off by default");
+    record.click().await.unwrap();
+    console.click_button("Save agent").await;
+    console.wait_text("#toast", "Agent saved").await;
+    let (status, agent) = console
+        .api_get(&format!("/api/v1/tenants/{slug}/agents/support"))
+        .await;
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(agent["recording"]["enabled"], true, "{agent}");
+    assert_eq!(agent["greeting"], GREETING, "{agent}");
 
     // A simulated call to the number (the CLI's path: signed webhook, media stream).
     let options = CallOptions {
@@ -517,6 +641,84 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     assert!(transcript.contains(GREETING), "{transcript}");
     assert!(console.count(".turn.agent").await >= 1, "{transcript}");
     console.screenshot("call").await;
+
+    // The call was recorded: the page plays the WAV the API serves, and offers it for download.
+    console.wait_text("#call-recording", "two channels").await;
+    let call_id = console
+        .browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, recording) = console
+        .api_get(&format!("/api/v1/tenants/{slug}/calls/{call_id}/recording"))
+        .await;
+    assert_eq!(status, 200, "{recording}");
+    let recorded_ms = recording["durationMs"].as_f64().unwrap();
+    assert!(recorded_ms > 0.0, "{recording}");
+    console
+        .browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css("#call-recording audio[controls]"))
+        .await
+        .unwrap();
+    // The browser decodes what it fetched: a WAV as long as the API says.
+    let media = console
+        .browser
+        .execute_async(
+            "const done = arguments[0]; const audio = document.querySelector('#call-recording audio'); \
+             const report = () => done({duration: audio.duration, src: audio.src, error: audio.error && audio.error.code}); \
+             if (audio.readyState >= 1) report(); \
+             else { audio.addEventListener('loadedmetadata', report); audio.addEventListener('error', report); audio.load(); }",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(media["error"].is_null(), "the player failed: {media}");
+    let played = media["duration"].as_f64().unwrap();
+    assert!(
+        (played * 1000.0 - recorded_ms).abs() < 100.0,
+        "the player's {played} s is the recording's {recorded_ms} ms: {media}"
+    );
+    assert!(media["src"].as_str().unwrap().starts_with("blob:"), "{media}");
+    let download = console
+        .browser
+        .find(Locator::XPath(
+            "//a[normalize-space(text())='Download recording']",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        download.attr("download").await.unwrap(),
+        Some(format!("{call_id}.wav"))
+    );
+    // The audio URL the page fetched answers a RIFF/WAVE file.
+    let header = console
+        .browser
+        .execute_async(
+            "const [path, done] = arguments; \
+             const session = JSON.parse(sessionStorage.getItem('switchboard.session')); \
+             fetch(path, {headers: {Authorization: 'Bearer ' + session.access}}) \
+               .then((r) => r.arrayBuffer()).then((b) => done(String.fromCharCode(...new Uint8Array(b.slice(0, 12))))) \
+               .catch((e) => done(String(e)));",
+            vec![recording["download"].clone()],
+        )
+        .await
+        .unwrap();
+    let header = header.as_str().unwrap();
+    assert!(
+        header.starts_with("RIFF") && header.ends_with("WAVE"),
+        "{header:?}"
+    );
+    console
+        .scroll_to("section[aria-label='Recording']")
+        .await;
+    console.screenshot("call-recording").await;
 
     // Usage counts both calls against the plan.
     console.click_link("Usage").await;
@@ -585,16 +787,6 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.click_button("Send invitation").await;
     console.wait_text("tbody tr", "viewer@example.com").await;
     console.screenshot("team").await;
-    let slug = console
-        .browser
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .split('/')
-        .nth(2)
-        .unwrap()
-        .to_owned();
 
     // The other pages: billing shows the plan, a do-not-call entry is listed, a provider key
     // is only shown masked, an API key is shown once, the audit log has the invitation.
@@ -702,6 +894,14 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         0,
         "nor a release button"
     );
+    assert_eq!(
+        console.count("main select").await,
+        0,
+        "nor a choice of the number's agent"
+    );
+    console
+        .wait_text("tbody tr a", "support")
+        .await;
     console.click_link("Agents").await;
     console.heading("Agents").await;
     assert_eq!(
@@ -744,6 +944,23 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         "a viewer cannot start a test call"
     );
     console.screenshot("viewer-agent").await;
+
+    // A viewer reads that the call was recorded, but gets no player: the API refuses them
+    // the audio.
+    console.click_link("Calls").await;
+    console.wait_text("tbody tr", "+15551234567").await;
+    console
+        .open(&format!("/tenants/{slug}/calls/{call_id}"))
+        .await;
+    console.heading("Call").await;
+    console
+        .wait_text("#call-recording", "listening needs the member role")
+        .await;
+    assert_eq!(console.count("#call-recording audio").await, 0);
+    let (status, refused) = console
+        .api_get(recording["download"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 403, "{refused}");
 
     // The tenant switcher: the viewer's own tenant, where they are the owner.
     let own = console

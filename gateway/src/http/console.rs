@@ -11,8 +11,9 @@
 //! The console talks to the JSON API with the same bearer tokens as any client (kept in the
 //! tab's `sessionStorage`), so no cookie authenticates anything and there is nothing for a
 //! cross-site request to ride on: no CSRF token is needed. Every answer carries a strict
-//! Content-Security-Policy (scripts, styles and connections from this origin only, no inline
-//! script or style, no framing, no referrer: the e-mailed tokens in the URL never leak).
+//! Content-Security-Policy (scripts, styles and connections from this origin only, media from
+//! it or from object URLs of what it served, no inline script or style, no framing, no
+//! referrer: the e-mailed tokens in the URL never leak).
 
 use axum::Router;
 use axum::extract::Path;
@@ -24,9 +25,13 @@ use super::errors::ApiError;
 use crate::state::AppState;
 
 /// The Content-Security-Policy of every console answer.
+///
+/// `media-src` admits `blob:` besides the origin: a recording is fetched with the session's
+/// bearer token (an `<audio>` element cannot send one) and played from an object URL of the
+/// fetched bytes, which `'self'` does not cover.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-     base-uri 'none'";
+     img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 /// Paths that answer the console's page (besides everything under `/tenants/`).
 pub const PAGES: &[&str] = &[

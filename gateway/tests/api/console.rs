@@ -55,6 +55,10 @@ async fn console_pages_and_files_are_served_under_a_strict_csp() {
         }
         assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self'"));
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
+        // Recordings play from an object URL of bytes fetched with the bearer token; media
+        // from any other origin stays refused.
+        assert!(CONTENT_SECURITY_POLICY.contains("media-src 'self' blob:;"));
+        assert!(!CONTENT_SECURITY_POLICY.contains('*'));
 
         for (path, content_type, body) in ASSETS {
             let reply = app.raw(get(&format!("/console/{path}"))).await;

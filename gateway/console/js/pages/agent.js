@@ -11,6 +11,7 @@ const LLM = [['builtin', 'Builtin (offline echo)'], ['groq', 'Groq'], ['openai',
 const STT = [['builtin', 'Builtin (offline)'], ['deepgram', 'Deepgram'], ['openai', 'OpenAI'], ['openai-compatible', 'OpenAI-compatible']];
 const TTS = [['builtin', 'Builtin (offline)'], ['openai', 'OpenAI'], ['openai-compatible', 'OpenAI-compatible'], ['deepgram', 'Deepgram'], ['elevenlabs', 'ElevenLabs']];
 const DEFAULT = 'default';
+const CHANNELS = [['dual', 'Two channels: caller left, agent right'], ['mixed', 'One channel: both mixed']];
 
 const orNull = (value) => (value.trim() === '' ? null : value.trim());
 const label = (options, value) => (options.find(([v]) => v === value) || [value, value])[1];
@@ -57,6 +58,18 @@ export async function page(ctx) {
   })));
 }
 
+/**
+ * The `recording` of an agent patch: absent stays absent while off (a merge patch with null),
+ * an existing setting is kept and switched; an empty notice keeps the current one, or the
+ * platform's default for a new setting.
+ */
+function recordingPatch(current, v) {
+  if (!v.recordingEnabled && !current) return null;
+  const patch = { enabled: v.recordingEnabled, channels: v.recordingChannels };
+  if (v.recordingConsent.trim()) patch.consent = v.recordingConsent.trim();
+  return patch;
+}
+
 /** E.164 numbers by the agent that answers them (numbers without one: the default agent). */
 function numbersByAgent(numbers) {
   const map = new Map();
@@ -87,6 +100,7 @@ async function editor(ctx, name) {
     // Members read the stored keys' labels; viewers see only the label the agent names.
     ctx.can('member') ? api('GET', tenantPath(ctx.slug, '/credentials?limit=100')).then((r) => r.items || []) : Promise.resolve([]),
   ]);
+  const recording = agent.recording || {};
   const llm = agent.llm || {};
   const stt = agent.stt || {};
   const tts = agent.tts || {};
@@ -120,6 +134,9 @@ async function editor(ctx, name) {
       { name: 'ttsVoice', apiField: 'tts.voice', label: 'Voice', value: tts.voice || '', placeholder: 'vendor default' },
       { name: 'ttsCredential', apiField: 'tts.credential', label: 'Text-to-speech key', type: 'select', options: credentialOptions(credentials, tts.provider, tts.credential), value: tts.credential || '' },
       { name: 'ttsBaseUrl', apiField: 'tts.baseUrl', label: 'Text-to-speech base URL', value: tts.baseUrl || '', help: 'Only for OpenAI-compatible servers.' },
+      { name: 'recordingEnabled', apiField: 'recording', label: 'Record calls', type: 'checkbox', value: recording.enabled, help: 'Both sides of every call of this agent, kept as WAV in your S3-compatible storage (a provider key of vendor s3) or, standalone, in the data folder. Members listen on the call\'s page.' },
+      { name: 'recordingChannels', apiField: 'recording.channels', label: 'Recording channels', type: 'select', options: CHANNELS, value: recording.channels || 'dual' },
+      { name: 'recordingConsent', apiField: 'recording.consent', label: 'Recording notice', value: recording.consent || '', placeholder: 'This call is recorded.', help: 'What the agent says first on a recorded call.' },
     ],
     submit: 'Save agent',
     async onSubmit(v) {
@@ -133,6 +150,7 @@ async function editor(ctx, name) {
         llm: { provider: v.llmProvider, model: orNull(v.llmModel), baseUrl: orNull(v.llmBaseUrl), credential: orNull(v.llmCredential) },
         stt: { provider: v.sttProvider, model: orNull(v.sttModel), baseUrl: orNull(v.sttBaseUrl), credential: orNull(v.sttCredential) },
         tts: { provider: v.ttsProvider, model: orNull(v.ttsModel), voice: orNull(v.ttsVoice), baseUrl: orNull(v.ttsBaseUrl), credential: orNull(v.ttsCredential) },
+        recording: recordingPatch(agent.recording, v),
       });
       toast('Agent saved. New calls use it.');
     },

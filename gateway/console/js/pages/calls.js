@@ -1,10 +1,12 @@
 // Calls: the list with filters and paging (live: the first page refreshes while shown),
-// and one call's timeline and transcript (refreshing until the call ends).
+// and one call's timeline and transcript (refreshing until the call ends) and its recording.
 
 import { api, tenantPath, download } from '../api.js';
 import { h, replace, form, table, when, errorBox, section } from '../ui.js';
 
 const LIVE_MS = 3000;
+/** How long after a call ends its page still looks for the recording (the runtime uploads it then). */
+const RECORDING_WAIT_MS = 60000;
 /** The carrier of a test call started from an agent's page ("call it now"). */
 const TEST_CARRIER = 'browser';
 
@@ -96,8 +98,10 @@ async function detail(ctx, id) {
   const back = h('p', {}, h('a', { href: `/tenants/${encodeURIComponent(ctx.slug)}/calls` }, '← All calls'));
   const summary = h('div', { 'aria-live': 'polite' });
   const transcript = h('div', { 'aria-live': 'polite' });
-  ctx.main.append(back, h('h1', {}, 'Call'), section('Timeline', summary), section('Transcript', transcript));
+  const recording = recordingCard(ctx, id);
+  ctx.main.append(back, h('h1', {}, 'Call'), section('Timeline', summary), section('Transcript', transcript), recording.element);
   let ended = false;
+  let endedAt = null;
 
   async function load() {
     try {
@@ -107,6 +111,7 @@ async function detail(ctx, id) {
       ]);
       if (!ctx.current()) return;
       ended = Boolean(call.endedAt);
+      endedAt = call.endedAt ? new Date(call.endedAt).getTime() : null;
       replace(summary,
         h('dl', { class: 'facts' },
           h('dt', {}, 'From'), h('dd', {}, call.carrier === TEST_CARRIER ? 'Test call from the console' : call.from || '—'),
@@ -131,5 +136,86 @@ async function detail(ctx, id) {
     }
   }
   await load();
-  ctx.every(LIVE_MS, () => { if (!ended) load(); });
+  if (ended) await recording.look(endedAt);
+  ctx.every(LIVE_MS, () => {
+    if (!ended) load().then(() => { if (ended) recording.look(endedAt); });
+    else recording.look(endedAt);
+  });
+}
+
+function bytes(size) {
+  return size >= 1048576 ? `${(size / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(size / 1024))} kB`;
+}
+
+/**
+ * The call's recording: what was recorded (every role), and for members and above (the API
+ * serves the audio to them only) a player and a download link. An `<audio>` element cannot
+ * send the session's bearer token, so the WAV is fetched once with it and played from an
+ * object URL (the CSP's `media-src blob:`); each fetch is in the tenant's audit log.
+ */
+function recordingCard(ctx, id) {
+  const body = h('div', { id: 'call-recording', 'aria-live': 'polite' }, h('p', { class: 'empty' }, 'Shown when the call has ended.'));
+  const element = section('Recording', body);
+  let found = false;
+  let busy = false;
+  let objectUrl = null;
+  // The object URL is released when the console shows another page.
+  const watch = setInterval(() => {
+    if (ctx.current()) return;
+    clearInterval(watch);
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+  }, 1000);
+
+  /** Looks for the recording (the call ended at `endedAt`, ms); again later while it may still come. */
+  async function look(endedAt) {
+    if (found || busy) return;
+    // A call that ended long ago either has its recording or never will.
+    if (body.dataset.state === 'none' && Date.now() - (endedAt || 0) > RECORDING_WAIT_MS) return;
+    busy = true;
+    try {
+      let meta;
+      try {
+        meta = await api('GET', tenantPath(ctx.slug, `/calls/${encodeURIComponent(id)}/recording`));
+      } catch (error) {
+        if (!ctx.current()) return;
+        if (error.status === 404) {
+          body.dataset.state = 'none';
+          const late = Date.now() - (endedAt || 0) > RECORDING_WAIT_MS;
+          replace(body, h('p', { class: 'empty' }, late
+            ? 'No recording: this call was not recorded.'
+            : 'No recording yet: when the agent records calls, the file arrives just after the call ends.'));
+          return;
+        }
+        throw error;
+      }
+      if (!ctx.current()) return;
+      found = true;
+      body.dataset.state = 'found';
+      const seconds = (meta.durationMs / 1000).toFixed(1);
+      const channels = meta.channels === 2 ? 'two channels: the caller left, the agent right' : 'one channel: caller and agent mixed';
+      const facts = h('p', { id: 'call-recording-facts' }, `WAV, ${seconds} s, ${channels}, ${bytes(meta.bytes)}.`);
+      if (!ctx.can('member')) {
+        replace(body, facts, h('p', { class: 'note', role: 'note' }, `Your role (${ctx.role}) can see that this call was recorded; listening needs the member role.`));
+        return;
+      }
+      replace(body, facts, h('p', { class: 'loading' }, 'Loading the recording…'));
+      const response = await api('GET', meta.download, null, { raw: true });
+      const blob = await response.blob();
+      if (!ctx.current()) return;
+      objectUrl = URL.createObjectURL(blob);
+      const label = h('span', { id: 'call-recording-label' }, `Recording of this call (${seconds} s)`);
+      replace(body,
+        h('figure', { class: 'figure recording' },
+          h('figcaption', {}, label),
+          h('audio', { controls: true, preload: 'metadata', src: objectUrl, 'aria-labelledby': 'call-recording-label' })),
+        facts,
+        h('p', {}, h('a', { href: objectUrl, download: `${id}.wav`, class: 'btn' }, 'Download recording')));
+    } catch (error) {
+      if (ctx.current()) replace(body, errorBox(error));
+    } finally {
+      busy = false;
+    }
+  }
+
+  return { element, look };
 }
