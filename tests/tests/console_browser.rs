@@ -573,9 +573,7 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.wait_text(".timeline", "Ended").await;
     console.wait_text(".transcript .turn.agent", GREETING).await;
     // The agent did not record then: no player.
-    console
-        .wait_text("#call-recording", "No recording")
-        .await;
+    console.wait_text("#call-recording", "No recording").await;
     assert_eq!(console.count("#call-recording audio").await, 0);
 
     // Recording turned on for `support` (standalone keeps the files in the data folder).
@@ -584,7 +582,10 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     console.click_link("support").await;
     console.heading("Agent support").await;
     let record = console.field("Conversation", "Record calls").await;
-    assert!(!record.is_selected().await.unwrap(), "recording is off by default");
+    assert!(
+        !record.is_selected().await.unwrap(),
+        "recording is off by default"
+    );
     record.click().await.unwrap();
     console.click_button("Save agent").await;
     console.wait_text("#toast", "Agent saved").await;
@@ -594,6 +595,8 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     assert_eq!(status, 200, "{agent}");
     assert_eq!(agent["recording"]["enabled"], true, "{agent}");
     assert_eq!(agent["greeting"], GREETING, "{agent}");
+    // The embedded runtime re-reads agents every two seconds; the call must not race it.
+    running.reload_agents().await.unwrap();
 
     // A simulated call to the number (the CLI's path: signed webhook, media stream).
     let options = CallOptions {
@@ -640,6 +643,11 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
     let transcript = console.wait_text(".transcript", "Caller").await;
     assert!(transcript.contains(GREETING), "{transcript}");
     assert!(console.count(".turn.agent").await >= 1, "{transcript}");
+    // A recorded call starts with the notice.
+    assert!(
+        transcript.contains(switchboard_crds::recording::DEFAULT_CONSENT),
+        "{transcript}"
+    );
     console.screenshot("call").await;
 
     // The call was recorded: the page plays the WAV the API serves, and offers it for download.
@@ -685,7 +693,10 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         (played * 1000.0 - recorded_ms).abs() < 100.0,
         "the player's {played} s is the recording's {recorded_ms} ms: {media}"
     );
-    assert!(media["src"].as_str().unwrap().starts_with("blob:"), "{media}");
+    assert!(
+        media["src"].as_str().unwrap().starts_with("blob:"),
+        "{media}"
+    );
     let download = console
         .browser
         .find(Locator::XPath(
@@ -715,9 +726,7 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         header.starts_with("RIFF") && header.ends_with("WAVE"),
         "{header:?}"
     );
-    console
-        .scroll_to("section[aria-label='Recording']")
-        .await;
+    console.scroll_to("section[aria-label='Recording']").await;
     console.screenshot("call-recording").await;
 
     // Usage counts both calls against the plan.
@@ -899,9 +908,7 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         0,
         "nor a choice of the number's agent"
     );
-    console
-        .wait_text("tbody tr a", "support")
-        .await;
+    console.wait_text("tbody tr a", "support").await;
     console.click_link("Agents").await;
     console.heading("Agents").await;
     assert_eq!(
@@ -961,6 +968,8 @@ async fn console_onboarding_numbers_agent_calls_usage_campaigns_and_a_viewer() {
         .api_get(recording["download"].as_str().unwrap())
         .await;
     assert_eq!(status, 403, "{refused}");
+    console.click_link("Agents").await;
+    console.heading("Agents").await;
 
     // The tenant switcher: the viewer's own tenant, where they are the owner.
     let own = console
