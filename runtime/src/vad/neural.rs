@@ -13,7 +13,7 @@
 //! is reset and primed with the last frames when it starts again), which keeps its cost to a
 //! fraction of the stream: a quiet line costs a level measurement per frame.
 //!
-//! Soft talkers are lifted by up to 12 dB toward -30 dBFS before the
+//! Soft talkers are lifted by up to 9 dB toward -30 dBFS before the
 //! network hears them (the gain follows a peak-hold of the foreground's level, ramped between
 //! frames): the network believes quiet speech less than the same speech louder.
 
@@ -44,7 +44,7 @@ const PRIME_FRAMES: usize = 5;
 /// believes quiet speech less than the same speech louder.
 const GAIN_TARGET_DB: f32 = -30.0;
 /// The most they are lifted (dB), so a line's hiss is never made speech-loud.
-const MAX_GAIN_DB: f32 = 12.0;
+const MAX_GAIN_DB: f32 = 9.0;
 /// How fast (dB per frame) the level the gain follows falls after the loudest frame: it
 /// holds through a word, so the gain does not pump the syllables' dynamics flat.
 const ENVELOPE_RELEASE_DB: f32 = 0.5;
@@ -271,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn soft_talkers_are_lifted_by_at_most_12_db_and_loud_ones_not_at_all() {
+    fn soft_talkers_are_lifted_by_at_most_9_db_and_loud_ones_not_at_all() {
         let mut vad = NeuralVad::new();
         let soft = speech_like(160 * 30, 0, 100.0);
         probabilities(&mut vad, &soft);
