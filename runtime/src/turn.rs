@@ -48,6 +48,50 @@ pub struct TurnConfig {
     /// With a confirmation window: the mean probability over the window must reach this too
     /// (short bursts a detector half-believes, like coughs, do not).
     pub confirm_mean: f32,
+    /// A stricter confirmation just after the caller's turn ends, if any.
+    pub post_turn: Option<PostTurnConfig>,
+}
+
+/// The confirmation of speech in the first moments after the caller's turn ended, while the
+/// agent starts its reply; in force once a streaming transcript ends turns
+/// ([`TurnDetector::enable_post_turn`]). A caller who interrupts then talks as they just did; what else
+/// reaches the line then (people talking nearby, a television) has been there all along and
+/// is what a prompt end of turn would otherwise let in as a new turn, or a barge-in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PostTurnConfig {
+    /// Frames after the last voiced frame of a caller's turn (once it has ended) during
+    /// which a burst starting then is judged this way.
+    pub window_frames: u32,
+    /// Voiced frames needed, within `confirm_window` frames (at most 32).
+    pub min_speech_frames: u32,
+    /// Most recent frames the voiced ones must fall within.
+    pub confirm_window: u32,
+    /// Mean probability the window must reach.
+    pub confirm_mean: f32,
+    /// The burst's voiced frames must be, on average, no more than this many dB quieter than
+    /// the voiced frames of the caller's turn that just ended ("primary talker" gate).
+    pub level_margin_db: f32,
+}
+
+impl Default for PostTurnConfig {
+    fn default() -> Self {
+        Self::at_least(0)
+    }
+}
+
+impl PostTurnConfig {
+    /// The defaults, confirming at least `confirm_ms` of voiced speech (the agent's own
+    /// confirmation when it asks for a longer one).
+    pub fn at_least(confirm_ms: u32) -> Self {
+        let voiced = frames(DEFAULT_POST_TURN_CONFIRM_MS.max(confirm_ms)).clamp(2, 25);
+        Self {
+            window_frames: frames(DEFAULT_POST_TURN_WINDOW_MS),
+            min_speech_frames: voiced,
+            confirm_window: (voiced + voiced.div_ceil(4)).min(32),
+            confirm_mean: DEFAULT_POST_TURN_CONFIRM_MEAN,
+            level_margin_db: DEFAULT_PRIMARY_TALKER_MARGIN_DB,
+        }
+    }
 }
 
 impl TurnConfig {
@@ -61,6 +105,7 @@ impl TurnConfig {
             abandon_frames: 15,
             threshold: 0.5,
             confirm_mean: 0.0,
+            post_turn: None,
         }
     }
 
@@ -75,6 +120,15 @@ impl TurnConfig {
             abandon_frames: 15,
             threshold: 0.5,
             confirm_mean,
+            post_turn: None,
+        }
+    }
+
+    /// The same with `post_turn` judging bursts just after a turn ends.
+    pub fn with_post_turn(self, post_turn: PostTurnConfig) -> Self {
+        Self {
+            post_turn: Some(post_turn),
+            ..self
         }
     }
 }
@@ -109,7 +163,19 @@ pub struct TurnDetector {
     state: TurnState,
     /// The last 32 frames' probabilities, newest at `next`.
     probabilities: [f32; 32],
+    /// Their levels (dBFS).
+    levels: [f32; 32],
     next: usize,
+    /// Frames since the last voiced frame of the last turn, once it ended (saturating;
+    /// `u32::MAX` before the first).
+    since_turn_end: u32,
+    /// Sum and count of the levels of the current turn's voiced frames.
+    turn_level_sum: f32,
+    turn_level_frames: u32,
+    /// Mean level (dBFS) of the voiced frames of the caller's last turn.
+    caller_level_db: Option<f32>,
+    /// The post-turn confirmation is in force (a streaming transcript ends turns).
+    post_turn_active: bool,
     /// After a turn ended while the VAD still heard "speech" (the transcript ended it), no
     /// new burst starts until the VAD hears a silent frame: the same sound is not a new turn.
     wait_for_silence: bool,
@@ -122,7 +188,13 @@ impl TurnDetector {
             config,
             state: TurnState::Idle,
             probabilities: [0.0; 32],
+            levels: [0.0; 32],
             next: 0,
+            since_turn_end: u32::MAX,
+            turn_level_sum: 0.0,
+            turn_level_frames: 0,
+            caller_level_db: None,
+            post_turn_active: false,
             wait_for_silence: false,
         }
     }
@@ -157,10 +229,36 @@ impl TurnDetector {
     }
 
     /// Feeds one frame's speech probability; the turn ends after `end_of_turn_frames` of
-    /// silence.
+    /// silence. Without the frame's level the primary-talker gate has nothing to compare.
     pub fn push_with(&mut self, probability: f32, end_of_turn_frames: u32) -> TurnEvent {
+        self.push_frame(probability, f32::NAN, end_of_turn_frames)
+    }
+
+    /// Puts the post-turn confirmation (if configured) in force: the call's streaming
+    /// transcript ends turns promptly, so what follows a turn on a noisy line would start
+    /// the next one. Without a transcript the turn's fixed wait holds the line open instead,
+    /// and a caller interrupting the agent is heard on the ordinary confirmation.
+    pub fn enable_post_turn(&mut self) {
+        self.post_turn_active = true;
+    }
+
+    /// The mean level (dBFS) of the voiced frames of the caller's last turn, once one ended.
+    pub fn caller_level_db(&self) -> Option<f32> {
+        self.caller_level_db
+    }
+
+    /// Feeds one frame's speech probability and level (dBFS, NaN when unknown); the turn ends
+    /// after `end_of_turn_frames` of silence.
+    pub fn push_frame(
+        &mut self,
+        probability: f32,
+        level_db: f32,
+        end_of_turn_frames: u32,
+    ) -> TurnEvent {
         self.probabilities[self.next] = probability;
+        self.levels[self.next] = level_db;
         self.next = (self.next + 1) % self.probabilities.len();
+        self.since_turn_end = self.since_turn_end.saturating_add(1);
         let mut voiced = probability >= self.config.threshold;
         if self.wait_for_silence {
             self.wait_for_silence = voiced;
@@ -180,11 +278,35 @@ impl TurnDetector {
                 last_voiced,
             } => {
                 let last_voiced = if voiced { frames + 1 } else { last_voiced };
+                if voiced && level_db.is_finite() {
+                    self.turn_level_sum += level_db;
+                    self.turn_level_frames += 1;
+                }
                 advance_speaking(frames + 1, last_voiced, end_of_turn_frames.max(1))
             }
         };
         self.state = state;
+        match event {
+            TurnEvent::SpeechStarted => {
+                self.turn_level_sum = 0.0;
+                self.turn_level_frames = 0;
+            }
+            TurnEvent::TurnEnded { .. } => self.turn_over(end_of_turn_frames.max(1)),
+            _ => {}
+        }
         event
+    }
+
+    /// A turn ended `silent_frames` after the caller's last voiced frame: remember how loud
+    /// the caller was; the post-turn window runs from that last voiced frame, so it covers
+    /// the same moments whatever ended the turn (a fixed wait or the transcript).
+    fn turn_over(&mut self, silent_frames: u32) {
+        self.since_turn_end = silent_frames;
+        if self.turn_level_frames >= MIN_LEVEL_FRAMES {
+            self.caller_level_db = Some(self.turn_level_sum / self.turn_level_frames as f32);
+        }
+        self.turn_level_sum = 0.0;
+        self.turn_level_frames = 0;
     }
 
     /// Ends a confirmed turn now (the transcript says it is over).
@@ -196,6 +318,7 @@ impl TurnDetector {
             } => {
                 self.state = TurnState::Idle;
                 self.wait_for_silence = frames == last_voiced;
+                self.turn_over(frames - last_voiced);
                 TurnEvent::TurnEnded {
                     speech_ms: last_voiced * FRAME_MS,
                 }
@@ -215,14 +338,37 @@ impl TurnDetector {
         let frames = frames + 1;
         let silent_run = if voiced { 0 } else { silent_run + 1 };
         let recent = (recent << 1) | u32::from(voiced);
-        let (voiced_count, believed) = match self.config.confirm_window {
-            Some(window) => (
+        // A burst that started within the post-turn window is judged by it throughout.
+        let post_turn = self
+            .config
+            .post_turn
+            .filter(|_| self.post_turn_active)
+            .filter(|p| self.since_turn_end.saturating_sub(frames - 1) < p.window_frames);
+        let (voiced_count, believed, needed) = match (post_turn, self.config.confirm_window) {
+            (Some(post), _) => {
+                let window = post.confirm_window.clamp(1, 32);
+                let loud_enough = match (self.caller_level_db, self.voiced_level(window, recent)) {
+                    (Some(caller), Some(level)) => level >= caller - post.level_margin_db,
+                    _ => true,
+                };
+                (
+                    (recent & window_mask(window)).count_ones(),
+                    loud_enough && self.window_mean(window.min(frames)) >= post.confirm_mean,
+                    post.min_speech_frames,
+                )
+            }
+            (None, Some(window)) => (
                 (recent & window_mask(window)).count_ones(),
                 self.window_mean(window.min(frames)) >= self.config.confirm_mean,
+                self.config.min_speech_frames,
             ),
-            None => (voiced_count + u32::from(voiced), true),
+            (None, None) => (
+                voiced_count + u32::from(voiced),
+                true,
+                self.config.min_speech_frames,
+            ),
         };
-        if voiced_count >= self.config.min_speech_frames && believed {
+        if voiced_count >= needed && believed {
             let last_voiced = if voiced { frames } else { frames - silent_run };
             (
                 TurnState::Speaking {
@@ -257,7 +403,25 @@ impl TurnDetector {
             .sum();
         sum / window as f32
     }
+
+    /// Mean level of the voiced frames (bits of `recent`) among the last `window` frames;
+    /// `None` when no voiced frame has a known level.
+    fn voiced_level(&self, window: u32, recent: u32) -> Option<f32> {
+        let len = self.levels.len();
+        let (mut sum, mut count) = (0.0f32, 0u32);
+        for back in 0..(window as usize).min(len) {
+            let level = self.levels[(self.next + len - 1 - back) % len];
+            if recent & (1 << back) != 0 && level.is_finite() {
+                sum += level;
+                count += 1;
+            }
+        }
+        (count > 0).then(|| sum / count as f32)
+    }
 }
+
+/// Voiced frames a turn needs before its level counts as the caller's.
+const MIN_LEVEL_FRAMES: u32 = 10;
 
 fn window_mask(window: u32) -> u32 {
     if window >= 32 {
@@ -471,6 +635,15 @@ pub const DEFAULT_INCOMPLETE_MS: u32 = 1500;
 pub const DEFAULT_MAX_MS: u32 = 2500;
 /// Default mean probability over the confirmation window.
 pub const DEFAULT_CONFIRM_MEAN: f32 = 0.8;
+/// How long after the last voiced frame of a caller's turn (once it ended) bursts are
+/// judged by [`PostTurnConfig`] (with a streaming transcript only).
+pub const DEFAULT_POST_TURN_WINDOW_MS: u32 = 2200;
+/// Voiced speech needed then.
+pub const DEFAULT_POST_TURN_CONFIRM_MS: u32 = 200;
+/// Mean probability needed then.
+pub const DEFAULT_POST_TURN_CONFIRM_MEAN: f32 = 0.85;
+/// How much quieter (dB) than the caller's last turn speech may be then.
+pub const DEFAULT_PRIMARY_TALKER_MARGIN_DB: f32 = 4.0;
 
 /// An agent's turn-taking with the runtime's defaults filled in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -500,7 +673,8 @@ impl TurnTaking {
                 Some(VadChoice::Energy) => VadKind::Energy,
                 Some(VadChoice::Neural) | None => VadKind::Neural,
             },
-            detector: TurnConfig::confirmed(silence_ms, confirm_ms, DEFAULT_CONFIRM_MEAN),
+            detector: TurnConfig::confirmed(silence_ms, confirm_ms, DEFAULT_CONFIRM_MEAN)
+                .with_post_turn(PostTurnConfig::at_least(confirm_ms)),
             end_of_turn: EndOfTurnConfig {
                 silence_ms,
                 adaptive: spec.adaptive_end_of_turn.unwrap_or(true),
@@ -651,6 +825,77 @@ mod tests {
     }
 
     #[test]
+    fn just_after_a_turn_speech_must_be_surer_and_as_loud_as_the_caller() {
+        let config = TurnConfig::confirmed(400, 120, 0.8).with_post_turn(PostTurnConfig {
+            window_frames: 100,
+            min_speech_frames: 10,
+            confirm_window: 13,
+            confirm_mean: 0.85,
+            level_margin_db: 8.0,
+        });
+        // A caller's turn at -20 dBFS, ended by 400 ms of silence.
+        let mut detector = TurnDetector::new(config);
+        let turn: Vec<_> = (0..70)
+            .map(|f| detector.push_frame(if f < 50 { 0.95 } else { 0.0 }, -20.0, 20))
+            .collect();
+        assert_eq!(
+            turn.iter().position(|e| *e == TurnEvent::SpeechStarted),
+            Some(5)
+        );
+        assert!(
+            matches!(turn[69], TurnEvent::TurnEnded { .. }),
+            "{:?}",
+            turn[69]
+        );
+        assert_eq!(detector.caller_level_db(), Some(-20.0));
+        let burst = |detector: &mut TurnDetector, level: f32| {
+            (0..20)
+                .map(|_| detector.push_frame(0.95, level, 20))
+                .position(|e| e == TurnEvent::SpeechStarted)
+        };
+        // Talk 15 dB quieter than the caller, right after their turn: someone else.
+        assert_eq!(
+            burst(&mut detector.clone(), -35.0),
+            Some(5),
+            "not in force yet"
+        );
+        detector.enable_post_turn();
+        assert_eq!(burst(&mut detector, -35.0), None);
+        for _ in 0..20 {
+            detector.push_frame(0.0, -60.0, 20);
+        }
+        // The caller again: confirmed, but on 200 ms of speech rather than 120.
+        assert_eq!(burst(&mut detector, -23.0), Some(9));
+        assert!(detector.is_speaking());
+
+        // Once the window has passed, the quieter burst is judged by the ordinary rule.
+        let mut detector = TurnDetector::new(config);
+        detector.enable_post_turn();
+        for f in 0..70 {
+            detector.push_frame(if f < 50 { 0.95 } else { 0.0 }, -20.0, 20);
+        }
+        for _ in 0..100 {
+            detector.push_frame(0.0, -60.0, 20);
+        }
+        assert_eq!(burst(&mut detector, -35.0), Some(5));
+
+        // Before any turn the ordinary rule holds.
+        let mut detector = TurnDetector::new(config);
+        detector.enable_post_turn();
+        assert_eq!(burst(&mut detector, -35.0), Some(5));
+        // A burst the detector half-believes right after a turn is not enough either.
+        let mut detector = TurnDetector::new(config);
+        detector.enable_post_turn();
+        for f in 0..70 {
+            detector.push_frame(if f < 50 { 0.95 } else { 0.0 }, -20.0, 20);
+        }
+        let events: Vec<_> = (0..20)
+            .map(|_| detector.push_frame(0.8, -20.0, 20))
+            .collect();
+        assert!(!events.contains(&TurnEvent::SpeechStarted));
+    }
+
+    #[test]
     fn cues_of_transcripts() {
         assert_eq!(cue_of(""), Cue::Unknown);
         assert_eq!(cue_of("What are your opening hours?"), Cue::Complete);
@@ -737,6 +982,7 @@ mod tests {
         assert_eq!(
             taking.detector,
             TurnConfig::confirmed(700, DEFAULT_CONFIRM_MS, DEFAULT_CONFIRM_MEAN)
+                .with_post_turn(PostTurnConfig::default())
         );
         assert_eq!(
             taking.end_of_turn,

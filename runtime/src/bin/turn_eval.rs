@@ -16,7 +16,7 @@ use switchboard_crds::tenant::AgentSpec;
 use switchboard_runtime::eval::corpus::{Corpus, CorpusSize};
 use switchboard_runtime::eval::{self, Policy, Scores, mean, quantile};
 use switchboard_runtime::turn::{EndOfTurnConfig, TurnConfig, TurnTaking};
-use switchboard_runtime::vad::VadKind;
+use switchboard_runtime::vad::{FRAME_MS, VadKind};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,6 +48,19 @@ struct Args {
     /// Override the mean probability the confirmation window must reach (tuning).
     #[arg(long)]
     confirm_mean: Option<f32>,
+    /// Override how long after a turn ends the post-turn confirmation applies, ms; 0 turns
+    /// it off (tuning).
+    #[arg(long)]
+    post_turn_ms: Option<u32>,
+    /// Override the primary-talker margin of the post-turn confirmation, dB (tuning).
+    #[arg(long)]
+    level_margin_db: Option<f32>,
+    /// Override the voiced speech the post-turn confirmation needs, ms (tuning).
+    #[arg(long)]
+    post_confirm_ms: Option<u32>,
+    /// Override the mean probability the post-turn confirmation needs (tuning).
+    #[arg(long)]
+    post_confirm_mean: Option<f32>,
     /// Print frame-level probability quantiles of each detector per group of clips.
     #[arg(long)]
     frames: bool,
@@ -82,11 +95,28 @@ fn policies(args: &Args) -> Vec<Policy> {
         if let Some(confirm) = args.confirm_ms {
             taking.detector = TurnConfig {
                 threshold: taking.detector.threshold,
+                post_turn: taking.detector.post_turn,
                 ..TurnConfig::confirmed(silence, confirm, taking.detector.confirm_mean)
             };
         }
         if let Some(mean) = args.confirm_mean {
             taking.detector.confirm_mean = mean;
+        }
+        if let Some(post) = taking.detector.post_turn.as_mut() {
+            if let Some(window) = args.post_turn_ms {
+                post.window_frames = window / FRAME_MS;
+            }
+            if let Some(margin) = args.level_margin_db {
+                post.level_margin_db = margin;
+            }
+            if let Some(confirm) = args.post_confirm_ms {
+                let voiced = (confirm / FRAME_MS).clamp(2, 25);
+                post.min_speech_frames = voiced;
+                post.confirm_window = (voiced + voiced.div_ceil(4)).min(32);
+            }
+            if let Some(mean) = args.post_confirm_mean {
+                post.confirm_mean = mean;
+            }
         }
         taking
     };

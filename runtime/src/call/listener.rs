@@ -14,7 +14,7 @@ use crate::providers::stt::STT_RATE;
 use crate::providers::{SttEvent, SttSession};
 use crate::resample::Resampler;
 use crate::turn::{EndOfTurn, TurnDetector, TurnEvent, TurnTaking};
-use crate::vad::{FRAME_MS, FRAME_SAMPLES, VoiceActivity};
+use crate::vad::{FRAME_MS, FRAME_SAMPLES, VoiceActivity, level_dbfs};
 
 /// Audio kept from before speech was detected, so the first syllable is not clipped.
 pub(crate) const PREROLL_FRAMES: usize = 10;
@@ -101,6 +101,10 @@ impl Listener {
 
     /// A streaming STT's words or end-of-speech signal; the turn may end on it.
     pub fn on_stt_event(&mut self, event: SttEvent, heard: &mut Vec<Heard>) {
+        if self.end_of_turn.config().adaptive {
+            // The transcript ends turns from now on: bursts just after one need more.
+            self.turns.enable_post_turn();
+        }
         if !self.turns.in_utterance() {
             return;
         }
@@ -166,9 +170,11 @@ impl Listener {
         }
         let probability = self.vad.speech_probability(frame);
         let was_in_utterance = self.turns.in_utterance();
-        let mut event = self
-            .turns
-            .push_with(probability, self.end_of_turn.wait_frames());
+        let mut event = self.turns.push_frame(
+            probability,
+            level_dbfs(frame),
+            self.end_of_turn.wait_frames(),
+        );
         if was_in_utterance {
             if self.utterance.len() < MAX_UTTERANCE_SAMPLES {
                 self.utterance.extend_from_slice(frame);

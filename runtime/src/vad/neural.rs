@@ -5,12 +5,17 @@
 //! 16 kHz, so one or two scores complete per frame and the frame takes the highest of them.
 //!
 //! A frame is foreground when it stands [`FOREGROUND_MARGIN_DB`] above the line's background
-//! (the 10th percentile of the last two seconds' frame levels) and above an absolute floor.
+//! (the 10th percentile of the last two seconds' frame levels; before two seconds are heard,
+//! the quietest frame so far) and above an absolute floor.
 //! Background frames score 0: six talkers in a café or music on the line are speech-like to
 //! any frame classifier, but they are steady, while a caller talking to the agent stands out
 //! from them. The network only runs on the foreground and a short hangover after it (its state
 //! is reset and primed with the last frames when it starts again), which keeps its cost to a
 //! fraction of the stream: a quiet line costs a level measurement per frame.
+//!
+//! Soft talkers are lifted by up to 9 dB toward -30 dBFS before the
+//! network hears them (the gain follows a peak-hold of the foreground's level, ramped between
+//! frames): the network believes quiet speech less than the same speech louder.
 
 use earshot::Detector;
 
@@ -26,6 +31,8 @@ pub const FOREGROUND_MARGIN_DB: f32 = 6.0;
 pub const ABSOLUTE_FLOOR_DB: f32 = -60.0;
 /// Frame levels the background is estimated from (2 s).
 const BACKGROUND_FRAMES: usize = 100;
+/// Frames heard before the quietest of them is taken for the background (at the start).
+const MIN_HEARD_FRAMES: usize = 10;
 /// The background is re-estimated every this many frames.
 const BACKGROUND_EVERY: u32 = 5;
 /// The network keeps running this many frames after the last foreground frame (300 ms), so
@@ -33,6 +40,14 @@ const BACKGROUND_EVERY: u32 = 5;
 const HANGOVER_FRAMES: u32 = 15;
 /// Frames of 8 kHz audio replayed into a restarted network (its 48 ms window and context).
 const PRIME_FRAMES: usize = 5;
+/// Soft talkers are lifted toward this level (dBFS) before the network hears them: it
+/// believes quiet speech less than the same speech louder.
+const GAIN_TARGET_DB: f32 = -30.0;
+/// The most they are lifted (dB), so a line's hiss is never made speech-loud.
+const MAX_GAIN_DB: f32 = 9.0;
+/// How fast (dB per frame) the level the gain follows falls after the loudest frame: it
+/// holds through a word, so the gain does not pump the syllables' dynamics flat.
+const ENVELOPE_RELEASE_DB: f32 = 0.5;
 
 /// The neural detector of one stream (about 10 KiB of state).
 pub struct NeuralVad {
@@ -41,15 +56,22 @@ pub struct NeuralVad {
     pending: Vec<i16>,
     /// The last frames at 8 kHz, to prime a restarted network.
     recent: Vec<i16>,
-    /// The last frames' levels, starting as a silent line: a caller who speaks first is not
-    /// taken for the background.
+    /// The last frames' levels (the first `heard` of them, until two seconds are heard).
     levels: [f32; BACKGROUND_FRAMES],
     next_level: usize,
+    /// Frames heard so far, up to [`BACKGROUND_FRAMES`].
+    heard: usize,
     since_estimate: u32,
     background_db: f32,
     /// Frames since the last foreground frame (the network runs while this is short).
     quiet_run: u32,
     running: bool,
+    /// Peak-hold level of the foreground (dBFS) the soft-talker gain follows.
+    envelope_db: f32,
+    /// Gain (linear) applied to the previous frame; the next ramps from it.
+    gain: f32,
+    /// Scratch: the frame with the gain applied.
+    lifted: Vec<i16>,
 }
 
 impl std::fmt::Debug for NeuralVad {
@@ -77,11 +99,35 @@ impl NeuralVad {
             recent: Vec::with_capacity(PRIME_FRAMES * 160),
             levels: [-90.0; BACKGROUND_FRAMES],
             next_level: 0,
+            heard: 0,
             since_estimate: 0,
             background_db: -90.0,
             quiet_run: HANGOVER_FRAMES,
             running: false,
+            envelope_db: -90.0,
+            gain: 1.0,
+            lifted: Vec::with_capacity(FRAME_SAMPLES),
         }
+    }
+
+    /// The soft-talker gain (linear) for the current envelope: toward [`GAIN_TARGET_DB`], at
+    /// most [`MAX_GAIN_DB`].
+    fn gain_for_envelope(&self) -> f32 {
+        let db = (GAIN_TARGET_DB - self.envelope_db).clamp(0.0, MAX_GAIN_DB);
+        10f32.powf(db / 20.0)
+    }
+
+    /// Lifts `frame` into `self.lifted` by the soft-talker gain, ramped from the previous
+    /// frame's gain so the change makes no click.
+    fn lift(&mut self, frame: &[i16]) {
+        let gain = self.gain_for_envelope();
+        let start = self.gain;
+        let step = (gain - start) / frame.len().max(1) as f32;
+        self.lifted.clear();
+        self.lifted.extend(frame.iter().enumerate().map(|(n, s)| {
+            (f32::from(*s) * (start + step * (n + 1) as f32)).clamp(-32767.0, 32767.0) as i16
+        }));
+        self.gain = gain;
     }
 
     /// The current background estimate (dBFS).
@@ -97,13 +143,27 @@ impl NeuralVad {
     fn track_background(&mut self, level: f32) {
         self.levels[self.next_level] = level;
         self.next_level = (self.next_level + 1) % BACKGROUND_FRAMES;
+        self.heard = (self.heard + 1).min(BACKGROUND_FRAMES);
         self.since_estimate += 1;
         if self.since_estimate >= BACKGROUND_EVERY {
             self.since_estimate = 0;
-            let mut sorted = self.levels;
-            let (_, tenth, _) =
-                sorted.select_nth_unstable_by(BACKGROUND_FRAMES / 10, f32::total_cmp);
-            self.background_db = *tenth;
+            self.background_db = if self.heard == BACKGROUND_FRAMES {
+                let mut sorted = self.levels;
+                let (_, tenth, _) =
+                    sorted.select_nth_unstable_by(BACKGROUND_FRAMES / 10, f32::total_cmp);
+                *tenth
+            } else if self.heard >= MIN_HEARD_FRAMES {
+                // Until two seconds are heard, the quietest frame so far: the line is not
+                // silent just because it has not been heard long (noise from the first frame
+                // is background), and a caller who speaks first still stands above the
+                // pauses of their own speech.
+                self.levels[..self.heard]
+                    .iter()
+                    .copied()
+                    .fold(f32::INFINITY, f32::min)
+            } else {
+                -90.0
+            };
         }
     }
 
@@ -144,6 +204,12 @@ impl VoiceActivity for NeuralVad {
         let foreground =
             level > ABSOLUTE_FLOOR_DB && level > self.background_db + FOREGROUND_MARGIN_DB;
         self.track_background(level);
+        self.envelope_db = if foreground {
+            level.max(self.envelope_db - ENVELOPE_RELEASE_DB)
+        } else {
+            self.envelope_db - ENVELOPE_RELEASE_DB
+        }
+        .max(-90.0);
         self.quiet_run = if foreground { 0 } else { self.quiet_run + 1 };
         if self.quiet_run >= HANGOVER_FRAMES {
             self.running = false;
@@ -151,19 +217,27 @@ impl VoiceActivity for NeuralVad {
             return 0.0;
         }
         if !self.running {
-            // Start from a clean state primed with the audio just before this frame.
+            // Start from a clean state primed with the audio just before this frame, at the
+            // gain this frame gets.
             self.detector.reset();
             self.upsampler = Resampler::new(8000, 16_000);
             self.pending.clear();
+            self.gain = self.gain_for_envelope();
             let recent = std::mem::take(&mut self.recent);
             for previous in recent.chunks(FRAME_SAMPLES) {
-                self.score(previous);
+                self.lift(previous);
+                let lifted = std::mem::take(&mut self.lifted);
+                self.score(&lifted);
+                self.lifted = lifted;
             }
             self.recent = recent;
             self.running = true;
         }
         self.remember(frame);
-        let score = self.score(frame);
+        self.lift(frame);
+        let lifted = std::mem::take(&mut self.lifted);
+        let score = self.score(&lifted);
+        self.lifted = lifted;
         if foreground { score } else { 0.0 }
     }
 }
@@ -193,6 +267,40 @@ mod tests {
         assert!(vad.pending.len() < EARSHOT_FRAME);
         // Back to the quiet line: after the hangover the network stops again.
         probabilities(&mut vad, &noise(160 * 20, 2, 30.0));
+        assert!(!vad.is_running());
+    }
+
+    #[test]
+    fn soft_talkers_are_lifted_by_at_most_9_db_and_loud_ones_not_at_all() {
+        let mut vad = NeuralVad::new();
+        let soft = speech_like(160 * 30, 0, 100.0);
+        probabilities(&mut vad, &soft);
+        let level = level_dbfs(&soft[160 * 29..]);
+        assert!(level < -45.0, "{level}");
+        vad.lift(&soft[160 * 29..]);
+        let lifted = level_dbfs(&vad.lifted);
+        assert!(
+            (lifted - level - MAX_GAIN_DB).abs() < 0.5,
+            "{level} -> {lifted}"
+        );
+        let mut vad = NeuralVad::new();
+        let loud = speech_like(160 * 30, 0, 8000.0);
+        probabilities(&mut vad, &loud);
+        vad.lift(&loud[160 * 29..]);
+        assert_eq!(vad.lifted, loud[160 * 29..].to_vec());
+    }
+
+    #[test]
+    fn noise_from_the_first_frame_is_background_within_a_fraction_of_a_second() {
+        let mut vad = NeuralVad::new();
+        // Steady noise at about -40 dBFS from the start of the stream.
+        let noisy = probabilities(&mut vad, &noise(160 * 50, 5, 400.0));
+        assert!(
+            (-46.0..-36.0).contains(&vad.background_db()),
+            "{}",
+            vad.background_db()
+        );
+        assert!(noisy[15..].iter().all(|p| *p == 0.0), "{noisy:?}");
         assert!(!vad.is_running());
     }
 
