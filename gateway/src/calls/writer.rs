@@ -134,7 +134,7 @@ fn stopped() -> StoreError {
 }
 
 impl CallWriter {
-    /// Starts `lanes` writer tasks (at least one) on `store`. Two lanes let one batch be
+    /// Starts `lanes` writer tasks (at least one) on `store`. Several lanes let batches be
     /// assembled and sent while another commits; on SQLite, where writers queue on one lock,
     /// one lane is enough.
     pub fn spawn(store: Store, platform: Arc<PlanOverrides>, lanes: usize) -> Self {
@@ -292,9 +292,15 @@ async fn together(
     // one), so only the others need a scope change of their own.
     let first = by_tenant.keys().next().copied().unwrap_or_default();
     let mut tx = store.write(&Scope::tenant(first)).await?;
+    // The usage counters are updated last, just before the commit: an update locks its
+    // tenant's counter row until the commit, so the other lane's batch of the same tenant
+    // waits only for that update and the commit, not for the record inserts too.
+    let mut counts: Vec<PendingCount> = Vec::new();
+    let mut scoped = first.to_owned();
     for (tenant_id, members) in by_tenant {
-        if store.backend() == Backend::Postgres && tenant_id != first {
+        if store.backend() == Backend::Postgres && tenant_id != scoped {
             set_scope(&mut tx, &Scope::tenant(tenant_id)).await?;
+            tenant_id.clone_into(&mut scoped);
         }
         let now = now_ms();
         // The records of this tenant, with the request each belongs to.
@@ -312,7 +318,12 @@ async fn together(
                 None => Some(Refusal::UnknownTenant),
                 Some(tenant) if tenant.suspended.0 => Some(Refusal::Suspended),
                 Some(tenant) => {
-                    admit_together(&mut tx, platform, &tenant, &inbound, now).await?;
+                    if let Some(count) =
+                        claim_together(&mut tx, platform, &tenant.id, &tenant.plan, &inbound, now)
+                            .await?
+                    {
+                        counts.push(count);
+                    }
                     slug = tenant.slug;
                     None
                 }
@@ -334,7 +345,7 @@ async fn together(
         if rows.iter().any(|(_, row)| row.carrier_call_id.is_none()) {
             return Err(Together::Unkeyed);
         }
-        // One lock order for every batch (two lanes never wait on each other in a circle).
+        // One lock order for every batch (lanes never wait on each other in a circle).
         let mut ordered: Vec<&CallRow> = rows.iter().map(|(_, row)| row).collect();
         ordered.sort_by(|a, b| {
             (&a.carrier, &a.carrier_call_id).cmp(&(&b.carrier, &b.carrier_call_id))
@@ -388,6 +399,13 @@ async fn together(
             }
         }
     }
+    for count in &counts {
+        if store.backend() == Backend::Postgres && count.tenant_id != scoped {
+            set_scope(&mut tx, &Scope::tenant(&count.tenant_id)).await?;
+            count.tenant_id.clone_into(&mut scoped);
+        }
+        count_together(&mut tx, count).await?;
+    }
     tx.commit().await?;
     outcomes
         .into_iter()
@@ -401,17 +419,26 @@ async fn together(
         .collect()
 }
 
-/// Counts the batch's new inbound calls of one tenant against its limits at once, as
-/// [`usage::admit_call`] does one by one: each carrier call once, all of them only if all fit.
-async fn admit_together(
+/// A tenant's newly claimed inbound calls of the batch, to be counted against its limits.
+struct PendingCount {
+    tenant_id: String,
+    period: String,
+    limits: switchboard_crds::PlanLimits,
+    amount: i64,
+}
+
+/// Claims the batch's new inbound calls of one tenant (each carrier call once, as
+/// [`usage::admit_call`] does one by one); `None` when every one was claimed before (a retry).
+async fn claim_together(
     tx: &mut crate::store::Tx,
     platform: &PlanOverrides,
-    tenant: &tenants::TenantRow,
+    tenant_id: &str,
+    plan: &str,
     inbound: &[(usize, &InboundCall)],
     now: i64,
-) -> Result<(), Together> {
+) -> Result<Option<PendingCount>, Together> {
     let period = limits::period_of(now);
-    let limits = usage::limits_for(tx, platform, &tenant.id, &tenant.plan).await?;
+    let limits = usage::limits_for(tx, platform, tenant_id, plan).await?;
     let mut events: Vec<String> = inbound
         .iter()
         .map(|(_, call)| call_event_id(call))
@@ -420,30 +447,39 @@ async fn admit_together(
     events.dedup();
     let events: Vec<&str> = events.iter().map(String::as_str).collect();
     let claimed =
-        usage_store::claim_events(tx, &tenant.id, &events, &period, Metric::CallCount, 1, now)
+        usage_store::claim_events(tx, tenant_id, &events, &period, Metric::CallCount, 1, now)
             .await?;
     if claimed.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
+    Ok(Some(PendingCount {
+        tenant_id: tenant_id.to_owned(),
+        period,
+        limits,
+        amount: i64::try_from(claimed.len()).unwrap_or(i64::MAX),
+    }))
+}
+
+/// Counts claimed calls at once, all of them only if all fit within the tenant's limits.
+async fn count_together(tx: &mut crate::store::Tx, count: &PendingCount) -> Result<(), Together> {
     let mut guards = Vec::new();
-    if let Some(limit) = limits.monthly_calls {
+    if let Some(limit) = count.limits.monthly_calls {
         guards.push((Metric::CallCount, i64::try_from(limit).unwrap_or(i64::MAX)));
     }
-    if let Some(limit) = limits.monthly_minutes {
+    if let Some(limit) = count.limits.monthly_minutes {
         guards.push((
             Metric::CallMinutes,
             i64::try_from(limit).unwrap_or(i64::MAX),
         ));
     }
-    let amount = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
     let Some(value) = usage_store::increment_within_by(
         tx,
-        &tenant.id,
-        &period,
+        &count.tenant_id,
+        &count.period,
         Metric::CallCount,
-        amount,
+        count.amount,
         &guards,
-        now,
+        now_ms(),
     )
     .await?
     else {
@@ -452,11 +488,11 @@ async fn admit_together(
     // Raising is idempotent per level, so the batch's last value raises what each step would.
     usage::raise_thresholds(
         tx,
-        &tenant.id,
-        &period,
+        &count.tenant_id,
+        &count.period,
         Metric::CallCount,
         value,
-        limits.monthly_calls,
+        count.limits.monthly_calls,
     )
     .await?;
     Ok(())
