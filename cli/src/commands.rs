@@ -5,10 +5,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api::{ApiClient, ApiError, Payload, success_body};
+use crate::client::endpoints::{Answer, LOGIN, LOGOUT, ME, REFRESH, SIGNUP};
 use crate::client::types::{
     LoginRequest, LoginResponse, Me, RefreshRequest, RefreshResponse, SignupRequest, SignupResponse,
 };
-use crate::client::{Answer, LOGIN, LOGOUT, ME, REFRESH, SIGNUP};
 use crate::session::{Session, SessionError, SessionStore};
 
 /// Why a command failed.
@@ -367,22 +367,6 @@ impl Context {
     }
 }
 
-/// A user-typed id as one path segment.
-pub fn segment(value: &str) -> String {
-    path_segment(value)
-}
-
-/// Keeps a user-typed slug from escaping its path segment.
-fn path_segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// The answer without its tokens: they are stored, and never printed.
 fn redact_tokens(mut answer: Value) -> Value {
     if let Some(object) = answer.as_object_mut() {
@@ -394,12 +378,6 @@ fn redact_tokens(mut answer: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_cannot_escape_their_segment() {
-        assert_eq!(segment("acme"), "acme");
-        assert_eq!(segment("../admin?x"), "..%2Fadmin%3Fx");
-    }
 
     #[test]
     fn tokens_are_never_shown() {
