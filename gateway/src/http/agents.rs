@@ -99,13 +99,18 @@ pub async fn get(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Json<NamedAgent>, ApiError> {
     access.require(Role::Viewer)?;
-    if name == DEFAULT_AGENT {
-        return Ok(view(&name, default_agent(&access.tenant)?));
-    }
-    let spec = stored_agents(&access.tenant)?
-        .remove(&name)
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let spec = agent_or_404(&access.tenant, &name)?;
     Ok(view(&name, spec))
+}
+
+/// The tenant's agent `name` (`default`: the default agent), or 404 naming `agent`.
+pub fn agent_or_404(tenant: &TenantRow, name: &str) -> Result<AgentSpec, ApiError> {
+    if name == DEFAULT_AGENT {
+        return default_agent(tenant);
+    }
+    stored_agents(tenant)?
+        .remove(name)
+        .ok_or_else(|| ApiError::not_found("agent"))
 }
 
 /// What one write does to the tenant's agents.

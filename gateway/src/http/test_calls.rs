@@ -25,11 +25,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::json;
-use switchboard_crds::agents::DEFAULT_AGENT;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::agents::agent_or_404;
 use super::audit::record;
 use super::context::ClientInfo;
 use super::errors::ApiError;
@@ -99,13 +99,7 @@ pub async fn create(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     access.require(Role::Member)?;
-    if name != DEFAULT_AGENT {
-        let agents = switchboard_crds::agents::parse_named_agents(&access.tenant.agents)
-            .map_err(|e| ApiError::internal(&e))?;
-        if !agents.contains_key(&name) {
-            return Err(ApiError::not_found("agent"));
-        }
-    }
+    agent_or_404(&access.tenant, &name)?;
     access.require_stack(&state)?;
     if state.drain.is_draining() {
         return Err(CallError::Draining.into());
