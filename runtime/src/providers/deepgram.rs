@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use super::ProviderError;
-use super::stt::{StreamingOptions, SttEvent, SttSession, Transcript};
+use super::stt::session::{StreamingOptions, SttEvent, SttSession, Transcript};
 use crate::config::Secret;
 
 /// Audio frames buffered towards Deepgram before new ones are dropped (2 s).
