@@ -30,6 +30,7 @@
 //! chromium-driver`; `.ci/run` installs them) and fails saying so without them.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,7 +75,9 @@ async fn start(data_dir: &Path) -> Running {
     standalone::start(&args, config).await.unwrap()
 }
 
-/// chromedriver on a free loopback port, killed (by its own pid) when dropped.
+/// chromedriver on a free loopback port in a process group of its own, killed with the
+/// browsers it started when dropped (also when the test panics: killing chromedriver alone
+/// would leave its chromium running).
 struct Driver {
     child: Child,
     port: u16,
@@ -95,6 +98,7 @@ impl Driver {
             .unwrap()
             .port();
         let child = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -139,6 +143,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The group's id is chromedriver's pid; `kill -KILL -- -PGID` signals every member.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
