@@ -619,8 +619,14 @@ fn phase(
         .sum::<usize>()
         .max(1);
     let per_request = |seconds: f64| seconds * 1e6 / completed as f64;
+    // No Postgres processes of the bench's role on SQLite: nothing to print (not "-0 µs").
+    let postgres = if postgres_cpu > 0.0 {
+        format!(", Postgres {:.0} µs", per_request(postgres_cpu))
+    } else {
+        String::new()
+    };
     println!(
-        "  {} ({} clients, {:.1} s, load average {load_before} → {}): CPU per request: gateway {:.0} µs, load generator {:.0} µs, Postgres {:.0} µs",
+        "  {} ({} clients, {:.1} s, load average {load_before} → {}): CPU per request: gateway {:.0} µs, load generator {:.0} µs{postgres}",
         kinds
             .iter()
             .map(|k| format!("{k:?}").to_lowercase())
@@ -631,7 +637,6 @@ fn phase(
         load_average(),
         per_request(gateway_cpu),
         per_request(loadgen_cpu),
-        per_request(postgres_cpu),
     );
     let mut acked = Vec::new();
     let mut errors = 0;
