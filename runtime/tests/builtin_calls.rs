@@ -9,6 +9,10 @@ use serde_json::json;
 use switchboard_crds::events::{EndReason, EventKind};
 use switchboard_crds::tenant::AgentSpec;
 use switchboard_runtime::ProviderKeys;
+use switchboard_runtime::vad::level_dbfs;
+
+/// A carrier's frame pace.
+const FRAME: Duration = Duration::from_millis(20);
 
 #[tokio::test]
 async fn twilio_call_greets_echoes_the_caller_and_reports_events() {
@@ -111,38 +115,77 @@ async fn barge_in_clears_audio_and_records_what_was_heard() {
             m.iter().filter(|m| m["event"] == "media").count() > 40
         })
         .await;
-    // Speak over the agent at real-time pace.
-    carrier
-        .send_audio(
-            &words("Hold on, wait a second, I need to ask you something else."),
-            Duration::from_millis(20),
-        )
-        .await;
-    carrier
-        .wait_for("clear", |m| m.iter().any(|m| m["event"] == "clear"))
-        .await;
-    let clear = carrier
-        .messages()
-        .into_iter()
-        .find(|m| m["event"] == "clear")
-        .unwrap();
+    // Speak over the agent at real-time pace, noting how long the caller went on talking
+    // once the clear had arrived. The synthesised words end in a little silence: the words
+    // are over at the last frame with a voice in it.
+    let spoken = words("Hold on, wait a second, I need to ask you something else.");
+    let voiced = spoken
+        .chunks(160)
+        .rposition(|frame| level_dbfs(frame) > -50.0)
+        .map_or(0, |last| (last + 1) * 160);
+    let (talk, trailing) = spoken.split_at(voiced);
+    let mut talked_after_clear = 0.0;
+    for part in talk.chunks(160 * 10) {
+        let cleared = carrier.messages().iter().any(|m| m["event"] == "clear");
+        carrier.send_audio(part, FRAME).await;
+        if cleared {
+            talked_after_clear += part.len() as f32 / 8000.0;
+        }
+    }
+    // Everything received so far arrived while the caller talked.
+    let words_over = carrier.messages().len();
+    let messages = carrier.messages();
+    let clear = messages[..words_over]
+        .iter()
+        .position(|m| m["event"] == "clear")
+        .expect("the agent is cleared while the caller talks");
     assert_eq!(
-        clear,
+        messages[clear],
         json!({"event":"clear"}),
         "Telnyx dialect has no stream id"
     );
-    // After the clear no more greeting audio arrives.
-    let position = carrier
-        .messages()
-        .iter()
-        .position(|m| m["event"] == "clear")
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = carrier.messages()[position..]
+    assert!(
+        talked_after_clear >= 1.0,
+        "the caller talked on for {talked_after_clear} s after the clear"
+    );
+    let during = messages[clear..words_over]
         .iter()
         .filter(|m| m["event"] == "media")
         .count();
-    assert_eq!(after, 0, "audio after clear");
+    assert_eq!(during, 0, "audio after the clear while the caller talked");
+
+    // The line goes on, as a carrier's does (the words' own trailing silence, then line
+    // noise), until the agent has replied to the caller's turn: the reply's first segment
+    // and its mark.
+    carrier.send_audio(trailing, FRAME).await;
+    let reply_played = |m: &[serde_json::Value]| {
+        m.iter()
+            .position(|m| m["event"] == "mark" && m["mark"]["name"] == "t1s0")
+    };
+    for _ in 0..60 {
+        if reply_played(&carrier.messages()).is_some() {
+            break;
+        }
+        carrier.send_audio(&silence(0.1), FRAME).await;
+    }
+    let messages = carrier.messages();
+    let reply_mark = reply_played(&messages).expect("the agent replies to the caller's turn");
+    assert!(
+        messages[words_over..reply_mark]
+            .iter()
+            .any(|m| m["event"] == "media"),
+        "the reply is played after the caller's words"
+    );
+    // Nothing more of the greeting (turn 0) after the clear: what came after is the reply.
+    let marks_after_clear: Vec<_> = messages[clear..]
+        .iter()
+        .filter(|m| m["event"] == "mark")
+        .map(|m| m["mark"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        marks_after_clear.iter().all(|name| name.starts_with("t1")),
+        "{marks_after_clear:?}"
+    );
 
     carrier.stop().await;
     let events = runtime.gateway.wait_for_call_end().await;
@@ -152,6 +195,10 @@ async fn barge_in_clears_audio_and_records_what_was_heard() {
     let heard = heard.clone().unwrap();
     assert!(heard.len() < text.len(), "heard {heard:?} of {text:?}");
     assert!(text.starts_with(&heard), "heard is a prefix: {heard:?}");
+    // The audio after the caller's words was the agent's second turn: its reply to them.
+    assert_eq!(turns[1].0, "Caller", "{turns:?}");
+    assert_eq!(turns[2].0, "Agent", "{turns:?}");
+    assert_eq!(turns[2].1, format!("You said: {}", turns[1].1));
 }
 
 #[tokio::test]

@@ -170,11 +170,9 @@ impl Listener {
         }
         let probability = self.vad.speech_probability(frame);
         let was_in_utterance = self.turns.in_utterance();
-        let mut event = self.turns.push_frame(
-            probability,
-            level_dbfs(frame),
-            self.end_of_turn.wait_frames(),
-        );
+        let mut event =
+            self.turns
+                .push_frame(probability, level_dbfs(frame), self.end_of_turn_frames());
         if was_in_utterance {
             if self.utterance.len() < MAX_UTTERANCE_SAMPLES {
                 self.utterance.extend_from_slice(frame);
@@ -197,6 +195,16 @@ impl Listener {
             event = self.turns.end_now();
         }
         self.turn_over(event)
+    }
+
+    /// The detector's silent frames that end the turn now: the wait is meant as the caller's
+    /// silence, and a detector that keeps hearing the last word for a few frames (the neural
+    /// network's window) has already let that much of it pass when its silence starts.
+    fn end_of_turn_frames(&self) -> u32 {
+        self.end_of_turn
+            .wait_frames()
+            .saturating_sub(self.vad.trailing_frames())
+            .max(1)
     }
 
     /// Bookkeeping of a turn event; what the call hears of it.
@@ -317,6 +325,54 @@ mod tests {
         assert_eq!(frames, 100);
         assert_eq!(*recorder.samples.lock().unwrap(), 100 * 320);
         assert!((listener.streamed_seconds() - 2.0).abs() < 1e-9);
+    }
+
+    /// A detector that hears speech in loud frames and keeps hearing it for `trailing`
+    /// frames after, as the neural network does.
+    #[derive(Debug)]
+    struct Trailing {
+        trailing: u32,
+        left: u32,
+    }
+
+    impl VoiceActivity for Trailing {
+        fn name(&self) -> &'static str {
+            "trailing"
+        }
+        fn speech_probability(&mut self, frame: &[i16]) -> f32 {
+            if level_dbfs(frame) > -40.0 {
+                self.left = self.trailing;
+                1.0
+            } else if self.left > 0 {
+                self.left -= 1;
+                1.0
+            } else {
+                0.0
+            }
+        }
+        fn trailing_frames(&self) -> u32 {
+            self.trailing
+        }
+    }
+
+    #[test]
+    fn the_end_of_turn_wait_is_the_callers_silence_whatever_the_detector_trails() {
+        let stt: Arc<dyn SttSession> = Arc::new(Recorder::default());
+        // 1 s of speech then 1 s of a quiet line, a 300 ms wait: the turn ends 300 ms after
+        // the speech, however long the detector goes on hearing it.
+        let mut pcm = speech_like(8000, 0, 8000.0);
+        pcm.extend(noise(8000, 4, 20.0));
+        for trailing in [0, 3, 5] {
+            let mut listener = Listener::new(&TurnTaking::original(300), stt.clone());
+            listener.vad = Box::new(Trailing { trailing, left: 0 });
+            let heard = feed(&mut listener, &pcm, 160);
+            let ended = heard
+                .iter()
+                .find(|(_, h)| matches!(h, Heard::TurnEnded(_)))
+                .map(|(frame, _)| *frame);
+            // Frames 0-49 are speech; 15 frames of silence later is frame 64.
+            assert_eq!(ended, Some(64), "trailing {trailing}: {heard:?}");
+        }
     }
 
     #[test]

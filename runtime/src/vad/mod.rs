@@ -27,6 +27,14 @@ pub trait VoiceActivity: Send + std::fmt::Debug {
 
     /// Probability (0–1) that `frame` (20 ms at 8 kHz) is speech; updates the state.
     fn speech_probability(&mut self, frame: &[i16]) -> f32;
+
+    /// Frames for which the detector keeps calling audio speech after the speech has ended
+    /// (how far its view reaches back): a silence it reports began this much earlier on the
+    /// line. The end-of-turn wait is shortened by it, so that the wait is the caller's
+    /// silence whatever the detector.
+    fn trailing_frames(&self) -> u32 {
+        0
+    }
 }
 
 /// Which detector an agent uses.
