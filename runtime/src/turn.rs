@@ -357,11 +357,17 @@ impl TurnDetector {
                     post.min_speech_frames,
                 )
             }
-            (None, Some(window)) => (
-                (recent & window_mask(window)).count_ones(),
-                self.window_mean(window.min(frames)) >= self.config.confirm_mean,
-                self.config.min_speech_frames,
-            ),
+            (None, Some(window)) => {
+                let in_window = (recent & window_mask(window)).count_ones();
+                if self.window_mean(window.min(frames)) >= self.config.confirm_mean {
+                    (in_window, true, self.config.min_speech_frames)
+                } else {
+                    // A soft short word ("Stop.") that has just ended may never reach the
+                    // window's mean: judged whole instead.
+                    let word = self.short_word(frames, silent_run, recent);
+                    (in_window.max(word), word > 0, self.config.min_speech_frames)
+                }
+            }
             (None, None) => (
                 voiced_count + u32::from(voiced),
                 true,
@@ -394,6 +400,63 @@ impl TurnDetector {
 }
 
 impl TurnDetector {
+    /// The voiced frames of a burst of `frames` (decisions in `recent`) that has just ended
+    /// (`silent_run` is 1) if it is a complete short word; 0 when it is not one (or the
+    /// levels are unknown). A soft "Stop." the network believes at 0.70–0.80 per frame never
+    /// reaches the window's mean, and neither do coughs, music or line noise; a word stands
+    /// out of the line ([`SHORT_WORD_FOREGROUND_DB`] above the frames before it), its level
+    /// moves within it (music and static are flat), it is one run of voice, and its onset is
+    /// gradual (a cough or a crackle jumps to its loudest within one frame).
+    fn short_word(&self, frames: u32, silent_run: u32, recent: u32) -> u32 {
+        if silent_run != 1 || frames > SHORT_WORD_MAX_FRAMES {
+            return 0;
+        }
+        let len = self.probabilities.len();
+        let at = |back: usize| (self.next + len - 1 - back) % len;
+        let (mut sum, mut voiced) = (0.0f32, 0u32);
+        let (mut level_sum, mut loudest, mut quietest) = (0.0f32, f32::MIN, f32::MAX);
+        for back in 0..frames as usize {
+            if recent & (1 << back) != 0 {
+                let level = self.levels[at(back)];
+                sum += self.probabilities[at(back)];
+                voiced += 1;
+                level_sum += level;
+                loudest = loudest.max(level);
+                quietest = quietest.min(level);
+            }
+        }
+        // One run of voice (a frame in four may drop out), not crackles scattered over it.
+        if voiced < self.config.min_speech_frames
+            || 4 * voiced < 3 * (frames - 1)
+            || sum < SHORT_WORD_MEAN * voiced as f32
+            || !level_sum.is_finite()
+            || loudest - quietest < SHORT_WORD_LEVEL_RANGE_DB
+        {
+            return 0;
+        }
+        // The line before the burst: its quietest lead frame.
+        let span = (frames as usize + SHORT_WORD_LEAD_FRAMES).min(len);
+        let line = (frames as usize..span)
+            .map(|back| self.levels[at(back)])
+            .fold(f32::MAX, f32::min);
+        if !line.is_finite() || level_sum / (voiced as f32) < line + SHORT_WORD_FOREGROUND_DB {
+            return 0;
+        }
+        // Levels from the lead frames to the burst's last frame (the newest is silent).
+        let mut previous = f32::NAN;
+        for back in (1..span).rev() {
+            let level = self.levels[at(back)];
+            if !level.is_finite() {
+                return 0;
+            }
+            if previous.is_finite() && level - previous > SHORT_WORD_MAX_ONSET_DB {
+                return 0;
+            }
+            previous = level;
+        }
+        voiced
+    }
+
     /// Mean probability of the last `window` frames.
     fn window_mean(&self, window: u32) -> f32 {
         let len = self.probabilities.len();
@@ -419,6 +482,24 @@ impl TurnDetector {
         (count > 0).then(|| sum / count as f32)
     }
 }
+
+/// Longest burst (frames, 500 ms) judged as a complete short word once it ends.
+const SHORT_WORD_MAX_FRAMES: u32 = 25;
+/// Mean probability of a short word's voiced frames (the soft "Stop." the network hears at
+/// 0.70–0.80 per frame).
+const SHORT_WORD_MEAN: f32 = 0.65;
+/// Largest rise of level from one frame to the next in a short word's onset (dB): the soft
+/// words of the corpus rise by at most ~18 dB per frame; its coughs by 33 dB and more, line
+/// crackle by 23.
+const SHORT_WORD_MAX_ONSET_DB: f32 = 20.0;
+/// How far a short word's mean level must stand above the quietest of the frames just
+/// before it (dB): music, babble and noise the burst is part of stay within a few dB.
+const SHORT_WORD_FOREGROUND_DB: f32 = 15.0;
+/// Spread of level (loudest − quietest voiced frame, dB) a short word has at least: words
+/// rise and fall by ~10 dB, static bursts and sustained notes stay within ~3.
+const SHORT_WORD_LEVEL_RANGE_DB: f32 = 6.0;
+/// Frames before a burst whose levels count in its onset.
+const SHORT_WORD_LEAD_FRAMES: usize = 3;
 
 /// Voiced frames a turn needs before its level counts as the caller's.
 const MIN_LEVEL_FRAMES: u32 = 10;
@@ -822,6 +903,88 @@ mod tests {
         detector.push(false);
         detector.push(true);
         assert!(detector.in_utterance());
+    }
+
+    #[test]
+    fn a_soft_short_word_is_heard_once_it_ends_a_cough_or_a_flat_note_is_not() {
+        let config = TurnConfig::confirmed(700, DEFAULT_CONFIRM_MS, DEFAULT_CONFIRM_MEAN);
+        // Per frame (probability, dBFS), after a quiet line at -66 dBFS; the first two as the
+        // neural VAD heard them in the evaluation corpus (seed 1).
+        let run = |frames: &[(f32, f32)], with_levels: bool| {
+            let mut detector = TurnDetector::new(config);
+            for _ in 0..20 {
+                detector.push_frame(0.0, -66.0, 35);
+            }
+            frames
+                .iter()
+                .map(|&(p, level)| {
+                    let level = if with_levels { level } else { f32::NAN };
+                    detector.push_frame(p, level, 35)
+                })
+                .position(|e| e == TurnEvent::SpeechStarted)
+        };
+        // "Stop." at -46 dBFS: its window never reaches a mean of 0.8.
+        let word = [
+            (0.0, -63.0),
+            (0.0, -62.0),
+            (0.34, -50.0),
+            (0.56, -43.0),
+            (0.73, -38.0),
+            (0.77, -38.0),
+            (0.78, -42.0),
+            (0.78, -42.0),
+            (0.77, -48.0),
+            (0.0, -66.0),
+            (0.0, -66.0),
+        ];
+        assert_eq!(run(&word, true), Some(9), "heard on its first silent frame");
+        assert_eq!(
+            run(&word, false),
+            None,
+            "without levels, the window's rule only"
+        );
+        // Five voiced frames are too few, whatever they sound like.
+        let mut short = word;
+        short[3].0 = 0.3;
+        assert_eq!(run(&short, true), None);
+        // A cough: believed as much, but at its loudest within a frame of the quiet line.
+        let cough = [
+            (0.26, -32.0),
+            (0.58, -24.0),
+            (0.62, -27.0),
+            (0.67, -29.0),
+            (0.74, -34.0),
+            (0.74, -39.0),
+            (0.73, -41.0),
+            (0.71, -44.0),
+            (0.68, -48.0),
+            (0.65, -51.0),
+            (0.60, -54.0),
+            (0.52, -57.0),
+            (0.47, -60.0),
+            (0.0, -62.0),
+        ];
+        assert_eq!(run(&cough, true), None);
+        // The word's probabilities on a sustained note that stands out of nothing: flat.
+        let note: Vec<_> = word.iter().map(|&(p, _)| (p, -25.0)).collect();
+        let mut detector = TurnDetector::new(config);
+        for _ in 0..20 {
+            detector.push_frame(0.0, -25.0, 35);
+        }
+        assert!(
+            note.iter()
+                .all(|&(p, level)| detector.push_frame(p, level, 35) != TurnEvent::SpeechStarted)
+        );
+        // The same frames scattered over half a second (crackle) are not one run of voice.
+        let mut crackle = Vec::new();
+        for &frame in &word[..9] {
+            crackle.push(frame);
+            if frame.0 >= 0.5 {
+                crackle.push((0.0, -45.0));
+            }
+        }
+        crackle.push((0.0, -66.0));
+        assert_eq!(run(&crackle, true), None);
     }
 
     #[test]
