@@ -30,6 +30,7 @@ use base64::Engine;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use switchboard_crds::tenant::AgentSpec;
+use switchboard_crds::turn_taking::{TurnTakingSpec, VadChoice};
 use switchboard_runtime::codec::G711;
 use switchboard_runtime::providers::deepgram::small_buffers;
 use switchboard_runtime::vad::signals::{noise, speech_like};
@@ -65,6 +66,18 @@ struct Args {
     /// Seconds over which streams connect.
     #[arg(long)]
     ramp_seconds: Option<f64>,
+    /// VAD of the in-process runtime's agent, as its `turnTaking.vad`: `neural` (the
+    /// default) or `energy` (ignored with --url: the runtime's agent decides).
+    #[arg(long, default_value = "neural", value_parser = parse_vad)]
+    vad: VadChoice,
+}
+
+fn parse_vad(value: &str) -> Result<VadChoice, String> {
+    match value {
+        "neural" => Ok(VadChoice::Neural),
+        "energy" => Ok(VadChoice::Energy),
+        other => Err(format!("unknown VAD {other:?} (energy or neural)")),
+    }
 }
 
 #[derive(Default)]
@@ -121,10 +134,15 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(run_stream(plan)));
     }
     println!(
-        "media-bench: {} streams, ramp {:.1}s, measuring {}s at 50 frames/s each",
+        "media-bench: {} streams, ramp {:.1}s, measuring {}s at 50 frames/s each, {} VAD",
         args.streams,
         ramp.as_secs_f64(),
-        args.seconds
+        args.seconds,
+        if args.url.is_some() {
+            "the runtime's".to_owned()
+        } else {
+            format!("{:?}", args.vad).to_lowercase()
+        }
     );
     tokio::time::sleep_until(window_start.into()).await;
     let at_start = scrape(&http, &metrics_url, args.url.is_none()).await?;
@@ -145,6 +163,10 @@ async fn start_runtime(args: &Args) -> anyhow::Result<(String, String)> {
     let agent = AgentSpec {
         greeting: String::new(),
         end_of_turn_silence_ms: i32::try_from(args.end_of_turn_ms).unwrap_or(300),
+        turn_taking: TurnTakingSpec {
+            vad: Some(args.vad),
+            ..TurnTakingSpec::default()
+        },
         ..AgentSpec::default()
     };
     let store = Arc::new(ConfigStore::new(AgentSnapshot {
