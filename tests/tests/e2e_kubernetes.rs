@@ -1588,20 +1588,27 @@ async fn kubernetes_mode_end_to_end(backend: &str, database_url: &str) {
     simulator.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kubernetes_mode_signup_stack_number_call_events_and_drain() {
+/// Runs `scenario(backend, database_url)` on SQLite (a fresh file) and, when `DATABASE_URL` is
+/// a Postgres URL, on Postgres in a fresh schema named after `schema`; says when Postgres did
+/// not run (never skipped silently).
+async fn on_both_backends(what: &str, schema: &str, scenario: impl AsyncFn(&str, &str)) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
-    kubernetes_mode_end_to_end("sqlite", &sqlite).await;
+    scenario("sqlite", &sqlite).await;
     match std::env::var("DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
-            let (url, _schema) = postgres_schema::fresh_schema(&admin, "e2e_k8s", APP_ROLE).await;
-            kubernetes_mode_end_to_end("postgres", &url).await;
+            let (url, _schema) = postgres_schema::fresh_schema(&admin, schema, APP_ROLE).await;
+            scenario("postgres", &url).await;
         }
         _ => println!(
-            "e2e_kubernetes: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
+            "{what}: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
         ),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_mode_signup_stack_number_call_events_and_drain() {
+    on_both_backends("e2e_kubernetes", "e2e_k8s", kubernetes_mode_end_to_end).await;
 }
 
 /// The runtime Deployment's replicas in `namespace` (`None` while it does not exist).
@@ -1724,19 +1731,12 @@ async fn admin_suspension_in_kubernetes(backend: &str, database_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_mode_admin_suspension_scales_the_runtime_to_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
-    admin_suspension_in_kubernetes("sqlite", &sqlite).await;
-    match std::env::var("DATABASE_URL") {
-        Ok(admin) if admin.starts_with("postgres") => {
-            let (url, _schema) =
-                postgres_schema::fresh_schema(&admin, "e2e_k8s_adm", APP_ROLE).await;
-            admin_suspension_in_kubernetes("postgres", &url).await;
-        }
-        _ => println!(
-            "e2e_kubernetes admin suspension: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
-        ),
-    }
+    on_both_backends(
+        "e2e_kubernetes admin suspension",
+        "e2e_k8s_adm",
+        admin_suspension_in_kubernetes,
+    )
+    .await;
 }
 
 /// The tenant's language model in the campaign test: an OpenAI-compatible chat-completions
@@ -2041,17 +2041,10 @@ async fn campaign_in_kubernetes(backend: &str, database_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_mode_campaign_call_records_the_survey_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display());
-    campaign_in_kubernetes("sqlite", &sqlite).await;
-    match std::env::var("DATABASE_URL") {
-        Ok(admin) if admin.starts_with("postgres") => {
-            let (url, _schema) =
-                postgres_schema::fresh_schema(&admin, "e2e_k8s_camp", APP_ROLE).await;
-            campaign_in_kubernetes("postgres", &url).await;
-        }
-        _ => println!(
-            "e2e_kubernetes campaign: DATABASE_URL is not a Postgres URL, so the Postgres backend did NOT run"
-        ),
-    }
+    on_both_backends(
+        "e2e_kubernetes campaign",
+        "e2e_k8s_camp",
+        campaign_in_kubernetes,
+    )
+    .await;
 }
