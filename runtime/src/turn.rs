@@ -412,13 +412,12 @@ impl TurnDetector {
             return 0;
         }
         let len = self.probabilities.len();
-        let at = |back: usize| (self.next + len - 1 - back) % len;
         let (mut sum, mut voiced) = (0.0f32, 0u32);
         let (mut level_sum, mut loudest, mut quietest) = (0.0f32, f32::MIN, f32::MAX);
         for back in 0..frames as usize {
             if recent & (1 << back) != 0 {
-                let level = self.levels[at(back)];
-                sum += self.probabilities[at(back)];
+                let level = self.levels[self.ago(back)];
+                sum += self.probabilities[self.ago(back)];
                 voiced += 1;
                 level_sum += level;
                 loudest = loudest.max(level);
@@ -437,7 +436,7 @@ impl TurnDetector {
         // The line before the burst: its quietest lead frame.
         let span = (frames as usize + SHORT_WORD_LEAD_FRAMES).min(len);
         let line = (frames as usize..span)
-            .map(|back| self.levels[at(back)])
+            .map(|back| self.levels[self.ago(back)])
             .fold(f32::MAX, f32::min);
         if !line.is_finite() || level_sum / (voiced as f32) < line + SHORT_WORD_FOREGROUND_DB {
             return 0;
@@ -445,7 +444,7 @@ impl TurnDetector {
         // Levels from the lead frames to the burst's last frame (the newest is silent).
         let mut previous = f32::NAN;
         for back in (1..span).rev() {
-            let level = self.levels[at(back)];
+            let level = self.levels[self.ago(back)];
             if !level.is_finite() {
                 return 0;
             }
@@ -458,11 +457,18 @@ impl TurnDetector {
     }
 
     /// Mean probability of the last `window` frames.
+    /// Index in `probabilities` and `levels` of the frame `back` frames before the newest
+    /// (`0`: the newest); `back` is less than the history's 32 frames.
+    fn ago(&self, back: usize) -> usize {
+        let len = self.probabilities.len();
+        (self.next + len - 1 - back) % len
+    }
+
     fn window_mean(&self, window: u32) -> f32 {
         let len = self.probabilities.len();
         let window = (window as usize).clamp(1, len);
-        let sum: f32 = (1..=window)
-            .map(|back| self.probabilities[(self.next + len - back) % len])
+        let sum: f32 = (0..window)
+            .map(|back| self.probabilities[self.ago(back)])
             .sum();
         sum / window as f32
     }
@@ -473,7 +479,7 @@ impl TurnDetector {
         let len = self.levels.len();
         let (mut sum, mut count) = (0.0f32, 0u32);
         for back in 0..(window as usize).min(len) {
-            let level = self.levels[(self.next + len - 1 - back) % len];
+            let level = self.levels[self.ago(back)];
             if recent & (1 << back) != 0 && level.is_finite() {
                 sum += level;
                 count += 1;
